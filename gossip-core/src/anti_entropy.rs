@@ -1,0 +1,230 @@
+//! Anti-entropy: every `gossip_interval` a node contacts `fanout` random peers and
+//! reconciles its table with theirs.
+//!
+//! - **push**: one `Push` of the deltas of recently changed nodes;
+//! - **pull**: `Syn` (summary and digest) -> `SynAck` (what the initiator lacks, the peer's
+//!   digest) -> `Ack2` (requests) -> `DeltaReply`;
+//! - **push-pull**: as pull, and the `Ack2` also carries what the peer lacks.
+//!
+//! A `Syn` whose summary equals the peer's ends the exchange at once, so an idle cluster
+//! sends one small datagram per peer per round. A `Syn` carries the recently changed nodes
+//! first; while this node has lately seen a peer out of sync, it also carries a rotating
+//! window over the whole table, so every difference is found within a bounded number of
+//! rounds even when the digest is far larger than a datagram.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use gossip_proto::v1::{self, ExchangeMode, envelope::Body};
+use rand::seq::index;
+use rand_core::Rng;
+
+use crate::budget::Budget;
+use crate::config::AntiEntropyMode;
+use crate::delta::{self, DeltaPlan};
+use crate::digest;
+use crate::node::Node;
+use crate::replica::Refusal;
+use crate::table::Upsert;
+
+impl<R: Rng> Node<R> {
+    /// One anti-entropy round: collect garbage, then contact `fanout` random peers.
+    pub(crate) fn gossip_round(&mut self) {
+        self.metrics.gossip_rounds += 1;
+        let now = self.now;
+        self.metrics.tombstones_collected += self.table.collect_garbage(now) as u64;
+        let window = self.config.gossip_interval * self.config.recent_rounds;
+        self.table.prune_recent(now, window);
+        for peer in self.choose_peers() {
+            match self.config.mode {
+                AntiEntropyMode::Push => self.send_push(peer),
+                AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(peer),
+            }
+        }
+    }
+
+    /// Up to `fanout` distinct peers: known nodes and seeds not yet heard from.
+    fn choose_peers(&mut self) -> Vec<SocketAddr> {
+        let known = self.table.len() - 1;
+        let candidates = known + self.seeds.len();
+        let amount = self.config.fanout.min(candidates);
+        index::sample(&mut self.rng, candidates, amount)
+            .into_iter()
+            .filter_map(|choice| match choice.checked_sub(known) {
+                None => self.table.get(choice + 1).map(|(_, replica)| replica.address),
+                Some(seed) => self.seeds.get(seed).copied(),
+            })
+            .collect()
+    }
+
+    fn budget(&self) -> Budget {
+        Budget::new(self.config.max_datagram_size, self.envelopes.base_len())
+    }
+
+    fn out_of_sync(&self) -> bool {
+        self.out_of_sync_until.is_some_and(|until| self.now < until)
+    }
+
+    fn mark_out_of_sync(&mut self) {
+        self.out_of_sync_until =
+            Some(self.now + self.config.gossip_interval * self.config.out_of_sync_rounds);
+    }
+
+    /// Opens a pull or push-pull exchange with `peer`.
+    pub(crate) fn send_syn(&mut self, peer: SocketAddr) {
+        let summary = self.table.summary().to_wire();
+        let mode = match self.config.mode {
+            AntiEntropyMode::Pull => ExchangeMode::Pull,
+            _ => ExchangeMode::PushPull,
+        };
+        let mut budget = self.budget();
+        budget.take(crate::budget::field_len(prost::Message::encoded_len(&summary)) + 2);
+        let mut digest = Vec::new();
+        let rotate = self.out_of_sync();
+        digest::push_window(&mut self.table, &HashSet::new(), rotate, &mut budget, &mut digest);
+        self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32 }));
+    }
+
+    /// Push mode: the deltas of recently changed nodes, from where their recent run began.
+    fn send_push(&mut self, peer: SocketAddr) {
+        let mut plans: Vec<DeltaPlan> = self
+            .table
+            .recent_first()
+            .into_iter()
+            .filter_map(|index| {
+                let (_, replica) = self.table.get(index)?;
+                let missing = replica.max_version.checked_sub(replica.recent_base).filter(|m| *m > 0)?;
+                Some(DeltaPlan { index, from: replica.recent_base, reset: false, missing })
+            })
+            .collect();
+        if plans.is_empty() {
+            return;
+        }
+        let mut budget = self.budget();
+        let deltas = delta::pack(&self.table, &mut plans, &mut budget, &mut self.rng);
+        if !deltas.is_empty() {
+            self.send(peer, Body::Push(v1::Push { deltas }));
+        }
+    }
+
+    /// A peer opened an exchange: answer unless our summaries agree.
+    pub(crate) fn on_syn(&mut self, from: SocketAddr, syn: v1::Syn) {
+        let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
+        if theirs == Some(self.table.summary()) {
+            self.metrics.exchanges_in_sync += 1;
+            return;
+        }
+        self.metrics.exchanges_out_of_sync += 1;
+        self.mark_out_of_sync();
+        let push_pull = syn.mode() != ExchangeMode::Pull;
+        let mut comparison =
+            digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
+        let mut budget = self.budget();
+        let mut digest = Vec::new();
+        if push_pull {
+            // Room for what we lack, but at most a third: the deltas matter more.
+            let mut share = budget.share(1, 3);
+            let before = share.remaining();
+            digest::push_entries(comparison.behind, &mut share, &mut digest);
+            budget.settle(before, share.remaining());
+        }
+        let deltas = delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng);
+        digest::push_window(&mut self.table, &comparison.mentioned, true, &mut budget, &mut digest);
+        if deltas.is_empty() && digest.is_empty() {
+            return;
+        }
+        self.send(from, Body::SynAck(v1::SynAck { deltas, digest }));
+    }
+
+    /// The peer answered our `Syn`: apply what it sent, then send what it lacks and ask
+    /// for what we lack.
+    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: v1::SynAck) {
+        self.mark_out_of_sync();
+        self.apply_deltas(&syn_ack.deltas);
+        let mut comparison =
+            digest::compare(&self.table, &syn_ack.digest, self.config.max_nodes, &mut self.metrics);
+        let mut budget = self.budget();
+        let mut request = Vec::new();
+        digest::push_entries(comparison.behind, &mut budget, &mut request);
+        let deltas = if self.config.mode == AntiEntropyMode::PushPull {
+            delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng)
+        } else {
+            Vec::new()
+        };
+        if deltas.is_empty() && request.is_empty() {
+            return;
+        }
+        self.send(from, Body::Ack2(v1::Ack2 { deltas, request }));
+    }
+
+    /// The last step of an exchange we answered: apply, then send what was requested.
+    pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: v1::Ack2) {
+        self.apply_deltas(&ack2.deltas);
+        let mut comparison =
+            digest::compare(&self.table, &ack2.request, self.config.max_nodes, &mut self.metrics);
+        if comparison.deltas.is_empty() {
+            return;
+        }
+        let mut budget = self.budget();
+        let deltas = delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng);
+        if !deltas.is_empty() {
+            self.send(from, Body::DeltaReply(v1::DeltaReply { deltas }));
+        }
+    }
+
+    /// Applies checked deltas, each node's independently.
+    pub(crate) fn apply_deltas(&mut self, deltas: &[v1::NodeDelta]) {
+        for node_delta in deltas {
+            let Some(address) = delta::validate(node_delta, &self.config) else {
+                // `message::check` refused such datagrams already.
+                continue;
+            };
+            let upsert = self.table.upsert(
+                &node_delta.name,
+                node_delta.generation,
+                address,
+                false,
+                self.config.max_nodes,
+            );
+            let index = match upsert {
+                Upsert::Local => {
+                    let ours = self.table.local();
+                    let newer = node_delta.generation > ours.generation
+                        || (node_delta.generation == ours.generation
+                            && node_delta.to_version > ours.max_version);
+                    if newer {
+                        self.metrics.rejected_own_deltas += 1;
+                    } else {
+                        self.metrics.stale_deltas += 1;
+                    }
+                    continue;
+                }
+                Upsert::Stale => {
+                    self.metrics.stale_deltas += 1;
+                    continue;
+                }
+                Upsert::Full => {
+                    self.metrics.nodes_over_cap += 1;
+                    continue;
+                }
+                Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
+            };
+            self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);
+            let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
+            let max_keys = self.config.max_keys_per_node;
+            let events = &mut self.events;
+            let result = self.table.modify(index, |owner, replica| {
+                replica.apply(owner, node_delta, now, deadline, max_keys, events)
+            });
+            match result {
+                Some(Ok(applied)) => {
+                    self.metrics.deltas_applied += 1;
+                    self.metrics.entries_applied += applied.entries as u64;
+                    self.metrics.replica_resets += u64::from(applied.reset);
+                    self.metrics.keys_over_cap += applied.over_cap as u64;
+                }
+                Some(Err(Refusal::Stale)) | None => self.metrics.stale_deltas += 1,
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Deltas: checking the ones that arrive, and packing the ones to send into the datagram
+//! budget (most useful first, each a contiguous run in version order).
+
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+
+use gossip_proto::v1;
+use prost::Message;
+use prost::encoding::encoded_len_varint;
+use rand_core::Rng;
+
+use crate::budget::{Budget, field_len};
+use crate::config::Config;
+use crate::identity::{address_from_wire, address_to_wire};
+use crate::table::NodeTable;
+
+/// Checks a received delta against the protocol's rules and the config's limits; returns
+/// the node's address when the delta is well formed.
+pub(crate) fn validate(delta: &v1::NodeDelta, config: &Config) -> Option<SocketAddr> {
+    if !valid_name(&delta.name, config) || delta.from_version > delta.to_version {
+        return None;
+    }
+    if delta.reset && delta.from_version != 0 {
+        return None;
+    }
+    let mut previous = delta.from_version;
+    for entry in &delta.entries {
+        let in_order = entry.version > previous && entry.version <= delta.to_version;
+        if !in_order || entry.key.len() > config.max_key_size || entry.value.len() > config.max_value_size {
+            return None;
+        }
+        previous = entry.version;
+    }
+    address_from_wire(delta.address.as_ref())
+}
+
+/// Whether a node name from the network is acceptable.
+pub(crate) fn valid_name(name: &str, config: &Config) -> bool {
+    !name.is_empty() && name.len() <= config.max_name_size
+}
+
+/// One node's delta that a peer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeltaPlan {
+    /// The node, by table index.
+    pub(crate) index: usize,
+    /// The peer's max version: the delta starts after it.
+    pub(crate) from: u64,
+    /// The peer is behind our watermark and must rebuild its replica.
+    pub(crate) reset: bool,
+    /// How many versions the peer misses.
+    pub(crate) missing: u64,
+}
+
+/// Packs as many of `plans` as fit: nodes the peer does not know first, then those with the
+/// most missing versions, ties broken at random. A node whose run does not fit whole is cut
+/// after its last entry that fits (the receiver applies the prefix).
+pub(crate) fn pack<R: Rng>(
+    table: &NodeTable,
+    plans: &mut [DeltaPlan],
+    budget: &mut Budget,
+    rng: &mut R,
+) -> Vec<v1::NodeDelta> {
+    let mut keyed: Vec<(bool, Reverse<u64>, u32, DeltaPlan)> =
+        plans.iter().map(|plan| (plan.from != 0, Reverse(plan.missing), rng.next_u32(), *plan)).collect();
+    keyed.sort_unstable_by_key(|(known, missing, tiebreak, _)| (*known, *missing, *tiebreak));
+    let mut deltas = Vec::new();
+    for (_, _, _, plan) in keyed {
+        if budget.remaining() < MIN_USEFUL_DELTA {
+            break;
+        }
+        if let Some(delta) = pack_one(table, plan, budget) {
+            deltas.push(delta);
+        }
+    }
+    deltas
+}
+
+/// Below this many free bytes no delta with an entry fits; stop trying.
+const MIN_USEFUL_DELTA: usize = 24;
+
+fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v1::NodeDelta> {
+    let (name, replica) = table.get(plan.index)?;
+    let mut delta = v1::NodeDelta {
+        name: name.to_owned(),
+        generation: replica.generation,
+        address: Some(address_to_wire(replica.address)),
+        from_version: plan.from,
+        to_version: replica.max_version,
+        gc_watermark: replica.gc_watermark,
+        reset: plan.reset,
+        entries: Vec::new(),
+    };
+    let mut len = delta.encoded_len();
+    let room = budget.remaining();
+    if field_len(len) > room {
+        return None;
+    }
+    let mut truncated = false;
+    for (version, entry) in replica.entries_after(plan.from) {
+        let entry_len =
+            field_len(entry_encoded_len(entry.key.len(), entry.value.len(), version, entry.deleted));
+        if field_len(len + entry_len) > room {
+            truncated = true;
+            break;
+        }
+        len += entry_len;
+        delta.entries.push(v1::Entry {
+            key: entry.key.clone(),
+            value: entry.value.clone(),
+            version,
+            deleted: entry.deleted,
+        });
+    }
+    if truncated {
+        // The receiver's max version becomes the last version sent: a prefix, no hole.
+        delta.to_version = delta.entries.last()?.version;
+    }
+    budget.take(field_len(len)).then_some(delta)
+}
+
+/// The encoded length of an `Entry` without building it.
+fn entry_encoded_len(key_len: usize, value_len: usize, version: u64, deleted: bool) -> usize {
+    let bytes_field = |len: usize| if len == 0 { 0 } else { 1 + encoded_len_varint(len as u64) + len };
+    let version_len = if version == 0 { 0 } else { 1 + encoded_len_varint(version) };
+    bytes_field(key_len) + bytes_field(value_len) + version_len + if deleted { 2 } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_length_formula_matches_prost() {
+        for (key, value, version, deleted) in [
+            ("", 0, 0, false),
+            ("k", 1, 1, true),
+            ("key", 300, u64::MAX, false),
+            (&"x".repeat(200)[..], 0, 128, true),
+        ] {
+            let entry = v1::Entry { key: key.to_owned(), value: vec![7; value].into(), version, deleted };
+            assert_eq!(entry_encoded_len(key.len(), value, version, deleted), entry.encoded_len());
+        }
+    }
+}

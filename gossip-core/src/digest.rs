@@ -1,0 +1,163 @@
+//! Digests: what a node says it holds (name, generation, max version, GC watermark per
+//! node), how it chooses which entries fit a datagram, and how a received digest is
+//! compared with the local table.
+//!
+//! A full digest stops fitting a 1,400-byte datagram at a few dozen nodes, so a digest is
+//! a window: the recently changed nodes first (that is where news is), then, while this
+//! node is out of sync, a window that rotates over the whole table. With `w` entries per
+//! window, every known node is offered within `ceil(n / w)` out-of-sync exchanges; with the
+//! default limits `w` is at least 30 (names of up to 24 bytes give about 45), so at 10,000
+//! nodes every node appears within 334 windows.
+
+use std::collections::HashSet;
+
+use gossip_proto::v1;
+use prost::Message;
+
+use crate::budget::{Budget, field_len};
+use crate::delta::DeltaPlan;
+use crate::metrics::Metrics;
+use crate::replica::Replica;
+use crate::table::{LOCAL, NodeTable};
+
+/// The digest entry for one node as this node holds it.
+pub(crate) fn entry(name: &str, replica: &Replica) -> v1::DigestEntry {
+    v1::DigestEntry {
+        name: name.to_owned(),
+        generation: replica.generation,
+        max_version: replica.max_version,
+        gc_watermark: replica.gc_watermark,
+    }
+}
+
+/// The outcome of comparing a peer's digest entries with the local table.
+#[derive(Debug, Default)]
+pub(crate) struct Comparison {
+    /// Deltas the peer lacks.
+    pub(crate) deltas: Vec<DeltaPlan>,
+    /// Our entries for the nodes where the peer is ahead (or that we do not know).
+    pub(crate) behind: Vec<v1::DigestEntry>,
+    /// Table indexes the peer mentioned (no need to offer them again).
+    pub(crate) mentioned: HashSet<usize>,
+}
+
+/// Compares the peer's `entries` with the local table.
+pub(crate) fn compare(
+    table: &NodeTable,
+    entries: &[v1::DigestEntry],
+    max_nodes: usize,
+    metrics: &mut Metrics,
+) -> Comparison {
+    let mut comparison = Comparison::default();
+    let mut unknown = 0;
+    for theirs in entries {
+        let Some(index) = table.index_of(&theirs.name) else {
+            if table.len() + unknown >= max_nodes {
+                metrics.nodes_over_cap += 1;
+                continue;
+            }
+            unknown += 1;
+            comparison.behind.push(v1::DigestEntry {
+                name: theirs.name.clone(),
+                generation: theirs.generation,
+                max_version: 0,
+                gc_watermark: 0,
+            });
+            continue;
+        };
+        comparison.mentioned.insert(index);
+        let Some((name, ours)) = table.get(index) else { continue };
+        let claims_newer = theirs.generation > ours.generation
+            || (theirs.generation == ours.generation && theirs.max_version > ours.max_version);
+        if index == LOCAL && claims_newer {
+            // Only this node writes its own table.
+            metrics.rejected_own_deltas += 1;
+            continue;
+        }
+        if theirs.generation < ours.generation {
+            comparison.deltas.push(DeltaPlan { index, from: 0, reset: false, missing: ours.max_version });
+        } else if theirs.generation > ours.generation {
+            comparison.behind.push(v1::DigestEntry {
+                name: name.to_owned(),
+                generation: theirs.generation,
+                max_version: 0,
+                gc_watermark: 0,
+            });
+        } else if ours.max_version > theirs.max_version {
+            let reset = theirs.max_version < ours.gc_watermark && theirs.gc_watermark < ours.gc_watermark;
+            let from = if reset { 0 } else { theirs.max_version };
+            comparison.deltas.push(DeltaPlan {
+                index,
+                from,
+                reset,
+                missing: ours.max_version - theirs.max_version,
+            });
+        } else if ours.max_version < theirs.max_version {
+            comparison.behind.push(entry(name, ours));
+        }
+    }
+    comparison
+}
+
+/// Appends entries while they fit `budget`; returns how many were added.
+pub(crate) fn push_entries(
+    entries: impl IntoIterator<Item = v1::DigestEntry>,
+    budget: &mut Budget,
+    out: &mut Vec<v1::DigestEntry>,
+) -> usize {
+    let mut added = 0;
+    for entry in entries {
+        if !budget.take(field_len(entry.encoded_len())) {
+            break;
+        }
+        out.push(entry);
+        added += 1;
+    }
+    added
+}
+
+/// Appends the recently changed nodes, most recent first, then (when `rotate`) the rotating
+/// window over the whole table, skipping `exclude`, while entries fit `budget`.
+pub(crate) fn push_window(
+    table: &mut NodeTable,
+    exclude: &HashSet<usize>,
+    rotate: bool,
+    budget: &mut Budget,
+    out: &mut Vec<v1::DigestEntry>,
+) {
+    let recent = table.recent_first();
+    let mut offered: HashSet<usize> = HashSet::new();
+    for index in recent {
+        if exclude.contains(&index) {
+            continue;
+        }
+        let Some((name, replica)) = table.get(index) else { continue };
+        let candidate = entry(name, replica);
+        if !budget.take(field_len(candidate.encoded_len())) {
+            return;
+        }
+        out.push(candidate);
+        offered.insert(index);
+    }
+    if !rotate {
+        return;
+    }
+    let len = table.len();
+    let start = table.cursor();
+    let mut stopped_at = start;
+    for offset in 0..len {
+        let index = (start + offset) % len;
+        stopped_at = (index + 1) % len;
+        if exclude.contains(&index) || offered.contains(&index) {
+            continue;
+        }
+        let Some((name, replica)) = table.get(index) else { continue };
+        let candidate = entry(name, replica);
+        if !budget.take(field_len(candidate.encoded_len())) {
+            stopped_at = index;
+            break;
+        }
+        out.push(candidate);
+    }
+    table.set_cursor(stopped_at);
+}

@@ -1,0 +1,84 @@
+//! Typed errors for caller mistakes. Network input never produces an error: it is dropped
+//! and counted in [`crate::Metrics`].
+
+/// A [`crate::Config`] that cannot work. The node was not created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_datagram_size` is outside the usable range.
+    #[error("max_datagram_size is {size} bytes; choose between {min} and {max}")]
+    DatagramSize {
+        /// The configured size.
+        size: usize,
+        /// Smallest accepted size.
+        min: usize,
+        /// Largest accepted size (the largest UDP payload over IPv4).
+        max: usize,
+    },
+    /// The cluster identifier is too long.
+    #[error("the cluster identifier is {len} bytes; shorten it to at most {max}")]
+    ClusterTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A field that must be positive is zero.
+    #[error("`{field}` is zero; it must be positive")]
+    Zero {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// An entry of the largest allowed key and value sizes would not fit a datagram.
+    #[error(
+        "an entry with a {max_key_size}-byte key and a {max_value_size}-byte value needs a \
+         {needed}-byte datagram, above max_datagram_size = {max_datagram_size}; lower \
+         max_key_size or max_value_size, or raise max_datagram_size"
+    )]
+    EntryCannotFit {
+        /// Configured key limit.
+        max_key_size: usize,
+        /// Configured value limit.
+        max_value_size: usize,
+        /// Encoded size of a datagram carrying one such entry.
+        needed: usize,
+        /// Configured datagram limit.
+        max_datagram_size: usize,
+    },
+    /// The local node's name is empty or too long.
+    #[error("the node name is {len} bytes; it must be between 1 and {max} bytes")]
+    InvalidName {
+        /// Its length.
+        len: usize,
+        /// `max_name_size`.
+        max: usize,
+    },
+}
+
+/// A [`crate::Node::set`] or [`crate::Node::delete`] that was refused. The table is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The key is longer than `Config::max_key_size`.
+    #[error("the key is {len} bytes; the limit is max_key_size = {max}")]
+    KeyTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The value is longer than `Config::max_value_size`.
+    #[error("the value is {len} bytes; the limit is max_value_size = {max}")]
+    ValueTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The table already holds `Config::max_keys_per_node` keys.
+    #[error("the table holds {max} keys, the max_keys_per_node limit; delete keys first")]
+    TooManyKeys {
+        /// The limit.
+        max: usize,
+    },
+}

@@ -1,0 +1,129 @@
+//! What the node hands back to its caller through [`crate::Node::poll`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination address.
+    pub to: SocketAddr,
+    /// The encoded envelope, at most `Config::max_datagram_size` bytes.
+    pub payload: Bytes,
+}
+
+/// Something the application may want to know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A node this node had never heard of.
+    NodeDiscovered {
+        /// Its name.
+        name: String,
+        /// Its generation.
+        generation: u64,
+        /// Its address.
+        address: SocketAddr,
+    },
+    /// A known node came back with a higher generation; its old state was dropped.
+    NodeRestarted {
+        /// Its name.
+        name: String,
+        /// The generation that was replaced.
+        old_generation: u64,
+        /// The new generation.
+        generation: u64,
+    },
+    /// A key of some node's table (this node's included) took a new value.
+    KeyChanged {
+        /// The owner of the key.
+        node: String,
+        /// The key.
+        key: String,
+        /// The new value.
+        value: Bytes,
+        /// The owner's version of this write.
+        version: u64,
+    },
+    /// A key of some node's table was deleted.
+    KeyDeleted {
+        /// The owner of the key.
+        node: String,
+        /// The key.
+        key: String,
+        /// The owner's version of the tombstone.
+        version: u64,
+    },
+}
+
+/// One output of the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Hand this event to the application.
+    Event(Event),
+}
+
+/// A queue with a fixed capacity that drops its oldest item when full.
+#[derive(Debug)]
+pub(crate) struct BoundedQueue<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+}
+
+impl<T> BoundedQueue<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { items: VecDeque::new(), capacity }
+    }
+
+    /// Pushes `item`; returns `true` when an old item had to be dropped to make room.
+    pub(crate) fn push_dropping_oldest(&mut self, item: T) -> bool {
+        let dropped = self.items.len() >= self.capacity;
+        if dropped {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+        dropped
+    }
+
+    /// Pushes `item` unless the queue is full; returns whether it was taken.
+    pub(crate) fn push_if_room(&mut self, item: T) -> bool {
+        if self.items.len() >= self.capacity {
+            return false;
+        }
+        self.items.push_back(item);
+        true
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+}
+
+/// The node's pending events, bounded by `Config::max_pending_events`.
+#[derive(Debug)]
+pub(crate) struct Events {
+    queue: BoundedQueue<Event>,
+    /// Events dropped because the queue was full.
+    pub(crate) dropped: u64,
+}
+
+impl Events {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { queue: BoundedQueue::new(capacity), dropped: 0 }
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        if self.queue.push_dropping_oldest(event) {
+            self.dropped += 1;
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        self.queue.pop()
+    }
+}

@@ -1,0 +1,107 @@
+//! A gossip protocol as a deterministic, sans-IO state machine.
+//!
+//! This crate reads no clock and no OS randomness, and opens no socket: time is an argument
+//! of every input, randomness comes from a [`rand_core::Rng`] the caller supplies, and
+//! datagrams come in and go out as values. The same code therefore runs under tokio,
+//! async-std, smol, a hand-written event loop or a deterministic simulator, and a run is a
+//! pure function of its inputs and its seed.
+//!
+//! Each [`Node`] owns a table `key -> (value, version)` that only it writes, and keeps a
+//! replica of every other node's table. Anti-entropy ([`AntiEntropyMode`]: push, pull or
+//! push-pull) reconciles replicas with random peers every `gossip_interval`, in datagrams of
+//! at most [`Config::max_datagram_size`] bytes. Deletes are versioned tombstones, collected
+//! after a grace period behind a watermark so that a deleted key never comes back.
+//!
+//! # The drain rule
+//!
+//! After **every** input ([`Node::handle_input`], [`Node::handle_timeout`]) and every
+//! command ([`Node::set`], [`Node::delete`], [`Node::join`]), drain [`Node::poll`] until it
+//! returns `None`, sending each [`Transmit`] and handling each [`Event`]; then re-arm your
+//! timer to [`Node::poll_timeout`]. Process datagrams that are already waiting before a
+//! timeout that is due.
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use std::time::{Instant, SystemTime, UNIX_EPOCH};
+//!
+//! use gossip_core::{Config, Identity, Node, Output};
+//! use rand_chacha::ChaCha8Rng;
+//! use rand_core::SeedableRng;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let socket = UdpSocket::bind("127.0.0.1:7946")?;
+//! let generation = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+//! let identity = Identity::new("node-a", generation, socket.local_addr()?);
+//! let rng = ChaCha8Rng::seed_from_u64(generation);
+//! let mut node = Node::new(Config::lan(), identity, Instant::now(), rng).expect("valid config");
+//!
+//! node.join(["127.0.0.1:7947".parse().unwrap()]);
+//! node.set("role", "web").expect("small enough");
+//!
+//! let mut buf = vec![0u8; 65_536];
+//! loop {
+//!     // Drain: send every datagram, handle every event.
+//!     while let Some(output) = node.poll() {
+//!         match output {
+//!             Output::Transmit(t) => {
+//!                 socket.send_to(&t.payload, t.to)?;
+//!             }
+//!             Output::Event(event) => println!("{event:?}"),
+//!         }
+//!     }
+//!     // Re-arm the timer, then wait for a datagram or the deadline.
+//!     let deadline = node.poll_timeout().unwrap_or_else(Instant::now);
+//!     let wait = deadline.saturating_duration_since(Instant::now());
+//!     socket.set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))))?;
+//!     match socket.recv_from(&mut buf) {
+//!         Ok((len, from)) => node.handle_input(Instant::now(), from, &buf[..len]),
+//!         Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+//!             node.handle_timeout(Instant::now());
+//!         }
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! # Bad input
+//!
+//! No datagram can make the node panic. Oversized, truncated, undecodable, wrong-cluster,
+//! wrong-version and rule-breaking datagrams are dropped whole, counted in [`Metrics`], and
+//! leave the state unchanged. Caller mistakes are typed errors: [`ConfigError`],
+//! [`WriteError`].
+//!
+//! # Limits
+//!
+//! Every table and queue has a cap in [`Config`] (`max_nodes`, `max_keys_per_node`,
+//! `max_key_size`, `max_value_size`, `max_pending_transmits`, `max_pending_events`), and
+//! every datagram is packed by exact encoded size to fit `max_datagram_size`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod anti_entropy;
+mod budget;
+mod config;
+mod delta;
+mod digest;
+mod error;
+mod event;
+mod identity;
+mod message;
+mod metrics;
+mod node;
+mod replica;
+mod summary;
+mod table;
+
+pub use config::{AntiEntropyMode, Config};
+pub use error::{ConfigError, WriteError};
+pub use event::{Event, Output, Transmit};
+pub use identity::Identity;
+pub use metrics::Metrics;
+pub use node::{Node, NodeView};
+pub use summary::DigestSummary;
+
+/// The wire format, re-exported for tools that build or inspect datagrams.
+pub use gossip_proto as proto;

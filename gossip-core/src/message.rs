@@ -1,0 +1,94 @@
+//! Checking received envelopes against the protocol's rules before anything is applied, and
+//! building the envelopes this node sends.
+
+use gossip_proto::v1::{self, envelope::Body};
+
+use crate::config::Config;
+use crate::delta::{valid_name, validate};
+use crate::identity::{Identity, address_from_wire};
+
+/// Why an envelope was dropped before it touched any state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drop {
+    /// Another protocol version.
+    Version,
+    /// Another cluster.
+    Cluster,
+    /// Broke a rule of the protocol or a limit of the config.
+    Malformed,
+}
+
+/// Checks the whole envelope (sender, every delta, every digest entry) so that a bad
+/// datagram is dropped whole and leaves the state unchanged. Returns the sender.
+pub(crate) fn check(envelope: &v1::Envelope, config: &Config) -> Result<Identity, Drop> {
+    if envelope.protocol_version != gossip_proto::PROTOCOL_VERSION {
+        return Err(Drop::Version);
+    }
+    if envelope.cluster != config.cluster {
+        return Err(Drop::Cluster);
+    }
+    let sender = envelope.sender.as_ref().ok_or(Drop::Malformed)?;
+    if !valid_name(&sender.name, config) {
+        return Err(Drop::Malformed);
+    }
+    let address = address_from_wire(sender.address.as_ref()).ok_or(Drop::Malformed)?;
+    let body = envelope.body.as_ref().ok_or(Drop::Malformed)?;
+    let deltas_ok = deltas(body).iter().all(|delta| validate(delta, config).is_some());
+    let digest_ok = digest(body).iter().all(|entry| valid_name(&entry.name, config));
+    if !deltas_ok || !digest_ok {
+        return Err(Drop::Malformed);
+    }
+    Ok(Identity::new(sender.name.clone(), sender.generation, address))
+}
+
+/// The deltas a body carries.
+pub(crate) fn deltas(body: &Body) -> &[v1::NodeDelta] {
+    match body {
+        Body::SynAck(m) => &m.deltas,
+        Body::Ack2(m) => &m.deltas,
+        Body::Push(m) => &m.deltas,
+        Body::DeltaReply(m) => &m.deltas,
+        Body::Syn(_) => &[],
+    }
+}
+
+/// The digest entries a body carries.
+pub(crate) fn digest(body: &Body) -> &[v1::DigestEntry] {
+    match body {
+        Body::Syn(m) => &m.digest,
+        Body::SynAck(m) => &m.digest,
+        Body::Ack2(m) => &m.request,
+        Body::Push(_) | Body::DeltaReply(_) => &[],
+    }
+}
+
+/// Builds envelopes from this node and knows their fixed overhead.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvelopeBuilder {
+    cluster: String,
+    sender: v1::NodeIdentity,
+    base_len: usize,
+}
+
+impl EnvelopeBuilder {
+    pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
+        let mut builder = Self { cluster: config.cluster.clone(), sender: identity.to_wire(), base_len: 0 };
+        builder.base_len = prost::Message::encoded_len(&builder.envelope(Body::Push(v1::Push::default())));
+        builder
+    }
+
+    /// Encoded size of an envelope whose body is empty.
+    pub(crate) fn base_len(&self) -> usize {
+        self.base_len
+    }
+
+    pub(crate) fn envelope(&self, body: Body) -> v1::Envelope {
+        v1::Envelope {
+            protocol_version: gossip_proto::PROTOCOL_VERSION,
+            cluster: self.cluster.clone(),
+            sender: Some(self.sender.clone()),
+            body: Some(body),
+            membership: Vec::new(),
+        }
+    }
+}

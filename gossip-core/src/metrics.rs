@@ -1,0 +1,55 @@
+//! Counters of what the node did and what it dropped.
+
+/// A snapshot of the node's counters. Every dropped input is counted here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Datagrams handed to `handle_input`.
+    pub datagrams_in: u64,
+    /// Bytes handed to `handle_input`.
+    pub bytes_in: u64,
+    /// Datagrams queued for sending.
+    pub datagrams_out: u64,
+    /// Bytes queued for sending.
+    pub bytes_out: u64,
+    /// Datagrams larger than `max_datagram_size`, dropped unread.
+    pub oversized_datagrams: u64,
+    /// Datagrams that did not decode as an envelope.
+    pub decode_errors: u64,
+    /// Envelopes of a protocol version this node does not speak.
+    pub version_mismatches: u64,
+    /// Envelopes from another cluster.
+    pub cluster_mismatches: u64,
+    /// Envelopes that decoded but broke the protocol's rules (bad sender, bad address,
+    /// entries out of order, sizes above the limits); dropped whole.
+    pub malformed_messages: u64,
+    /// Envelopes from an older generation of a known node, or that claim to be from us.
+    pub stale_senders: u64,
+    /// Node deltas not applied: older generation, a gap before their first version, or
+    /// nothing new.
+    pub stale_deltas: u64,
+    /// Node deltas or digest entries that claimed newer state of this node's own table.
+    pub rejected_own_deltas: u64,
+    /// Node deltas applied (in part or whole).
+    pub deltas_applied: u64,
+    /// Entries (writes and tombstones) applied from the network.
+    pub entries_applied: u64,
+    /// Replicas rebuilt from scratch because they were behind a GC watermark.
+    pub replica_resets: u64,
+    /// Tombstones garbage-collected.
+    pub tombstones_collected: u64,
+    /// New nodes refused because the table held `max_nodes`.
+    pub nodes_over_cap: u64,
+    /// Entries refused because a table held `max_keys_per_node`.
+    pub keys_over_cap: u64,
+    /// Anti-entropy rounds run.
+    pub gossip_rounds: u64,
+    /// `Syn`s received whose summary matched ours: in sync, nothing more sent.
+    pub exchanges_in_sync: u64,
+    /// `Syn`s received whose summary differed from ours.
+    pub exchanges_out_of_sync: u64,
+    /// Datagrams dropped because `max_pending_transmits` were already waiting.
+    pub transmits_dropped: u64,
+    /// Events dropped (the oldest) because `max_pending_events` were already waiting.
+    pub events_dropped: u64,
+}

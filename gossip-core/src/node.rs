@@ -1,0 +1,340 @@
+//! The state machine of one node.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gossip_proto::v1::{self, envelope::Body};
+use prost::Message;
+use rand::RngExt;
+use rand_core::Rng;
+
+use crate::config::Config;
+use crate::error::{ConfigError, WriteError};
+use crate::event::{BoundedQueue, Event, Events, Output, Transmit};
+use crate::identity::Identity;
+use crate::message::{self, Drop, EnvelopeBuilder};
+use crate::metrics::Metrics;
+use crate::replica::StoredEntry;
+use crate::summary::DigestSummary;
+use crate::table::{LOCAL, NodeTable, Upsert};
+
+/// One gossip node: a deterministic state machine that performs no I/O.
+///
+/// Methods fall in four groups:
+///
+/// - **inputs**: [`handle_input`](Self::handle_input) for every received datagram and
+///   [`handle_timeout`](Self::handle_timeout) once the deadline from
+///   [`poll_timeout`](Self::poll_timeout) has passed;
+/// - **commands** from the application: [`set`](Self::set), [`delete`](Self::delete),
+///   [`join`](Self::join);
+/// - **outputs**: [`poll`](Self::poll), to drain after every input or command, then
+///   [`poll_timeout`](Self::poll_timeout);
+/// - **getters**: [`get`](Self::get), [`nodes`](Self::nodes), [`entries`](Self::entries),
+///   [`digest`](Self::digest), [`metrics`](Self::metrics), ...
+///
+/// Time is always an argument and randomness comes from the `R` given to
+/// [`new`](Self::new), so a run is a pure function of its inputs and the RNG's seed.
+#[derive(Debug)]
+pub struct Node<R> {
+    pub(crate) config: Config,
+    pub(crate) identity: Identity,
+    pub(crate) rng: R,
+    pub(crate) table: NodeTable,
+    pub(crate) envelopes: EnvelopeBuilder,
+    /// Addresses given to `join` that no node has answered from yet.
+    pub(crate) seeds: Vec<SocketAddr>,
+    /// The latest time seen by any input; commands are stamped with it.
+    pub(crate) now: Instant,
+    pub(crate) next_gossip: Instant,
+    /// Until then, `Syn`s carry a rotating window of the digest as well as recent changes.
+    pub(crate) out_of_sync_until: Option<Instant>,
+    transmits: BoundedQueue<Transmit>,
+    pub(crate) events: Events,
+    pub(crate) metrics: Metrics,
+}
+
+/// A read-only view of one known node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeView<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its generation.
+    pub generation: u64,
+    /// Its address.
+    pub address: SocketAddr,
+    /// The highest version of its table held here.
+    pub max_version: u64,
+    /// Tombstones up to this version may have been collected here.
+    pub gc_watermark: u64,
+    /// Keys held, tombstones included.
+    pub keys: usize,
+}
+
+impl<R: Rng> Node<R> {
+    /// Creates a node that knows only itself; its first gossip round comes at a random
+    /// point within one `gossip_interval` after `now`.
+    pub fn new(config: Config, identity: Identity, now: Instant, mut rng: R) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if identity.name.is_empty() || identity.name.len() > config.max_name_size {
+            return Err(ConfigError::InvalidName { len: identity.name.len(), max: config.max_name_size });
+        }
+        let phase = config.gossip_interval.mul_f64(rng.random::<f64>());
+        Ok(Self {
+            table: NodeTable::new(&identity),
+            envelopes: EnvelopeBuilder::new(&config, &identity),
+            transmits: BoundedQueue::new(config.max_pending_transmits),
+            events: Events::new(config.max_pending_events),
+            seeds: Vec::new(),
+            now,
+            next_gossip: now + phase,
+            out_of_sync_until: None,
+            metrics: Metrics::default(),
+            config,
+            identity,
+            rng,
+        })
+    }
+
+    // ----- getters -----
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The live value of `key` in `node`'s table, as held here.
+    pub fn get(&self, node: &str, key: &str) -> Option<&Bytes> {
+        self.get_versioned(node, key).map(|(value, _)| value)
+    }
+
+    /// The live value of `key` in `node`'s table with the owner's version of it.
+    pub fn get_versioned(&self, node: &str, key: &str) -> Option<(&Bytes, u64)> {
+        let (entry, version) = self.table.by_name(node)?.get(key)?;
+        Some((&entry.value, version))
+    }
+
+    /// Every known node, this one first.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.table.iter().map(|(name, replica)| NodeView {
+            name,
+            generation: replica.generation,
+            address: replica.address,
+            max_version: replica.max_version,
+            gc_watermark: replica.gc_watermark,
+            keys: replica.len(),
+        })
+    }
+
+    /// One known node.
+    pub fn node(&self, name: &str) -> Option<NodeView<'_>> {
+        self.nodes().find(|view| view.name == name)
+    }
+
+    /// The live entries of `node`'s table as `(key, value, version)`, in version order.
+    pub fn entries(&self, node: &str) -> Option<impl Iterator<Item = (&str, &Bytes, u64)>> {
+        let replica = self.table.by_name(node)?;
+        Some(
+            replica
+                .live_entries()
+                .map(|(version, StoredEntry { key, value, .. })| (key.as_str(), value, version)),
+        )
+    }
+
+    /// The local digest: for every known node, its generation, max version and watermark
+    /// (the same as [`nodes`](Self::nodes)).
+    pub fn digest(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.nodes()
+    }
+
+    /// The summary of the local digest; two nodes with the same summary are in sync.
+    pub fn digest_summary(&self) -> DigestSummary {
+        self.table.summary()
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        Metrics { events_dropped: self.events.dropped, ..self.metrics.clone() }
+    }
+
+    // ----- commands -----
+
+    /// Writes `key = value` in this node's table; returns the version of the write.
+    ///
+    /// On error the table is unchanged. This node gets no event for its own writes.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<u64, WriteError> {
+        let (key, value) = (key.into(), value.into());
+        if value.len() > self.config.max_value_size {
+            return Err(WriteError::ValueTooLarge { len: value.len(), max: self.config.max_value_size });
+        }
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key` from this node's table by writing a tombstone; returns its version, or
+    /// `None` when the key was not there.
+    pub fn delete(&mut self, key: &str) -> Result<Option<u64>, WriteError> {
+        if self.table.local().get(key).is_none() {
+            return Ok(None);
+        }
+        self.write(key.to_owned(), None).map(Some)
+    }
+
+    fn write(&mut self, key: String, value: Option<Bytes>) -> Result<u64, WriteError> {
+        if key.len() > self.config.max_key_size {
+            return Err(WriteError::KeyTooLarge { len: key.len(), max: self.config.max_key_size });
+        }
+        let local = self.table.local();
+        if !local.contains_key(&key) && local.len() >= self.config.max_keys_per_node {
+            return Err(WriteError::TooManyKeys { max: self.config.max_keys_per_node });
+        }
+        let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
+        let version = self.table.modify(LOCAL, |_, replica| replica.write(key, value, now, deadline));
+        Ok(version.unwrap_or_default())
+    }
+
+    /// Adds seed addresses to contact: they take part in the next rounds' peer choice until
+    /// a node answers from them, and each gets a `Syn` at once.
+    pub fn join(&mut self, seeds: impl IntoIterator<Item = SocketAddr>) {
+        for seed in seeds {
+            if seed == self.identity.address
+                || self.seeds.contains(&seed)
+                || self.seeds.len() >= self.config.max_nodes
+            {
+                continue;
+            }
+            self.seeds.push(seed);
+            self.send_syn(seed);
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Handles a datagram received from `from` at `now`. Bad datagrams are dropped, counted
+    /// in [`metrics`](Self::metrics), and leave the state unchanged.
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.advance(now);
+        self.metrics.datagrams_in += 1;
+        self.metrics.bytes_in += datagram.len() as u64;
+        if datagram.len() > self.config.max_datagram_size {
+            self.metrics.oversized_datagrams += 1;
+            return;
+        }
+        let Ok(envelope) = v1::Envelope::decode(datagram) else {
+            self.metrics.decode_errors += 1;
+            return;
+        };
+        let sender = match message::check(&envelope, &self.config) {
+            Ok(sender) => sender,
+            Err(Drop::Version) => return self.metrics.version_mismatches += 1,
+            Err(Drop::Cluster) => return self.metrics.cluster_mismatches += 1,
+            Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
+        };
+        if !self.observe_sender(&sender) {
+            self.metrics.stale_senders += 1;
+            return;
+        }
+        self.seeds.retain(|seed| *seed != from && *seed != sender.address);
+        let Some(body) = envelope.body else { return };
+        match body {
+            Body::Syn(syn) => self.on_syn(from, syn),
+            Body::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
+            Body::Ack2(ack2) => self.on_ack2(from, ack2),
+            Body::Push(push) => self.apply_deltas(&push.deltas),
+            Body::DeltaReply(reply) => self.apply_deltas(&reply.deltas),
+        }
+    }
+
+    /// Runs what is due at `now`. Calling it early or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        if now >= self.next_gossip {
+            self.gossip_round();
+            self.next_gossip += self.config.gossip_interval;
+            if self.next_gossip <= now {
+                // We were not called for a while (a paused process): do not catch up in a burst.
+                self.next_gossip = now + self.config.gossip_interval;
+            }
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next thing to do: a datagram to send or an event. Drain it until `None` after
+    /// every input and command.
+    #[must_use]
+    pub fn poll(&mut self) -> Option<Output> {
+        if let Some(transmit) = self.transmits.pop() {
+            return Some(Output::Transmit(transmit));
+        }
+        self.events.pop().map(Output::Event)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_gossip)
+    }
+
+    // ----- internals shared by the protocol modules -----
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Registers the sender of a datagram; `false` when the datagram must be dropped.
+    fn observe_sender(&mut self, sender: &Identity) -> bool {
+        let upsert =
+            self.table.upsert(&sender.name, sender.generation, sender.address, true, self.config.max_nodes);
+        self.note_upsert(&sender.name, sender.generation, sender.address, upsert)
+    }
+
+    /// Emits the event an upsert calls for; `false` when the information was refused.
+    pub(crate) fn note_upsert(
+        &mut self,
+        name: &str,
+        generation: u64,
+        address: SocketAddr,
+        upsert: Upsert,
+    ) -> bool {
+        match upsert {
+            Upsert::Known(_) => true,
+            Upsert::Discovered(_) => {
+                self.events.emit(Event::NodeDiscovered { name: name.to_owned(), generation, address });
+                true
+            }
+            Upsert::Restarted { old_generation, .. } => {
+                self.events.emit(Event::NodeRestarted { name: name.to_owned(), old_generation, generation });
+                true
+            }
+            // An unknown sender beyond the cap is still answered; it is just not recorded.
+            Upsert::Full => {
+                self.metrics.nodes_over_cap += 1;
+                true
+            }
+            Upsert::Stale | Upsert::Local => false,
+        }
+    }
+
+    /// Encodes and queues a datagram.
+    pub(crate) fn send(&mut self, to: SocketAddr, body: Body) {
+        let payload = self.envelopes.envelope(body).encode_to_vec();
+        if payload.len() > self.config.max_datagram_size {
+            // The packers count exact sizes, so this is a bug; never send it.
+            debug_assert!(false, "built a {}-byte datagram", payload.len());
+            self.metrics.transmits_dropped += 1;
+            return;
+        }
+        let len = payload.len() as u64;
+        if self.transmits.push_if_room(Transmit { to, payload: payload.into() }) {
+            self.metrics.datagrams_out += 1;
+            self.metrics.bytes_out += len;
+        } else {
+            self.metrics.transmits_dropped += 1;
+        }
+    }
+}

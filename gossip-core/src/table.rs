@@ -1,0 +1,182 @@
+//! The table of every node this node knows, its own included, with the digest summary kept
+//! up to date on every change.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use crate::identity::Identity;
+use crate::replica::Replica;
+use crate::summary::DigestSummary;
+
+/// Index of the local node in the table: it is inserted first and never removed.
+pub(crate) const LOCAL: usize = 0;
+
+/// What [`NodeTable::upsert`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upsert {
+    /// Known under this generation (the address was updated if it changed).
+    Known(usize),
+    /// New: inserted with an empty replica.
+    Discovered(usize),
+    /// Known under an older generation: the replica was replaced by an empty one.
+    Restarted { index: usize, old_generation: u64 },
+    /// Known under a newer generation: the caller's information is stale.
+    Stale,
+    /// Unknown, and the table already holds `max_nodes`.
+    Full,
+    /// It is the local node's name: only this node speaks for itself.
+    Local,
+}
+
+/// All known nodes by name.
+#[derive(Debug)]
+pub(crate) struct NodeTable {
+    nodes: IndexMap<String, Replica>,
+    summary: DigestSummary,
+    /// Indexes of the replicas changed within the recent window.
+    recent: Vec<usize>,
+    /// Next index of the rotating digest window.
+    cursor: usize,
+}
+
+impl NodeTable {
+    pub(crate) fn new(local: &Identity) -> Self {
+        let mut table =
+            Self { nodes: IndexMap::new(), summary: DigestSummary::default(), recent: Vec::new(), cursor: 0 };
+        table.summary.add(&local.name, local.generation, 0);
+        table.nodes.insert(local.name.clone(), Replica::new(local.generation, local.address));
+        table
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn summary(&self) -> DigestSummary {
+        self.summary
+    }
+
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.get_index_of(name)
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<(&str, &Replica)> {
+        self.nodes.get_index(index).map(|(name, replica)| (name.as_str(), replica))
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&Replica> {
+        self.nodes.get(name)
+    }
+
+    pub(crate) fn local(&self) -> &Replica {
+        &self.nodes[LOCAL]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Replica)> {
+        self.nodes.iter().map(|(name, replica)| (name.as_str(), replica))
+    }
+
+    /// Runs `change` on a replica, then brings the summary and the recent list up to date.
+    pub(crate) fn modify<T>(
+        &mut self,
+        index: usize,
+        change: impl FnOnce(&str, &mut Replica) -> T,
+    ) -> Option<T> {
+        let (name, replica) = self.nodes.get_index_mut(index)?;
+        let (generation, max_version) = (replica.generation, replica.max_version);
+        let result = change(name, replica);
+        if (generation, max_version) != (replica.generation, replica.max_version) {
+            self.summary.remove(name, generation, max_version);
+            self.summary.add(name, replica.generation, replica.max_version);
+        }
+        if replica.last_changed.is_some() && !replica.in_recent {
+            replica.in_recent = true;
+            self.recent.push(index);
+        }
+        Some(result)
+    }
+
+    /// Finds or inserts the node `name` as known under `generation` at `address`.
+    /// `first_hand` says the information comes from the node itself, whose word on its
+    /// address wins; third parties only supply the address of a node new to us.
+    pub(crate) fn upsert(
+        &mut self,
+        name: &str,
+        generation: u64,
+        address: SocketAddr,
+        first_hand: bool,
+        max_nodes: usize,
+    ) -> Upsert {
+        match self.nodes.get_index_of(name) {
+            Some(LOCAL) => Upsert::Local,
+            Some(index) => {
+                let known = self.nodes[index].generation;
+                if generation < known {
+                    return Upsert::Stale;
+                }
+                if generation > known {
+                    self.modify(index, |_, replica| {
+                        let in_recent = replica.in_recent;
+                        *replica = Replica::new(generation, address);
+                        replica.in_recent = in_recent;
+                    });
+                    return Upsert::Restarted { index, old_generation: known };
+                }
+                if first_hand {
+                    self.nodes[index].address = address;
+                }
+                Upsert::Known(index)
+            }
+            None if self.nodes.len() >= max_nodes => Upsert::Full,
+            None => {
+                let (index, _) = self.nodes.insert_full(name.to_owned(), Replica::new(generation, address));
+                self.summary.add(name, generation, 0);
+                Upsert::Discovered(index)
+            }
+        }
+    }
+
+    /// Drops from the recent list the replicas whose last change is older than `window`.
+    pub(crate) fn prune_recent(&mut self, now: Instant, window: Duration) {
+        let nodes = &mut self.nodes;
+        self.recent.retain(|&index| {
+            let replica = &mut nodes[index];
+            let recent = replica.last_changed.is_some_and(|changed| changed + window > now);
+            if !recent {
+                replica.forget_recent();
+                replica.in_recent = false;
+            }
+            recent
+        });
+    }
+
+    /// The recently changed replicas, most recent first.
+    pub(crate) fn recent_first(&self) -> Vec<usize> {
+        let mut recent = self.recent.clone();
+        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed));
+        recent
+    }
+
+    /// Where the rotating digest window starts next time.
+    pub(crate) fn cursor(&self) -> usize {
+        self.cursor % self.nodes.len()
+    }
+
+    /// Moves the rotating digest window's start.
+    pub(crate) fn set_cursor(&mut self, cursor: usize) {
+        self.cursor = cursor % self.nodes.len();
+    }
+
+    /// Garbage-collects due tombstones in every table; returns how many were collected.
+    pub(crate) fn collect_garbage(&mut self, now: Instant) -> usize {
+        let mut collected = 0;
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].tombstone_count() > 0 {
+                collected += self.modify(index, |_, replica| replica.collect_garbage(now)).unwrap_or(0);
+            }
+        }
+        collected
+    }
+}

@@ -1,0 +1,196 @@
+//! A small hand-driven harness for scenario tests: several nodes on virtual time, datagrams
+//! delivered after a fixed latency, links that can be cut, nodes that can be stopped and
+//! restarted. (The full simulator lives in `gossip_core::sim`.)
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gossip_core::{Config, Event, Identity, Node, Output};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+/// A datagram on its way.
+struct InFlight {
+    from: usize,
+    to: usize,
+    payload: Bytes,
+}
+
+/// Several nodes on one virtual clock.
+pub struct Harness {
+    pub nodes: Vec<Node<ChaCha8Rng>>,
+    pub events: Vec<Vec<Event>>,
+    pub now: Instant,
+    pub start: Instant,
+    pub latency: Duration,
+    /// Nodes that are stopped: they receive nothing and their timers do not fire.
+    pub down: HashSet<usize>,
+    /// Cut links (from, to).
+    pub cut: HashSet<(usize, usize)>,
+    /// Largest datagram seen.
+    pub max_datagram: usize,
+    queue: BTreeMap<(Instant, u64), InFlight>,
+    sequence: u64,
+    seed: u64,
+}
+
+pub fn address(index: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 10_000 + index as u16))
+}
+
+pub fn name(index: usize) -> String {
+    format!("node-{index}")
+}
+
+impl Harness {
+    /// `n` nodes with `config`; every node joins node 0.
+    pub fn new(n: usize, config: Config, seed: u64) -> Self {
+        // Only differences from this base matter; the run stays deterministic.
+        #[allow(clippy::disallowed_methods)]
+        let start = Instant::now();
+        let nodes = (0..n)
+            .map(|i| {
+                let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(i as u64));
+                Node::new(config.clone(), Identity::new(name(i), 1, address(i)), start, rng).unwrap()
+            })
+            .collect();
+        let mut harness = Self {
+            nodes,
+            events: vec![Vec::new(); n],
+            now: start,
+            start,
+            latency: Duration::from_millis(1),
+            down: HashSet::new(),
+            cut: HashSet::new(),
+            max_datagram: 0,
+            queue: BTreeMap::new(),
+            sequence: 0,
+            seed,
+        };
+        for i in 1..n {
+            harness.nodes[i].join([address(0)]);
+            harness.drain(i);
+        }
+        harness
+    }
+
+    /// Drains a node's outputs into the network and the event log.
+    pub fn drain(&mut self, index: usize) {
+        while let Some(output) = self.nodes[index].poll() {
+            match output {
+                Output::Transmit(transmit) => {
+                    self.max_datagram = self.max_datagram.max(transmit.payload.len());
+                    let to = usize::from(transmit.to.port() - 10_000);
+                    if self.cut.contains(&(index, to)) {
+                        continue;
+                    }
+                    self.sequence += 1;
+                    self.queue.insert(
+                        (self.now + self.latency, self.sequence),
+                        InFlight { from: index, to, payload: transmit.payload },
+                    );
+                }
+                Output::Event(event) => self.events[index].push(event),
+            }
+        }
+    }
+
+    /// Runs the cluster until `deadline` (virtual time).
+    pub fn run_until(&mut self, deadline: Instant) {
+        loop {
+            let next_delivery = self.queue.keys().next().map(|(at, _)| *at);
+            let next_timer = (0..self.nodes.len())
+                .filter(|i| !self.down.contains(i))
+                .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+                .min();
+            let next = match (next_delivery, next_timer) {
+                (Some(d), Some((t, _))) => d.min(t),
+                (Some(d), None) => d,
+                (None, Some((t, _))) => t,
+                (None, None) => break,
+            };
+            if next > deadline {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_delivery == Some(next) {
+                let (_, datagram) = self.queue.pop_first().unwrap();
+                if self.down.contains(&datagram.to) || self.cut.contains(&(datagram.from, datagram.to)) {
+                    continue;
+                }
+                self.nodes[datagram.to].handle_input(self.now, address(datagram.from), &datagram.payload);
+                self.drain(datagram.to);
+            } else if let Some((_, i)) = next_timer {
+                self.nodes[i].handle_timeout(self.now);
+                self.drain(i);
+            }
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// Runs for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: Duration) {
+        let deadline = self.now + duration;
+        self.run_until(deadline);
+    }
+
+    /// Runs until `done` holds (checked every `step`) or `limit` passes; returns the time it took.
+    pub fn run_until_true(
+        &mut self,
+        limit: Duration,
+        step: Duration,
+        mut done: impl FnMut(&Harness) -> bool,
+    ) -> Option<Duration> {
+        let began = self.now;
+        while self.now < began + limit {
+            if done(self) {
+                return Some(self.now - began);
+            }
+            self.run_for(step);
+        }
+        done(self).then(|| self.now - began)
+    }
+
+    /// Whether every live node has the same digest summary.
+    pub fn in_sync(&self) -> bool {
+        let mut live = (0..self.nodes.len()).filter(|i| !self.down.contains(i));
+        let Some(first) = live.next() else { return true };
+        let summary = self.nodes[first].digest_summary();
+        live.all(|i| self.nodes[i].digest_summary() == summary)
+    }
+
+    /// Cuts every link to and from `index`.
+    pub fn isolate(&mut self, index: usize) {
+        for other in 0..self.nodes.len() {
+            self.cut.insert((index, other));
+            self.cut.insert((other, index));
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Replaces node `index` with a fresh process under `generation` (empty table), which
+    /// joins node `seed`.
+    pub fn restart(&mut self, index: usize, generation: u64, config: Config, seed: usize) {
+        let rng = ChaCha8Rng::seed_from_u64(self.seed ^ generation.rotate_left(17) ^ index as u64);
+        let identity = Identity::new(name(index), generation, address(index));
+        self.nodes[index] = Node::new(config, identity, self.now, rng).unwrap();
+        self.down.remove(&index);
+        self.nodes[index].join([address(seed)]);
+        self.drain(index);
+    }
+
+    /// Hands a raw datagram to node `to` as if it came from `from`.
+    pub fn inject(&mut self, from: SocketAddr, to: usize, datagram: &[u8]) {
+        let now = self.now;
+        self.nodes[to].handle_input(now, from, datagram);
+        self.drain(to);
+    }
+}
