@@ -88,10 +88,14 @@ mod digest;
 mod error;
 mod event;
 mod identity;
+#[cfg(test)]
+mod laws;
 mod message;
 mod metrics;
 mod node;
 mod replica;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod summary;
 mod table;
 

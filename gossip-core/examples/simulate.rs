@@ -1,0 +1,3 @@
+//! Placeholder for the simulator command.
+
+fn main() {}
