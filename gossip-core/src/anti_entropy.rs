@@ -93,8 +93,9 @@ impl<R: Rng> Node<R> {
             .into_iter()
             .filter_map(|index| {
                 let (_, replica) = self.table.get(index)?;
-                let missing = replica.max_version.checked_sub(replica.recent_base).filter(|m| *m > 0)?;
-                Some(DeltaPlan { index, from: replica.recent_base, reset: false, missing })
+                let from = replica.recent_base();
+                let missing = replica.max_version.checked_sub(from).filter(|m| *m > 0)?;
+                Some(DeltaPlan { index, from, reset: false, missing })
             })
             .collect();
         if plans.is_empty() {
@@ -180,7 +181,7 @@ impl<R: Rng> Node<R> {
                 continue;
             };
             let upsert = self.table.upsert(
-                &node_delta.name,
+                node_delta.name.as_str(),
                 node_delta.generation,
                 address,
                 false,

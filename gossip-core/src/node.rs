@@ -1,6 +1,7 @@
 //! The state machine of one node.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -289,7 +290,7 @@ impl<R: Rng> Node<R> {
     /// Registers the sender of a datagram; `false` when the datagram must be dropped.
     fn observe_sender(&mut self, sender: &Identity) -> bool {
         let upsert =
-            self.table.upsert(&sender.name, sender.generation, sender.address, true, self.config.max_nodes);
+            self.table.upsert(sender.name.as_str(), sender.generation, sender.address, true, self.config.max_nodes);
         self.note_upsert(&sender.name, sender.generation, sender.address, upsert)
     }
 
@@ -318,6 +319,23 @@ impl<R: Rng> Node<R> {
             }
             Upsert::Stale | Upsert::Local => false,
         }
+    }
+
+    /// Makes this node know `name` (empty table, max version 0) without any datagram, sharing
+    /// the name's allocation: the simulator builds large in-sync clusters with it.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn insert_known_node(&mut self, name: Arc<str>, generation: u64, address: SocketAddr) {
+        let upsert = self.table.upsert(name, generation, address, true, self.config.max_nodes);
+        if upsert == Upsert::Full {
+            self.metrics.nodes_over_cap += 1;
+        }
+    }
+
+    /// Reserves room for `additional` more known nodes, exactly (no doubling slack): call it
+    /// before many [`insert_known_node`](Self::insert_known_node) calls.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn reserve_nodes(&mut self, additional: usize) {
+        self.table.reserve_exact(additional);
     }
 
     /// Encodes and queues a datagram.

@@ -47,14 +47,24 @@ pub(crate) struct Applied {
 }
 
 /// A node's table.
+///
+/// Kept small because a node holds one per known node (10,000 nodes know 10^8 replicas in
+/// the simulator): the maps and the recent-change bookkeeping live behind one box that is
+/// allocated on the first change, so a replica of an empty table costs 64 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Replica {
     pub(crate) generation: u64,
-    pub(crate) address: SocketAddr,
     /// Every owner version up to this one is reflected here.
     pub(crate) max_version: u64,
     /// Tombstones up to this version may have been collected.
     pub(crate) gc_watermark: u64,
+    pub(crate) address: SocketAddr,
+    data: Option<Box<ReplicaData>>,
+}
+
+/// The parts of a replica that only a table with entries or recent changes needs.
+#[derive(Debug, Clone, Default)]
+struct ReplicaData {
     /// Key -> version of its latest entry.
     keys: HashMap<String, u64>,
     /// Version -> entry, for sending deltas in version order.
@@ -62,60 +72,81 @@ pub(crate) struct Replica {
     /// Tombstone version -> when it may be collected.
     tombstones: BTreeMap<u64, Instant>,
     /// When this replica last changed (for the recent-first digest order).
-    pub(crate) last_changed: Option<Instant>,
+    last_changed: Option<Instant>,
     /// The max version before the current run of recent changes began (push mode sends
     /// deltas from here).
-    pub(crate) recent_base: u64,
+    recent_base: u64,
     /// Whether the table's recent list holds this replica.
-    pub(crate) in_recent: bool,
+    in_recent: bool,
 }
+
+static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);
 
 impl Replica {
     pub(crate) fn new(generation: u64, address: SocketAddr) -> Self {
-        Self {
-            generation,
-            address,
-            max_version: 0,
-            gc_watermark: 0,
-            keys: HashMap::new(),
-            entries: BTreeMap::new(),
-            tombstones: BTreeMap::new(),
-            last_changed: None,
-            recent_base: 0,
-            in_recent: false,
+        Self { generation, max_version: 0, gc_watermark: 0, address, data: None }
+    }
+
+    fn data(&self) -> &ReplicaData {
+        self.data.as_deref().unwrap_or(&EMPTY)
+    }
+
+    fn data_mut(&mut self) -> &mut ReplicaData {
+        self.data.get_or_insert_with(Box::default)
+    }
+
+    /// When this replica last changed, while that counts as recent.
+    pub(crate) fn last_changed(&self) -> Option<Instant> {
+        self.data().last_changed
+    }
+
+    /// The max version before the current run of recent changes.
+    pub(crate) fn recent_base(&self) -> u64 {
+        self.data.as_ref().map_or(self.max_version, |data| data.recent_base)
+    }
+
+    /// Whether the table's recent list holds this replica.
+    pub(crate) fn in_recent(&self) -> bool {
+        self.data().in_recent
+    }
+
+    pub(crate) fn set_in_recent(&mut self, in_recent: bool) {
+        if in_recent || self.data.is_some() {
+            self.data_mut().in_recent = in_recent;
         }
     }
 
     /// Number of keys held, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.data().keys.len()
     }
 
     /// The live entry of `key` with its version (tombstones are not returned).
     pub(crate) fn get(&self, key: &str) -> Option<(&StoredEntry, u64)> {
-        let version = *self.keys.get(key)?;
-        let entry = self.entries.get(&version)?;
+        let data = self.data();
+        let version = *data.keys.get(key)?;
+        let entry = data.entries.get(&version)?;
         (!entry.deleted).then_some((entry, version))
     }
 
     /// Whether `key` is held (live or tombstone).
     pub(crate) fn contains_key(&self, key: &str) -> bool {
-        self.keys.contains_key(key)
+        self.data().keys.contains_key(key)
     }
 
     /// Live entries, in version order.
     pub(crate) fn live_entries(&self) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        self.entries.iter().filter(|(_, e)| !e.deleted).map(|(v, e)| (*v, e))
+        self.data().entries.iter().filter(|(_, e)| !e.deleted).map(|(v, e)| (*v, e))
     }
 
     /// Entries (tombstones included) with a version above `version`, in version order.
     pub(crate) fn entries_after(&self, version: u64) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        self.entries.range(version.saturating_add(1)..).map(|(v, e)| (*v, e))
+        self.data().entries.range(version.saturating_add(1)..).map(|(v, e)| (*v, e))
     }
 
     /// Number of tombstones held.
     pub(crate) fn tombstone_count(&self) -> usize {
-        self.tombstones.len()
+        self.data.as_ref().map_or(0, |data| data.tombstones.len())
     }
 
     /// The owner writes: a new value, or a tombstone when `value` is `None`. Returns the
@@ -166,7 +197,7 @@ impl Replica {
         let base = self.max_version;
         let mut reached = delta.to_version;
         for entry in delta.entries.iter().filter(|e| e.version > base) {
-            if !self.keys.contains_key(&entry.key) && self.keys.len() >= max_keys {
+            if !self.contains_key(&entry.key) && self.len() >= max_keys {
                 // The table is full: stop before this entry so no hole is left.
                 applied.over_cap = 1;
                 reached = entry.version - 1;
@@ -204,8 +235,9 @@ impl Replica {
 
     /// Collects the tombstones whose grace period has passed; returns how many.
     pub(crate) fn collect_garbage(&mut self, now: Instant) -> usize {
+        let Some(data) = self.data.as_ref() else { return 0 };
         let due: Vec<u64> =
-            self.tombstones.iter().filter(|(_, deadline)| **deadline <= now).map(|(v, _)| *v).collect();
+            data.tombstones.iter().filter(|(_, deadline)| **deadline <= now).map(|(v, _)| *v).collect();
         for version in &due {
             self.remove_version(*version);
             self.gc_watermark = self.gc_watermark.max(*version);
@@ -214,7 +246,8 @@ impl Replica {
     }
 
     fn collect_up_to(&mut self, watermark: u64) {
-        let due: Vec<u64> = self.tombstones.range(..=watermark).map(|(v, _)| *v).collect();
+        let due: Vec<u64> =
+            self.data.as_ref().map(|data| data.tombstones.range(..=watermark).map(|(v, _)| *v).collect()).unwrap_or_default();
         for version in due {
             self.remove_version(version);
         }
@@ -222,40 +255,49 @@ impl Replica {
     }
 
     fn insert(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
-        if let Some(old) = self.keys.insert(entry.key.clone(), version) {
-            self.entries.remove(&old);
-            self.tombstones.remove(&old);
+        let data = self.data_mut();
+        if let Some(old) = data.keys.insert(entry.key.clone(), version) {
+            data.entries.remove(&old);
+            data.tombstones.remove(&old);
         }
         if entry.deleted {
-            self.tombstones.insert(version, grace_deadline);
+            data.tombstones.insert(version, grace_deadline);
         }
-        self.entries.insert(version, entry);
+        data.entries.insert(version, entry);
     }
 
     fn remove_version(&mut self, version: u64) {
-        self.tombstones.remove(&version);
-        if let Some(entry) = self.entries.remove(&version) {
-            self.keys.remove(&entry.key);
+        let data = self.data_mut();
+        data.tombstones.remove(&version);
+        if let Some(entry) = data.entries.remove(&version) {
+            data.keys.remove(&entry.key);
         }
     }
 
     fn clear(&mut self) {
-        self.keys.clear();
-        self.entries.clear();
-        self.tombstones.clear();
+        if let Some(data) = self.data.as_mut() {
+            data.keys.clear();
+            data.entries.clear();
+            data.tombstones.clear();
+        }
         self.max_version = 0;
     }
 
     fn touch(&mut self, now: Instant, base: u64) {
-        if self.last_changed.is_none() {
-            self.recent_base = base;
+        let data = self.data_mut();
+        if data.last_changed.is_none() {
+            data.recent_base = base;
         }
-        self.last_changed = Some(now);
+        data.last_changed = Some(now);
     }
 
     /// Ends the current run of recent changes (called when it is older than the window).
     pub(crate) fn forget_recent(&mut self) {
-        self.last_changed = None;
-        self.recent_base = self.max_version;
+        let max_version = self.max_version;
+        if let Some(data) = self.data.as_mut() {
+            data.last_changed = None;
+            data.recent_base = max_version;
+            data.in_recent = false;
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! up to date on every change.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -33,7 +34,8 @@ pub(crate) enum Upsert {
 /// All known nodes by name.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
-    nodes: IndexMap<String, Replica>,
+    /// Names are shared (`Arc`) so that a simulator holding many tables stores each once.
+    nodes: IndexMap<Arc<str>, Replica>,
     summary: DigestSummary,
     /// Indexes of the replicas changed within the recent window.
     recent: Vec<usize>,
@@ -46,12 +48,16 @@ impl NodeTable {
         let mut table =
             Self { nodes: IndexMap::new(), summary: DigestSummary::default(), recent: Vec::new(), cursor: 0 };
         table.summary.add(&local.name, local.generation, 0);
-        table.nodes.insert(local.name.clone(), Replica::new(local.generation, local.address));
+        table.nodes.insert(Arc::from(local.name.as_str()), Replica::new(local.generation, local.address));
         table
     }
 
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    pub(crate) fn reserve_exact(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
     }
 
     pub(crate) fn summary(&self) -> DigestSummary {
@@ -63,7 +69,7 @@ impl NodeTable {
     }
 
     pub(crate) fn get(&self, index: usize) -> Option<(&str, &Replica)> {
-        self.nodes.get_index(index).map(|(name, replica)| (name.as_str(), replica))
+        self.nodes.get_index(index).map(|(name, replica)| (&**name, replica))
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Replica> {
@@ -75,7 +81,7 @@ impl NodeTable {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Replica)> {
-        self.nodes.iter().map(|(name, replica)| (name.as_str(), replica))
+        self.nodes.iter().map(|(name, replica)| (&**name, replica))
     }
 
     /// Runs `change` on a replica, then brings the summary and the recent list up to date.
@@ -91,8 +97,8 @@ impl NodeTable {
             self.summary.remove(name, generation, max_version);
             self.summary.add(name, replica.generation, replica.max_version);
         }
-        if replica.last_changed.is_some() && !replica.in_recent {
-            replica.in_recent = true;
+        if replica.last_changed().is_some() && !replica.in_recent() {
+            replica.set_in_recent(true);
             self.recent.push(index);
         }
         Some(result)
@@ -103,13 +109,13 @@ impl NodeTable {
     /// address wins; third parties only supply the address of a node new to us.
     pub(crate) fn upsert(
         &mut self,
-        name: &str,
+        name: impl AsRef<str> + Into<Arc<str>>,
         generation: u64,
         address: SocketAddr,
         first_hand: bool,
         max_nodes: usize,
     ) -> Upsert {
-        match self.nodes.get_index_of(name) {
+        match self.nodes.get_index_of(name.as_ref()) {
             Some(LOCAL) => Upsert::Local,
             Some(index) => {
                 let known = self.nodes[index].generation;
@@ -118,9 +124,9 @@ impl NodeTable {
                 }
                 if generation > known {
                     self.modify(index, |_, replica| {
-                        let in_recent = replica.in_recent;
+                        let in_recent = replica.in_recent();
                         *replica = Replica::new(generation, address);
-                        replica.in_recent = in_recent;
+                        replica.set_in_recent(in_recent);
                     });
                     return Upsert::Restarted { index, old_generation: known };
                 }
@@ -131,8 +137,9 @@ impl NodeTable {
             }
             None if self.nodes.len() >= max_nodes => Upsert::Full,
             None => {
-                let (index, _) = self.nodes.insert_full(name.to_owned(), Replica::new(generation, address));
-                self.summary.add(name, generation, 0);
+                let name: Arc<str> = name.into();
+                self.summary.add(&name, generation, 0);
+                let (index, _) = self.nodes.insert_full(name, Replica::new(generation, address));
                 Upsert::Discovered(index)
             }
         }
@@ -143,10 +150,9 @@ impl NodeTable {
         let nodes = &mut self.nodes;
         self.recent.retain(|&index| {
             let replica = &mut nodes[index];
-            let recent = replica.last_changed.is_some_and(|changed| changed + window > now);
+            let recent = replica.last_changed().is_some_and(|changed| changed + window > now);
             if !recent {
                 replica.forget_recent();
-                replica.in_recent = false;
             }
             recent
         });
@@ -155,7 +161,7 @@ impl NodeTable {
     /// The recently changed replicas, most recent first.
     pub(crate) fn recent_first(&self) -> Vec<usize> {
         let mut recent = self.recent.clone();
-        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed));
+        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed()));
         recent
     }
 
