@@ -20,7 +20,7 @@ use rand::seq::index;
 use rand_core::Rng;
 
 use crate::budget::Budget;
-use crate::config::AntiEntropyMode;
+use crate::config::{AntiEntropyMode, Dissemination};
 use crate::delta::{self, DeltaPlan};
 use crate::digest;
 use crate::node::Node;
@@ -35,16 +35,21 @@ impl<R: Rng> Node<R> {
         self.metrics.tombstones_collected += self.table.collect_garbage(now) as u64;
         let window = self.config.gossip_interval * self.config.recent_rounds;
         self.table.prune_recent(now, window);
-        for peer in self.choose_peers() {
-            match self.config.mode {
-                AntiEntropyMode::Push => self.send_push(peer),
-                AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(peer),
+        if self.config.dissemination != Dissemination::Rumors {
+            for peer in self.choose_peers() {
+                match self.config.mode {
+                    AntiEntropyMode::Push => self.send_push(peer),
+                    AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(peer),
+                }
             }
+        }
+        if self.config.dissemination != Dissemination::AntiEntropy {
+            self.spread_rumors();
         }
     }
 
     /// Up to `fanout` distinct peers: known nodes and seeds not yet heard from.
-    fn choose_peers(&mut self) -> Vec<SocketAddr> {
+    pub(crate) fn choose_peers(&mut self) -> Vec<SocketAddr> {
         let known = self.table.len() - 1;
         let candidates = known + self.seeds.len();
         let amount = self.config.fanout.min(candidates);
@@ -57,7 +62,7 @@ impl<R: Rng> Node<R> {
             .collect()
     }
 
-    fn budget(&self) -> Budget {
+    pub(crate) fn budget(&self) -> Budget {
         Budget::new(self.config.max_datagram_size, self.envelopes.base_len())
     }
 
@@ -87,7 +92,7 @@ impl<R: Rng> Node<R> {
 
     /// Push mode: the deltas of recently changed nodes, from where their recent run began.
     fn send_push(&mut self, peer: SocketAddr) {
-        let mut plans: Vec<DeltaPlan> = self
+        let plans: Vec<DeltaPlan> = self
             .table
             .recent_first()
             .into_iter()
@@ -102,9 +107,9 @@ impl<R: Rng> Node<R> {
             return;
         }
         let mut budget = self.budget();
-        let deltas = delta::pack(&self.table, &mut plans, &mut budget, &mut self.rng);
+        let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         if !deltas.is_empty() {
-            self.send(peer, Body::Push(v1::Push { deltas }));
+            self.send(peer, Body::Push(v1::Push { deltas, want_ack: false }));
         }
     }
 
@@ -118,8 +123,7 @@ impl<R: Rng> Node<R> {
         self.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
         let push_pull = syn.mode() != ExchangeMode::Pull;
-        let mut comparison =
-            digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
+        let comparison = digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
         let mut budget = self.budget();
         let mut digest = Vec::new();
         if push_pull {
@@ -129,7 +133,8 @@ impl<R: Rng> Node<R> {
             digest::push_entries(comparison.behind, &mut share, &mut digest);
             budget.settle(before, share.remaining());
         }
-        let deltas = delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng);
+        let plans = delta::by_need(comparison.deltas, &mut self.rng);
+        let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         digest::push_window(&mut self.table, &comparison.mentioned, true, &mut budget, &mut digest);
         if deltas.is_empty() && digest.is_empty() {
             return;
@@ -142,13 +147,14 @@ impl<R: Rng> Node<R> {
     pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: v1::SynAck) {
         self.mark_out_of_sync();
         self.apply_deltas(&syn_ack.deltas);
-        let mut comparison =
+        let comparison =
             digest::compare(&self.table, &syn_ack.digest, self.config.max_nodes, &mut self.metrics);
         let mut budget = self.budget();
         let mut request = Vec::new();
         digest::push_entries(comparison.behind, &mut budget, &mut request);
         let deltas = if self.config.mode == AntiEntropyMode::PushPull {
-            delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng)
+            let plans = delta::by_need(comparison.deltas, &mut self.rng);
+            delta::pack(&self.table, plans, &mut budget).0
         } else {
             Vec::new()
         };
@@ -161,20 +167,23 @@ impl<R: Rng> Node<R> {
     /// The last step of an exchange we answered: apply, then send what was requested.
     pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: v1::Ack2) {
         self.apply_deltas(&ack2.deltas);
-        let mut comparison =
+        let comparison =
             digest::compare(&self.table, &ack2.request, self.config.max_nodes, &mut self.metrics);
         if comparison.deltas.is_empty() {
             return;
         }
         let mut budget = self.budget();
-        let deltas = delta::pack(&self.table, &mut comparison.deltas, &mut budget, &mut self.rng);
+        let plans = delta::by_need(comparison.deltas, &mut self.rng);
+        let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         if !deltas.is_empty() {
             self.send(from, Body::DeltaReply(v1::DeltaReply { deltas }));
         }
     }
 
-    /// Applies checked deltas, each node's independently.
-    pub(crate) fn apply_deltas(&mut self, deltas: &[v1::NodeDelta]) {
+    /// Applies checked deltas, each node's independently; what was news becomes a hot rumor.
+    /// Returns the table indexes of the nodes whose deltas brought nothing new.
+    pub(crate) fn apply_deltas(&mut self, deltas: &[v1::NodeDelta]) -> Vec<usize> {
+        let mut already_known = Vec::new();
         for node_delta in deltas {
             let Some(address) = delta::validate(node_delta, &self.config) else {
                 // `message::check` refused such datagrams already.
@@ -223,9 +232,17 @@ impl<R: Rng> Node<R> {
                     self.metrics.entries_applied += applied.entries as u64;
                     self.metrics.replica_resets += u64::from(applied.reset);
                     self.metrics.keys_over_cap += applied.over_cap as u64;
+                    if applied.to > applied.from || applied.reset {
+                        self.heat_rumor(index, node_delta.generation, applied.from, applied.to);
+                    }
                 }
-                Some(Err(Refusal::Stale)) | None => self.metrics.stale_deltas += 1,
+                Some(Err(Refusal::AlreadyKnown)) => {
+                    self.metrics.stale_deltas += 1;
+                    already_known.push(index);
+                }
+                Some(Err(Refusal::Gap)) | None => self.metrics.stale_deltas += 1,
             }
         }
+        already_known
     }
 }

@@ -79,7 +79,7 @@ pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_l
         protocol_version: PROTOCOL_VERSION,
         cluster: config.cluster.clone(),
         sender: Some(v1::NodeIdentity { name: long_name, generation: u64::MAX, address: Some(address) }),
-        body: Some(v1::envelope::Body::Push(v1::Push { deltas: vec![delta] })),
+        body: Some(v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true })),
         membership: Vec::new(),
     };
     envelope.encoded_len()

@@ -17,6 +17,28 @@ pub enum AntiEntropyMode {
     PushPull,
 }
 
+/// Which mechanisms spread key-value updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dissemination {
+    /// Periodic anti-entropy exchanges only.
+    AntiEntropy,
+    /// Rumor mongering only: fast, but a rumor can die out before reaching everyone.
+    Rumors,
+    /// Rumors for speed, anti-entropy as the backstop that reaches everyone.
+    Both,
+}
+
+/// When a hot rumor stops being spread (Demers et al., feedback variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RumorRule {
+    /// After `rumor_k` contacts that already knew it.
+    Counter,
+    /// With probability 1 / `rumor_k` on each contact that already knew it.
+    Coin,
+}
+
 /// The protocol's tunables and resource limits.
 ///
 /// Start from a preset ([`Config::lan`], [`Config::wan`], [`Config::local`]), change fields,
@@ -35,6 +57,15 @@ pub struct Config {
     pub fanout: usize,
     /// Push, pull or push-pull anti-entropy.
     pub mode: AntiEntropyMode,
+    /// Anti-entropy, rumors, or both.
+    pub dissemination: Dissemination,
+    /// When a rumor stops being hot.
+    pub rumor_rule: RumorRule,
+    /// The `k` of the rumor rule.
+    pub rumor_k: u32,
+    /// Most hot rumors kept; beyond it the most-sent one is dropped (anti-entropy still
+    /// carries it).
+    pub max_hot_rumors: usize,
     /// For how many gossip rounds a node whose replica changed counts as recently changed:
     /// its digest entry leads every `Syn`, and push mode pushes its deltas.
     pub recent_rounds: u32,
@@ -70,6 +101,10 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             mode: AntiEntropyMode::PushPull,
+            dissemination: Dissemination::Both,
+            rumor_rule: RumorRule::Counter,
+            rumor_k: 3,
+            max_hot_rumors: 1_024,
             recent_rounds: 20,
             out_of_sync_rounds: 10,
             tombstone_grace: Duration::from_secs(3600),
@@ -124,6 +159,8 @@ impl Config {
         let counts = [
             ("fanout", self.fanout),
             ("recent_rounds", self.recent_rounds as usize),
+            ("rumor_k", self.rumor_k as usize),
+            ("max_hot_rumors", self.max_hot_rumors),
             ("max_nodes", self.max_nodes),
             ("max_keys_per_node", self.max_keys_per_node),
             ("max_key_size", self.max_key_size),

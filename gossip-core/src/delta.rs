@@ -52,28 +52,35 @@ pub(crate) struct DeltaPlan {
     pub(crate) missing: u64,
 }
 
-/// Packs as many of `plans` as fit: nodes the peer does not know first, then those with the
-/// most missing versions, ties broken at random. A node whose run does not fit whole is cut
-/// after its last entry that fits (the receiver applies the prefix).
-pub(crate) fn pack<R: Rng>(
-    table: &NodeTable,
-    plans: &mut [DeltaPlan],
-    budget: &mut Budget,
-    rng: &mut R,
-) -> Vec<v1::NodeDelta> {
+/// Orders plans for a peer whose digest we know: nodes it does not know first, then those
+/// with the most missing versions, ties broken at random.
+pub(crate) fn by_need<R: Rng>(plans: Vec<DeltaPlan>, rng: &mut R) -> Vec<DeltaPlan> {
     let mut keyed: Vec<(bool, Reverse<u64>, u32, DeltaPlan)> =
-        plans.iter().map(|plan| (plan.from != 0, Reverse(plan.missing), rng.next_u32(), *plan)).collect();
+        plans.into_iter().map(|plan| (plan.from != 0, Reverse(plan.missing), rng.next_u32(), plan)).collect();
     keyed.sort_unstable_by_key(|(known, missing, tiebreak, _)| (*known, *missing, *tiebreak));
+    keyed.into_iter().map(|(_, _, _, plan)| plan).collect()
+}
+
+/// Packs as many of `plans`, in their order, as fit `budget`. A node whose run does not fit
+/// whole is cut after its last entry that fits (the receiver applies the prefix). Returns the
+/// deltas and the table indexes of the nodes they cover.
+pub(crate) fn pack(
+    table: &NodeTable,
+    plans: impl IntoIterator<Item = DeltaPlan>,
+    budget: &mut Budget,
+) -> (Vec<v1::NodeDelta>, Vec<usize>) {
     let mut deltas = Vec::new();
-    for (_, _, _, plan) in keyed {
+    let mut indexes = Vec::new();
+    for plan in plans {
         if budget.remaining() < MIN_USEFUL_DELTA {
             break;
         }
         if let Some(delta) = pack_one(table, plan, budget) {
             deltas.push(delta);
+            indexes.push(plan.index);
         }
     }
-    deltas
+    (deltas, indexes)
 }
 
 /// Below this many free bytes no delta with an entry fits; stop trying.

@@ -94,12 +94,13 @@ mod message;
 mod metrics;
 mod node;
 mod replica;
+mod rumor;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod summary;
 mod table;
 
-pub use config::{AntiEntropyMode, Config};
+pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule};
 pub use error::{ConfigError, WriteError};
 pub use event::{Event, Output, Transmit};
 pub use identity::Identity;

@@ -48,7 +48,7 @@ pub(crate) fn deltas(body: &Body) -> &[v1::NodeDelta] {
         Body::Ack2(m) => &m.deltas,
         Body::Push(m) => &m.deltas,
         Body::DeltaReply(m) => &m.deltas,
-        Body::Syn(_) => &[],
+        Body::Syn(_) | Body::PushAck(_) => &[],
     }
 }
 
@@ -58,6 +58,7 @@ pub(crate) fn digest(body: &Body) -> &[v1::DigestEntry] {
         Body::Syn(m) => &m.digest,
         Body::SynAck(m) => &m.digest,
         Body::Ack2(m) => &m.request,
+        Body::PushAck(m) => &m.known,
         Body::Push(_) | Body::DeltaReply(_) => &[],
     }
 }
@@ -73,7 +74,8 @@ pub(crate) struct EnvelopeBuilder {
 impl EnvelopeBuilder {
     pub(crate) fn new(config: &Config, identity: &Identity) -> Self {
         let mut builder = Self { cluster: config.cluster.clone(), sender: identity.to_wire(), base_len: 0 };
-        builder.base_len = prost::Message::encoded_len(&builder.envelope(Body::Push(v1::Push::default())));
+        builder.base_len =
+            prost::Message::encoded_len(&builder.envelope(Body::DeltaReply(v1::DeltaReply::default())));
         builder
     }
 

@@ -48,6 +48,14 @@ pub struct Metrics {
     pub exchanges_in_sync: u64,
     /// `Syn`s received whose summary differed from ours.
     pub exchanges_out_of_sync: u64,
+    /// Rumor pushes sent.
+    pub rumor_pushes: u64,
+    /// Pushed deltas a peer said it already knew (rumor feedback received).
+    pub rumor_feedback: u64,
+    /// Rumors that stopped being hot by the rumor rule.
+    pub rumors_cooled: u64,
+    /// Hot rumors dropped because `max_hot_rumors` were already hot.
+    pub rumors_dropped: u64,
     /// Datagrams dropped because `max_pending_transmits` were already waiting.
     pub transmits_dropped: u64,
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.

@@ -17,6 +17,7 @@ use crate::identity::Identity;
 use crate::message::{self, Drop, EnvelopeBuilder};
 use crate::metrics::Metrics;
 use crate::replica::StoredEntry;
+use crate::rumor::Rumors;
 use crate::summary::DigestSummary;
 use crate::table::{LOCAL, NodeTable, Upsert};
 
@@ -53,6 +54,7 @@ pub struct Node<R> {
     transmits: BoundedQueue<Transmit>,
     pub(crate) events: Events,
     pub(crate) metrics: Metrics,
+    pub(crate) rumors: Rumors,
 }
 
 /// A read-only view of one known node.
@@ -91,6 +93,7 @@ impl<R: Rng> Node<R> {
             next_gossip: now + phase,
             out_of_sync_until: None,
             metrics: Metrics::default(),
+            rumors: Rumors::new(config.max_hot_rumors),
             config,
             identity,
             rng,
@@ -194,8 +197,12 @@ impl<R: Rng> Node<R> {
             return Err(WriteError::TooManyKeys { max: self.config.max_keys_per_node });
         }
         let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
-        let version = self.table.modify(LOCAL, |_, replica| replica.write(key, value, now, deadline));
-        Ok(version.unwrap_or_default())
+        let version = self
+            .table
+            .modify(LOCAL, |_, replica| replica.write(key, value, now, deadline))
+            .unwrap_or_default();
+        self.heat_rumor(LOCAL, self.identity.generation, version - 1, version);
+        Ok(version)
     }
 
     /// Adds seed addresses to contact: they take part in the next rounds' peer choice until
@@ -245,8 +252,11 @@ impl<R: Rng> Node<R> {
             Body::Syn(syn) => self.on_syn(from, syn),
             Body::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
             Body::Ack2(ack2) => self.on_ack2(from, ack2),
-            Body::Push(push) => self.apply_deltas(&push.deltas),
-            Body::DeltaReply(reply) => self.apply_deltas(&reply.deltas),
+            Body::Push(push) => self.on_push(from, push),
+            Body::PushAck(ack) => self.on_push_ack(ack),
+            Body::DeltaReply(reply) => {
+                self.apply_deltas(&reply.deltas);
+            }
         }
     }
 
@@ -289,8 +299,13 @@ impl<R: Rng> Node<R> {
 
     /// Registers the sender of a datagram; `false` when the datagram must be dropped.
     fn observe_sender(&mut self, sender: &Identity) -> bool {
-        let upsert =
-            self.table.upsert(sender.name.as_str(), sender.generation, sender.address, true, self.config.max_nodes);
+        let upsert = self.table.upsert(
+            sender.name.as_str(),
+            sender.generation,
+            sender.address,
+            true,
+            self.config.max_nodes,
+        );
         self.note_upsert(&sender.name, sender.generation, sender.address, upsert)
     }
 
@@ -308,7 +323,8 @@ impl<R: Rng> Node<R> {
                 self.events.emit(Event::NodeDiscovered { name: name.to_owned(), generation, address });
                 true
             }
-            Upsert::Restarted { old_generation, .. } => {
+            Upsert::Restarted { index, old_generation } => {
+                self.rumors.forget(index);
                 self.events.emit(Event::NodeRestarted { name: name.to_owned(), old_generation, generation });
                 true
             }

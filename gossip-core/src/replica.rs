@@ -32,14 +32,19 @@ pub(crate) struct StoredEntry {
 /// Why a delta was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// It starts above our max version, or it is unsafe for us (we are behind the sender's
-    /// watermark and it is not a reset), or it brings nothing new.
-    Stale,
+    /// It brings nothing we do not hold already.
+    AlreadyKnown,
+    /// It starts above our max version (a hole would open), or we are behind the sender's
+    /// watermark and it is not a reset (we might keep a key whose tombstone is gone).
+    Gap,
 }
 
 /// What applying a delta did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Applied {
+    /// The replica's max version before and after: the run `(from, to]` is news here.
+    pub(crate) from: u64,
+    pub(crate) to: u64,
     pub(crate) entries: usize,
     pub(crate) reset: bool,
     /// Entries refused because the table was full.
@@ -188,11 +193,10 @@ impl Replica {
             self.clear();
             self.gc_watermark = delta.gc_watermark;
             applied.reset = true;
-        } else if behind_watermark
-            || delta.from_version > self.max_version
-            || delta.to_version <= self.max_version
-        {
-            return Err(Refusal::Stale);
+        } else if delta.to_version <= self.max_version {
+            return Err(Refusal::AlreadyKnown);
+        } else if behind_watermark || delta.from_version > self.max_version {
+            return Err(Refusal::Gap);
         }
         let base = self.max_version;
         let mut reached = delta.to_version;
@@ -222,7 +226,7 @@ impl Replica {
             applied.entries += 1;
         }
         if reached <= base && !applied.reset {
-            return if applied.over_cap > 0 { Ok(applied) } else { Err(Refusal::Stale) };
+            return if applied.over_cap > 0 { Ok(applied) } else { Err(Refusal::AlreadyKnown) };
         }
         self.max_version = reached.max(self.max_version);
         if self.max_version >= delta.gc_watermark && delta.gc_watermark > self.gc_watermark {
@@ -230,6 +234,8 @@ impl Replica {
             self.collect_up_to(delta.gc_watermark);
         }
         self.touch(now, base);
+        applied.from = base;
+        applied.to = self.max_version;
         Ok(applied)
     }
 
@@ -246,8 +252,11 @@ impl Replica {
     }
 
     fn collect_up_to(&mut self, watermark: u64) {
-        let due: Vec<u64> =
-            self.data.as_ref().map(|data| data.tombstones.range(..=watermark).map(|(v, _)| *v).collect()).unwrap_or_default();
+        let due: Vec<u64> = self
+            .data
+            .as_ref()
+            .map(|data| data.tombstones.range(..=watermark).map(|(v, _)| *v).collect())
+            .unwrap_or_default();
         for version in due {
             self.remove_version(version);
         }
