@@ -1,6 +1,7 @@
 //! The table of every node this node knows, its own included, with the digest summary kept
 //! up to date on every change.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +42,19 @@ pub(crate) struct NodeTable {
     recent: Vec<usize>,
     /// Next index of the rotating digest window.
     cursor: usize,
+    /// Indexes of the replicas that hold tombstones (the only ones GC has to visit).
+    with_tombstones: BTreeSet<usize>,
 }
 
 impl NodeTable {
     pub(crate) fn new(local: &Identity) -> Self {
-        let mut table =
-            Self { nodes: IndexMap::new(), summary: DigestSummary::default(), recent: Vec::new(), cursor: 0 };
+        let mut table = Self {
+            nodes: IndexMap::new(),
+            summary: DigestSummary::default(),
+            recent: Vec::new(),
+            cursor: 0,
+            with_tombstones: BTreeSet::new(),
+        };
         table.summary.add(&local.name, local.generation, 0);
         table.nodes.insert(Arc::from(local.name.as_str()), Replica::new(local.generation, local.address));
         table
@@ -96,6 +104,9 @@ impl NodeTable {
         if (generation, max_version) != (replica.generation, replica.max_version) {
             self.summary.remove(name, generation, max_version);
             self.summary.add(name, replica.generation, replica.max_version);
+        }
+        if replica.tombstone_count() > 0 {
+            self.with_tombstones.insert(index);
         }
         if replica.last_changed().is_some() && !replica.in_recent() {
             replica.set_in_recent(true);
@@ -178,9 +189,11 @@ impl NodeTable {
     /// Garbage-collects due tombstones in every table; returns how many were collected.
     pub(crate) fn collect_garbage(&mut self, now: Instant) -> usize {
         let mut collected = 0;
-        for index in 0..self.nodes.len() {
-            if self.nodes[index].tombstone_count() > 0 {
-                collected += self.modify(index, |_, replica| replica.collect_garbage(now)).unwrap_or(0);
+        let candidates: Vec<usize> = self.with_tombstones.iter().copied().collect();
+        for index in candidates {
+            collected += self.modify(index, |_, replica| replica.collect_garbage(now)).unwrap_or(0);
+            if self.nodes.get_index(index).is_none_or(|(_, replica)| replica.tombstone_count() == 0) {
+                self.with_tombstones.remove(&index);
             }
         }
         collected
