@@ -16,13 +16,15 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use gossip_proto::v1::{self, ExchangeMode, envelope::Body};
-use rand::seq::index;
+use rand::RngExt;
 use rand_core::Rng;
 
+use crate::broadcast::membership_field_len;
 use crate::budget::Budget;
 use crate::config::{AntiEntropyMode, Dissemination};
 use crate::delta::{self, DeltaPlan};
-use crate::digest;
+use crate::digest::{self, Comparison};
+use crate::membership::{Claim, MemberState};
 use crate::node::Node;
 use crate::replica::Refusal;
 use crate::table::Upsert;
@@ -33,6 +35,7 @@ impl<R: Rng> Node<R> {
         self.metrics.gossip_rounds += 1;
         let now = self.now;
         self.metrics.tombstones_collected += self.table.collect_garbage(now) as u64;
+        self.forget_departed();
         let window = self.config.gossip_interval * self.config.recent_rounds;
         self.table.prune_recent(now, window);
         if self.config.dissemination != Dissemination::Rumors {
@@ -48,18 +51,41 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Up to `fanout` distinct peers: known nodes and seeds not yet heard from.
+    /// The peers of one anti-entropy round: `fanout` random live members; a seed as well
+    /// when none of them is a seed or fewer members are live than there are seeds
+    /// (Cassandra's rule against seed islands); and a dead member with probability
+    /// `#dead / (#live + 1)`, at least every `swim.dead_gossip_every_rounds` rounds, so that a
+    /// healed partition always re-merges.
     pub(crate) fn choose_peers(&mut self) -> Vec<SocketAddr> {
-        let known = self.table.len() - 1;
-        let candidates = known + self.seeds.len();
-        let amount = self.config.fanout.min(candidates);
-        index::sample(&mut self.rng, candidates, amount)
-            .into_iter()
-            .filter_map(|choice| match choice.checked_sub(known) {
-                None => self.table.get(choice + 1).map(|(_, replica)| replica.address),
-                Some(seed) => self.seeds.get(seed).copied(),
-            })
-            .collect()
+        let mut peers = self.random_live_members(self.config.fanout, &[]);
+        let seeds: Vec<SocketAddr> =
+            self.join.seeds.iter().copied().filter(|s| *s != self.identity.address).collect();
+        let live = self.live_members();
+        if !seeds.is_empty() && (!peers.iter().any(|p| seeds.contains(p)) || live < seeds.len()) {
+            let seed = seeds[self.rng.random_range(0..seeds.len())];
+            if !peers.contains(&seed) {
+                peers.push(seed);
+            }
+        }
+        let dead = self.table.departed_count();
+        self.rounds_since_dead_gossip = self.rounds_since_dead_gossip.saturating_add(1);
+        if dead > 0 {
+            let due = self.rounds_since_dead_gossip >= self.config.swim.dead_gossip_every_rounds;
+            if due || self.rng.random_bool((dead as f64 / (live as f64 + 1.0)).min(1.0)) {
+                let pick = self.rng.random_range(0..dead);
+                let address = self
+                    .table
+                    .departed_names()
+                    .nth(pick)
+                    .and_then(|name| self.table.by_name(name))
+                    .map(|member| member.address);
+                if let Some(address) = address.filter(|a| !peers.contains(a)) {
+                    peers.push(address);
+                    self.rounds_since_dead_gossip = 0;
+                }
+            }
+        }
+        peers
     }
 
     pub(crate) fn budget(&self) -> Budget {
@@ -113,6 +139,28 @@ impl<R: Rng> Node<R> {
         }
     }
 
+    /// Applies the peer's winning membership claims, and returns ours that win over the
+    /// peer's (to send with the reply), after taking their room from `budget`.
+    fn settle_claims(
+        &mut self,
+        comparison: &mut Comparison,
+        budget: &mut Budget,
+    ) -> Vec<v1::MembershipUpdate> {
+        for claim in std::mem::take(&mut comparison.claims) {
+            self.apply_claim(claim, true);
+        }
+        let mut tell = Vec::new();
+        for index in std::mem::take(&mut comparison.tell) {
+            let Some(claim) = self.claim_about(index) else { continue };
+            let update = claim.to_wire();
+            if !budget.take(membership_field_len(prost::Message::encoded_len(&update))) {
+                break;
+            }
+            tell.push(update);
+        }
+        tell
+    }
+
     /// A peer opened an exchange: answer unless our summaries agree.
     pub(crate) fn on_syn(&mut self, from: SocketAddr, syn: v1::Syn) {
         let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
@@ -123,8 +171,10 @@ impl<R: Rng> Node<R> {
         self.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
         let push_pull = syn.mode() != ExchangeMode::Pull;
-        let comparison = digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
+        let mut comparison =
+            digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
         let mut budget = self.budget();
+        let tell = self.settle_claims(&mut comparison, &mut budget);
         let mut digest = Vec::new();
         if push_pull {
             // Room for what we lack, but at most a third: the deltas matter more.
@@ -136,10 +186,10 @@ impl<R: Rng> Node<R> {
         let plans = delta::by_need(comparison.deltas, &mut self.rng);
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         digest::push_window(&mut self.table, &comparison.mentioned, true, &mut budget, &mut digest);
-        if deltas.is_empty() && digest.is_empty() {
+        if deltas.is_empty() && digest.is_empty() && tell.is_empty() {
             return;
         }
-        self.send(from, Body::SynAck(v1::SynAck { deltas, digest }));
+        self.send_with_claims(from, Body::SynAck(v1::SynAck { deltas, digest }), None, tell);
     }
 
     /// The peer answered our `Syn`: apply what it sent, then send what it lacks and ask
@@ -147,9 +197,10 @@ impl<R: Rng> Node<R> {
     pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: v1::SynAck) {
         self.mark_out_of_sync();
         self.apply_deltas(&syn_ack.deltas);
-        let comparison =
+        let mut comparison =
             digest::compare(&self.table, &syn_ack.digest, self.config.max_nodes, &mut self.metrics);
         let mut budget = self.budget();
+        let tell = self.settle_claims(&mut comparison, &mut budget);
         let mut request = Vec::new();
         digest::push_entries(comparison.behind, &mut budget, &mut request);
         let deltas = if self.config.mode == AntiEntropyMode::PushPull {
@@ -158,25 +209,23 @@ impl<R: Rng> Node<R> {
         } else {
             Vec::new()
         };
-        if deltas.is_empty() && request.is_empty() {
+        if deltas.is_empty() && request.is_empty() && tell.is_empty() {
             return;
         }
-        self.send(from, Body::Ack2(v1::Ack2 { deltas, request }));
+        self.send_with_claims(from, Body::Ack2(v1::Ack2 { deltas, request }), None, tell);
     }
 
     /// The last step of an exchange we answered: apply, then send what was requested.
     pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: v1::Ack2) {
         self.apply_deltas(&ack2.deltas);
-        let comparison =
+        let mut comparison =
             digest::compare(&self.table, &ack2.request, self.config.max_nodes, &mut self.metrics);
-        if comparison.deltas.is_empty() {
-            return;
-        }
         let mut budget = self.budget();
+        let tell = self.settle_claims(&mut comparison, &mut budget);
         let plans = delta::by_need(comparison.deltas, &mut self.rng);
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
-        if !deltas.is_empty() {
-            self.send(from, Body::DeltaReply(v1::DeltaReply { deltas }));
+        if !deltas.is_empty() || !tell.is_empty() {
+            self.send_with_claims(from, Body::DeltaReply(v1::DeltaReply { deltas }), None, tell);
         }
     }
 
@@ -220,6 +269,19 @@ impl<R: Rng> Node<R> {
                 Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
             };
             self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);
+            if let Some(state) = MemberState::from_wire(node_delta.state) {
+                let fresh = !matches!(upsert, Upsert::Known(_));
+                let claim = Claim {
+                    name: node_delta.name.clone(),
+                    generation: node_delta.generation,
+                    address: self.table.get(index).map_or(address, |(_, member)| member.address),
+                    incarnation: node_delta.incarnation,
+                    state,
+                    from: String::new(),
+                };
+                // A member first learned through anti-entropy takes the sender's view quietly.
+                self.apply_claim(claim, !fresh);
+            }
             let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
             let max_keys = self.config.max_keys_per_node;
             let events = &mut self.events;

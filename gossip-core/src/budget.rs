@@ -68,6 +68,8 @@ pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_l
         to_version: u64::MAX,
         gc_watermark: u64::MAX,
         reset: true,
+        incarnation: u32::MAX,
+        state: v1::MemberState::Left as i32,
         entries: vec![v1::Entry {
             key: "k".repeat(key_len),
             value: vec![0xff; value_len].into(),

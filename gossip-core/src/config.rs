@@ -84,6 +84,8 @@ pub struct Config {
     pub max_value_size: usize,
     /// Longest node name, in bytes.
     pub max_name_size: usize,
+    /// Membership and failure detection (SWIM with Lifeguard).
+    pub swim: SwimConfig,
     /// Most datagrams waiting to be taken by [`crate::Node::poll`]; beyond it new ones are
     /// dropped and counted.
     pub max_pending_transmits: usize,
@@ -115,6 +117,7 @@ impl Config {
             max_name_size: 64,
             max_pending_transmits: 1_024,
             max_pending_events: 4_096,
+            swim: SwimConfig::lan(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Config {
             gossip_interval: Duration::from_millis(100),
             fanout: 3,
             tombstone_grace: Duration::from_secs(600),
+            swim: SwimConfig::local(),
             ..Self::lan()
         }
     }
@@ -153,8 +157,19 @@ impl Config {
         if self.cluster.len() > 64 {
             return Err(ConfigError::ClusterTooLong { len: self.cluster.len(), max: 64 });
         }
-        if self.gossip_interval.is_zero() {
-            return Err(ConfigError::Zero { field: "gossip_interval" });
+        let durations = [
+            ("gossip_interval", self.gossip_interval),
+            ("swim.probe_interval", self.swim.probe_interval),
+            ("swim.probe_timeout", self.swim.probe_timeout),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
+            return Err(ConfigError::Zero { field });
+        }
+        if self.swim.probe_timeout >= self.swim.probe_interval {
+            return Err(ConfigError::ProbeTimeout {
+                timeout: self.swim.probe_timeout,
+                interval: self.swim.probe_interval,
+            });
         }
         let counts = [
             ("fanout", self.fanout),
@@ -167,6 +182,12 @@ impl Config {
             ("max_name_size", self.max_name_size),
             ("max_pending_transmits", self.max_pending_transmits),
             ("max_pending_events", self.max_pending_events),
+            ("swim.suspicion_mult", self.swim.suspicion_mult as usize),
+            ("swim.suspicion_max_timeout_mult", self.swim.suspicion_max_timeout_mult as usize),
+            ("swim.retransmit_mult", self.swim.retransmit_mult as usize),
+            ("swim.max_broadcasts", self.swim.max_broadcasts),
+            ("swim.max_pending_relays", self.swim.max_pending_relays),
+            ("swim.max_relays_per_requester", self.swim.max_relays_per_requester),
         ];
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
@@ -189,5 +210,96 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Self::lan()
+    }
+}
+
+/// SWIM failure detection with Lifeguard's refinements (memberlist's figures by default).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SwimConfig {
+    /// Time between two probes (scaled up by the local-health score under Lifeguard).
+    pub probe_interval: Duration,
+    /// How long a direct ping may take before indirect probes go out.
+    pub probe_timeout: Duration,
+    /// Members asked to probe an unresponsive member on this node's behalf.
+    pub indirect_checks: usize,
+    /// The suspicion timeout is at least `suspicion_mult x log10(n) x probe_interval`.
+    pub suspicion_mult: u32,
+    /// The suspicion timeout starts at this multiple of the minimum and shrinks toward it as
+    /// other members confirm the suspicion (Lifeguard).
+    pub suspicion_max_timeout_mult: u32,
+    /// Each membership update is piggybacked at most `retransmit_mult x ceil(log10(n + 1))`
+    /// times.
+    pub retransmit_mult: u32,
+    /// Lifeguard on (local health, dynamic suspicion, nacks, buddy system) or off.
+    pub lifeguard: bool,
+    /// Highest local-health score; timeouts and intervals scale by `score + 1`.
+    pub max_health_score: u32,
+    /// How long a dead or departed member is still gossiped before it is forgotten along with
+    /// its key-value state.
+    pub dead_retention: Duration,
+    /// How long `leave` keeps gossiping before it reports done.
+    pub leave_timeout: Duration,
+    /// Acknowledgements of the leave after which it reports done early.
+    pub leave_acks: usize,
+    /// First retry delay of `join` while no seed has answered; doubles up to
+    /// `join_retry_max`.
+    pub join_retry_initial: Duration,
+    /// Longest delay between two join attempts.
+    pub join_retry_max: Duration,
+    /// Gossip to a dead or unreachable member at least once every this many rounds, so a
+    /// healed partition always re-merges.
+    pub dead_gossip_every_rounds: u32,
+    /// Most membership updates waiting to be piggybacked.
+    pub max_broadcasts: usize,
+    /// Most ping-req relays in flight at once.
+    pub max_pending_relays: usize,
+    /// Most ping-req relays in flight for one requester.
+    pub max_relays_per_requester: usize,
+}
+
+impl SwimConfig {
+    /// memberlist's LAN defaults.
+    pub fn lan() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            retransmit_mult: 4,
+            lifeguard: true,
+            max_health_score: 8,
+            dead_retention: Duration::from_secs(60),
+            leave_timeout: Duration::from_secs(5),
+            leave_acks: 3,
+            join_retry_initial: Duration::from_millis(500),
+            join_retry_max: Duration::from_secs(30),
+            dead_gossip_every_rounds: 10,
+            max_broadcasts: 4_096,
+            max_pending_relays: 256,
+            max_relays_per_requester: 8,
+        }
+    }
+
+    /// memberlist's WAN defaults.
+    pub fn wan() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            ..Self::lan()
+        }
+    }
+
+    /// memberlist's local defaults: fast probes, short suspicion.
+    pub fn local() -> Self {
+        Self {
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            suspicion_mult: 3,
+            retransmit_mult: 2,
+            ..Self::lan()
+        }
     }
 }

@@ -97,6 +97,8 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         gc_watermark: replica.gc_watermark,
         reset: plan.reset,
         entries: Vec::new(),
+        incarnation: replica.incarnation,
+        state: replica.state.to_wire() as i32,
     };
     let mut len = delta.encoded_len();
     let room = budget.remaining();

@@ -16,6 +16,7 @@ use prost::Message;
 
 use crate::budget::{Budget, field_len};
 use crate::delta::DeltaPlan;
+use crate::membership::{Claim, MemberState, overrides};
 use crate::metrics::Metrics;
 use crate::replica::Replica;
 use crate::table::{LOCAL, NodeTable};
@@ -27,6 +28,9 @@ pub(crate) fn entry(name: &str, replica: &Replica) -> v1::DigestEntry {
         generation: replica.generation,
         max_version: replica.max_version,
         gc_watermark: replica.gc_watermark,
+        unknown: false,
+        incarnation: replica.incarnation,
+        state: replica.state.to_wire() as i32,
     }
 }
 
@@ -39,6 +43,10 @@ pub(crate) struct Comparison {
     pub(crate) behind: Vec<v1::DigestEntry>,
     /// Table indexes the peer mentioned (no need to offer them again).
     pub(crate) mentioned: HashSet<usize>,
+    /// Membership claims of the peer that override ours.
+    pub(crate) claims: Vec<Claim>,
+    /// Table indexes whose membership claim of ours overrides the peer's: tell it.
+    pub(crate) tell: Vec<usize>,
 }
 
 /// Compares the peer's `entries` with the local table.
@@ -62,6 +70,9 @@ pub(crate) fn compare(
                 generation: theirs.generation,
                 max_version: 0,
                 gc_watermark: 0,
+                unknown: true,
+                incarnation: 0,
+                state: 0,
             });
             continue;
         };
@@ -74,7 +85,12 @@ pub(crate) fn compare(
             metrics.rejected_own_deltas += 1;
             continue;
         }
-        if theirs.generation < ours.generation {
+        if theirs.generation == ours.generation && !theirs.unknown {
+            compare_claims(index, name, ours, theirs, &mut comparison);
+        }
+        if theirs.generation < ours.generation || (theirs.unknown && theirs.generation == ours.generation) {
+            // The peer lacks this generation entirely: send all of it, even an empty table,
+            // so that it learns the node exists.
             comparison.deltas.push(DeltaPlan { index, from: 0, reset: false, missing: ours.max_version });
         } else if theirs.generation > ours.generation {
             comparison.behind.push(v1::DigestEntry {
@@ -82,6 +98,9 @@ pub(crate) fn compare(
                 generation: theirs.generation,
                 max_version: 0,
                 gc_watermark: 0,
+                unknown: true,
+                incarnation: 0,
+                state: 0,
             });
         } else if ours.max_version > theirs.max_version {
             let reset = theirs.max_version < ours.gc_watermark && theirs.gc_watermark < ours.gc_watermark;
@@ -97,6 +116,29 @@ pub(crate) fn compare(
         }
     }
     comparison
+}
+
+/// Sorts out whose membership claim wins for one node of the same generation.
+fn compare_claims(
+    index: usize,
+    name: &str,
+    ours: &Replica,
+    theirs: &v1::DigestEntry,
+    comparison: &mut Comparison,
+) {
+    let Some(state) = MemberState::from_wire(theirs.state) else { return };
+    if overrides(ours.state, ours.incarnation, state, theirs.incarnation) {
+        comparison.claims.push(Claim {
+            name: name.to_owned(),
+            generation: theirs.generation,
+            address: ours.address,
+            incarnation: theirs.incarnation,
+            state,
+            from: String::new(),
+        });
+    } else if overrides(state, theirs.incarnation, ours.state, ours.incarnation) {
+        comparison.tell.push(index);
+    }
 }
 
 /// Appends entries while they fit `budget`; returns how many were added.

@@ -45,6 +45,14 @@ pub enum ConfigError {
         /// Configured datagram limit.
         max_datagram_size: usize,
     },
+    /// The probe timeout does not leave room for indirect probes within the interval.
+    #[error("swim.probe_timeout ({timeout:?}) must be shorter than swim.probe_interval ({interval:?})")]
+    ProbeTimeout {
+        /// The configured timeout.
+        timeout: std::time::Duration,
+        /// The configured interval.
+        interval: std::time::Duration,
+    },
     /// The local node's name is empty or too long.
     #[error("the node name is {len} bytes; it must be between 1 and {max} bytes")]
     InvalidName {

@@ -18,7 +18,7 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A node this node had never heard of.
+    /// A node this node had never heard of joined its view (the member joined).
     NodeDiscovered {
         /// Its name.
         name: String,
@@ -36,6 +36,50 @@ pub enum Event {
         /// The new generation.
         generation: u64,
     },
+    /// A member is suspected of having failed; it may still refute.
+    MemberSuspected {
+        /// Its name.
+        name: String,
+        /// The incarnation under suspicion.
+        incarnation: u32,
+    },
+    /// A suspected or dead member refuted: it is alive under a higher incarnation.
+    MemberRecovered {
+        /// Its name.
+        name: String,
+        /// The incarnation it refuted with.
+        incarnation: u32,
+    },
+    /// A member was declared failed (its suspicion timed out).
+    MemberFailed {
+        /// Its name.
+        name: String,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A member left the cluster gracefully.
+    MemberLeft {
+        /// Its name.
+        name: String,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A member kept its name but moved to a new address.
+    AddressChanged {
+        /// Its name.
+        name: String,
+        /// The address it had.
+        old: SocketAddr,
+        /// The address it has now.
+        new: SocketAddr,
+    },
+    /// This node's `join` succeeded: a member answered.
+    Joined {
+        /// The address that answered first.
+        via: SocketAddr,
+    },
+    /// This node's graceful leave is complete (acknowledged, or timed out).
+    LeaveComplete,
     /// A key of some node's table (this node's included) took a new value.
     KeyChanged {
         /// The owner of the key.

@@ -81,29 +81,36 @@
 #![deny(missing_docs)]
 
 mod anti_entropy;
+mod broadcast;
 mod budget;
 mod config;
 mod delta;
 mod digest;
 mod error;
 mod event;
+mod health;
 mod identity;
 #[cfg(test)]
 mod laws;
+mod lifecycle;
+mod membership;
 mod message;
 mod metrics;
 mod node;
+mod probe;
 mod replica;
 mod rumor;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod summary;
+mod suspicion;
 mod table;
 
-pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule};
+pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{ConfigError, WriteError};
 pub use event::{Event, Output, Transmit};
 pub use identity::Identity;
+pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};
 pub use summary::DigestSummary;

@@ -6,6 +6,7 @@ use gossip_proto::v1::{self, envelope::Body};
 use crate::config::Config;
 use crate::delta::{valid_name, validate};
 use crate::identity::{Identity, address_from_wire};
+use crate::membership::Claim;
 
 /// Why an envelope was dropped before it touched any state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,18 @@ pub(crate) fn check(envelope: &v1::Envelope, config: &Config) -> Result<Identity
     let body = envelope.body.as_ref().ok_or(Drop::Malformed)?;
     let deltas_ok = deltas(body).iter().all(|delta| validate(delta, config).is_some());
     let digest_ok = digest(body).iter().all(|entry| valid_name(&entry.name, config));
-    if !deltas_ok || !digest_ok {
+    let membership_ok = envelope
+        .membership
+        .iter()
+        .all(|update| Claim::from_wire(update).is_some_and(|claim| valid_name(&claim.name, config)));
+    let probe_ok = match body {
+        Body::Ping(ping) => ping.target.len() <= config.max_name_size,
+        Body::PingReq(request) => request.target.as_ref().is_some_and(|target| {
+            valid_name(&target.name, config) && address_from_wire(target.address.as_ref()).is_some()
+        }),
+        _ => true,
+    };
+    if !deltas_ok || !digest_ok || !membership_ok || !probe_ok {
         return Err(Drop::Malformed);
     }
     Ok(Identity::new(sender.name.clone(), sender.generation, address))
@@ -48,7 +60,9 @@ pub(crate) fn deltas(body: &Body) -> &[v1::NodeDelta] {
         Body::Ack2(m) => &m.deltas,
         Body::Push(m) => &m.deltas,
         Body::DeltaReply(m) => &m.deltas,
-        Body::Syn(_) | Body::PushAck(_) => &[],
+        Body::Syn(_) | Body::PushAck(_) | Body::Ping(_) | Body::PingReq(_) | Body::Ack(_) | Body::Nack(_) => {
+            &[]
+        }
     }
 }
 
@@ -59,7 +73,12 @@ pub(crate) fn digest(body: &Body) -> &[v1::DigestEntry] {
         Body::SynAck(m) => &m.digest,
         Body::Ack2(m) => &m.request,
         Body::PushAck(m) => &m.known,
-        Body::Push(_) | Body::DeltaReply(_) => &[],
+        Body::Push(_)
+        | Body::DeltaReply(_)
+        | Body::Ping(_)
+        | Body::PingReq(_)
+        | Body::Ack(_)
+        | Body::Nack(_) => &[],
     }
 }
 

@@ -56,6 +56,22 @@ pub struct Metrics {
     pub rumors_cooled: u64,
     /// Hot rumors dropped because `max_hot_rumors` were already hot.
     pub rumors_dropped: u64,
+    /// Probes (direct pings) sent.
+    pub probes_sent: u64,
+    /// Probes that got no ack within their period.
+    pub probes_failed: u64,
+    /// Ping-reqs sent to relays.
+    pub ping_reqs_sent: u64,
+    /// Ping-reqs refused by the relay rate limits.
+    pub relays_refused: u64,
+    /// Pings addressed to another name (the address was reused).
+    pub misdirected_pings: u64,
+    /// Times this node refuted a suspicion or death of itself.
+    pub refutations: u64,
+    /// Membership updates dropped because the piggyback queue was full.
+    pub broadcasts_dropped: u64,
+    /// Dead or departed members forgotten after the retention time.
+    pub members_forgotten: u64,
     /// Datagrams dropped because `max_pending_transmits` were already waiting.
     pub transmits_dropped: u64,
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.

@@ -10,15 +10,21 @@ use prost::Message;
 use rand::RngExt;
 use rand_core::Rng;
 
+use crate::broadcast::Broadcasts;
 use crate::config::Config;
 use crate::error::{ConfigError, WriteError};
 use crate::event::{BoundedQueue, Event, Events, Output, Transmit};
+use crate::health::LocalHealth;
 use crate::identity::Identity;
+use crate::lifecycle::{Join, Leave};
+use crate::membership::{Claim, MemberState};
 use crate::message::{self, Drop, EnvelopeBuilder};
 use crate::metrics::Metrics;
+use crate::probe::Prober;
 use crate::replica::StoredEntry;
 use crate::rumor::Rumors;
 use crate::summary::DigestSummary;
+use crate::suspicion::Suspicions;
 use crate::table::{LOCAL, NodeTable, Upsert};
 
 /// One gossip node: a deterministic state machine that performs no I/O.
@@ -29,7 +35,7 @@ use crate::table::{LOCAL, NodeTable, Upsert};
 ///   [`handle_timeout`](Self::handle_timeout) once the deadline from
 ///   [`poll_timeout`](Self::poll_timeout) has passed;
 /// - **commands** from the application: [`set`](Self::set), [`delete`](Self::delete),
-///   [`join`](Self::join);
+///   [`join`](Self::join), [`leave`](Self::leave);
 /// - **outputs**: [`poll`](Self::poll), to drain after every input or command, then
 ///   [`poll_timeout`](Self::poll_timeout);
 /// - **getters**: [`get`](Self::get), [`nodes`](Self::nodes), [`entries`](Self::entries),
@@ -44,8 +50,14 @@ pub struct Node<R> {
     pub(crate) rng: R,
     pub(crate) table: NodeTable,
     pub(crate) envelopes: EnvelopeBuilder,
-    /// Addresses given to `join` that no node has answered from yet.
-    pub(crate) seeds: Vec<SocketAddr>,
+    pub(crate) join: Join,
+    pub(crate) leave: Option<Leave>,
+    pub(crate) prober: Prober,
+    pub(crate) health: LocalHealth,
+    pub(crate) suspicions: Suspicions,
+    pub(crate) broadcasts: Broadcasts,
+    /// Anti-entropy rounds since a dead member was last contacted.
+    pub(crate) rounds_since_dead_gossip: u32,
     /// The latest time seen by any input; commands are stamped with it.
     pub(crate) now: Instant,
     pub(crate) next_gossip: Instant,
@@ -72,6 +84,10 @@ pub struct NodeView<'a> {
     pub gc_watermark: u64,
     /// Keys held, tombstones included.
     pub keys: usize,
+    /// Its membership state.
+    pub state: MemberState,
+    /// Its incarnation.
+    pub incarnation: u32,
 }
 
 impl<R: Rng> Node<R> {
@@ -83,12 +99,18 @@ impl<R: Rng> Node<R> {
             return Err(ConfigError::InvalidName { len: identity.name.len(), max: config.max_name_size });
         }
         let phase = config.gossip_interval.mul_f64(rng.random::<f64>());
-        Ok(Self {
+        let mut node = Self {
             table: NodeTable::new(&identity),
             envelopes: EnvelopeBuilder::new(&config, &identity),
             transmits: BoundedQueue::new(config.max_pending_transmits),
             events: Events::new(config.max_pending_events),
-            seeds: Vec::new(),
+            join: Join::default(),
+            leave: None,
+            prober: Prober::new(now + config.swim.probe_interval.mul_f64(rng.random::<f64>())),
+            health: LocalHealth::default(),
+            suspicions: Suspicions::new(),
+            broadcasts: Broadcasts::new(config.swim.max_broadcasts),
+            rounds_since_dead_gossip: 0,
             now,
             next_gossip: now + phase,
             out_of_sync_until: None,
@@ -97,7 +119,12 @@ impl<R: Rng> Node<R> {
             config,
             identity,
             rng,
-        })
+        };
+        // Announce ourselves: the first datagrams carry our Alive claim.
+        if let Some(alive) = node.claim_about(LOCAL) {
+            node.broadcast(alive);
+        }
+        Ok(node)
     }
 
     // ----- getters -----
@@ -132,6 +159,8 @@ impl<R: Rng> Node<R> {
             max_version: replica.max_version,
             gc_watermark: replica.gc_watermark,
             keys: replica.len(),
+            state: replica.state,
+            incarnation: replica.incarnation,
         })
     }
 
@@ -164,6 +193,12 @@ impl<R: Rng> Node<R> {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> Metrics {
         Metrics { events_dropped: self.events.dropped, ..self.metrics.clone() }
+    }
+
+    /// Lifeguard's local-health score, 0 (healthy) to `swim.max_health_score`: probe
+    /// timeouts and intervals are scaled by `score + 1`.
+    pub fn local_health(&self) -> u32 {
+        self.health.score()
     }
 
     // ----- commands -----
@@ -205,21 +240,6 @@ impl<R: Rng> Node<R> {
         Ok(version)
     }
 
-    /// Adds seed addresses to contact: they take part in the next rounds' peer choice until
-    /// a node answers from them, and each gets a `Syn` at once.
-    pub fn join(&mut self, seeds: impl IntoIterator<Item = SocketAddr>) {
-        for seed in seeds {
-            if seed == self.identity.address
-                || self.seeds.contains(&seed)
-                || self.seeds.len() >= self.config.max_nodes
-            {
-                continue;
-            }
-            self.seeds.push(seed);
-            self.send_syn(seed);
-        }
-    }
-
     // ----- inputs -----
 
     /// Handles a datagram received from `from` at `now`. Bad datagrams are dropped, counted
@@ -242,13 +262,24 @@ impl<R: Rng> Node<R> {
             Err(Drop::Cluster) => return self.metrics.cluster_mismatches += 1,
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
         };
-        if !self.observe_sender(&sender) {
+        if self.is_stale_sender(&sender) {
             self.metrics.stale_senders += 1;
             return;
         }
-        self.seeds.retain(|seed| *seed != from && *seed != sender.address);
+        // Claims first: a newcomer's own Alive claim then discovers it, and is re-gossiped.
+        for update in &envelope.membership {
+            if let Some(claim) = Claim::from_wire(update) {
+                self.apply_claim(claim, true);
+            }
+        }
+        self.observe_sender(&sender);
+        self.note_contact(from);
         let Some(body) = envelope.body else { return };
         match body {
+            Body::Ping(ping) => self.on_ping(from, ping),
+            Body::PingReq(request) => self.on_ping_req(from, request),
+            Body::Ack(ack) => self.on_ack(ack),
+            Body::Nack(nack) => self.on_nack(nack),
             Body::Syn(syn) => self.on_syn(from, syn),
             Body::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
             Body::Ack2(ack2) => self.on_ack2(from, ack2),
@@ -263,6 +294,9 @@ impl<R: Rng> Node<R> {
     /// Runs what is due at `now`. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        self.expire_suspicions();
+        self.drive_probes();
+        self.drive_lifecycle();
         if now >= self.next_gossip {
             self.gossip_round();
             self.next_gossip += self.config.gossip_interval;
@@ -288,7 +322,14 @@ impl<R: Rng> Node<R> {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_gossip)
+        let mut next = self.next_gossip.min(self.prober.next_deadline());
+        if let Some(deadline) = self.next_suspicion_deadline() {
+            next = next.min(deadline);
+        }
+        if let Some(deadline) = self.next_lifecycle_deadline() {
+            next = next.min(deadline);
+        }
+        Some(next)
     }
 
     // ----- internals shared by the protocol modules -----
@@ -297,8 +338,19 @@ impl<R: Rng> Node<R> {
         self.now = self.now.max(now);
     }
 
-    /// Registers the sender of a datagram; `false` when the datagram must be dropped.
-    fn observe_sender(&mut self, sender: &Identity) -> bool {
+    /// Whether a datagram comes from ourselves or from an older generation of its sender.
+    fn is_stale_sender(&self, sender: &Identity) -> bool {
+        match self.table.index_of(&sender.name) {
+            Some(LOCAL) => true,
+            Some(index) => {
+                self.table.get(index).is_some_and(|(_, known)| sender.generation < known.generation)
+            }
+            None => false,
+        }
+    }
+
+    /// Registers the sender of a datagram (first-hand: its address is the one it gives).
+    fn observe_sender(&mut self, sender: &Identity) {
         let upsert = self.table.upsert(
             sender.name.as_str(),
             sender.generation,
@@ -306,7 +358,7 @@ impl<R: Rng> Node<R> {
             true,
             self.config.max_nodes,
         );
-        self.note_upsert(&sender.name, sender.generation, sender.address, upsert)
+        self.note_upsert(&sender.name, sender.generation, sender.address, upsert);
     }
 
     /// Emits the event an upsert calls for; `false` when the information was refused.
@@ -319,7 +371,11 @@ impl<R: Rng> Node<R> {
     ) -> bool {
         match upsert {
             Upsert::Known(_) => true,
-            Upsert::Discovered(_) => {
+            Upsert::Discovered(index) => {
+                if let Some((name, _)) = self.table.get(index) {
+                    let name = std::sync::Arc::from(name);
+                    self.prober.insert(name, &mut self.rng);
+                }
                 self.events.emit(Event::NodeDiscovered { name: name.to_owned(), generation, address });
                 true
             }
@@ -354,9 +410,76 @@ impl<R: Rng> Node<R> {
         self.table.reserve_exact(additional);
     }
 
-    /// Encodes and queues a datagram.
+    /// Queues a membership claim for piggybacking.
+    pub(crate) fn broadcast(&mut self, claim: Claim) {
+        let before = self.broadcasts.dropped;
+        self.broadcasts.push(&claim.name, claim.to_wire());
+        self.metrics.broadcasts_dropped += self.broadcasts.dropped - before;
+    }
+
+    /// The wire identity of the member at `index`.
+    pub(crate) fn identity_of(&self, index: usize) -> Option<v1::NodeIdentity> {
+        let (name, member) = self.table.get(index)?;
+        Some(Identity::new(name, member.generation, member.address).to_wire())
+    }
+
+    /// How many other members are Alive or Suspect.
+    pub(crate) fn live_members(&self) -> usize {
+        self.table.iter().skip(1).filter(|(_, member)| member.state.is_live()).count()
+    }
+
+    /// Up to `count` distinct random live members other than this node and `exclude`.
+    pub(crate) fn random_live_members(&mut self, count: usize, exclude: &[&str]) -> Vec<SocketAddr> {
+        let len = self.table.len();
+        let eligible = |table: &NodeTable, index: usize| {
+            table.get(index).is_some_and(|(name, member)| member.state.is_live() && !exclude.contains(&name))
+        };
+        let mut chosen: Vec<usize> = Vec::with_capacity(count);
+        if len <= 4 * count + 16 {
+            let mut all: Vec<usize> = (1..len).filter(|&i| eligible(&self.table, i)).collect();
+            let picked = rand::seq::index::sample(&mut self.rng, all.len(), count.min(all.len()));
+            chosen.extend(picked.into_iter().map(|i| all[i]));
+            all.clear();
+        } else {
+            for _ in 0..8 * count {
+                if chosen.len() == count {
+                    break;
+                }
+                let index = self.rng.random_range(1..len);
+                if !chosen.contains(&index) && eligible(&self.table, index) {
+                    chosen.push(index);
+                }
+            }
+        }
+        chosen.into_iter().filter_map(|i| self.table.get(i).map(|(_, member)| member.address)).collect()
+    }
+
+    /// Encodes and queues a datagram, with membership updates filling the room left.
     pub(crate) fn send(&mut self, to: SocketAddr, body: Body) {
-        let payload = self.envelopes.envelope(body).encode_to_vec();
+        self.send_with_priority(to, body, None);
+    }
+
+    /// As [`send`](Self::send), with the update about member `first` piggybacked first.
+    pub(crate) fn send_with_priority(&mut self, to: SocketAddr, body: Body, first: Option<&str>) {
+        self.send_with_claims(to, body, first, Vec::new());
+    }
+
+    /// As [`send_with_priority`](Self::send_with_priority), with `claims` (for which the
+    /// caller reserved room) ahead of the piggyback queue.
+    pub(crate) fn send_with_claims(
+        &mut self,
+        to: SocketAddr,
+        body: Body,
+        first: Option<&str>,
+        claims: Vec<v1::MembershipUpdate>,
+    ) {
+        let mut envelope = self.envelopes.envelope(body);
+        envelope.membership = claims;
+        let room = self.config.max_datagram_size.saturating_sub(envelope.encoded_len());
+        let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
+        let piggyback = self.broadcasts.take(room, limit, first);
+        envelope.membership.extend(piggyback);
+        let payload = envelope.encode_to_vec();
         if payload.len() > self.config.max_datagram_size {
             // The packers count exact sizes, so this is a bug; never send it.
             debug_assert!(false, "built a {}-byte datagram", payload.len());

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use gossip_proto::v1;
 
 use crate::event::{Event, Events};
+use crate::membership::MemberState;
 
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub(crate) struct Applied {
 ///
 /// Kept small because a node holds one per known node (10,000 nodes know 10^8 replicas in
 /// the simulator): the maps and the recent-change bookkeeping live behind one box that is
-/// allocated on the first change, so a replica of an empty table costs 64 bytes.
+/// allocated on the first change, so a replica of an empty table costs 72 bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Replica {
     pub(crate) generation: u64,
@@ -64,6 +65,10 @@ pub(crate) struct Replica {
     /// Tombstones up to this version may have been collected.
     pub(crate) gc_watermark: u64,
     pub(crate) address: SocketAddr,
+    /// SWIM: the member's incarnation, raised only by the member itself.
+    pub(crate) incarnation: u32,
+    /// SWIM: Alive, Suspect, Dead or Left.
+    pub(crate) state: MemberState,
     data: Option<Box<ReplicaData>>,
 }
 
@@ -89,7 +94,15 @@ static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(Replic
 
 impl Replica {
     pub(crate) fn new(generation: u64, address: SocketAddr) -> Self {
-        Self { generation, max_version: 0, gc_watermark: 0, address, data: None }
+        Self {
+            generation,
+            max_version: 0,
+            gc_watermark: 0,
+            address,
+            incarnation: 0,
+            state: MemberState::Alive,
+            data: None,
+        }
     }
 
     fn data(&self) -> &ReplicaData {
@@ -98,6 +111,16 @@ impl Replica {
 
     fn data_mut(&mut self) -> &mut ReplicaData {
         self.data.get_or_insert_with(Box::default)
+    }
+
+    /// What the digest summary covers of this node.
+    pub(crate) fn summary_key(&self) -> crate::summary::SummaryKey {
+        crate::summary::SummaryKey {
+            generation: self.generation,
+            max_version: self.max_version,
+            incarnation: self.incarnation,
+            state: self.state,
+        }
     }
 
     /// When this replica last changed, while that counts as recent.
@@ -188,8 +211,11 @@ impl Replica {
         let mut applied = Applied::default();
         let behind_watermark =
             self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
+        let mut dropped_live = Vec::new();
         if delta.reset && behind_watermark {
-            // We may hold keys whose tombstones the sender collected: start again.
+            // We may hold keys whose tombstones the sender collected: start again, and tell
+            // the application about the keys that turn out to be gone.
+            dropped_live = self.live_entries().map(|(_, entry)| entry.key.clone()).collect();
             self.clear();
             self.gc_watermark = delta.gc_watermark;
             applied.reset = true;
@@ -232,6 +258,11 @@ impl Replica {
         if self.max_version >= delta.gc_watermark && delta.gc_watermark > self.gc_watermark {
             // We hold every version up to the sender's watermark: collect what it collected.
             self.collect_up_to(delta.gc_watermark);
+        }
+        for key in dropped_live {
+            if self.get(&key).is_none() {
+                events.emit(Event::KeyDeleted { node: owner.to_owned(), key, version: delta.gc_watermark });
+            }
         }
         self.touch(now, base);
         applied.from = base;

@@ -107,6 +107,13 @@ impl Rumors {
         before - self.hot.len()
     }
 
+    /// The node at table index `from` moved to `to`.
+    pub(crate) fn reindex(&mut self, from: usize, to: usize) {
+        for rumor in self.hot.iter_mut().filter(|r| r.index == from) {
+            rumor.index = to;
+        }
+    }
+
     /// Drops the rumors of a node (it restarted or was forgotten).
     pub(crate) fn forget(&mut self, index: usize) {
         self.hot.retain(|rumor| rumor.index != index);
@@ -128,7 +135,7 @@ impl<R: Rng> Node<R> {
         if self.rumors.is_empty() {
             return;
         }
-        for peer in self.choose_peers() {
+        for peer in self.random_live_members(self.config.fanout, &[]) {
             let mut budget = self.budget();
             let (deltas, indexes) = delta::pack(&self.table, self.rumors.plans(), &mut budget);
             if deltas.is_empty() {

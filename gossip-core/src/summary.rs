@@ -4,7 +4,10 @@
 use gossip_proto::v1;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// A summary of every (name, generation, max version) a node knows.
+use crate::membership::MemberState;
+
+/// A summary of every (name, generation, max version, incarnation, membership state) a node
+/// knows.
 ///
 /// It is the wrapping sum of one hash per node, so a change to one node's entry updates it
 /// in constant time: subtract the old entry's hash, add the new one's. Garbage-collection
@@ -20,14 +23,14 @@ pub struct DigestSummary {
 
 impl DigestSummary {
     /// Adds one node's digest entry.
-    pub(crate) fn add(&mut self, name: &str, generation: u64, max_version: u64) {
-        self.hash = self.hash.wrapping_add(entry_hash(name, generation, max_version));
+    pub(crate) fn add(&mut self, name: &str, key: SummaryKey) {
+        self.hash = self.hash.wrapping_add(entry_hash(name, key));
         self.nodes = self.nodes.wrapping_add(1);
     }
 
     /// Removes one node's digest entry (the exact values that were added).
-    pub(crate) fn remove(&mut self, name: &str, generation: u64, max_version: u64) {
-        self.hash = self.hash.wrapping_sub(entry_hash(name, generation, max_version));
+    pub(crate) fn remove(&mut self, name: &str, key: SummaryKey) {
+        self.hash = self.hash.wrapping_sub(entry_hash(name, key));
         self.nodes = self.nodes.wrapping_sub(1);
     }
 
@@ -40,11 +43,22 @@ impl DigestSummary {
     }
 }
 
-fn entry_hash(name: &str, generation: u64, max_version: u64) -> u64 {
-    let name_hash = xxh3_64_with_seed(name.as_bytes(), generation);
-    let mut versioned = [0u8; 16];
+/// What the summary covers of one node, besides its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SummaryKey {
+    pub(crate) generation: u64,
+    pub(crate) max_version: u64,
+    pub(crate) incarnation: u32,
+    pub(crate) state: MemberState,
+}
+
+fn entry_hash(name: &str, key: SummaryKey) -> u64 {
+    let name_hash = xxh3_64_with_seed(name.as_bytes(), key.generation);
+    let mut versioned = [0u8; 21];
     versioned[..8].copy_from_slice(&name_hash.to_le_bytes());
-    versioned[8..].copy_from_slice(&max_version.to_le_bytes());
+    versioned[8..16].copy_from_slice(&key.max_version.to_le_bytes());
+    versioned[16..20].copy_from_slice(&key.incarnation.to_le_bytes());
+    versioned[20] = key.state as u8;
     xxh3_64_with_seed(&versioned, 0x9e37_79b9_7f4a_7c15)
 }
 
@@ -52,26 +66,35 @@ fn entry_hash(name: &str, generation: u64, max_version: u64) -> u64 {
 mod tests {
     use super::*;
 
+    fn key(generation: u64, max_version: u64) -> SummaryKey {
+        SummaryKey { generation, max_version, incarnation: 0, state: MemberState::Alive }
+    }
+
     #[test]
     fn summary_is_order_independent_and_reversible() {
         let mut a = DigestSummary::default();
-        a.add("n1", 1, 5);
-        a.add("n2", 1, 7);
+        a.add("n1", key(1, 5));
+        a.add("n2", key(1, 7));
         let mut b = DigestSummary::default();
-        b.add("n2", 1, 7);
-        b.add("n1", 1, 5);
+        b.add("n2", key(1, 7));
+        b.add("n1", key(1, 5));
         assert_eq!(a, b);
 
-        b.remove("n2", 1, 7);
-        b.add("n2", 1, 8);
+        b.remove("n2", key(1, 7));
+        b.add("n2", key(1, 8));
         assert_ne!(a, b, "a new max version must change the summary");
-        b.remove("n2", 1, 8);
-        b.add("n2", 1, 7);
+        b.remove("n2", key(1, 8));
+        b.add("n2", key(1, 7));
         assert_eq!(a, b);
 
         let mut c = DigestSummary::default();
-        c.add("n1", 2, 5);
-        c.add("n2", 1, 7);
+        c.add("n1", key(2, 5));
+        c.add("n2", key(1, 7));
         assert_ne!(a, c, "a new generation must change the summary");
+
+        let mut d = b;
+        d.remove("n1", key(1, 5));
+        d.add("n1", SummaryKey { state: MemberState::Suspect, ..key(1, 5) });
+        assert_ne!(a, d, "a new membership state must change the summary");
     }
 }

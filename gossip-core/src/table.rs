@@ -1,7 +1,7 @@
 //! The table of every node this node knows, its own included, with the digest summary kept
 //! up to date on every change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +44,13 @@ pub(crate) struct NodeTable {
     cursor: usize,
     /// Indexes of the replicas that hold tombstones (the only ones GC has to visit).
     with_tombstones: BTreeSet<usize>,
+    /// Dead or departed members, with when this node learned it: forgotten after the
+    /// retention time.
+    departed: HashMap<Arc<str>, Instant>,
+    /// Forgotten members and the generation they had: that generation or an older one is
+    /// not let back in (until the entry itself expires), so a stale replica elsewhere cannot
+    /// resurrect a member everyone has just forgotten.
+    forgotten: HashMap<Arc<str>, (u64, Instant)>,
 }
 
 impl NodeTable {
@@ -54,9 +61,12 @@ impl NodeTable {
             recent: Vec::new(),
             cursor: 0,
             with_tombstones: BTreeSet::new(),
+            departed: HashMap::new(),
+            forgotten: HashMap::new(),
         };
-        table.summary.add(&local.name, local.generation, 0);
-        table.nodes.insert(Arc::from(local.name.as_str()), Replica::new(local.generation, local.address));
+        let local_replica = Replica::new(local.generation, local.address);
+        table.summary.add(&local.name, local_replica.summary_key());
+        table.nodes.insert(Arc::from(local.name.as_str()), local_replica);
         table
     }
 
@@ -99,11 +109,12 @@ impl NodeTable {
         change: impl FnOnce(&str, &mut Replica) -> T,
     ) -> Option<T> {
         let (name, replica) = self.nodes.get_index_mut(index)?;
-        let (generation, max_version) = (replica.generation, replica.max_version);
+        let before = replica.summary_key();
         let result = change(name, replica);
-        if (generation, max_version) != (replica.generation, replica.max_version) {
-            self.summary.remove(name, generation, max_version);
-            self.summary.add(name, replica.generation, replica.max_version);
+        let after = replica.summary_key();
+        if before != after {
+            self.summary.remove(name, before);
+            self.summary.add(name, after);
         }
         if replica.tombstone_count() > 0 {
             self.with_tombstones.insert(index);
@@ -146,14 +157,89 @@ impl NodeTable {
                 }
                 Upsert::Known(index)
             }
+            None if self
+                .forgotten
+                .get(name.as_ref())
+                .is_some_and(|(forgotten, _)| generation <= *forgotten) =>
+            {
+                Upsert::Stale
+            }
             None if self.nodes.len() >= max_nodes => Upsert::Full,
             None => {
                 let name: Arc<str> = name.into();
-                self.summary.add(&name, generation, 0);
-                let (index, _) = self.nodes.insert_full(name, Replica::new(generation, address));
+                let replica = Replica::new(generation, address);
+                self.summary.add(&name, replica.summary_key());
+                let (index, _) = self.nodes.insert_full(name, replica);
                 Upsert::Discovered(index)
             }
         }
+    }
+
+    /// Names of the members that are Alive or Suspect, this node's included.
+    pub(crate) fn live_names(&self) -> impl Iterator<Item = Arc<str>> + '_ {
+        self.nodes.iter().filter(|(_, member)| member.state.is_live()).map(|(name, _)| name.clone())
+    }
+
+    /// Records that a member is dead or gone (the retention clock starts once).
+    pub(crate) fn mark_departed(&mut self, name: Arc<str>, _generation: u64, now: Instant) {
+        self.departed.entry(name).or_insert(now);
+    }
+
+    /// A departed member came back.
+    pub(crate) fn clear_departed(&mut self, name: &str) {
+        self.departed.remove(name);
+    }
+
+    /// How many members are dead or gone but not yet forgotten.
+    pub(crate) fn departed_count(&self) -> usize {
+        self.departed.len()
+    }
+
+    /// The names of the dead or gone members not yet forgotten.
+    pub(crate) fn departed_names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.departed.keys()
+    }
+
+    /// Removes the members departed for at least `retention`, along with their tables.
+    /// Returns, for each removal in order, the index removed and the index whose member moved
+    /// into its place.
+    pub(crate) fn forget_departed(
+        &mut self,
+        now: Instant,
+        retention: Duration,
+    ) -> Vec<(usize, Option<usize>)> {
+        self.forgotten.retain(|_, (_, until)| *until > now);
+        let due: Vec<Arc<str>> = self
+            .departed
+            .iter()
+            .filter(|(_, since)| **since + retention <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut removals = Vec::new();
+        for name in due {
+            self.departed.remove(&name);
+            let Some(index) = self.nodes.get_index_of(&*name).filter(|&i| i != LOCAL) else { continue };
+            let generation = self.nodes[index].generation;
+            removals.push((index, self.remove(index)));
+            self.forgotten.insert(name, (generation, now + retention));
+        }
+        removals
+    }
+
+    /// Removes the member at `index` (never the local one); the last member moves into its
+    /// place, and the index returned is where it came from.
+    fn remove(&mut self, index: usize) -> Option<usize> {
+        let last = self.nodes.len() - 1;
+        let (name, replica) = self.nodes.swap_remove_index(index)?;
+        self.summary.remove(&name, replica.summary_key());
+        let moved = (index != last).then_some(last);
+        let reindex = |i: usize| if Some(i) == moved { index } else { i };
+        self.recent.retain(|&i| i != index);
+        self.recent.iter_mut().for_each(|i| *i = reindex(*i));
+        self.with_tombstones =
+            self.with_tombstones.iter().filter(|&&i| i != index).map(|&i| reindex(i)).collect();
+        self.cursor = if self.nodes.is_empty() { 0 } else { self.cursor % self.nodes.len() };
+        moved
     }
 
     /// Drops from the recent list the replicas whose last change is older than `window`.

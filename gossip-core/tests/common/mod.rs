@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::{Config, Event, Identity, Node, Output};
+use gossip_core::{Config, DigestSummary, Event, Identity, Metrics, Node, Output};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
@@ -33,6 +33,8 @@ pub struct Harness {
     pub cut: HashSet<(usize, usize)>,
     /// Largest datagram seen.
     pub max_datagram: usize,
+    /// Datagrams sent to an address that is not a node of the harness.
+    pub lost: u64,
     queue: BTreeMap<(Instant, u64), InFlight>,
     sequence: u64,
     seed: u64,
@@ -44,6 +46,30 @@ pub fn address(index: usize) -> SocketAddr {
 
 pub fn name(index: usize) -> String {
     format!("node-{index}")
+}
+
+/// The harness index behind an address made by [`address`], if it is one.
+pub fn index_of(address: SocketAddr) -> Option<usize> {
+    address.port().checked_sub(10_000).map(usize::from)
+}
+
+/// Everything a node holds, for checking that an input changed nothing: its digest
+/// summary, and for every known node its generation, max version, watermark and live entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub summary: DigestSummary,
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// One known node in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSnapshot {
+    pub name: String,
+    pub generation: u64,
+    pub max_version: u64,
+    pub gc_watermark: u64,
+    /// Live entries as `(key, value, version)`, in version order.
+    pub entries: Vec<(String, Bytes, u64)>,
 }
 
 impl Harness {
@@ -67,6 +93,7 @@ impl Harness {
             down: HashSet::new(),
             cut: HashSet::new(),
             max_datagram: 0,
+            lost: 0,
             queue: BTreeMap::new(),
             sequence: 0,
             seed,
@@ -84,7 +111,12 @@ impl Harness {
             match output {
                 Output::Transmit(transmit) => {
                     self.max_datagram = self.max_datagram.max(transmit.payload.len());
-                    let to = usize::from(transmit.to.port() - 10_000);
+                    // Datagrams to addresses outside the harness (a fake peer a test made up)
+                    // are lost, as they would be on a real network.
+                    let Some(to) = index_of(transmit.to).filter(|to| *to < self.nodes.len()) else {
+                        self.lost += 1;
+                        continue;
+                    };
                     if self.cut.contains(&(index, to)) {
                         continue;
                     }
@@ -187,10 +219,63 @@ impl Harness {
         self.drain(index);
     }
 
+    /// Adds a fresh node (generation 1) that knows nothing but the address of node `seed`,
+    /// and has it join; returns its index.
+    pub fn add(&mut self, config: Config, seed: usize) -> usize {
+        let index = self.nodes.len();
+        let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(1000).wrapping_add(index as u64));
+        let identity = Identity::new(name(index), 1, address(index));
+        self.nodes.push(Node::new(config, identity, self.now, rng).unwrap());
+        self.events.push(Vec::new());
+        self.nodes[index].join([address(seed)]);
+        self.drain(index);
+        index
+    }
+
     /// Hands a raw datagram to node `to` as if it came from `from`.
     pub fn inject(&mut self, from: SocketAddr, to: usize, datagram: &[u8]) {
         let now = self.now;
         self.nodes[to].handle_input(now, from, datagram);
         self.drain(to);
+    }
+
+    /// A snapshot of node `index`'s state (see [`Snapshot`]).
+    pub fn snapshot(&self, index: usize) -> Snapshot {
+        let node = &self.nodes[index];
+        let nodes = node
+            .nodes()
+            .map(|view| {
+                let entries = node
+                    .entries(view.name)
+                    .expect("listed node")
+                    .map(|(key, value, version)| (key.to_owned(), value.clone(), version))
+                    .collect();
+                NodeSnapshot {
+                    name: view.name.to_owned(),
+                    generation: view.generation,
+                    max_version: view.max_version,
+                    gc_watermark: view.gc_watermark,
+                    entries,
+                }
+            })
+            .collect();
+        Snapshot { summary: node.digest_summary(), nodes }
+    }
+
+    /// Whether every live node holds `owner`'s `key` with `value`.
+    pub fn all_see(&self, owner: usize, key: &str, value: &[u8]) -> bool {
+        (0..self.nodes.len())
+            .filter(|i| !self.down.contains(i))
+            .all(|i| self.nodes[i].get(&name(owner), key).map(|v| &v[..]) == Some(value))
+    }
+
+    /// The metrics of every node.
+    pub fn metrics(&self) -> Vec<Metrics> {
+        self.nodes.iter().map(Node::metrics).collect()
+    }
+
+    /// A node outside the harness (its own identity and config), created at the harness's now.
+    pub fn outsider(&self, config: Config, identity: Identity, seed: u64) -> Node<ChaCha8Rng> {
+        Node::new(config, identity, self.now, ChaCha8Rng::seed_from_u64(seed)).unwrap()
     }
 }

@@ -1,0 +1,135 @@
+//! The piggyback queue of infection-style dissemination: membership updates waiting to ride
+//! on outgoing datagrams, least-transmitted first, each at most
+//! `retransmit_mult x ceil(log10(n + 1))` times.
+
+use gossip_proto::v1;
+use prost::Message;
+
+use crate::budget::field_len;
+
+/// One update waiting to be piggybacked.
+#[derive(Debug, Clone)]
+struct Pending {
+    name: String,
+    update: v1::MembershipUpdate,
+    transmits: u32,
+}
+
+/// Membership updates to piggyback, at most one per member (the newest), at most `capacity`.
+#[derive(Debug)]
+pub(crate) struct Broadcasts {
+    queue: Vec<Pending>,
+    capacity: usize,
+    /// Updates dropped because the queue was full.
+    pub(crate) dropped: u64,
+}
+
+/// Field number of `Envelope.membership` is 16: a two-byte key.
+pub(crate) fn membership_field_len(len: usize) -> usize {
+    field_len(len) + 1
+}
+
+impl Broadcasts {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { queue: Vec::new(), capacity, dropped: 0 }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues `update` about member `name`, replacing an older update about it. When full,
+    /// the most-transmitted update gives way.
+    pub(crate) fn push(&mut self, name: &str, update: v1::MembershipUpdate) {
+        if let Some(pending) = self.queue.iter_mut().find(|p| p.name == name) {
+            *pending = Pending { name: name.to_owned(), update, transmits: 0 };
+            return;
+        }
+        if self.queue.len() >= self.capacity {
+            let Some(most) = (0..self.queue.len()).max_by_key(|&i| self.queue[i].transmits) else { return };
+            self.queue.swap_remove(most);
+            self.dropped += 1;
+        }
+        self.queue.push(Pending { name: name.to_owned(), update, transmits: 0 });
+    }
+
+    /// Takes the updates that fit `room` bytes: first the one about `first` (the buddy
+    /// system: a suspect learns of its suspicion from the ping itself), then the
+    /// least-transmitted. Each taken update counts one transmission; those that reach `limit`
+    /// leave the queue.
+    pub(crate) fn take(&mut self, room: usize, limit: u32, first: Option<&str>) -> Vec<v1::MembershipUpdate> {
+        if self.queue.is_empty() {
+            return Vec::new();
+        }
+        self.queue.sort_by_key(|p| (first != Some(p.name.as_str()), p.transmits));
+        let mut left = room;
+        let mut taken = Vec::new();
+        for pending in &mut self.queue {
+            let len = membership_field_len(pending.update.encoded_len());
+            if len > left {
+                continue;
+            }
+            left -= len;
+            pending.transmits += 1;
+            taken.push(pending.update.clone());
+            if left < 16 {
+                break;
+            }
+        }
+        self.queue.retain(|p| p.transmits < limit);
+        taken
+    }
+}
+
+/// The retransmit limit for a cluster of `n` members.
+pub(crate) fn retransmit_limit(mult: u32, n: usize) -> u32 {
+    let log = ((n + 1) as f64).log10().ceil().max(1.0) as u32;
+    mult.saturating_mul(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(name: &str, incarnation: u32) -> v1::MembershipUpdate {
+        v1::MembershipUpdate {
+            member: Some(v1::NodeIdentity { name: name.to_owned(), generation: 1, address: None }),
+            incarnation,
+            state: v1::MemberState::Alive as i32,
+            from: String::new(),
+        }
+    }
+
+    #[test]
+    fn least_transmitted_go_first_and_each_stops_at_the_limit() {
+        let mut queue = Broadcasts::new(10);
+        queue.push("a", update("a", 1));
+        assert_eq!(queue.take(1000, 2, None).len(), 1);
+        queue.push("b", update("b", 1));
+        let first = queue.take(30, 2, None);
+        assert_eq!(first[0].member.as_ref().unwrap().name, "b", "b was sent less often");
+        queue.take(1000, 2, None);
+        assert_eq!(queue.len(), 0, "both reached the limit of 2");
+    }
+
+    #[test]
+    fn a_newer_update_replaces_the_old_one_and_the_buddy_goes_first() {
+        let mut queue = Broadcasts::new(10);
+        queue.push("a", update("a", 1));
+        queue.push("b", update("b", 1));
+        queue.push("a", update("a", 2));
+        assert_eq!(queue.len(), 2);
+        let taken = queue.take(1000, 5, Some("b"));
+        assert_eq!(taken[0].member.as_ref().unwrap().name, "b");
+        assert!(taken.iter().any(|u| u.incarnation == 2));
+    }
+
+    #[test]
+    fn limit_grows_with_the_log_of_the_cluster() {
+        assert_eq!(retransmit_limit(4, 1), 4);
+        assert_eq!(retransmit_limit(4, 9), 4);
+        assert_eq!(retransmit_limit(4, 10), 8);
+        assert_eq!(retransmit_limit(4, 1000), 16);
+    }
+}

@@ -1,0 +1,169 @@
+//! Joining through seeds, leaving gracefully, and forgetting departed members.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use gossip_proto::v1::{self, envelope::Body};
+use rand_core::Rng;
+
+use crate::event::Event;
+use crate::membership::MemberState;
+use crate::node::Node;
+use crate::table::LOCAL;
+
+/// Join progress.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Join {
+    /// Every seed ever given to `join`.
+    pub(crate) seeds: Vec<SocketAddr>,
+    /// A seed (or any member) has answered.
+    pub(crate) joined: bool,
+    /// When to try the seeds again, while not joined.
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) backoff: Duration,
+}
+
+/// Leave progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Leave {
+    pub(crate) deadline: Instant,
+    pub(crate) acks: usize,
+    pub(crate) done: bool,
+}
+
+impl<R: Rng> Node<R> {
+    /// Contacts seed addresses until one answers (then [`Event::Joined`]), retrying with
+    /// exponential backoff from `swim.join_retry_initial` to `swim.join_retry_max`. Seeds
+    /// keep a place in every anti-entropy round afterwards (Cassandra's rule against seed
+    /// islands). Addresses of this node are ignored.
+    pub fn join(&mut self, seeds: impl IntoIterator<Item = SocketAddr>) {
+        for seed in seeds {
+            if seed == self.identity.address || self.join.seeds.contains(&seed) {
+                continue;
+            }
+            if self.join.seeds.len() >= self.config.max_nodes {
+                break;
+            }
+            self.join.seeds.push(seed);
+            self.send_syn(seed);
+        }
+        if !self.join.joined && !self.join.seeds.is_empty() {
+            self.join.backoff = self.config.swim.join_retry_initial;
+            self.join.retry_at = Some(self.now + self.join.backoff);
+        }
+    }
+
+    /// Starts a graceful leave: raises our incarnation, gossips `Left`, and pings a few
+    /// members so they hear it at once. [`Node::has_left`] turns true (and
+    /// [`Event::LeaveComplete`] is emitted) once `swim.leave_acks` of them answered or
+    /// `swim.leave_timeout` passed. The node stops probing others meanwhile.
+    pub fn leave(&mut self) {
+        if self.leave.is_some() {
+            return;
+        }
+        let incarnation = self.table.local().incarnation.saturating_add(1);
+        self.table.modify(LOCAL, |_, me| {
+            me.incarnation = incarnation;
+            me.state = MemberState::Left;
+        });
+        self.leave =
+            Some(Leave { deadline: self.now + self.config.swim.leave_timeout, acks: 0, done: false });
+        if let Some(claim) = self.claim_about(LOCAL) {
+            self.broadcast(claim);
+        }
+        let peers = self.random_live_members(self.config.swim.leave_acks.max(1), &[]);
+        for peer in peers {
+            let sequence = self.prober.sequence();
+            self.prober.leave_pings.push(sequence);
+            let me = self.identity.name.clone();
+            self.send_with_priority(
+                peer,
+                Body::Ping(v1::Ping { sequence, target: String::new() }),
+                Some(&me),
+            );
+        }
+        if self.live_members() == 0 {
+            self.finish_leave();
+        }
+    }
+
+    /// Whether a graceful leave has completed.
+    pub fn has_left(&self) -> bool {
+        self.leave.as_ref().is_some_and(|leave| leave.done)
+    }
+
+    pub(crate) fn leaving(&self) -> bool {
+        self.leave.is_some()
+    }
+
+    pub(crate) fn on_leave_ack(&mut self, sequence: u32) {
+        if !self.prober.leave_pings.contains(&sequence) {
+            return;
+        }
+        self.prober.leave_pings.retain(|s| *s != sequence);
+        let enough = self.config.swim.leave_acks;
+        if let Some(leave) = self.leave.as_mut() {
+            leave.acks += 1;
+            if leave.acks >= enough {
+                self.finish_leave();
+            }
+        }
+    }
+
+    fn finish_leave(&mut self) {
+        if let Some(leave) = self.leave.as_mut() {
+            if !leave.done {
+                leave.done = true;
+                self.events.emit(Event::LeaveComplete);
+            }
+        }
+    }
+
+    /// Retries the join, finishes a leave that timed out, and forgets long-departed members.
+    pub(crate) fn drive_lifecycle(&mut self) {
+        let now = self.now;
+        if let Some(retry_at) = self.join.retry_at {
+            if !self.join.joined && now >= retry_at {
+                for seed in self.join.seeds.clone() {
+                    self.send_syn(seed);
+                }
+                self.join.backoff = (self.join.backoff * 2).min(self.config.swim.join_retry_max);
+                self.join.retry_at = Some(now + self.join.backoff);
+            }
+        }
+        if self.leave.as_ref().is_some_and(|leave| !leave.done && now >= leave.deadline) {
+            self.finish_leave();
+        }
+    }
+
+    /// A datagram came from `from`: the first one ends the join.
+    pub(crate) fn note_contact(&mut self, from: SocketAddr) {
+        if !self.join.joined && !self.join.seeds.is_empty() {
+            self.join.joined = true;
+            self.join.retry_at = None;
+            self.events.emit(Event::Joined { via: from });
+        }
+    }
+
+    /// Forgets members that have been dead or gone for `swim.dead_retention`.
+    pub(crate) fn forget_departed(&mut self) {
+        let retention = self.config.swim.dead_retention;
+        for (index, moved_from) in self.table.forget_departed(self.now, retention) {
+            self.rumors.forget(index);
+            if let Some(moved_from) = moved_from {
+                self.rumors.reindex(moved_from, index);
+            }
+            self.metrics.members_forgotten += 1;
+        }
+    }
+
+    /// The deadline of the join retry or of the leave.
+    pub(crate) fn next_lifecycle_deadline(&self) -> Option<Instant> {
+        let join = self.join.retry_at.filter(|_| !self.join.joined);
+        let leave = self.leave.as_ref().filter(|l| !l.done).map(|l| l.deadline);
+        match (join, leave) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
