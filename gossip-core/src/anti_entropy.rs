@@ -92,11 +92,43 @@ impl<R: Rng> Node<R> {
         Budget::new(self.config.max_datagram_size, self.envelopes.base_len())
     }
 
+    /// A prober's summary differs from ours: open an exchange with it now rather than wait
+    /// for a (possibly stretched) gossip round; at most one such exchange per gossip interval.
+    pub(crate) fn sync_with_prober(&mut self, prober: SocketAddr) {
+        let interval = self.config.gossip_interval;
+        if self.last_triggered_sync.is_some_and(|at| self.now < at + interval) {
+            return;
+        }
+        self.last_triggered_sync = Some(self.now);
+        self.note_activity();
+        self.send_syn(prober);
+    }
+
+    /// Something changed or a peer is out of sync: gossip at the base interval again.
+    pub(crate) fn note_activity(&mut self) {
+        self.idle_rounds = 0;
+        let soon = self.now + self.config.gossip_interval;
+        if self.next_gossip > soon {
+            self.next_gossip = soon;
+        }
+    }
+
+    /// The interval before the next round: the base one while things change, then doubling
+    /// each idle round after `recent_rounds` up to `max_idle_gossip_interval` (pings carry
+    /// the digest summary meanwhile, so a difference is still noticed within a probe period).
+    pub(crate) fn next_gossip_interval(&mut self) -> std::time::Duration {
+        self.idle_rounds = self.idle_rounds.saturating_add(1);
+        let base = self.config.gossip_interval;
+        let doublings = self.idle_rounds.saturating_sub(self.config.recent_rounds).min(20);
+        base.saturating_mul(1 << doublings).min(self.config.max_idle_gossip_interval.max(base))
+    }
+
     fn out_of_sync(&self) -> bool {
         self.out_of_sync_until.is_some_and(|until| self.now < until)
     }
 
     fn mark_out_of_sync(&mut self) {
+        self.note_activity();
         self.out_of_sync_until =
             Some(self.now + self.config.gossip_interval * self.config.out_of_sync_rounds);
     }
@@ -296,6 +328,7 @@ impl<R: Rng> Node<R> {
                     self.metrics.keys_over_cap += applied.over_cap as u64;
                     if applied.to > applied.from || applied.reset {
                         self.heat_rumor(index, node_delta.generation, applied.from, applied.to);
+                        self.note_activity();
                     }
                 }
                 Some(Err(Refusal::AlreadyKnown)) => {

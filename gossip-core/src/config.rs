@@ -57,6 +57,12 @@ pub struct Config {
     pub fanout: usize,
     /// Push, pull or push-pull anti-entropy.
     pub mode: AntiEntropyMode,
+    /// While nothing changes, the anti-entropy interval doubles each round (after
+    /// `recent_rounds` quiet ones) up to this; it snaps back at the first change. Pings carry
+    /// the digest summary meanwhile, so a difference is still noticed within a probe period.
+    /// Set it to `gossip_interval` to keep a fixed interval; probes then leave anti-entropy
+    /// alone (the simulator's convergence study measures anti-entropy that way).
+    pub max_idle_gossip_interval: Duration,
     /// Anti-entropy, rumors, or both.
     pub dissemination: Dissemination,
     /// When a rumor stops being hot.
@@ -103,6 +109,7 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             mode: AntiEntropyMode::PushPull,
+            max_idle_gossip_interval: Duration::from_secs(10),
             dissemination: Dissemination::Both,
             rumor_rule: RumorRule::Counter,
             rumor_k: 3,

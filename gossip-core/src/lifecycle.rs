@@ -78,7 +78,7 @@ impl<R: Rng> Node<R> {
             let me = self.identity.name.clone();
             self.send_with_priority(
                 peer,
-                Body::Ping(v1::Ping { sequence, target: String::new() }),
+                Body::Ping(v1::Ping { sequence, target: String::new(), summary: None }),
                 Some(&me),
             );
         }

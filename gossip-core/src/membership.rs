@@ -194,6 +194,7 @@ impl<R: Rng> Node<R> {
         old_address: SocketAddr,
     ) {
         let now = self.now;
+        self.note_activity();
         self.table.modify(index, |_, member| {
             member.state = claim.state;
             member.incarnation = claim.incarnation;

@@ -1,6 +1,8 @@
 //! Checking received envelopes against the protocol's rules before anything is applied, and
 //! building the envelopes this node sends.
 
+use std::net::SocketAddr;
+
 use gossip_proto::v1::{self, envelope::Body};
 
 use crate::config::Config;
@@ -19,21 +21,35 @@ pub(crate) enum Drop {
     Malformed,
 }
 
-/// Checks the whole envelope (sender, every delta, every digest entry) so that a bad
-/// datagram is dropped whole and leaves the state unchanged. Returns the sender.
-pub(crate) fn check(envelope: &v1::Envelope, config: &Config) -> Result<Identity, Drop> {
+/// Checks the whole envelope (sender, every delta, every digest entry, every membership
+/// claim) so that a bad datagram is dropped whole and leaves the state unchanged. Returns the
+/// sender, whose address defaults to the datagram's source; acks and nacks may be anonymous.
+pub(crate) fn check(
+    envelope: &v1::Envelope,
+    config: &Config,
+    from: SocketAddr,
+) -> Result<Option<Identity>, Drop> {
     if envelope.protocol_version != gossip_proto::PROTOCOL_VERSION {
         return Err(Drop::Version);
     }
     if envelope.cluster != config.cluster {
         return Err(Drop::Cluster);
     }
-    let sender = envelope.sender.as_ref().ok_or(Drop::Malformed)?;
-    if !valid_name(&sender.name, config) {
-        return Err(Drop::Malformed);
-    }
-    let address = address_from_wire(sender.address.as_ref()).ok_or(Drop::Malformed)?;
     let body = envelope.body.as_ref().ok_or(Drop::Malformed)?;
+    let sender = match envelope.sender.as_ref() {
+        None if matches!(body, Body::Ack(_) | Body::Nack(_)) => None,
+        None => return Err(Drop::Malformed),
+        Some(sender) => {
+            if !valid_name(&sender.name, config) {
+                return Err(Drop::Malformed);
+            }
+            let address = match sender.address.as_ref() {
+                None => from,
+                Some(address) => address_from_wire(Some(address)).ok_or(Drop::Malformed)?,
+            };
+            Some(Identity::new(sender.name.clone(), sender.generation, address))
+        }
+    };
     let deltas_ok = deltas(body).iter().all(|delta| validate(delta, config).is_some());
     let digest_ok = digest(body).iter().all(|entry| valid_name(&entry.name, config));
     let membership_ok = envelope
@@ -50,7 +66,7 @@ pub(crate) fn check(envelope: &v1::Envelope, config: &Config) -> Result<Identity
     if !deltas_ok || !digest_ok || !membership_ok || !probe_ok {
         return Err(Drop::Malformed);
     }
-    Ok(Identity::new(sender.name.clone(), sender.generation, address))
+    Ok(sender)
 }
 
 /// The deltas a body carries.
@@ -103,11 +119,18 @@ impl EnvelopeBuilder {
         self.base_len
     }
 
+    /// An envelope for `body`: acks and nacks go without a sender, pings without the
+    /// sender's address (see the schema).
     pub(crate) fn envelope(&self, body: Body) -> v1::Envelope {
+        let sender = match body {
+            Body::Ack(_) | Body::Nack(_) => None,
+            Body::Ping(_) => Some(v1::NodeIdentity { address: None, ..self.sender.clone() }),
+            _ => Some(self.sender.clone()),
+        };
         v1::Envelope {
             protocol_version: gossip_proto::PROTOCOL_VERSION,
             cluster: self.cluster.clone(),
-            sender: Some(self.sender.clone()),
+            sender,
             body: Some(body),
             membership: Vec::new(),
         }

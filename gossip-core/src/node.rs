@@ -58,6 +58,10 @@ pub struct Node<R> {
     pub(crate) broadcasts: Broadcasts,
     /// Anti-entropy rounds since a dead member was last contacted.
     pub(crate) rounds_since_dead_gossip: u32,
+    /// Gossip rounds since anything changed (drives the idle backoff).
+    pub(crate) idle_rounds: u32,
+    /// When a prober's differing summary last made us open an exchange.
+    pub(crate) last_triggered_sync: Option<Instant>,
     /// The latest time seen by any input; commands are stamped with it.
     pub(crate) now: Instant,
     pub(crate) next_gossip: Instant,
@@ -111,6 +115,8 @@ impl<R: Rng> Node<R> {
             suspicions: Suspicions::new(),
             broadcasts: Broadcasts::new(config.swim.max_broadcasts),
             rounds_since_dead_gossip: 0,
+            idle_rounds: 0,
+            last_triggered_sync: None,
             now,
             next_gossip: now + phase,
             out_of_sync_until: None,
@@ -237,6 +243,7 @@ impl<R: Rng> Node<R> {
             .modify(LOCAL, |_, replica| replica.write(key, value, now, deadline))
             .unwrap_or_default();
         self.heat_rumor(LOCAL, self.identity.generation, version - 1, version);
+        self.note_activity();
         Ok(version)
     }
 
@@ -256,13 +263,13 @@ impl<R: Rng> Node<R> {
             self.metrics.decode_errors += 1;
             return;
         };
-        let sender = match message::check(&envelope, &self.config) {
+        let sender = match message::check(&envelope, &self.config, from) {
             Ok(sender) => sender,
             Err(Drop::Version) => return self.metrics.version_mismatches += 1,
             Err(Drop::Cluster) => return self.metrics.cluster_mismatches += 1,
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
         };
-        if self.is_stale_sender(&sender) {
+        if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
             self.metrics.stale_senders += 1;
             return;
         }
@@ -272,7 +279,9 @@ impl<R: Rng> Node<R> {
                 self.apply_claim(claim, true);
             }
         }
-        self.observe_sender(&sender);
+        if let Some(sender) = &sender {
+            self.observe_sender(sender);
+        }
         self.note_contact(from);
         let Some(body) = envelope.body else { return };
         match body {
@@ -298,8 +307,10 @@ impl<R: Rng> Node<R> {
         self.drive_probes();
         self.drive_lifecycle();
         if now >= self.next_gossip {
+            let fired = self.next_gossip;
             self.gossip_round();
-            self.next_gossip += self.config.gossip_interval;
+            let interval = self.next_gossip_interval();
+            self.next_gossip = fired + interval;
             if self.next_gossip <= now {
                 // We were not called for a while (a paused process): do not catch up in a burst.
                 self.next_gossip = now + self.config.gossip_interval;

@@ -159,7 +159,8 @@ impl<R: Rng> Node<R> {
             nacks: 0,
         });
         self.metrics.probes_sent += 1;
-        let ping = v1::Ping { sequence, target: target.to_string() };
+        let summary = Some(self.table.summary().to_wire());
+        let ping = v1::Ping { sequence, target: target.to_string(), summary };
         // The buddy system: a suspect learns of the suspicion from the ping itself.
         let buddy = (self.config.swim.lifeguard && member.state == MemberState::Suspect).then_some(target);
         self.send_with_priority(address, Body::Ping(ping), buddy.as_deref());
@@ -224,6 +225,11 @@ impl<R: Rng> Node<R> {
             return;
         }
         self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
+        let theirs = crate::summary::DigestSummary::from_wire(ping.summary.as_ref());
+        let backoff = self.config.max_idle_gossip_interval > self.config.gossip_interval;
+        if backoff && theirs.is_some_and(|theirs| theirs != self.table.summary()) {
+            self.sync_with_prober(from);
+        }
     }
 
     /// A member asks us to probe another: ping it and remember whom to tell.
@@ -244,7 +250,8 @@ impl<R: Rng> Node<R> {
             sequence,
             Relay { requester: from, sequence: request.sequence, nack: request.nack, deadline },
         );
-        self.send(address, Body::Ping(v1::Ping { sequence, target: target.name.clone() }));
+        let summary = Some(self.table.summary().to_wire());
+        self.send(address, Body::Ping(v1::Ping { sequence, target: target.name.clone(), summary }));
     }
 
     /// An ack: our probe succeeded, a relayed probe succeeded, or a leave was heard.

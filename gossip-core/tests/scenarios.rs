@@ -160,7 +160,11 @@ fn three_nodes_converge_in_push_pull() {
 #[test]
 fn push_mode_only_spreads_recent_writes_but_pull_repairs_old_ones() {
     for (mode, expect_repair) in [(AntiEntropyMode::Push, false), (AntiEntropyMode::PushPull, true)] {
-        let mut h = Harness::new(3, config(mode), 8);
+        let mut config = config(mode);
+        // A fixed interval: with the idle backoff on, probes carry digest summaries and a
+        // differing summary opens a push-pull exchange, which repairs in any mode.
+        config.max_idle_gossip_interval = config.gossip_interval;
+        let mut h = Harness::new(3, config, 8);
         // Let everyone meet first (node 2 must know node 0 for the repair to be possible).
         h.nodes[1].set("hello", "1").unwrap();
         h.nodes[2].set("hello", "2").unwrap();
@@ -641,41 +645,60 @@ fn nodes_that_have_written_nothing_still_learn_of_each_other() {
 
 // ----- 9. idle cost -----
 
+/// Bytes per node per second and in-sync / out-of-sync exchange counts over `window`.
+fn idle_traffic(h: &mut Harness, window: Duration) -> (f64, u64, u64) {
+    let sum = |f: fn(&Metrics) -> u64, m: &[Metrics]| m.iter().map(f).sum::<u64>();
+    let before = h.metrics();
+    h.run_for(window);
+    let after = h.metrics();
+    let bytes = sum(|m| m.bytes_out, &after) - sum(|m| m.bytes_out, &before);
+    let in_sync = sum(|m| m.exchanges_in_sync, &after) - sum(|m| m.exchanges_in_sync, &before);
+    let out_of_sync = sum(|m| m.exchanges_out_of_sync, &after) - sum(|m| m.exchanges_out_of_sync, &before);
+    (bytes as f64 / h.nodes.len() as f64 / window.as_secs_f64(), in_sync, out_of_sync)
+}
+
 #[test]
-fn an_idle_cluster_sends_little() {
-    let config = Config::lan();
+fn an_idle_cluster_at_a_fixed_interval_sends_one_small_datagram_per_peer_per_round() {
+    let mut config = Config::lan();
+    config.max_idle_gossip_interval = config.gossip_interval;
     let (interval, fanout, recent_rounds) = (config.gossip_interval, config.fanout, config.recent_rounds);
     let mut h = Harness::new(20, config, 31);
     write_one_key_each(&mut h);
     converge(&mut h, Duration::from_secs(30), "20 nodes");
     // Let the recent window pass with no writes.
-    h.run_for(interval * recent_rounds);
+    h.run_for(interval * (recent_rounds + 5));
     assert!(h.in_sync());
-
-    let before = h.metrics();
-    let rounds_measured = 50;
-    h.run_for(interval * rounds_measured);
-    let after = h.metrics();
-    let sum = |f: fn(&Metrics) -> u64, m: &[Metrics]| m.iter().map(f).sum::<u64>();
-    let bytes = sum(|m| m.bytes_out, &after) - sum(|m| m.bytes_out, &before);
-    let datagrams = sum(|m| m.datagrams_out, &after) - sum(|m| m.datagrams_out, &before);
-    let rounds = sum(|m| m.gossip_rounds, &after) - sum(|m| m.gossip_rounds, &before);
-    let in_sync = sum(|m| m.exchanges_in_sync, &after) - sum(|m| m.exchanges_in_sync, &before);
-    let out_of_sync = sum(|m| m.exchanges_out_of_sync, &after) - sum(|m| m.exchanges_out_of_sync, &before);
-    assert!(rounds >= 20 * (u64::from(rounds_measured) - 1), "only {rounds} rounds ran");
-    let per_node_round = bytes as f64 / rounds as f64;
-    let per_node_second = per_node_round / interval.as_secs_f64();
-    eprintln!(
-        "idle, 20 nodes, fanout {fanout}: {per_node_round:.1} bytes per node per round \
-         ({per_node_second:.0} B/s per node), {:.2} datagrams per node per round, \
-         exchanges in sync {in_sync}, out of sync {out_of_sync}",
-        datagrams as f64 / rounds as f64
-    );
-    assert!(
-        per_node_round < (150 * fanout) as f64,
-        "idle traffic {per_node_round:.1} bytes per node per round, limit {}",
-        150 * fanout
-    );
+    let (per_second, in_sync, out_of_sync) = idle_traffic(&mut h, interval * 50);
+    let per_round = per_second * interval.as_secs_f64();
+    eprintln!("idle, fixed interval: {per_round:.1} B per node per round ({per_second:.0} B/s)");
+    // Probes included; the issue's figure is 150 x fanout per node per round.
+    assert!(per_round < (150 * fanout) as f64, "{per_round:.1} bytes per node per round");
     assert!(in_sync > 0 && out_of_sync * 20 <= in_sync, "in sync {in_sync}, out of sync {out_of_sync}");
-    assert!(h.in_sync());
+}
+
+#[test]
+fn an_idle_cluster_stretches_its_gossip_interval_and_snaps_back_on_a_write() {
+    let config = Config::lan();
+    let interval = config.gossip_interval;
+    let mut h = Harness::new(20, config, 32);
+    write_one_key_each(&mut h);
+    converge(&mut h, Duration::from_secs(30), "20 nodes");
+    h.run_for(Duration::from_secs(60));
+    let (per_second, _, _) = idle_traffic(&mut h, Duration::from_secs(60));
+    eprintln!("idle with backoff: {per_second:.0} B/s per node");
+    // One probe and one ack per second dominate: about memberlist's cost.
+    assert!(per_second < 130.0, "{per_second:.0} B/s per node");
+    let rounds_before: u64 = h.metrics().iter().map(|m| m.gossip_rounds).sum();
+    h.run_for(Duration::from_secs(10));
+    let idle_rounds: u64 = h.metrics().iter().map(|m| m.gossip_rounds).sum::<u64>() - rounds_before;
+    assert!(idle_rounds < 20 * 10, "{idle_rounds} rounds in 10 s: the interval did not stretch");
+    // A write is noticed at once by the writer and within a probe period by the others.
+    h.nodes[7].set("late", "news").unwrap();
+    h.drain(7);
+    let took = h
+        .run_until_true(Duration::from_secs(10), STEP, |h| {
+            (0..20).all(|i| h.nodes[i].get(&name(7), "late").is_some())
+        })
+        .expect("the write did not spread");
+    assert!(took < interval * 20, "a write after a long idle spell took {took:?}");
 }
