@@ -436,7 +436,7 @@ impl<R: Rng> Node<R> {
 
     /// How many other members are Alive or Suspect.
     pub(crate) fn live_members(&self) -> usize {
-        self.table.iter().skip(1).filter(|(_, member)| member.state.is_live()).count()
+        self.table.live_count() - usize::from(self.table.local().state.is_live())
     }
 
     /// Up to `count` distinct random live members other than this node and `exclude`.

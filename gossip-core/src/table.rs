@@ -51,6 +51,8 @@ pub(crate) struct NodeTable {
     /// not let back in (until the entry itself expires), so a stale replica elsewhere cannot
     /// resurrect a member everyone has just forgotten.
     forgotten: HashMap<Arc<str>, (u64, Instant)>,
+    /// How many members, this node included, are Alive or Suspect.
+    live: usize,
 }
 
 impl NodeTable {
@@ -63,6 +65,7 @@ impl NodeTable {
             with_tombstones: BTreeSet::new(),
             departed: HashMap::new(),
             forgotten: HashMap::new(),
+            live: 1,
         };
         let local_replica = Replica::new(local.generation, local.address);
         table.summary.add(&local.name, local_replica.summary_key());
@@ -115,6 +118,7 @@ impl NodeTable {
         if before != after {
             self.summary.remove(name, before);
             self.summary.add(name, after);
+            self.live = self.live + usize::from(after.state.is_live()) - usize::from(before.state.is_live());
         }
         if replica.tombstone_count() > 0 {
             self.with_tombstones.insert(index);
@@ -170,9 +174,15 @@ impl NodeTable {
                 let replica = Replica::new(generation, address);
                 self.summary.add(&name, replica.summary_key());
                 let (index, _) = self.nodes.insert_full(name, replica);
+                self.live += 1;
                 Upsert::Discovered(index)
             }
         }
+    }
+
+    /// How many members, this node included, are Alive or Suspect.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live
     }
 
     /// Names of the members that are Alive or Suspect, this node's included.
@@ -232,6 +242,7 @@ impl NodeTable {
         let last = self.nodes.len() - 1;
         let (name, replica) = self.nodes.swap_remove_index(index)?;
         self.summary.remove(&name, replica.summary_key());
+        self.live -= usize::from(replica.state.is_live());
         let moved = (index != last).then_some(last);
         let reindex = |i: usize| if Some(i) == moved { index } else { i };
         self.recent.retain(|&i| i != index);
