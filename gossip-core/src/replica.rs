@@ -252,6 +252,8 @@ impl Replica {
             applied.entries += 1;
         }
         if reached <= base && !applied.reset {
+            applied.from = base;
+            applied.to = self.max_version;
             return if applied.over_cap > 0 { Ok(applied) } else { Err(Refusal::AlreadyKnown) };
         }
         self.max_version = reached.max(self.max_version);
@@ -260,7 +262,7 @@ impl Replica {
             self.collect_up_to(delta.gc_watermark);
         }
         for key in dropped_live {
-            if self.get(&key).is_none() {
+            if !self.contains_key(&key) {
                 events.emit(Event::KeyDeleted { node: owner.to_owned(), key, version: delta.gc_watermark });
             }
         }

@@ -137,6 +137,8 @@ impl<R: Rng> Node<R> {
         }
         for peer in self.random_live_members(self.config.fanout, &[]) {
             let mut budget = self.budget();
+            // `want_ack: true` takes two bytes beyond the empty body the budget assumes.
+            budget.take(2);
             let (deltas, indexes) = delta::pack(&self.table, self.rumors.plans(), &mut budget);
             if deltas.is_empty() {
                 continue;
