@@ -161,9 +161,11 @@ impl<R: Rng> Node<R> {
         self.metrics.probes_sent += 1;
         let summary = Some(self.table.summary().to_wire());
         let ping = v1::Ping { sequence, target: target.to_string(), summary };
-        // The buddy system: a suspect learns of the suspicion from the ping itself.
-        let buddy = (self.config.swim.lifeguard && member.state == MemberState::Suspect).then_some(target);
-        self.send_with_priority(address, Body::Ping(ping), buddy.as_deref());
+        // The buddy system: a suspect learns of the suspicion from the ping itself, even
+        // when the suspicion has used up its piggyback transmissions.
+        let suspected = self.config.swim.lifeguard && member.state == MemberState::Suspect;
+        let buddy = if suspected { self.claim_about(index).map(|claim| claim.to_wire()) } else { None };
+        self.send_with_claims(address, Body::Ping(ping), None, buddy.into_iter().collect());
     }
 
     fn next_probe_target(&mut self) -> Option<Arc<str>> {

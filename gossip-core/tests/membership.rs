@@ -110,3 +110,30 @@ fn a_restarted_member_with_a_new_generation_replaces_its_old_self() {
     });
     assert!(took.is_some(), "the new generation did not replace the old one everywhere");
 }
+
+#[test]
+fn a_suspected_member_refutes_before_its_suspicion_times_out() {
+    let mut h = converged_cluster(6, Config::local(), 16);
+    // Node 3 stops receiving (its outgoing datagrams still flow) until someone suspects it.
+    for other in 0..6 {
+        h.cut.insert((other, 3));
+    }
+    h.run_until_true(Duration::from_secs(30), Duration::from_millis(50), |h| {
+        (0..6).any(|i| state_of(h, i, 3) == Some(MemberState::Suspect))
+    })
+    .expect("nobody suspected the deaf member");
+    h.heal();
+    let took = h
+        .run_until_true(Duration::from_secs(30), Duration::from_millis(50), |h| {
+            all_see(h, 3, MemberState::Alive)
+        })
+        .expect("the suspicion was never refuted");
+    // Lifeguard's suspicion starts at 6 x 3 s; the refutation must come long before.
+    assert!(took < Duration::from_secs(6), "refuted after {took:?}");
+    assert!(h.nodes[3].metrics().refutations >= 1);
+    for i in 0..6 {
+        assert!(
+            !h.events[i].iter().any(|e| matches!(e, Event::MemberFailed { name, .. } if name == "node-3"))
+        );
+    }
+}
