@@ -12,7 +12,7 @@
 //! window over the whole table, so every difference is found within a bounded number of
 //! rounds even when the digest is far larger than a datagram.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use gossip_proto::v1::{self, ExchangeMode, envelope::Body};
@@ -22,12 +22,18 @@ use rand_core::Rng;
 use crate::broadcast::membership_field_len;
 use crate::budget::Budget;
 use crate::config::{AntiEntropyMode, Dissemination};
-use crate::delta::{self, DeltaPlan};
-use crate::digest::{self, Comparison};
+use crate::delta::{self, DeltaPlan, InDelta};
+use crate::digest::{self, Comparison, RecentPart};
 use crate::membership::{Claim, MemberState};
+use crate::message::{InAck2, InSynAck};
 use crate::node::Node;
 use crate::replica::Refusal;
 use crate::table::Upsert;
+
+/// A `Syn` names the nodes changed within this many gossip intervals...
+const SYN_RECENT_ROUNDS: u32 = 4;
+/// ... and at most this many of them.
+const SYN_RECENT_ENTRIES: usize = 16;
 
 impl<R: Rng> Node<R> {
     /// One anti-entropy round: collect garbage, then contact `fanout` random peers.
@@ -54,8 +60,8 @@ impl<R: Rng> Node<R> {
     /// The peers of one anti-entropy round: `fanout` random live members; a seed as well
     /// when none of them is a seed or fewer members are live than there are seeds
     /// (Cassandra's rule against seed islands); and a dead member with probability
-    /// `#dead / (#live + 1)`, at least every `swim.dead_gossip_every_rounds` rounds, so that a
-    /// healed partition always re-merges.
+    /// `#dead / (#live + 1)` (and at least every `swim.dead_gossip_every_rounds` base
+    /// intervals, see `drive_dead_gossip`), so that a healed partition always re-merges.
     pub(crate) fn choose_peers(&mut self) -> Vec<SocketAddr> {
         let mut peers = self.random_live_members(self.config.fanout, &[]);
         let seeds: Vec<SocketAddr> =
@@ -68,21 +74,10 @@ impl<R: Rng> Node<R> {
             }
         }
         let dead = self.table.departed_count();
-        self.rounds_since_dead_gossip = self.rounds_since_dead_gossip.saturating_add(1);
-        if dead > 0 {
-            let due = self.rounds_since_dead_gossip >= self.config.swim.dead_gossip_every_rounds;
-            if due || self.rng.random_bool((dead as f64 / (live as f64 + 1.0)).min(1.0)) {
-                let pick = self.rng.random_range(0..dead);
-                let address = self
-                    .table
-                    .departed_names()
-                    .nth(pick)
-                    .and_then(|name| self.table.by_name(name))
-                    .map(|member| member.address);
-                if let Some(address) = address.filter(|a| !peers.contains(a)) {
-                    peers.push(address);
-                    self.rounds_since_dead_gossip = 0;
-                }
+        if dead > 0 && self.rng.random_bool((dead as f64 / (live as f64 + 1.0)).min(1.0)) {
+            if let Some(address) = self.random_departed_address().filter(|a| !peers.contains(a)) {
+                peers.push(address);
+                self.last_dead_gossip = Some(self.now);
             }
         }
         peers
@@ -99,9 +94,15 @@ impl<R: Rng> Node<R> {
         if self.last_triggered_sync.is_some_and(|at| self.now < at + interval) {
             return;
         }
+        if self.config.dissemination == Dissemination::Rumors {
+            return;
+        }
         self.last_triggered_sync = Some(self.now);
         self.note_activity();
-        self.send_syn(prober);
+        match self.config.mode {
+            AntiEntropyMode::Push => self.send_push(prober),
+            AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(prober),
+        }
     }
 
     /// Something changed or a peer is out of sync: gossip at the base interval again.
@@ -144,7 +145,13 @@ impl<R: Rng> Node<R> {
         budget.take(crate::budget::field_len(prost::Message::encoded_len(&summary)) + 2);
         let mut digest = Vec::new();
         let rotate = self.out_of_sync();
-        digest::push_window(&mut self.table, &HashSet::new(), rotate, &mut budget, &mut digest);
+        // Only fresh news leads a Syn: most Syns meet a peer already in sync and are
+        // dropped unread, and a responder pushes its own recent changes anyway.
+        let recent = RecentPart {
+            changed_since: self.now.checked_sub(self.config.gossip_interval * SYN_RECENT_ROUNDS),
+            max_entries: SYN_RECENT_ENTRIES,
+        };
+        digest::push_window(&mut self.table, &BTreeSet::new(), recent, rotate, &mut budget, &mut digest);
         self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32 }));
     }
 
@@ -215,9 +222,28 @@ impl<R: Rng> Node<R> {
             digest::push_entries(comparison.behind, &mut share, &mut digest);
             budget.settle(before, share.remaining());
         }
-        let plans = delta::by_need(comparison.deltas, &mut self.rng);
+        let mut plans = delta::by_need(comparison.deltas, &mut self.rng);
+        // Our recent changes the initiator did not mention: its summary differs, so it most
+        // likely lacks them; sending them now saves the Ack2 / DeltaReply round trip.
+        for index in self.table.recent_first() {
+            if comparison.mentioned.contains(&index) {
+                continue;
+            }
+            let Some((_, replica)) = self.table.get(index) else { continue };
+            let from = replica.recent_base();
+            if let Some(missing) = replica.max_version.checked_sub(from).filter(|m| *m > 0) {
+                plans.push(DeltaPlan { index, from, reset: false, missing });
+            }
+        }
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
-        digest::push_window(&mut self.table, &comparison.mentioned, true, &mut budget, &mut digest);
+        digest::push_window(
+            &mut self.table,
+            &comparison.mentioned,
+            RecentPart::ALL,
+            true,
+            &mut budget,
+            &mut digest,
+        );
         if deltas.is_empty() && digest.is_empty() && tell.is_empty() {
             return;
         }
@@ -226,7 +252,7 @@ impl<R: Rng> Node<R> {
 
     /// The peer answered our `Syn`: apply what it sent, then send what it lacks and ask
     /// for what we lack.
-    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: v1::SynAck) {
+    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: InSynAck) {
         self.mark_out_of_sync();
         self.apply_deltas(&syn_ack.deltas);
         let mut comparison =
@@ -248,7 +274,7 @@ impl<R: Rng> Node<R> {
     }
 
     /// The last step of an exchange we answered: apply, then send what was requested.
-    pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: v1::Ack2) {
+    pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: InAck2) {
         self.apply_deltas(&ack2.deltas);
         let mut comparison =
             digest::compare(&self.table, &ack2.request, self.config.max_nodes, &mut self.metrics);
@@ -263,7 +289,7 @@ impl<R: Rng> Node<R> {
 
     /// Applies checked deltas, each node's independently; what was news becomes a hot rumor.
     /// Returns the table indexes of the nodes whose deltas brought nothing new.
-    pub(crate) fn apply_deltas(&mut self, deltas: &[v1::NodeDelta]) -> Vec<usize> {
+    pub(crate) fn apply_deltas(&mut self, deltas: &[InDelta]) -> Vec<usize> {
         let mut already_known = Vec::new();
         for node_delta in deltas {
             let Some(address) = delta::validate(node_delta, &self.config) else {

@@ -2,23 +2,34 @@
 //! on outgoing datagrams, least-transmitted first, each at most
 //! `retransmit_mult x ceil(log10(n + 1))` times.
 
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
 use gossip_proto::v1;
 use prost::Message;
 
 use crate::budget::field_len;
+
+/// Position in the queue: fewest transmissions first, then newest first.
+type Slot = (u32, Reverse<u64>);
 
 /// One update waiting to be piggybacked.
 #[derive(Debug, Clone)]
 struct Pending {
     name: String,
     update: v1::MembershipUpdate,
-    transmits: u32,
+    /// Its encoded size in the envelope.
+    len: usize,
 }
 
 /// Membership updates to piggyback, at most one per member (the newest), at most `capacity`.
+/// Both queueing and taking cost O(log n) per update touched, so a long queue (many members
+/// changing under loss) does not slow every datagram down.
 #[derive(Debug)]
 pub(crate) struct Broadcasts {
-    queue: Vec<Pending>,
+    queue: BTreeMap<Slot, Pending>,
+    slots: BTreeMap<String, Slot>,
+    next_id: u64,
     capacity: usize,
     /// Updates dropped because the queue was full.
     pub(crate) dropped: u64,
@@ -29,9 +40,12 @@ pub(crate) fn membership_field_len(len: usize) -> usize {
     field_len(len) + 1
 }
 
+/// Stop looking for an update that fits once this many in a row did not.
+const MAX_MISFITS: usize = 16;
+
 impl Broadcasts {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { queue: Vec::new(), capacity, dropped: 0 }
+        Self { queue: BTreeMap::new(), slots: BTreeMap::new(), next_id: 0, capacity, dropped: 0 }
     }
 
     #[cfg(test)]
@@ -42,42 +56,63 @@ impl Broadcasts {
     /// Queues `update` about member `name`, replacing an older update about it. When full,
     /// the most-transmitted update gives way.
     pub(crate) fn push(&mut self, name: &str, update: v1::MembershipUpdate) {
-        if let Some(pending) = self.queue.iter_mut().find(|p| p.name == name) {
-            *pending = Pending { name: name.to_owned(), update, transmits: 0 };
-            return;
-        }
-        if self.queue.len() >= self.capacity {
-            let Some(most) = (0..self.queue.len()).max_by_key(|&i| self.queue[i].transmits) else { return };
-            self.queue.swap_remove(most);
+        if let Some(slot) = self.slots.remove(name) {
+            self.queue.remove(&slot);
+        } else if self.queue.len() >= self.capacity {
+            let Some((_, most)) = self.queue.pop_last() else { return };
+            self.slots.remove(&most.name);
             self.dropped += 1;
         }
-        self.queue.push(Pending { name: name.to_owned(), update, transmits: 0 });
+        let slot = (0, Reverse(self.next_id));
+        self.next_id += 1;
+        let len = membership_field_len(update.encoded_len());
+        self.slots.insert(name.to_owned(), slot);
+        self.queue.insert(slot, Pending { name: name.to_owned(), update, len });
     }
 
     /// Takes the updates that fit `room` bytes: first the one about `first` (the buddy
-    /// system: a suspect learns of its suspicion from the ping itself), then the
-    /// least-transmitted. Each taken update counts one transmission; those that reach `limit`
-    /// leave the queue.
+    /// system), then the least-transmitted. Each taken update counts one transmission; those
+    /// that reach `limit` leave the queue.
     pub(crate) fn take(&mut self, room: usize, limit: u32, first: Option<&str>) -> Vec<v1::MembershipUpdate> {
         if self.queue.is_empty() {
             return Vec::new();
         }
-        self.queue.sort_by_key(|p| (first != Some(p.name.as_str()), p.transmits));
         let mut left = room;
-        let mut taken = Vec::new();
-        for pending in &mut self.queue {
-            let len = membership_field_len(pending.update.encoded_len());
-            if len > left {
-                continue;
-            }
-            left -= len;
-            pending.transmits += 1;
-            taken.push(pending.update.clone());
-            if left < 16 {
-                break;
+        let mut chosen: Vec<Slot> = Vec::new();
+        if let Some(slot) = first.and_then(|name| self.slots.get(name)) {
+            if self.queue[slot].len <= left {
+                left -= self.queue[slot].len;
+                chosen.push(*slot);
             }
         }
-        self.queue.retain(|p| p.transmits < limit);
+        let mut misfits = 0;
+        for (slot, pending) in &self.queue {
+            if left < 16 || misfits >= MAX_MISFITS {
+                break;
+            }
+            if chosen.first() == Some(slot) {
+                continue;
+            }
+            if pending.len > left {
+                misfits += 1;
+                continue;
+            }
+            left -= pending.len;
+            chosen.push(*slot);
+        }
+        let mut taken = Vec::with_capacity(chosen.len());
+        for slot in chosen {
+            let Some(pending) = self.queue.remove(&slot) else { continue };
+            taken.push(pending.update.clone());
+            let transmits = slot.0 + 1;
+            if transmits < limit {
+                let moved = (transmits, slot.1);
+                self.slots.insert(pending.name.clone(), moved);
+                self.queue.insert(moved, pending);
+            } else {
+                self.slots.remove(&pending.name);
+            }
+        }
         taken
     }
 }

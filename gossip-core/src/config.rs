@@ -109,7 +109,7 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             mode: AntiEntropyMode::PushPull,
-            max_idle_gossip_interval: Duration::from_secs(10),
+            max_idle_gossip_interval: Duration::from_secs(30),
             dissemination: Dissemination::Both,
             rumor_rule: RumorRule::Counter,
             rumor_k: 3,
@@ -254,8 +254,8 @@ pub struct SwimConfig {
     pub join_retry_initial: Duration,
     /// Longest delay between two join attempts.
     pub join_retry_max: Duration,
-    /// Gossip to a dead or unreachable member at least once every this many rounds, so a
-    /// healed partition always re-merges.
+    /// Gossip to a dead or unreachable member at least once every this many base gossip
+    /// intervals (however stretched the idle interval is), so a healed partition re-merges.
     pub dead_gossip_every_rounds: u32,
     /// Most membership updates waiting to be piggybacked.
     pub max_broadcasts: usize,
@@ -277,7 +277,7 @@ impl SwimConfig {
             retransmit_mult: 4,
             lifeguard: true,
             max_health_score: 8,
-            dead_retention: Duration::from_secs(60),
+            dead_retention: Duration::from_secs(600),
             leave_timeout: Duration::from_secs(5),
             leave_acks: 3,
             join_retry_initial: Duration::from_millis(500),

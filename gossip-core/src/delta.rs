@@ -1,9 +1,12 @@
 //! Deltas: checking the ones that arrive, and packing the ones to send into the datagram
 //! budget (most useful first, each a contiguous run in version order).
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::net::SocketAddr;
+use std::ops::Deref;
 
+use bytes::Bytes;
 use gossip_proto::v1;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
@@ -11,12 +14,56 @@ use rand_core::Rng;
 
 use crate::budget::{Budget, field_len};
 use crate::config::Config;
+use crate::event::SharedStr;
 use crate::identity::{address_from_wire, address_to_wire};
 use crate::table::NodeTable;
 
+/// A received `NodeDelta`: the prost message without its entries (it derefs to it), and the
+/// entries with their keys and values as slices of the datagram (see
+/// [`crate::message::decode`]), so that storing them and reporting them costs no copy.
+///
+/// Applying the delta ([`crate::replica::Replica::apply`]) moves the entries into the
+/// replica: the cell is empty after that.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct InDelta {
+    /// Everything but the entries (`header.entries` is empty).
+    pub(crate) header: v1::NodeDelta,
+    pub(crate) entries: RefCell<Vec<InEntry>>,
+}
+
+/// A received `Entry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct InEntry {
+    pub(crate) key: SharedStr,
+    pub(crate) value: Bytes,
+    pub(crate) version: u64,
+    pub(crate) deleted: bool,
+}
+
+impl Deref for InDelta {
+    type Target = v1::NodeDelta;
+
+    fn deref(&self) -> &v1::NodeDelta {
+        &self.header
+    }
+}
+
+impl From<v1::NodeDelta> for InDelta {
+    fn from(mut header: v1::NodeDelta) -> Self {
+        let entries = std::mem::take(&mut header.entries).into_iter().map(InEntry::from).collect();
+        Self { header, entries: RefCell::new(entries) }
+    }
+}
+
+impl From<v1::Entry> for InEntry {
+    fn from(entry: v1::Entry) -> Self {
+        Self { key: entry.key.into(), value: entry.value, version: entry.version, deleted: entry.deleted }
+    }
+}
+
 /// Checks a received delta against the protocol's rules and the config's limits; returns
 /// the node's address when the delta is well formed.
-pub(crate) fn validate(delta: &v1::NodeDelta, config: &Config) -> Option<SocketAddr> {
+pub(crate) fn validate(delta: &InDelta, config: &Config) -> Option<SocketAddr> {
     if !valid_name(&delta.name, config) || delta.from_version > delta.to_version {
         return None;
     }
@@ -24,7 +71,7 @@ pub(crate) fn validate(delta: &v1::NodeDelta, config: &Config) -> Option<SocketA
         return None;
     }
     let mut previous = delta.from_version;
-    for entry in &delta.entries {
+    for entry in delta.entries.borrow().iter() {
         let in_order = entry.version > previous && entry.version <= delta.to_version;
         if !in_order || entry.key.len() > config.max_key_size || entry.value.len() > config.max_value_size {
             return None;
@@ -115,7 +162,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         }
         len += entry_len;
         delta.entries.push(v1::Entry {
-            key: entry.key.clone(),
+            key: entry.key.as_str().to_owned(),
             value: entry.value.clone(),
             version,
             deleted: entry.deleted,

@@ -12,7 +12,7 @@
 //! 15 with 20-byte names, and twice that when nothing changed recently: at 10,000 nodes every
 //! node is offered within 1,430 windows in the worst case and 340 in the usual one.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use gossip_proto::v1;
 use prost::Message;
@@ -45,7 +45,7 @@ pub(crate) struct Comparison {
     /// Our entries for the nodes where the peer is ahead (or that we do not know).
     pub(crate) behind: Vec<v1::DigestEntry>,
     /// Table indexes the peer mentioned (no need to offer them again).
-    pub(crate) mentioned: HashSet<usize>,
+    pub(crate) mentioned: BTreeSet<usize>,
     /// Membership claims of the peer that override ours.
     pub(crate) claims: Vec<Claim>,
     /// Table indexes whose membership claim of ours overrides the peer's: tell it.
@@ -161,17 +161,32 @@ pub(crate) fn push_entries(
     added
 }
 
+/// Which recently changed nodes lead a digest window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecentPart {
+    /// Only nodes changed at or after this time (`None`: the whole recent window).
+    pub(crate) changed_since: Option<std::time::Instant>,
+    /// At most this many.
+    pub(crate) max_entries: usize,
+}
+
+impl RecentPart {
+    /// Every recently changed node.
+    pub(crate) const ALL: Self = Self { changed_since: None, max_entries: usize::MAX };
+}
+
 /// Appends the recently changed nodes, most recent first, then (when `rotate`) the rotating
 /// window over the whole table, skipping `exclude`, while entries fit `budget`.
 pub(crate) fn push_window(
     table: &mut NodeTable,
-    exclude: &HashSet<usize>,
+    exclude: &BTreeSet<usize>,
+    recent: RecentPart,
     rotate: bool,
     budget: &mut Budget,
     out: &mut Vec<v1::DigestEntry>,
 ) {
-    let recent = table.recent_first();
-    let mut offered: HashSet<usize> = HashSet::new();
+    let recent = table.recent_first_since(recent.changed_since, recent.max_entries);
+    let mut offered: BTreeSet<usize> = BTreeSet::new();
     // While rotating, recent changes get at most half the room, or steady churn would
     // starve the rotation and void its bound.
     let mut recent_budget = if rotate { budget.share(1, 2) } else { *budget };

@@ -33,7 +33,7 @@ use crate::budget::Budget;
 use crate::config::Config;
 use crate::delta;
 use crate::digest;
-use crate::event::{Event, Events};
+use crate::event::{Event, Events, SharedStr};
 use crate::identity::{Identity, address_to_wire};
 use crate::metrics::Metrics;
 use crate::replica::{Applied, Refusal, Replica, StoredEntry};
@@ -156,7 +156,7 @@ fn check_consistent(replica: &Replica) -> Result<(), TestCaseError> {
 // ----- cutting and applying deltas -----
 
 fn wire_entry(version: u64, entry: &StoredEntry) -> v1::Entry {
-    v1::Entry { key: entry.key.clone(), value: entry.value.clone(), version, deleted: entry.deleted }
+    v1::Entry { key: entry.key.to_string(), value: entry.value.clone(), version, deleted: entry.deleted }
 }
 
 /// The delta of `owner`'s entries after `from`, cut after `take` entries when that is fewer
@@ -181,7 +181,10 @@ fn cut(owner: &Replica, from: u64, take: usize, reset: bool) -> v1::NodeDelta {
         delta.entries.truncate(take);
         delta.to_version = delta.entries.last().map_or(from, |entry| entry.version);
     }
-    assert!(delta::validate(&delta, &Config::lan()).is_some(), "the test built an invalid delta: {delta:?}");
+    assert!(
+        delta::validate(&delta.clone().into(), &Config::lan()).is_some(),
+        "the test built an invalid delta: {delta:?}"
+    );
     delta
 }
 
@@ -229,7 +232,7 @@ fn apply_capped(
 ) -> Result<(Result<Applied, Refusal>, Vec<Event>), TestCaseError> {
     let before = replica.max_version;
     let mut events = Events::new(usize::MAX);
-    let result = replica.apply(OWNER, delta, now, now + GRACE, max_keys, &mut events);
+    let result = replica.apply(OWNER, &delta.clone().into(), now, now + GRACE, max_keys, &mut events);
     let events: Vec<Event> = std::iter::from_fn(|| events.pop()).collect();
     match result {
         Ok(applied) => {
@@ -270,7 +273,7 @@ fn apply(
 }
 
 /// What an application knows of a node's table from the events alone.
-type View = BTreeMap<String, (Bytes, u64)>;
+type View = BTreeMap<SharedStr, (Bytes, u64)>;
 
 fn update_view(view: &mut View, events: Vec<Event>) -> Result<(), TestCaseError> {
     for event in events {

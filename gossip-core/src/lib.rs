@@ -108,7 +108,7 @@ mod table;
 
 pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{ConfigError, WriteError};
-pub use event::{Event, Output, Transmit};
+pub use event::{Event, Output, SharedStr, Transmit};
 pub use identity::Identity;
 pub use membership::MemberState;
 pub use metrics::Metrics;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use gossip_proto::v1::{self, envelope::Body};
+use rand::RngExt;
 use rand_core::Rng;
 
 use crate::event::Event;
@@ -28,6 +29,8 @@ pub(crate) struct Join {
 pub(crate) struct Leave {
     pub(crate) deadline: Instant,
     pub(crate) acks: usize,
+    /// Acks that complete the leave: one per member pinged, at most `swim.leave_acks`.
+    pub(crate) needed: usize,
     pub(crate) done: bool,
 }
 
@@ -55,7 +58,7 @@ impl<R: Rng> Node<R> {
 
     /// Starts a graceful leave: raises our incarnation, gossips `Left`, and pings a few
     /// members so they hear it at once. [`Node::has_left`] turns true (and
-    /// [`Event::LeaveComplete`] is emitted) once `swim.leave_acks` of them answered or
+    /// [`Event::LeaveComplete`] is emitted) once all of them (at most `swim.leave_acks`) answered or
     /// `swim.leave_timeout` passed. The node stops probing others meanwhile.
     pub fn leave(&mut self) {
         if self.leave.is_some() {
@@ -66,23 +69,20 @@ impl<R: Rng> Node<R> {
             me.incarnation = incarnation;
             me.state = MemberState::Left;
         });
-        self.leave =
-            Some(Leave { deadline: self.now + self.config.swim.leave_timeout, acks: 0, done: false });
+        let peers = self.random_live_members(self.config.swim.leave_acks.max(1), &[]);
+        let deadline = self.now + self.config.swim.leave_timeout;
+        self.leave = Some(Leave { deadline, acks: 0, needed: peers.len(), done: false });
         if let Some(claim) = self.claim_about(LOCAL) {
             self.broadcast(claim);
         }
-        let peers = self.random_live_members(self.config.swim.leave_acks.max(1), &[]);
-        for peer in peers {
+        for peer in &peers {
             let sequence = self.prober.sequence();
             self.prober.leave_pings.push(sequence);
             let me = self.identity.name.clone();
-            self.send_with_priority(
-                peer,
-                Body::Ping(v1::Ping { sequence, target: String::new(), summary: None }),
-                Some(&me),
-            );
+            let ping = v1::Ping { sequence, target: String::new(), summary: None };
+            self.send_with_priority(*peer, Body::Ping(ping), Some(&me));
         }
-        if self.live_members() == 0 {
+        if peers.is_empty() {
             self.finish_leave();
         }
     }
@@ -101,10 +101,9 @@ impl<R: Rng> Node<R> {
             return;
         }
         self.prober.leave_pings.retain(|s| *s != sequence);
-        let enough = self.config.swim.leave_acks;
         if let Some(leave) = self.leave.as_mut() {
             leave.acks += 1;
-            if leave.acks >= enough {
+            if leave.acks >= leave.needed {
                 self.finish_leave();
             }
         }
@@ -157,13 +156,42 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// The deadline of the join retry or of the leave.
+    /// The address of a random dead or departed member not yet forgotten.
+    pub(crate) fn random_departed_address(&mut self) -> Option<SocketAddr> {
+        let dead = self.table.departed_count();
+        if dead == 0 {
+            return None;
+        }
+        let pick = self.rng.random_range(0..dead);
+        let name = self.table.departed_names().nth(pick)?;
+        self.table.by_name(name).map(|member| member.address)
+    }
+
+    fn next_dead_gossip(&self) -> Option<Instant> {
+        if self.table.departed_count() == 0 {
+            return None;
+        }
+        let every = self.config.gossip_interval * self.config.swim.dead_gossip_every_rounds;
+        Some(self.last_dead_gossip.map_or(self.now, |at| at + every))
+    }
+
+    /// Contacts a dead or departed member at least every `swim.dead_gossip_every_rounds` base
+    /// gossip intervals, however stretched the idle anti-entropy interval is: if it was only
+    /// cut off, the exchange lets both sides learn that it lives (memberlist #222).
+    pub(crate) fn drive_dead_gossip(&mut self) {
+        if self.next_dead_gossip().is_none_or(|due| self.now < due) {
+            return;
+        }
+        self.last_dead_gossip = Some(self.now);
+        if let Some(address) = self.random_departed_address() {
+            self.send_syn(address);
+        }
+    }
+
+    /// The deadline of the join retry, of the leave, or of the next contact with the dead.
     pub(crate) fn next_lifecycle_deadline(&self) -> Option<Instant> {
         let join = self.join.retry_at.filter(|_| !self.join.joined);
         let leave = self.leave.as_ref().filter(|l| !l.done).map(|l| l.deadline);
-        match (join, leave) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [join, leave, self.next_dead_gossip()].into_iter().flatten().min()
     }
 }

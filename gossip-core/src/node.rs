@@ -18,7 +18,7 @@ use crate::health::LocalHealth;
 use crate::identity::Identity;
 use crate::lifecycle::{Join, Leave};
 use crate::membership::{Claim, MemberState};
-use crate::message::{self, Drop, EnvelopeBuilder};
+use crate::message::{self, Drop, EnvelopeBuilder, InBody};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::replica::StoredEntry;
@@ -56,8 +56,8 @@ pub struct Node<R> {
     pub(crate) health: LocalHealth,
     pub(crate) suspicions: Suspicions,
     pub(crate) broadcasts: Broadcasts,
-    /// Anti-entropy rounds since a dead member was last contacted.
-    pub(crate) rounds_since_dead_gossip: u32,
+    /// When a dead or departed member was last contacted.
+    pub(crate) last_dead_gossip: Option<Instant>,
     /// Gossip rounds since anything changed (drives the idle backoff).
     pub(crate) idle_rounds: u32,
     /// When a prober's differing summary last made us open an exchange.
@@ -103,18 +103,19 @@ impl<R: Rng> Node<R> {
             return Err(ConfigError::InvalidName { len: identity.name.len(), max: config.max_name_size });
         }
         let phase = config.gossip_interval.mul_f64(rng.random::<f64>());
+        let probe_phase = config.swim.probe_interval.mul_f64(rng.random::<f64>());
         let mut node = Self {
-            table: NodeTable::new(&identity),
+            table: NodeTable::with_seed(&identity, rng.next_u64()),
             envelopes: EnvelopeBuilder::new(&config, &identity),
             transmits: BoundedQueue::new(config.max_pending_transmits),
             events: Events::new(config.max_pending_events),
             join: Join::default(),
             leave: None,
-            prober: Prober::new(now + config.swim.probe_interval.mul_f64(rng.random::<f64>())),
+            prober: Prober::new(now + probe_phase),
             health: LocalHealth::default(),
             suspicions: Suspicions::new(),
             broadcasts: Broadcasts::new(config.swim.max_broadcasts),
-            rounds_since_dead_gossip: 0,
+            last_dead_gossip: None,
             idle_rounds: 0,
             last_triggered_sync: None,
             now,
@@ -259,7 +260,8 @@ impl<R: Rng> Node<R> {
             self.metrics.oversized_datagrams += 1;
             return;
         }
-        let Ok(envelope) = v1::Envelope::decode(datagram) else {
+        // One copy into `Bytes`: the `bytes` fields decoded from it are slices of it.
+        let Ok(envelope) = message::decode(Bytes::copy_from_slice(datagram)) else {
             self.metrics.decode_errors += 1;
             return;
         };
@@ -285,16 +287,16 @@ impl<R: Rng> Node<R> {
         self.note_contact(from);
         let Some(body) = envelope.body else { return };
         match body {
-            Body::Ping(ping) => self.on_ping(from, ping),
-            Body::PingReq(request) => self.on_ping_req(from, request),
-            Body::Ack(ack) => self.on_ack(ack),
-            Body::Nack(nack) => self.on_nack(nack),
-            Body::Syn(syn) => self.on_syn(from, syn),
-            Body::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
-            Body::Ack2(ack2) => self.on_ack2(from, ack2),
-            Body::Push(push) => self.on_push(from, push),
-            Body::PushAck(ack) => self.on_push_ack(ack),
-            Body::DeltaReply(reply) => {
+            InBody::Ping(ping) => self.on_ping(from, ping),
+            InBody::PingReq(request) => self.on_ping_req(from, request),
+            InBody::Ack(ack) => self.on_ack(ack),
+            InBody::Nack(nack) => self.on_nack(nack),
+            InBody::Syn(syn) => self.on_syn(from, syn),
+            InBody::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
+            InBody::Ack2(ack2) => self.on_ack2(from, ack2),
+            InBody::Push(push) => self.on_push(from, push),
+            InBody::PushAck(ack) => self.on_push_ack(ack),
+            InBody::DeltaReply(reply) => {
                 self.apply_deltas(&reply.deltas);
             }
         }
@@ -306,6 +308,7 @@ impl<R: Rng> Node<R> {
         self.expire_suspicions();
         self.drive_probes();
         self.drive_lifecycle();
+        self.drive_dead_gossip();
         if now >= self.next_gossip {
             let fired = self.next_gossip;
             self.gossip_round();

@@ -3,7 +3,7 @@
 //! to ping it (ping-req) and relay the ack, or a nack if it stays silent; without any ack by
 //! the end of the period, suspect it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,7 +47,7 @@ pub(crate) struct Prober {
     position: usize,
     pub(crate) next_probe: Instant,
     pub(crate) current: Option<Probe>,
-    relays: HashMap<u32, Relay>,
+    relays: BTreeMap<u32, Relay>,
     next_sequence: u32,
     /// Sequences of the pings that announce our leave.
     pub(crate) leave_pings: Vec<u32>,
@@ -60,7 +60,7 @@ impl Prober {
             position: 0,
             next_probe: first_probe,
             current: None,
-            relays: HashMap::new(),
+            relays: BTreeMap::new(),
             next_sequence: 1,
             leave_pings: Vec::new(),
         }

@@ -11,23 +11,42 @@
 //! watermark may hold a key whose tombstone we no longer have, so it must rebuild its replica
 //! from scratch (a reset) instead of applying increments.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gossip_proto::v1;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
 
-use crate::event::{Event, Events};
+use crate::delta::{InDelta, InEntry};
+use crate::event::{Event, Events, SharedStr};
 use crate::membership::MemberState;
 
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredEntry {
-    pub(crate) key: String,
+    /// Often a slice of the datagram it arrived in, shared with the event that reported it.
+    pub(crate) key: SharedStr,
     /// Empty for a tombstone.
     pub(crate) value: Bytes,
     pub(crate) deleted: bool,
+}
+
+/// The owner of a replica, as [`Replica::apply`] needs it: the name its events carry, and
+/// the seed of the key index's hash. The seed comes from the node's RNG, so a hostile peer
+/// cannot choose keys that collide in the index; a bare name (tests) gets seed 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) seed: u64,
+}
+
+impl<'a> From<&'a str> for Owner<'a> {
+    fn from(name: &'a str) -> Self {
+        Self { name, seed: 0 }
+    }
 }
 
 /// Why a delta was not applied.
@@ -75,10 +94,17 @@ pub(crate) struct Replica {
 /// The parts of a replica that only a table with entries or recent changes needs.
 #[derive(Debug, Clone, Default)]
 struct ReplicaData {
-    /// Key -> version of its latest entry.
-    keys: HashMap<String, u64>,
-    /// Version -> entry, for sending deltas in version order.
-    entries: BTreeMap<u64, StoredEntry>,
+    /// The entries in version order, each key once (its latest write). An entry that is
+    /// replaced or collected leaves a hole that keeps its version, so the log stays sorted
+    /// and new versions (always above every held one) are appended; holes are compacted
+    /// away once they outnumber the entries.
+    log: Vec<Slot>,
+    /// Key -> position in `log` of its entry, hashed with `hasher`.
+    index: HashTable<usize>,
+    /// Holes in `log`.
+    holes: usize,
+    /// Keyed by the owner's seed (see [`Owner`]); it may change only while `index` is empty.
+    hasher: FixedState,
     /// Tombstone version -> when it may be collected.
     tombstones: BTreeMap<u64, Instant>,
     /// When this replica last changed (for the recent-first digest order).
@@ -88,6 +114,148 @@ struct ReplicaData {
     recent_base: u64,
     /// Whether the table's recent list holds this replica.
     in_recent: bool,
+}
+
+/// One place of the log: an entry, or the hole it left.
+#[derive(Debug, Clone)]
+struct Slot {
+    version: u64,
+    entry: Option<StoredEntry>,
+}
+
+/// Below this many holes the log is not compacted.
+const MIN_HOLES_TO_COMPACT: usize = 16;
+
+impl ReplicaData {
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The position of `key`'s entry in the log.
+    fn find(&self, hash: u64, key: &str) -> Option<usize> {
+        let log = &self.log;
+        self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
+    }
+
+    /// The position of the entry with this exact version.
+    fn position_of(&self, version: u64) -> Option<usize> {
+        self.log.binary_search_by_key(&version, |slot| slot.version).ok()
+    }
+
+    /// Makes `seed` the hash seed if no key is indexed yet.
+    fn seed(&mut self, seed: u64) {
+        if self.index.is_empty() {
+            self.hasher = FixedState::with_seed(seed);
+        }
+    }
+
+    /// Stores `entry` as the latest write of its key (`hash` is the key's hash): the previous
+    /// one, if any, becomes a hole.
+    fn insert(&mut self, hash: u64, entry: StoredEntry, version: u64, grace_deadline: Instant) {
+        let at = self.log.len();
+        if self.log.last().is_some_and(|last| last.version >= version) {
+            // Not an append (only callers that skip `delta::validate` get here): keep the log
+            // sorted the slow way.
+            self.insert_unordered(entry, version, grace_deadline);
+            return;
+        }
+        let (log, hasher) = (&self.log, &self.hasher);
+        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, &entry.key)) {
+            Some(position) => Some(std::mem::replace(position, at)),
+            None => {
+                self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
+                None
+            }
+        };
+        if entry.deleted {
+            self.tombstones.insert(version, grace_deadline);
+        }
+        self.log.push(Slot { version, entry: Some(entry) });
+        if let Some(old) = replaced {
+            self.punch(old);
+        }
+    }
+
+    /// Inserts an entry whose version is not above every held one.
+    fn insert_unordered(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
+        let hash = self.hash(&entry.key);
+        if let Some(old) = self.find(hash, &entry.key) {
+            self.remove_at(old);
+        }
+        if let Some(at) = self.position_of(version) {
+            // A version held by another key: the owner never writes two keys at one
+            // version, so the older claim goes.
+            self.remove_at(at);
+        }
+        self.compact();
+        if entry.deleted {
+            self.tombstones.insert(version, grace_deadline);
+        }
+        let at = self.log.partition_point(|slot| slot.version < version);
+        self.log.insert(at, Slot { version, entry: Some(entry) });
+        self.reindex();
+    }
+
+    /// Turns the entry at `at` into a hole (the index no longer points at it).
+    fn punch(&mut self, at: usize) {
+        if let Some(slot) = self.log.get_mut(at) {
+            if slot.entry.take().is_some() {
+                self.holes += 1;
+                self.tombstones.remove(&slot.version);
+            }
+        }
+        if self.holes >= MIN_HOLES_TO_COMPACT && self.holes > self.log.len() / 2 {
+            self.compact();
+            self.reindex();
+        }
+    }
+
+    /// Removes the entry at `at` from the index and the log (leaving a hole).
+    fn remove_at(&mut self, at: usize) {
+        let Some(key) = self.log.get(at).and_then(|slot| slot.entry.as_ref()).map(|entry| &entry.key) else {
+            return;
+        };
+        let hash = self.hash(key);
+        if let Ok(found) = self.index.find_entry(hash, |&position| position == at) {
+            found.remove();
+        }
+        self.punch(at);
+    }
+
+    /// Drops the holes (positions change: call `reindex` after).
+    fn compact(&mut self) {
+        if self.holes > 0 {
+            self.log.retain(|slot| slot.entry.is_some());
+            self.holes = 0;
+        }
+    }
+
+    /// Rebuilds the index from the log.
+    fn reindex(&mut self) {
+        let Self { log, index, hasher, .. } = self;
+        index.clear();
+        for (at, slot) in log.iter().enumerate() {
+            if let Some(entry) = &slot.entry {
+                index
+                    .insert_unique(hasher.hash_one(entry.key.as_str()), at, |&at| slot_hash(hasher, log, at));
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.log.clear();
+        self.index.clear();
+        self.holes = 0;
+        self.tombstones.clear();
+    }
+}
+
+fn slot_has_key(log: &[Slot], at: usize, key: &str) -> bool {
+    log.get(at).and_then(|slot| slot.entry.as_ref()).is_some_and(|entry| entry.key == key)
+}
+
+fn slot_hash(hasher: &FixedState, log: &[Slot], at: usize) -> u64 {
+    log.get(at).and_then(|slot| slot.entry.as_ref()).map_or(0, |entry| hasher.hash_one(entry.key.as_str()))
 }
 
 static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);
@@ -146,30 +314,38 @@ impl Replica {
 
     /// Number of keys held, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.data().keys.len()
+        self.data().index.len()
+    }
+
+    /// The entry of `key` (live or tombstone) with its version.
+    fn lookup(&self, key: &str) -> Option<(&StoredEntry, u64)> {
+        let data = self.data.as_deref()?;
+        let slot = data.log.get(data.find(data.hash(key), key)?)?;
+        Some((slot.entry.as_ref()?, slot.version))
     }
 
     /// The live entry of `key` with its version (tombstones are not returned).
     pub(crate) fn get(&self, key: &str) -> Option<(&StoredEntry, u64)> {
-        let data = self.data();
-        let version = *data.keys.get(key)?;
-        let entry = data.entries.get(&version)?;
-        (!entry.deleted).then_some((entry, version))
+        self.lookup(key).filter(|(entry, _)| !entry.deleted)
     }
 
     /// Whether `key` is held (live or tombstone).
     pub(crate) fn contains_key(&self, key: &str) -> bool {
-        self.data().keys.contains_key(key)
+        self.lookup(key).is_some()
     }
 
     /// Live entries, in version order.
     pub(crate) fn live_entries(&self) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        self.data().entries.iter().filter(|(_, e)| !e.deleted).map(|(v, e)| (*v, e))
+        let log = &self.data().log;
+        log.iter()
+            .filter_map(|slot| Some((slot.version, slot.entry.as_ref().filter(|entry| !entry.deleted)?)))
     }
 
     /// Entries (tombstones included) with a version above `version`, in version order.
     pub(crate) fn entries_after(&self, version: u64) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        self.data().entries.range(version.saturating_add(1)..).map(|(v, e)| (*v, e))
+        let log = &self.data().log;
+        let start = log.partition_point(|slot| slot.version <= version);
+        log[start..].iter().filter_map(|slot| Some((slot.version, slot.entry.as_ref()?)))
     }
 
     /// Number of tombstones held.
@@ -191,23 +367,27 @@ impl Replica {
             Some(value) => (value, false),
             None => (Bytes::new(), true),
         };
-        self.insert(StoredEntry { key, value, deleted }, version, grace_deadline);
+        let data = self.data_mut();
+        let hash = data.hash(&key);
+        data.insert(hash, StoredEntry { key: key.into(), value, deleted }, version, grace_deadline);
         self.max_version = version;
         self.touch(now, version - 1);
         version
     }
 
     /// Applies a validated delta (see [`crate::delta::validate`]); the caller has checked
-    /// the generation.
-    pub(crate) fn apply(
+    /// the generation. The news moves into the replica: a delta that is not refused is left
+    /// without entries.
+    pub(crate) fn apply<'o>(
         &mut self,
-        owner: &str,
-        delta: &v1::NodeDelta,
+        owner: impl Into<Owner<'o>>,
+        delta: &InDelta,
         now: Instant,
         grace_deadline: Instant,
         max_keys: usize,
         events: &mut Events,
     ) -> Result<Applied, Refusal> {
+        let owner = owner.into();
         let mut applied = Applied::default();
         let behind_watermark =
             self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
@@ -226,29 +406,41 @@ impl Replica {
         }
         let base = self.max_version;
         let mut reached = delta.to_version;
-        for entry in delta.entries.iter().filter(|e| e.version > base) {
-            if !self.contains_key(&entry.key) && self.len() >= max_keys {
+        // The entries move into the replica (and their events).
+        let entries = delta.entries.take();
+        // The owner's name, shared by the events.
+        let mut node = None;
+        if entries.last().is_some_and(|last| last.version > base) {
+            let data = self.data_mut();
+            data.seed(owner.seed);
+            data.log.reserve(entries.len());
+            let (log, hasher) = (&data.log, &data.hasher);
+            data.index.reserve(entries.len(), |&at| slot_hash(hasher, log, at));
+            events.reserve(entries.len());
+            node = Some(SharedStr::from(owner.name));
+        }
+        let node = node.unwrap_or_default();
+        for InEntry { key, value, version, deleted } in
+            entries.into_iter().filter(|entry| entry.version > base)
+        {
+            let data = self.data_mut();
+            let hash = data.hash(&key);
+            if data.index.len() >= max_keys && data.find(hash, &key).is_none() {
                 // The table is full: stop before this entry so no hole is left.
                 applied.over_cap = 1;
-                reached = entry.version - 1;
+                reached = version - 1;
                 break;
             }
-            let stored = StoredEntry {
-                key: entry.key.clone(),
-                value: if entry.deleted { Bytes::new() } else { entry.value.clone() },
-                deleted: entry.deleted,
-            };
-            events.emit(if entry.deleted {
-                Event::KeyDeleted { node: owner.to_owned(), key: entry.key.clone(), version: entry.version }
+            let (event, value) = if deleted {
+                (Event::KeyDeleted { node: node.clone(), key: key.clone(), version }, Bytes::new())
             } else {
-                Event::KeyChanged {
-                    node: owner.to_owned(),
-                    key: entry.key.clone(),
-                    value: entry.value.clone(),
-                    version: entry.version,
-                }
-            });
-            self.insert(stored, entry.version, grace_deadline);
+                (
+                    Event::KeyChanged { node: node.clone(), key: key.clone(), value: value.clone(), version },
+                    value,
+                )
+            };
+            data.insert(hash, StoredEntry { key, value, deleted }, version, grace_deadline);
+            events.emit(event);
             applied.entries += 1;
         }
         if reached <= base && !applied.reset {
@@ -263,7 +455,7 @@ impl Replica {
         }
         for key in dropped_live {
             if !self.contains_key(&key) {
-                events.emit(Event::KeyDeleted { node: owner.to_owned(), key, version: delta.gc_watermark });
+                events.emit(Event::KeyDeleted { node: owner.name.into(), key, version: delta.gc_watermark });
             }
         }
         self.touch(now, base);
@@ -296,31 +488,17 @@ impl Replica {
         self.gc_watermark = watermark;
     }
 
-    fn insert(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
-        let data = self.data_mut();
-        if let Some(old) = data.keys.insert(entry.key.clone(), version) {
-            data.entries.remove(&old);
-            data.tombstones.remove(&old);
-        }
-        if entry.deleted {
-            data.tombstones.insert(version, grace_deadline);
-        }
-        data.entries.insert(version, entry);
-    }
-
     fn remove_version(&mut self, version: u64) {
-        let data = self.data_mut();
+        let Some(data) = self.data.as_deref_mut() else { return };
         data.tombstones.remove(&version);
-        if let Some(entry) = data.entries.remove(&version) {
-            data.keys.remove(&entry.key);
+        if let Some(at) = data.position_of(version) {
+            data.remove_at(at);
         }
     }
 
     fn clear(&mut self) {
         if let Some(data) = self.data.as_mut() {
-            data.keys.clear();
-            data.entries.clear();
-            data.tombstones.clear();
+            data.clear();
         }
         self.max_version = 0;
     }
@@ -341,5 +519,128 @@ impl Replica {
             data.recent_base = max_version;
             data.in_recent = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn address() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], 7946))
+    }
+
+    /// The base of the timestamps here; only differences from it matter.
+    fn t0() -> Instant {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        now
+    }
+
+    /// What the replica must hold: key -> (version, value, deleted), tombstones included.
+    type Model = BTreeMap<String, (u64, Option<Vec<u8>>)>;
+
+    fn check(replica: &Replica, model: &Model) -> Result<(), TestCaseError> {
+        prop_assert_eq!(replica.len(), model.len());
+        let mut expected: Vec<(u64, &str, Option<&[u8]>)> =
+            model.iter().map(|(key, (version, value))| (*version, key.as_str(), value.as_deref())).collect();
+        expected.sort_unstable();
+        let held: Vec<(u64, &str, Option<&[u8]>)> = replica
+            .entries_after(0)
+            .map(|(version, entry)| {
+                (version, entry.key.as_str(), (!entry.deleted).then_some(&entry.value[..]))
+            })
+            .collect();
+        prop_assert_eq!(&held, &expected);
+        for from in [0, 1, replica.max_version / 2, replica.max_version] {
+            let after: Vec<u64> = replica.entries_after(from).map(|(version, _)| version).collect();
+            let wanted: Vec<u64> =
+                expected.iter().map(|(version, ..)| *version).filter(|v| *v > from).collect();
+            prop_assert_eq!(after, wanted);
+        }
+        let live: Vec<u64> = replica.live_entries().map(|(version, _)| version).collect();
+        let wanted: Vec<u64> =
+            expected.iter().filter(|(_, _, value)| value.is_some()).map(|(version, ..)| *version).collect();
+        prop_assert_eq!(live, wanted);
+        for key in (0..10).map(|k| format!("k{k}")) {
+            let got = replica.get(&key).map(|(entry, version)| (version, entry.value.to_vec()));
+            let want = model.get(&key).and_then(|(version, value)| Some((*version, value.clone()?)));
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(replica.contains_key(&key), model.contains_key(&key));
+        }
+        let data = replica.data();
+        prop_assert!(data.holes <= data.log.len());
+        prop_assert!(
+            data.holes < MIN_HOLES_TO_COMPACT || data.holes <= data.log.len() / 2,
+            "holes are compacted away"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        /// The owner's writes, deletes and tombstone collection, against a plain map: the log,
+        /// its holes, its compaction and the index always agree with it.
+        #[test]
+        fn log_and_index_agree_with_a_map(ops in vec((0..10u8, any::<Option<u8>>(), 0..4u8), 1..300)) {
+            let start = t0();
+            let grace = Duration::from_secs(5);
+            let mut replica = Replica::new(1, address());
+            let mut model = Model::new();
+            for (step, (key, value, collect)) in ops.into_iter().enumerate() {
+                let now = start + Duration::from_secs(step as u64);
+                let key = format!("k{key}");
+                let value = value.map(|v| vec![v; usize::from(v % 4)]);
+                let version = replica.write(key.clone(), value.clone().map(Bytes::from), now, now + grace);
+                model.insert(key, (version, value));
+                if collect == 0 {
+                    replica.collect_garbage(now);
+                    // The write of step `s` has version `s + 1` and is due at step `s + 5`.
+                    model.retain(|_, (version, value)| value.is_some() || *version + 4 > step as u64);
+                }
+                check(&replica, &model)?;
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
+        let now = t0();
+        let mut data = ReplicaData::default();
+        for (version, key) in [(5, "a"), (9, "b"), (7, "c"), (3, "b"), (7, "d")] {
+            let entry = StoredEntry { key: key.into(), value: Bytes::new(), deleted: false };
+            let hash = data.hash(key);
+            data.insert(hash, entry, version, now);
+        }
+        let versions: Vec<(u64, &str)> = data
+            .log
+            .iter()
+            .filter_map(|slot| Some((slot.version, slot.entry.as_ref()?.key.as_str())))
+            .collect();
+        // `b` keeps its latest write only (3, the last one inserted); `d` took version 7.
+        assert_eq!(versions, [(3, "b"), (5, "a"), (7, "d")]);
+        assert_eq!(data.index.len(), 3);
+        for (at, slot) in data.log.iter().enumerate() {
+            if let Some(entry) = &slot.entry {
+                assert_eq!(data.find(data.hash(&entry.key), &entry.key), Some(at));
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_changes_only_while_the_index_is_empty() {
+        let mut data = ReplicaData::default();
+        data.seed(7);
+        let hash = data.hash("key");
+        data.insert(hash, StoredEntry { key: "key".into(), value: Bytes::new(), deleted: false }, 1, t0());
+        data.seed(8);
+        assert_eq!(data.hash("key"), hash, "a seed change would lose the indexed keys");
+        assert_eq!(data.find(hash, "key"), Some(0));
+        assert_ne!(FixedState::with_seed(7).hash_one("key"), FixedState::with_seed(8).hash_one("key"));
     }
 }

@@ -13,6 +13,7 @@ use rand_core::Rng;
 use crate::config::{Dissemination, RumorRule};
 use crate::delta::{self, DeltaPlan};
 use crate::digest;
+use crate::message::InPush;
 use crate::node::Node;
 
 /// One hot rumor: the run `(from, to]` of a node's versions.
@@ -150,7 +151,7 @@ impl<R: Rng> Node<R> {
     }
 
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
-    pub(crate) fn on_push(&mut self, from: SocketAddr, push: v1::Push) {
+    pub(crate) fn on_push(&mut self, from: SocketAddr, push: InPush) {
         let already_known = self.apply_deltas(&push.deltas);
         if !push.want_ack || already_known.is_empty() {
             return;

@@ -4,7 +4,7 @@
 //! member that many others also cannot reach is declared dead sooner, and one accused by a
 //! single (perhaps unhealthy) member gets the longest time to refute.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand_core::Rng;
@@ -81,7 +81,7 @@ pub(crate) fn min_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
 }
 
 /// Every running suspicion, by member name.
-pub(crate) type Suspicions = HashMap<String, Suspicion>;
+pub(crate) type Suspicions = BTreeMap<String, Suspicion>;
 
 impl<R: Rng> Node<R> {
     /// Starts (or, for the same incarnation, confirms) a suspicion of `name`.

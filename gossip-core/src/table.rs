@@ -1,15 +1,16 @@
 //! The table of every node this node knows, its own included, with the digest summary kept
 //! up to date on every change.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldhash::fast::FixedState;
 use indexmap::IndexMap;
 
 use crate::identity::Identity;
-use crate::replica::Replica;
+use crate::replica::{Owner, Replica};
 use crate::summary::DigestSummary;
 
 /// Index of the local node in the table: it is inserted first and never removed.
@@ -32,11 +33,20 @@ pub(crate) enum Upsert {
     Local,
 }
 
+/// A map keyed by node name, hashed with the table's seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, FixedState>;
+
 /// All known nodes by name.
+///
+/// Every hash in the table (and in its replicas' key indexes) is keyed with a seed that the
+/// node draws from its RNG: no OS entropy (runs stay reproducible), and names or keys from a
+/// hostile peer cannot be chosen to collide.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
     /// Names are shared (`Arc`) so that a simulator holding many tables stores each once.
-    nodes: IndexMap<Arc<str>, Replica>,
+    nodes: IndexMap<Arc<str>, Replica, FixedState>,
+    /// The hash seed.
+    seed: u64,
     summary: DigestSummary,
     /// Indexes of the replicas changed within the recent window.
     recent: Vec<usize>,
@@ -56,15 +66,24 @@ pub(crate) struct NodeTable {
 }
 
 impl NodeTable {
+    /// A table that knows only the local node, hashing with seed 0 (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(local: &Identity) -> Self {
+        Self::with_seed(local, 0)
+    }
+
+    /// A table that knows only the local node, hashing with `seed`.
+    pub(crate) fn with_seed(local: &Identity, seed: u64) -> Self {
+        let hasher = FixedState::with_seed(seed);
         let mut table = Self {
-            nodes: IndexMap::new(),
+            nodes: IndexMap::with_hasher(hasher.clone()),
+            seed,
             summary: DigestSummary::default(),
             recent: Vec::new(),
             cursor: 0,
             with_tombstones: BTreeSet::new(),
-            departed: HashMap::new(),
-            forgotten: HashMap::new(),
+            departed: HashMap::with_hasher(hasher.clone()),
+            forgotten: HashMap::with_hasher(hasher),
             live: 1,
         };
         let local_replica = Replica::new(local.generation, local.address);
@@ -109,11 +128,11 @@ impl NodeTable {
     pub(crate) fn modify<T>(
         &mut self,
         index: usize,
-        change: impl FnOnce(&str, &mut Replica) -> T,
+        change: impl FnOnce(Owner<'_>, &mut Replica) -> T,
     ) -> Option<T> {
         let (name, replica) = self.nodes.get_index_mut(index)?;
         let before = replica.summary_key();
-        let result = change(name, replica);
+        let result = change(Owner { name, seed: self.seed }, replica);
         let after = replica.summary_key();
         if before != after {
             self.summary.remove(name, before);
@@ -266,11 +285,25 @@ impl NodeTable {
         });
     }
 
+    /// The recently changed replicas, most recent first: those changed at or after `since`
+    /// (all when `None`), at most `max`.
+    pub(crate) fn recent_first_since(&self, since: Option<Instant>, max: usize) -> Vec<usize> {
+        let mut recent: Vec<usize> = self
+            .recent
+            .iter()
+            .copied()
+            .filter(|&index| {
+                since.is_none_or(|since| self.nodes[index].last_changed().is_some_and(|at| at >= since))
+            })
+            .collect();
+        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed()));
+        recent.truncate(max);
+        recent
+    }
+
     /// The recently changed replicas, most recent first.
     pub(crate) fn recent_first(&self) -> Vec<usize> {
-        let mut recent = self.recent.clone();
-        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed()));
-        recent
+        self.recent_first_since(None, usize::MAX)
     }
 
     /// Where the rotating digest window starts next time.

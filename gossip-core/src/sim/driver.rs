@@ -1,0 +1,245 @@
+//! Running the cluster: one step pops the earliest item of the event queue (a datagram
+//! arriving, a node's timer, a scheduled action), feeds it to the node, drains the node's
+//! outputs into the network by the drain rule, re-arms its timer, and checks invariants.
+
+use std::time::Duration;
+
+use crate::event::{Event, Output};
+use crate::sim::cluster::{Scheduled, Simulation, index_of_address, index_of_name, node_address};
+use crate::sim::invariants::{self, ViolationKind};
+use crate::sim::network::Fate;
+use crate::sim::trace::Record;
+use crate::sim::{SimError, Violation};
+
+impl Simulation {
+    /// Runs the earliest item of the event queue. Returns `false` when the queue is empty.
+    /// After an invariant failed, every call returns that failure.
+    pub fn step(&mut self) -> Result<bool, SimError> {
+        if let Some(violation) = &self.failure {
+            return Err(SimError::Invariant(violation.clone()));
+        }
+        let Some((at, item)) = self.queue.pop() else { return Ok(false) };
+        self.now = self.now.max(at);
+        self.steps += 1;
+        let touched = match item {
+            Scheduled::Deliver { from, to, payload } => self.deliver(from as usize, to as usize, payload),
+            Scheduled::Timer { node, epoch } => self.fire(node as usize, epoch)?,
+            Scheduled::Action(action) => {
+                self.trace.record(Record::Action, self.now, 0, 0);
+                self.apply(action)?
+            }
+        };
+        if let Some(node) = touched {
+            self.check_if_due(node)?;
+        }
+        Ok(true)
+    }
+
+    /// Runs every item due up to `deadline`, then sets the clock to `deadline`.
+    pub fn run_until(&mut self, deadline: Duration) -> Result<(), SimError> {
+        while self.queue.next_time().is_some_and(|at| at <= deadline) {
+            self.step()?;
+        }
+        self.now = self.now.max(deadline);
+        Ok(())
+    }
+
+    /// Runs for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
+        self.run_until(self.now + duration)
+    }
+
+    /// Runs until `done` holds (tested before the first step and after each one) or
+    /// `deadline` passes; returns whether it holds. Keep `done` cheap: it runs every step.
+    pub fn run_until_true(
+        &mut self,
+        deadline: Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Result<bool, SimError> {
+        if done(self) {
+            return Ok(true);
+        }
+        while self.queue.next_time().is_some_and(|at| at <= deadline) {
+            self.step()?;
+            if done(self) {
+                return Ok(true);
+            }
+        }
+        self.now = self.now.max(deadline);
+        Ok(done(self))
+    }
+
+    /// Checks every invariant on every live node, comparing every replica with the ledger
+    /// (O(total replica size)): for the end of a run, or at chosen moments of a large one.
+    pub fn check_all(&mut self) -> Result<(), SimError> {
+        for index in 0..self.slots.len() {
+            self.check(index, true)?;
+        }
+        Ok(())
+    }
+
+    /// Checks node `index` if the check policy says this step is due.
+    pub(crate) fn check_if_due(&mut self, index: usize) -> Result<(), SimError> {
+        if self.checks.due(self.steps) { self.check(index, false) } else { Ok(()) }
+    }
+
+    fn check(&mut self, index: usize, full: bool) -> Result<(), SimError> {
+        let Some(node) = self.slots.get(index).and_then(|slot| slot.node.as_ref()) else { return Ok(()) };
+        let len = self.names.len();
+        let owner_of = |name: &str| index_of_name(name, len);
+        match invariants::check_node(index, node, &self.ledger, &mut self.memory, owner_of, full) {
+            Ok(()) => Ok(()),
+            Err(kind) => Err(self.fail(index, kind)),
+        }
+    }
+
+    /// Stops the run with a violation.
+    pub(crate) fn fail(&mut self, index: usize, kind: ViolationKind) -> SimError {
+        let violation = Box::new(Violation {
+            at: self.now,
+            node: index,
+            node_name: self.names.get(index).map_or_else(String::new, |n| n.to_string()),
+            kind,
+            seed: self.seed,
+            replay: self.replay.clone(),
+        });
+        self.failure = Some(violation.clone());
+        SimError::Invariant(violation)
+    }
+
+    /// A datagram reaches node `to`; returns the node if it handled it.
+    fn deliver(&mut self, from: usize, to: usize, payload: bytes::Bytes) -> Option<usize> {
+        if self.network.blocked(from, to) {
+            self.observer.stats.blocked += 1;
+            self.trace.record(Record::Blocked, self.now, from, to);
+            return None;
+        }
+        let slot = &mut self.slots[to];
+        if slot.node.is_none() {
+            self.observer.stats.to_down_nodes += 1;
+            return None;
+        }
+        if slot.paused {
+            if slot.inbox.len() >= self.paused_buffer {
+                self.observer.stats.dropped_while_paused += 1;
+            } else {
+                self.observer.stats.held_while_paused += 1;
+                slot.inbox.push_back((from, payload));
+            }
+            return None;
+        }
+        self.handle(to, from, &payload);
+        self.drain(to);
+        Some(to)
+    }
+
+    /// Node `to` handles a datagram from node `from` (without draining it).
+    pub(crate) fn handle(&mut self, to: usize, from: usize, payload: &[u8]) {
+        let slot = &mut self.slots[to];
+        let Some(node) = slot.node.as_mut() else { return };
+        let local = slot.clock.local(self.base, self.now);
+        self.observer.stats.delivered.add(payload.len());
+        self.trace.delivered(self.now, from, to, payload);
+        node.handle_input(local, node_address(from), payload);
+    }
+
+    /// A timer event pops; returns the node if the timer was current and fired.
+    fn fire(&mut self, index: usize, epoch: u64) -> Result<Option<usize>, SimError> {
+        let slot = &mut self.slots[index];
+        if slot.epoch != epoch || slot.paused {
+            return Ok(None);
+        }
+        let Some(node) = slot.node.as_mut() else { return Ok(None) };
+        slot.armed = None;
+        let local = slot.clock.local(self.base, self.now);
+        node.handle_timeout(local);
+        let next = node.poll_timeout();
+        self.trace.record(Record::Timer, self.now, index, 0);
+        if let Some(deadline) = next.filter(|deadline| *deadline <= local) {
+            let deadline = self.slots[index].clock.virtual_time_of(self.base, deadline);
+            return Err(self.fail(index, ViolationKind::TimerStuck { deadline }));
+        }
+        self.drain(index);
+        Ok(Some(index))
+    }
+
+    /// Drains node `index`'s outputs by the drain rule: datagrams into the network, events
+    /// into the observer; then re-arms its timer.
+    pub(crate) fn drain(&mut self, index: usize) {
+        let now = self.now;
+        let len = self.slots.len();
+        let Self { slots, observer, network, rng, queue, trace, events, generations, restarted, .. } = self;
+        let Some(node) = slots[index].node.as_mut() else { return };
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Transmit(transmit) => {
+                    observer.sent(index, transmit.payload.len());
+                    let Some(to) = index_of_address(transmit.to, len) else {
+                        observer.stats.undeliverable += 1;
+                        continue;
+                    };
+                    match network.send(index, to, rng) {
+                        Fate::Lost => {
+                            observer.stats.lost += 1;
+                            trace.record(Record::Lost, now, index, to);
+                        }
+                        Fate::Arrives(latency, duplicate) => {
+                            let (from, to32) = (index as u32, to as u32);
+                            if let Some(second) = duplicate {
+                                observer.stats.duplicated += 1;
+                                let payload = transmit.payload.clone();
+                                queue.push(now + second, Scheduled::Deliver { from, to: to32, payload });
+                            }
+                            let payload = transmit.payload;
+                            queue.push(now + latency, Scheduled::Deliver { from, to: to32, payload });
+                        }
+                    }
+                }
+                Output::Event(event) => {
+                    trace.event(now, index, &event);
+                    if let Event::KeyChanged { node: owner, key, version, .. }
+                    | Event::KeyDeleted { node: owner, key, version } = &event
+                    {
+                        if let Some(owner_index) = index_of_name(owner, len) {
+                            // Replicas can hold an older generation only of nodes that restarted.
+                            let generation = if restarted[owner_index] {
+                                node.node(owner).map_or(generations[owner_index], |view| view.generation)
+                            } else {
+                                generations[owner_index]
+                            };
+                            observer.learned(index, owner_index, generation, key, *version, now);
+                        }
+                    }
+                    if let Some(log) = events.as_mut() {
+                        log.push((now, index, event));
+                    }
+                }
+            }
+        }
+        self.rearm(index);
+    }
+
+    /// Puts node `index`'s next deadline on the queue, unless it is already there.
+    fn rearm(&mut self, index: usize) {
+        let now = self.now;
+        let slot = &mut self.slots[index];
+        let Some(node) = slot.node.as_ref() else { return };
+        if slot.paused {
+            return;
+        }
+        match node.poll_timeout() {
+            None => {
+                slot.epoch += 1;
+                slot.armed = None;
+            }
+            Some(deadline) => {
+                let at = slot.clock.virtual_time_of(self.base, deadline).max(now);
+                if slot.armed != Some(at) {
+                    slot.epoch += 1;
+                    slot.armed = Some(at);
+                    self.queue.push(at, Scheduled::Timer { node: index as u32, epoch: slot.epoch });
+                }
+            }
+        }
+    }
+}

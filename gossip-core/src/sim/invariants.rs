@@ -1,0 +1,440 @@
+//! Invariant checks: what must hold of every replica at every moment, whatever the network
+//! did.
+//!
+//! 1. **Versions only grow**: for a given owner and generation, a replica's max version never
+//!    decreases (and a replica never goes back to an older generation).
+//! 2. **No replica is ahead of its owner**, or holds a generation the owner never ran.
+//! 3. **No deleted key comes back**: once a replica's max version covers a tombstone, the key
+//!    is not live there at an older version.
+//! 4. **No hole** (the Scuttlebutt rule): a replica at max version `m` holds, for each key,
+//!    exactly the owner's latest write at or below `m`, with its value.
+//!
+//! The truth is the simulator's [`Ledger`] of the writes it made. The checks are plain
+//! functions over snapshots ([`check_replica`], [`VersionMemory`]), so they can be tested on
+//! synthetic observations as well as on a running cluster.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+use rand_core::Rng;
+
+use crate::node::Node;
+use crate::sim::ledger::{Ledger, OwnerLog};
+
+/// How often the simulator runs the invariant checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Checks {
+    /// After every step, on the node that step drove (for tests; costs O(n) per step).
+    #[default]
+    EveryStep,
+    /// On the node driven by every `every`-th step (for large runs).
+    Sampled {
+        /// Steps between two checks; 1 is the same as [`Checks::EveryStep`].
+        every: u64,
+    },
+    /// Never, except when [`crate::sim::Simulation::check_all`] is called.
+    Off,
+}
+
+impl Checks {
+    /// Whether step number `step` (counting from 1) is checked.
+    pub(crate) fn due(self, step: u64) -> bool {
+        match self {
+            Self::EveryStep => true,
+            Self::Sampled { every } => every <= 1 || step % every == 0,
+            Self::Off => false,
+        }
+    }
+}
+
+/// What one node holds of one owner's table, as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSnapshot<'a> {
+    /// The owner's name.
+    pub owner: &'a str,
+    /// The owner's generation the replica holds.
+    pub generation: u64,
+    /// The replica's max version.
+    pub max_version: u64,
+    /// Its live entries as `(key, value, version)`.
+    pub entries: Vec<(&'a str, &'a Bytes, u64)>,
+}
+
+/// A broken invariant, with the facts that show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViolationKind {
+    /// A replica's max version (or generation) went down.
+    VersionWentBack {
+        /// The owner.
+        owner: String,
+        /// Generation and max version seen before.
+        was: (u64, u64),
+        /// Generation and max version seen now.
+        now: (u64, u64),
+    },
+    /// A replica holds a generation of the owner that never ran.
+    UnknownGeneration {
+        /// The owner.
+        owner: String,
+        /// The generation held.
+        generation: u64,
+    },
+    /// A replica's max version is above the owner's own.
+    AheadOfOwner {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The replica's max version.
+        max_version: u64,
+        /// The owner's max version.
+        owner_max: u64,
+    },
+    /// A deleted key is live again in a replica that has seen the delete.
+    Resurrected {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version it is live at.
+        live_version: u64,
+        /// The version of the owner's tombstone.
+        tombstone_version: u64,
+    },
+    /// A replica lacks the owner's latest write of a key at or below its max version.
+    Hole {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version the replica must hold.
+        expected_version: u64,
+        /// The version it holds, if any.
+        found: Option<u64>,
+    },
+    /// A replica holds an entry the owner's table never had at that version.
+    Unexpected {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version held.
+        version: u64,
+    },
+    /// A replica holds the right version of a key with another value.
+    WrongValue {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version.
+        version: u64,
+    },
+    /// After `handle_timeout`, the node asked to be woken at or before the time it was
+    /// called: it would spin forever.
+    TimerStuck {
+        /// The deadline it returned, as virtual time.
+        deadline: std::time::Duration,
+    },
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::VersionWentBack { owner, was, now } => write!(
+                f,
+                "the replica of {owner} went back from generation {} version {} to generation {} version {}",
+                was.0, was.1, now.0, now.1
+            ),
+            Self::UnknownGeneration { owner, generation } => {
+                write!(f, "the replica of {owner} holds generation {generation}, which never ran")
+            }
+            Self::AheadOfOwner { owner, generation, max_version, owner_max } => write!(
+                f,
+                "the replica of {owner} (generation {generation}) is at version {max_version}, \
+                 but the owner only wrote up to {owner_max}"
+            ),
+            Self::Resurrected { owner, generation, key, live_version, tombstone_version } => write!(
+                f,
+                "deleted key {key:?} of {owner} (generation {generation}) is live again at version \
+                 {live_version}, though the replica covers its tombstone at version {tombstone_version}"
+            ),
+            Self::Hole { owner, generation, key, expected_version, found } => write!(
+                f,
+                "hole in the replica of {owner} (generation {generation}): key {key:?} must be at \
+                 version {expected_version}, found {}",
+                found.map_or_else(|| "nothing".to_owned(), |v| format!("version {v}"))
+            ),
+            Self::Unexpected { owner, generation, key, version } => write!(
+                f,
+                "the replica of {owner} (generation {generation}) holds key {key:?} at version \
+                 {version}, which the owner's table never had there"
+            ),
+            Self::WrongValue { owner, generation, key, version } => write!(
+                f,
+                "the replica of {owner} (generation {generation}) holds key {key:?} at version \
+                 {version} with a value the owner never wrote"
+            ),
+            Self::TimerStuck { deadline } => write!(
+                f,
+                "after handle_timeout the node asked to be woken at {deadline:?}, which is not in the future"
+            ),
+        }
+    }
+}
+
+/// Checks one replica against the owner's log of the same generation (invariants 2 to 4).
+pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<(), ViolationKind> {
+    let (owner, generation) = (replica.owner.to_owned(), replica.generation);
+    if replica.max_version > log.max_version() {
+        return Err(ViolationKind::AheadOfOwner {
+            owner,
+            generation,
+            max_version: replica.max_version,
+            owner_max: log.max_version(),
+        });
+    }
+    let expected = log.state_at(replica.max_version);
+    let held: HashMap<&str, (u64, &Bytes)> =
+        replica.entries.iter().map(|(key, value, version)| (*key, (*version, *value))).collect();
+    // Deletes first: a resurrection is the most specific diagnosis.
+    for (key, (tombstone_version, value)) in &expected {
+        match held.get(key) {
+            Some((live_version, _)) if value.is_none() && live_version < tombstone_version => {
+                return Err(ViolationKind::Resurrected {
+                    owner,
+                    generation,
+                    key: (*key).to_owned(),
+                    live_version: *live_version,
+                    tombstone_version: *tombstone_version,
+                });
+            }
+            _ => {}
+        }
+    }
+    for (key, value, version) in &replica.entries {
+        let unexpected = || ViolationKind::Unexpected {
+            owner: owner.clone(),
+            generation,
+            key: (*key).to_owned(),
+            version: *version,
+        };
+        match expected.get(key) {
+            _ if *version > replica.max_version => return Err(unexpected()),
+            None => return Err(unexpected()),
+            Some((want, _)) if want > version => {
+                return Err(ViolationKind::Hole {
+                    owner,
+                    generation,
+                    key: (*key).to_owned(),
+                    expected_version: *want,
+                    found: Some(*version),
+                });
+            }
+            Some((want, _)) if want < version => return Err(unexpected()),
+            Some((_, None)) => return Err(unexpected()),
+            Some((_, Some(want))) if want != value => {
+                return Err(ViolationKind::WrongValue {
+                    owner,
+                    generation,
+                    key: (*key).to_owned(),
+                    version: *version,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (key, (version, value)) in &expected {
+        if value.is_some() && !held.contains_key(key) {
+            return Err(ViolationKind::Hole {
+                owner,
+                generation,
+                key: (*key).to_owned(),
+                expected_version: *version,
+                found: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What each node last showed of each owner's replica (invariant 1). Only replicas with a
+/// version above zero are remembered, so memory follows the data, not n².
+#[derive(Debug, Clone, Default)]
+pub struct VersionMemory {
+    seen: Vec<HashMap<u32, (u64, u64)>>,
+}
+
+impl VersionMemory {
+    /// An empty memory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `observer` holds `owner` at `(generation, max_version)`; fails if that
+    /// is behind what it showed before. Returns whether it changed since the last look.
+    pub fn observe(
+        &mut self,
+        observer: usize,
+        owner: usize,
+        owner_name: &str,
+        generation: u64,
+        max_version: u64,
+    ) -> Result<bool, ViolationKind> {
+        if self.seen.len() <= observer {
+            self.seen.resize_with(observer + 1, HashMap::new);
+        }
+        let seen = &mut self.seen[observer];
+        let now = (generation, max_version);
+        match seen.get(&(owner as u32)).copied() {
+            Some(was) if now < was => {
+                Err(ViolationKind::VersionWentBack { owner: owner_name.to_owned(), was, now })
+            }
+            Some(was) if was == now => Ok(false),
+            None if max_version == 0 => Ok(false),
+            _ => {
+                seen.insert(owner as u32, now);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Forgets what `observer` showed (it crashed or restarted with an empty table).
+    pub fn forget(&mut self, observer: usize) {
+        if let Some(seen) = self.seen.get_mut(observer) {
+            *seen = HashMap::new();
+        }
+    }
+}
+
+/// Runs the checks on one live node.
+///
+/// `owner_of` maps a node name to its simulator index (names the simulator did not make are
+/// skipped). With `full`, every replica is compared with the ledger, not only the ones whose
+/// version changed since the last check.
+pub(crate) fn check_node<R: Rng>(
+    observer: usize,
+    node: &Node<R>,
+    ledger: &Ledger,
+    memory: &mut VersionMemory,
+    owner_of: impl Fn(&str) -> Option<usize>,
+    full: bool,
+) -> Result<(), ViolationKind> {
+    for view in node.nodes() {
+        let Some(owner) = owner_of(view.name) else { continue };
+        let changed = memory.observe(observer, owner, view.name, view.generation, view.max_version)?;
+        if !(changed || full) || (view.max_version == 0 && view.keys == 0) {
+            continue;
+        }
+        let Some(log) = ledger.log(owner, view.generation) else {
+            return Err(ViolationKind::UnknownGeneration {
+                owner: view.name.to_owned(),
+                generation: view.generation,
+            });
+        };
+        let entries = node.entries(view.name).map(Iterator::collect).unwrap_or_default();
+        let snapshot = ReplicaSnapshot {
+            owner: view.name,
+            generation: view.generation,
+            max_version: view.max_version,
+            entries,
+        };
+        check_replica(log, &snapshot)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    /// a=1 @1, b=2 @2, delete a @3, c=4 @4.
+    fn log() -> OwnerLog {
+        let mut log = OwnerLog::new();
+        log.record("a", Some(value("1")));
+        log.record("b", Some(value("2")));
+        log.record("a", None);
+        log.record("c", Some(value("4")));
+        log
+    }
+
+    fn snapshot<'a>(max_version: u64, entries: &[(&'a str, &'a Bytes, u64)]) -> ReplicaSnapshot<'a> {
+        ReplicaSnapshot { owner: "n1", generation: 1, max_version, entries: entries.to_vec() }
+    }
+
+    #[test]
+    fn correct_replicas_pass_at_every_version() {
+        let (one, two, four) = (value("1"), value("2"), value("4"));
+        let log = log();
+        assert_eq!(check_replica(&log, &snapshot(0, &[])), Ok(()));
+        assert_eq!(check_replica(&log, &snapshot(1, &[("a", &one, 1)])), Ok(()));
+        assert_eq!(check_replica(&log, &snapshot(2, &[("a", &one, 1), ("b", &two, 2)])), Ok(()));
+        assert_eq!(check_replica(&log, &snapshot(3, &[("b", &two, 2)])), Ok(()));
+        assert_eq!(check_replica(&log, &snapshot(4, &[("b", &two, 2), ("c", &four, 4)])), Ok(()));
+    }
+
+    #[test]
+    fn each_broken_replica_is_caught() {
+        let (one, two, four, bad) = (value("1"), value("2"), value("4"), value("x"));
+        let log = log();
+        let check = |max, entries: &[(&str, &Bytes, u64)]| check_replica(&log, &snapshot(max, entries));
+        assert!(matches!(check(5, &[]), Err(ViolationKind::AheadOfOwner { owner_max: 4, .. })));
+        assert!(matches!(
+            check(3, &[("a", &one, 1), ("b", &two, 2)]),
+            Err(ViolationKind::Resurrected { live_version: 1, tombstone_version: 3, .. })
+        ));
+        assert!(matches!(
+            check(2, &[("b", &two, 2)]),
+            Err(ViolationKind::Hole { expected_version: 1, found: None, .. })
+        ));
+        assert!(matches!(
+            check(4, &[("b", &two, 2)]),
+            Err(ViolationKind::Hole { expected_version: 4, found: None, .. })
+        ));
+        assert!(matches!(
+            check(2, &[("a", &one, 1), ("b", &two, 2), ("z", &four, 2)]),
+            Err(ViolationKind::Unexpected { .. })
+        ));
+        assert!(matches!(check(1, &[("a", &one, 1), ("b", &two, 2)]), Err(ViolationKind::Unexpected { .. })));
+        assert!(matches!(check(1, &[("a", &bad, 1)]), Err(ViolationKind::WrongValue { .. })));
+    }
+
+    #[test]
+    fn versions_going_back_are_caught() {
+        let mut memory = VersionMemory::new();
+        assert_eq!(memory.observe(0, 1, "n1", 1, 0), Ok(false), "nothing to remember yet");
+        assert_eq!(memory.observe(0, 1, "n1", 1, 3), Ok(true));
+        assert_eq!(memory.observe(0, 1, "n1", 1, 3), Ok(false));
+        assert!(matches!(
+            memory.observe(0, 1, "n1", 1, 2),
+            Err(ViolationKind::VersionWentBack { was: (1, 3), now: (1, 2), .. })
+        ));
+        assert_eq!(memory.observe(0, 1, "n1", 2, 0), Ok(true), "a new generation starts again");
+        assert!(memory.observe(0, 1, "n1", 1, 9).is_err(), "an older generation is going back");
+        memory.forget(0);
+        assert_eq!(memory.observe(0, 1, "n1", 1, 1), Ok(true), "a restarted observer starts afresh");
+    }
+
+    #[test]
+    fn sampling_picks_every_nth_step() {
+        assert!(Checks::EveryStep.due(7));
+        assert!(!Checks::Off.due(7));
+        let sampled = Checks::Sampled { every: 3 };
+        assert_eq!((1..=9).filter(|s| sampled.due(*s)).count(), 3);
+    }
+}

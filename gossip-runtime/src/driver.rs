@@ -1,0 +1,329 @@
+//! The one driver loop, written once for every runtime.
+//!
+//! Each time the driver task is polled it works through, in this order, until nothing is
+//! left to do:
+//!
+//! 1. the datagrams waiting to be sent (a busy socket keeps them queued, up to
+//!    `max_pending_transmits`);
+//! 2. the commands from the handles;
+//! 3. **every datagram already queued on the socket**, each fed to `handle_input` and followed
+//!    by a full drain of `poll()`;
+//! 4. the core's deadline: only when it has passed, and only after step 3 found the socket
+//!    empty, is `handle_timeout` called (so an ack that already arrived is seen before the
+//!    probe it answers times out), followed by a full drain. The timer is re-armed only when
+//!    the deadline changed.
+//!
+//! Errors from the socket are counted in [`DriverStats`] and logged with `tracing` (every one
+//! at `debug`, the first and then every power-of-two-th at `warn`); none of them stops the
+//! node. After [`BUDGET`] datagrams and commands in one poll the task yields,
+//! so that one busy node cannot starve the others sharing its runtime.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use futures_core::Stream;
+use gossip_core::{Event, Node, Output, Transmit};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Error;
+use crate::handle::{Command, DriverStats, Member, NodeMetrics};
+use crate::runtime::{Runtime, Timer, UdpSocket};
+
+/// Datagrams and commands handled in one poll before the driver yields.
+const BUDGET: usize = 256;
+
+/// The largest UDP payload: a bigger buffer is never needed, and a smaller one would truncate
+/// an oversized datagram instead of letting the core count it.
+const RECV_BUFFER: usize = 65_536;
+
+/// How long after the core's own `leave_timeout` a leave is reported as timed out.
+const LEAVE_GRACE: Duration = Duration::from_secs(1);
+
+/// The task that owns a node, its socket and its timer.
+pub(crate) struct Driver<R: Runtime> {
+    state: Option<State<R>>,
+}
+
+// The driver is never pinned structurally: its socket and timer are only used through `&mut`.
+impl<R: Runtime> Unpin for Driver<R> {}
+
+/// Everything the running driver owns; dropped as a whole on shutdown (closing the socket).
+struct State<R: Runtime> {
+    node: Node<ChaCha8Rng>,
+    socket: R::Socket,
+    timer: R::Timer,
+    /// The deadline the timer is armed for; `None` after it fired.
+    armed: Option<Instant>,
+    commands: Pin<Box<async_channel::Receiver<Command>>>,
+    events: async_channel::Sender<Event>,
+    outbox: VecDeque<Transmit>,
+    outbox_capacity: usize,
+    buffer: Box<[u8]>,
+    leaves: Vec<PendingLeave>,
+    stats: DriverStats,
+}
+
+/// A `leave` waiting for the core to report it complete.
+struct PendingLeave {
+    give_up: Instant,
+    reply: oneshot::Sender<Result<(), Error>>,
+}
+
+/// What one pass of the loop ended with.
+enum Flow {
+    /// Waiting for the socket, a command or the timer (wakers registered).
+    Idle,
+    /// Stop: drop everything, then send these replies.
+    Stop(Vec<oneshot::Sender<()>>),
+}
+
+impl<R: Runtime> Driver<R> {
+    pub(crate) fn new(
+        node: Node<ChaCha8Rng>,
+        socket: R::Socket,
+        timer: R::Timer,
+        armed: Instant,
+        commands: async_channel::Receiver<Command>,
+        events: async_channel::Sender<Event>,
+    ) -> Self {
+        let outbox_capacity = node.config().max_pending_transmits;
+        Self {
+            state: Some(State {
+                node,
+                socket,
+                timer,
+                armed: Some(armed),
+                commands: Box::pin(commands),
+                events,
+                outbox: VecDeque::new(),
+                outbox_capacity,
+                buffer: vec![0; RECV_BUFFER].into_boxed_slice(),
+                leaves: Vec::new(),
+                stats: DriverStats::default(),
+            }),
+        }
+    }
+}
+
+impl<R: Runtime> Future for Driver<R> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(state) = this.state.as_mut() else { return Poll::Ready(()) };
+        match state.drive(cx) {
+            Flow::Idle => Poll::Pending,
+            Flow::Stop(replies) => {
+                if let Some(state) = this.state.take() {
+                    tracing::debug!(node = %state.node.identity().name, "shut down");
+                    // Closes the socket and ends the event stream; pending leaves get `Closed`.
+                    drop(state);
+                }
+                for reply in replies {
+                    let _ = reply.send(());
+                }
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl<R: Runtime> State<R> {
+    fn drive(&mut self, cx: &mut Context<'_>) -> Flow {
+        let mut work = 0;
+        loop {
+            self.flush(cx);
+
+            // Commands from the handles.
+            loop {
+                match self.commands.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Command::Shutdown { reply })) => return Flow::Stop(vec![reply]),
+                    Poll::Ready(Some(command)) => self.command(command),
+                    // Every handle was dropped: nobody can use the node any more.
+                    Poll::Ready(None) => return Flow::Stop(Vec::new()),
+                    Poll::Pending => break,
+                }
+                work += 1;
+                if work >= BUDGET {
+                    return yield_now(cx);
+                }
+            }
+
+            // Every datagram already queued, before any timeout.
+            loop {
+                match self.socket.poll_recv_from(cx, &mut self.buffer) {
+                    Poll::Ready(Ok((len, from))) => {
+                        self.stats.datagrams_received += 1;
+                        self.stats.bytes_received += len as u64;
+                        self.node.handle_input(Instant::now(), from, &self.buffer[..len]);
+                        self.drain();
+                        self.flush(cx);
+                    }
+                    Poll::Ready(Err(error)) => {
+                        self.stats.recv_errors += 1;
+                        let (node, count) = (&self.node.identity().name, self.stats.recv_errors);
+                        if count.is_power_of_two() {
+                            tracing::warn!(%node, %error, count, "receive failed");
+                        } else {
+                            tracing::debug!(%node, %error, count, "receive failed");
+                        }
+                    }
+                    Poll::Pending => break,
+                }
+                work += 1;
+                if work >= BUDGET {
+                    return yield_now(cx);
+                }
+            }
+
+            // The core's deadline.
+            let Some(deadline) = self.deadline() else { return Flow::Idle };
+            let now = Instant::now();
+            if deadline <= now {
+                self.stats.timeouts += 1;
+                self.armed = None;
+                self.node.handle_timeout(now);
+                self.drain();
+                self.expire_leaves(now);
+                work += 1;
+                if work >= BUDGET {
+                    self.flush(cx);
+                    return yield_now(cx);
+                }
+                continue;
+            }
+            if self.armed != Some(deadline) {
+                self.timer.reset(deadline);
+                self.armed = Some(deadline);
+                self.stats.timer_resets += 1;
+            }
+            match self.timer.poll_elapsed(cx) {
+                Poll::Ready(()) => continue,
+                Poll::Pending => return Flow::Idle,
+            }
+        }
+    }
+
+    /// The earliest of the core's deadline and the pending leaves' limits.
+    fn deadline(&self) -> Option<Instant> {
+        let leave = self.leaves.iter().map(|leave| leave.give_up).min();
+        match (self.node.poll_timeout(), leave) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The drain rule: take every output of the core.
+    fn drain(&mut self) {
+        while let Some(output) = self.node.poll() {
+            match output {
+                Output::Transmit(transmit) => {
+                    if self.outbox.len() >= self.outbox_capacity {
+                        self.stats.transmits_dropped += 1;
+                        tracing::debug!(node = %self.node.identity().name, "outgoing queue full");
+                    } else {
+                        self.outbox.push_back(transmit);
+                    }
+                }
+                Output::Event(event) => self.emit(event),
+            }
+        }
+        if !self.leaves.is_empty() && self.node.has_left() {
+            for leave in self.leaves.drain(..) {
+                let _ = leave.reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        tracing::trace!(node = %self.node.identity().name, ?event, "event");
+        if let Err(async_channel::TrySendError::Full(_)) = self.events.try_send(event) {
+            self.stats.events_dropped += 1;
+            if self.stats.events_dropped.is_power_of_two() {
+                tracing::warn!(
+                    node = %self.node.identity().name,
+                    dropped = self.stats.events_dropped,
+                    "event stream full; events dropped"
+                );
+            }
+        }
+    }
+
+    /// Sends queued datagrams until the socket is busy.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        while let Some(transmit) = self.outbox.front() {
+            match self.socket.poll_send_to(cx, &transmit.payload, transmit.to) {
+                Poll::Ready(Ok(len)) => {
+                    self.stats.datagrams_sent += 1;
+                    self.stats.bytes_sent += len as u64;
+                    self.stats.max_datagram_sent = self.stats.max_datagram_sent.max(len as u64);
+                }
+                Poll::Ready(Err(error)) => {
+                    self.stats.send_errors += 1;
+                    // Every failure is counted; the log is thinned to powers of two at `warn`.
+                    let (node, to, count) = (&self.node.identity().name, transmit.to, self.stats.send_errors);
+                    if count.is_power_of_two() {
+                        tracing::warn!(%node, %to, %error, count, "send failed; datagram dropped");
+                    } else {
+                        tracing::debug!(%node, %to, %error, count, "send failed; datagram dropped");
+                    }
+                }
+                Poll::Pending => return,
+            }
+            self.outbox.pop_front();
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Set { key, value, reply } => {
+                let _ = reply.send(self.node.set(key, value));
+            }
+            Command::Delete { key, reply } => {
+                let _ = reply.send(self.node.delete(&key));
+            }
+            Command::Get { node, key, reply } => {
+                let value =
+                    self.node.get_versioned(&node, &key).map(|(value, version)| (value.clone(), version));
+                let _ = reply.send(value);
+            }
+            Command::Members { reply } => {
+                let _ = reply.send(self.node.nodes().map(Member::from).collect());
+            }
+            Command::Join { seeds, reply } => {
+                self.node.join(seeds);
+                let _ = reply.send(());
+            }
+            Command::Metrics { reply } => {
+                let _ = reply.send(NodeMetrics { core: self.node.metrics(), driver: self.stats });
+            }
+            Command::Leave { reply } => {
+                let give_up = Instant::now() + self.node.config().swim.leave_timeout + LEAVE_GRACE;
+                self.node.leave();
+                self.leaves.push(PendingLeave { give_up, reply });
+            }
+            Command::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+        self.drain();
+    }
+
+    /// Answers the leaves the core has not completed in time.
+    fn expire_leaves(&mut self, now: Instant) {
+        let timeout = self.node.config().swim.leave_timeout + LEAVE_GRACE;
+        let (due, waiting) = self.leaves.drain(..).partition(|leave| leave.give_up <= now);
+        self.leaves = waiting;
+        for leave in due {
+            let _ = leave.reply.send(Err(Error::LeaveTimedOut(timeout)));
+        }
+    }
+}
+
+/// Yields to the runtime, asking to be polled again at once.
+fn yield_now(cx: &mut Context<'_>) -> Flow {
+    cx.waker().wake_by_ref();
+    Flow::Idle
+}

@@ -1,0 +1,224 @@
+//! The application's side: a cloneable [`Handle`] that sends commands to the driver task over
+//! a bounded channel and awaits each reply on a oneshot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use gossip_core::{MemberState, Metrics, NodeView, WriteError};
+
+use crate::error::Error;
+
+/// One member of the cluster as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Member {
+    /// Its stable name.
+    pub name: String,
+    /// The generation it runs under (grows on every restart).
+    pub generation: u64,
+    /// The address it is reached at.
+    pub address: SocketAddr,
+    /// Alive, suspected, dead or left.
+    pub state: MemberState,
+    /// Its incarnation number (raised by the member to refute a suspicion).
+    pub incarnation: u32,
+    /// Keys of its table held here, tombstones included.
+    pub keys: usize,
+    /// The highest version of its table held here.
+    pub max_version: u64,
+}
+
+impl From<NodeView<'_>> for Member {
+    fn from(view: NodeView<'_>) -> Self {
+        Self {
+            name: view.name.to_owned(),
+            generation: view.generation,
+            address: view.address,
+            state: view.state,
+            incarnation: view.incarnation,
+            keys: view.keys,
+            max_version: view.max_version,
+        }
+    }
+}
+
+/// Counters kept by the driver, next to the core's own [`Metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// Datagrams the socket accepted.
+    pub datagrams_sent: u64,
+    /// Bytes the socket accepted.
+    pub bytes_sent: u64,
+    /// The largest datagram sent, in bytes.
+    pub max_datagram_sent: u64,
+    /// Sends that failed (for example `ConnectionRefused` after an ICMP unreachable); each is
+    /// logged and the datagram dropped, never fatal.
+    pub send_errors: u64,
+    /// Datagrams received and handed to the core.
+    pub datagrams_received: u64,
+    /// Bytes received and handed to the core.
+    pub bytes_received: u64,
+    /// Receives that failed; each is logged, never fatal.
+    pub recv_errors: u64,
+    /// Datagrams dropped because the socket stayed busy and the outgoing queue was full.
+    pub transmits_dropped: u64,
+    /// Events dropped because the [`crate::Events`] stream was full (not read fast enough).
+    pub events_dropped: u64,
+    /// Times the core's timeout was handled.
+    pub timeouts: u64,
+    /// Times the timer was re-armed (only when the core's deadline changed).
+    pub timer_resets: u64,
+}
+
+/// What [`Handle::metrics`] returns: the core's counters and the driver's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeMetrics {
+    /// The protocol's counters (decode errors, probes, rounds, ...).
+    pub core: Metrics,
+    /// The driver's counters (socket traffic, send errors, dropped events, ...).
+    pub driver: DriverStats,
+}
+
+/// A command for the driver, with the oneshot its reply goes back on.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Set { key: String, value: Bytes, reply: oneshot::Sender<Result<u64, WriteError>> },
+    Delete { key: String, reply: oneshot::Sender<Result<Option<u64>, WriteError>> },
+    Get { node: String, key: String, reply: oneshot::Sender<Option<(Bytes, u64)>> },
+    Members { reply: oneshot::Sender<Vec<Member>> },
+    Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<()> },
+    Metrics { reply: oneshot::Sender<NodeMetrics> },
+    Leave { reply: oneshot::Sender<Result<(), Error>> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What does not change over a node's life, shared by every clone of its handle.
+#[derive(Debug)]
+struct Fixed {
+    name: String,
+    generation: u64,
+    local_addr: SocketAddr,
+}
+
+/// A cloneable handle to a running node.
+///
+/// Every method sends a command to the node's driver task over a bounded channel (so a burst
+/// of commands waits for room rather than growing memory) and awaits the reply. Once the node
+/// has shut down, every method but [`shutdown`](Self::shutdown) returns [`Error::Closed`].
+///
+/// The node runs until [`shutdown`](Self::shutdown) is called or every clone of its handle is
+/// dropped; the [`crate::Events`] stream alone does not keep it running.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: async_channel::Sender<Command>,
+    fixed: Arc<Fixed>,
+}
+
+impl Handle {
+    pub(crate) fn new(
+        commands: async_channel::Sender<Command>,
+        name: String,
+        generation: u64,
+        local_addr: SocketAddr,
+    ) -> Self {
+        Self { commands, fixed: Arc::new(Fixed { name, generation, local_addr }) }
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.fixed.name
+    }
+
+    /// The generation this node runs under.
+    pub fn generation(&self) -> u64 {
+        self.fixed.generation
+    }
+
+    /// The address the socket is bound to (the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.fixed.local_addr
+    }
+
+    /// Whether the driver task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn request<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)
+    }
+
+    /// Writes `key = value` in this node's table and returns the version of the write. The
+    /// write spreads to every member by rumor and anti-entropy.
+    pub async fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<u64, Error> {
+        let (key, value) = (key.into(), value.into());
+        Ok(self.request(|reply| Command::Set { key, value, reply }).await??)
+    }
+
+    /// Deletes `key` from this node's table (a versioned tombstone); returns its version, or
+    /// `None` when the key was not there.
+    pub async fn delete(&self, key: impl Into<String>) -> Result<Option<u64>, Error> {
+        let key = key.into();
+        Ok(self.request(|reply| Command::Delete { key, reply }).await??)
+    }
+
+    /// The value of `key` in `node`'s table as this node holds it (any node's, this one's
+    /// included).
+    pub async fn get(&self, node: impl Into<String>, key: impl Into<String>) -> Result<Option<Bytes>, Error> {
+        Ok(self.get_versioned(node, key).await?.map(|(value, _)| value))
+    }
+
+    /// As [`get`](Self::get), with the owner's version of the value.
+    pub async fn get_versioned(
+        &self,
+        node: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Result<Option<(Bytes, u64)>, Error> {
+        let (node, key) = (node.into(), key.into());
+        self.request(|reply| Command::Get { node, key, reply }).await
+    }
+
+    /// Every member this node knows, itself first, whatever its state (dead and departed
+    /// members stay listed until they are forgotten).
+    pub async fn members(&self) -> Result<Vec<Member>, Error> {
+        self.request(|reply| Command::Members { reply }).await
+    }
+
+    /// Contacts these seed addresses until one answers ([`gossip_core::Event::Joined`]
+    /// follows on the event stream). Returns once the request is under way.
+    pub async fn join(&self, seeds: impl IntoIterator<Item = SocketAddr>) -> Result<(), Error> {
+        let seeds = seeds.into_iter().collect();
+        self.request(|reply| Command::Join { seeds, reply }).await
+    }
+
+    /// The core's and the driver's counters.
+    pub async fn metrics(&self) -> Result<NodeMetrics, Error> {
+        self.request(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Leaves the cluster gracefully: gossips the departure and waits until enough members
+    /// acknowledged it or the core's `swim.leave_timeout` passed. The node keeps running (and
+    /// answering) until [`shutdown`](Self::shutdown); call that next.
+    ///
+    /// Returns [`Error::LeaveTimedOut`] if the core has not reported the leave complete one
+    /// second after its own `leave_timeout` (which should not happen).
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.request(|reply| Command::Leave { reply }).await?
+    }
+
+    /// Stops the node without a leave (to the others this is a crash): the driver task ends,
+    /// the socket is closed and the event stream ends. Returns once that is done. Calling it
+    /// again, or after the node stopped, is harmless.
+    pub async fn shutdown(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The runtime-neutral half of the gossip adapters: one driver loop that binds a
+//! [`gossip_core::Node`] to a UDP socket and a timer, a cloneable [`Handle`] for the
+//! application, and the [`Events`] stream.
+//!
+//! Applications use an adapter crate (`gossip-tokio`, `gossip-smol`, `gossip-async-std`),
+//! which re-exports everything here and adds a `start` function. This crate is for writing
+//! such an adapter: implement the three small traits of [`Runtime`] (a UDP socket, a timer,
+//! a way to spawn a task), as quinn does, and call [`start_on`].
+//!
+//! # The driver
+//!
+//! The driver task owns the node, the socket and the timer, and follows the core's drain
+//! rule: after every datagram, timeout and command it drains `poll()` completely, sends the
+//! datagrams and forwards the events, then re-arms the timer to `poll_timeout()` (only if that
+//! deadline changed). Datagrams already queued on the socket are handled before a due
+//! timeout, so that an ack that has already arrived cannot turn into a false suspicion. Send
+//! and receive errors are counted ([`DriverStats`]) and logged with `tracing`, never fatal.
+//!
+//! Handles talk to the driver over a bounded channel; each command carries a oneshot for
+//! its reply. [`Handle::shutdown`] ends the driver task, closes the socket and ends the
+//! event stream; the node also shuts down when every clone of its handle is dropped.
+//!
+//! # Time and randomness
+//!
+//! The core reads neither; this crate supplies both. It stamps every input with
+//! [`std::time::Instant::now`], seeds each node's `ChaCha8Rng` from OS randomness (or from
+//! [`Options::seed`]), and takes the default generation from the wall clock
+//! ([`generation_from_clock`]).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "async-io")]
+mod async_io;
+mod driver;
+mod error;
+mod events;
+mod handle;
+mod runtime;
+mod start;
+#[cfg(feature = "test-suite")]
+pub mod suite;
+
+#[cfg(feature = "async-io")]
+pub use crate::async_io::{AsyncIoSocket, AsyncIoTimer};
+pub use error::Error;
+pub use events::Events;
+pub use handle::{DriverStats, Handle, Member, NodeMetrics};
+pub use runtime::{BoxFuture, Runtime, Timer, UdpSocket};
+pub use start::{Options, generation_from_clock, start_on};
+
+pub use gossip_core::{Config, Event, MemberState, Metrics};

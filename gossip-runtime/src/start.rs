@@ -1,0 +1,120 @@
+//! Starting a node: bind the socket, build the core, spawn the driver.
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use gossip_core::{Config, Identity, Node};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::events::Events;
+use crate::handle::Handle;
+use crate::runtime::Runtime;
+
+/// Less common settings for starting a node; [`Options::default`] suits most uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// The generation to run under; by default the wall clock in milliseconds since the Unix
+    /// epoch, which grows on every restart as the protocol requires.
+    pub generation: Option<u64>,
+    /// A seed for the node's RNG, to replay a run; by default the RNG is seeded from OS
+    /// randomness.
+    pub seed: Option<u64>,
+    /// The address other nodes should send to, when it differs from the bound one (required
+    /// when binding `0.0.0.0` or `::`).
+    pub advertise: Option<SocketAddr>,
+    /// Commands that may wait for the driver before senders wait in turn (default 64).
+    pub command_capacity: usize,
+    /// Events that may wait in the [`Events`] stream before new ones are dropped (default
+    /// 4,096).
+    pub event_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { generation: None, seed: None, advertise: None, command_capacity: 64, event_capacity: 4_096 }
+    }
+}
+
+impl Options {
+    /// Runs under this generation.
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+
+    /// Seeds the node's RNG with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Advertises `address` to the other nodes.
+    pub fn with_advertise(mut self, address: SocketAddr) -> Self {
+        self.advertise = Some(address);
+        self
+    }
+
+    /// Sets the capacity of the command channel.
+    pub fn with_command_capacity(mut self, capacity: usize) -> Self {
+        self.command_capacity = capacity;
+        self
+    }
+
+    /// Sets the capacity of the event stream.
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+}
+
+/// The default generation: milliseconds since the Unix epoch.
+pub fn generation_from_clock() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1)
+}
+
+/// Starts a node on `runtime`: binds a UDP socket to `bind`, builds the core node named `name`
+/// from `config`, and spawns its driver task. Returns the node's handle and its event stream.
+///
+/// The adapter crates call this with their runtime; applications call the adapter's `start`.
+/// Must be called where the runtime can register sockets (inside it, for tokio).
+pub fn start_on<R: Runtime>(
+    runtime: &R,
+    config: Config,
+    name: impl Into<String>,
+    bind: SocketAddr,
+    options: Options,
+) -> Result<(Handle, Events), Error> {
+    let socket = std::net::UdpSocket::bind(bind).map_err(|source| Error::Bind { address: bind, source })?;
+    socket.set_nonblocking(true).map_err(Error::Socket)?;
+    let bound = socket.local_addr().map_err(Error::Socket)?;
+    let address = match options.advertise {
+        Some(address) => address,
+        None if bound.ip().is_unspecified() => return Err(Error::UnspecifiedAddress { bound }),
+        None => bound,
+    };
+    let generation = options.generation.unwrap_or_else(generation_from_clock);
+    let rng = match options.seed {
+        Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(Error::Random)?;
+            ChaCha8Rng::from_seed(seed)
+        }
+    };
+    let name = name.into();
+    let now = Instant::now();
+    let node = Node::new(config, Identity::new(name.clone(), generation, address), now, rng)?;
+    let socket = runtime.wrap_udp_socket(socket).map_err(Error::Socket)?;
+    let (command_tx, command_rx) = async_channel::bounded(options.command_capacity.max(1));
+    let (event_tx, event_rx) = async_channel::bounded(options.event_capacity.max(1));
+    let deadline = node.poll_timeout().unwrap_or(now);
+    let timer = runtime.new_timer(deadline);
+    tracing::debug!(node = %name, generation, %bound, %address, "starting");
+    let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx);
+    runtime.spawn(Box::pin(driver));
+    Ok((Handle::new(command_tx, name, generation, bound), Events::new(event_rx)))
+}

@@ -1,0 +1,345 @@
+//! The scenario suite every adapter runs, written once against the small [`Harness`] trait.
+//!
+//! An adapter's `tests/scenarios.rs` implements [`Harness`] for its runtime and invokes
+//! [`scenario_tests!`](crate::scenario_tests), which expands to one `#[test]` per scenario.
+//! Every scenario runs real nodes on `127.0.0.1`, with a fast configuration
+//! ([`fast_config`]), bounded waits, and an overall limit of [`SCENARIO_LIMIT`].
+
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use gossip_core::{Config, Event, MemberState};
+
+use crate::{Error, Events, Handle, Member, Options};
+
+/// The longest one scenario may run before it fails.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(25);
+
+/// The longest one step of a scenario (convergence, detection, ...) may take.
+pub const STEP_LIMIT: Duration = Duration::from_secs(10);
+
+/// How often a waiting step checks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the suite needs from a runtime.
+pub trait Harness: 'static {
+    /// Runs `future` to completion on this runtime, blocking the calling thread.
+    fn block_on<F: Future>(future: F) -> F::Output;
+
+    /// The adapter's `start_with`.
+    fn start(
+        config: Config,
+        name: String,
+        bind: SocketAddr,
+        options: Options,
+    ) -> impl Future<Output = Result<(Handle, Events), Error>>;
+
+    /// Waits for `duration`.
+    fn sleep(duration: Duration) -> impl Future<Output = ()>;
+}
+
+/// Expands to one `#[test]` per scenario of [`crate::suite`] for the given [`Harness`].
+#[macro_export]
+macro_rules! scenario_tests {
+    ($harness:ty) => {
+        #[test]
+        fn five_nodes_converge_on_membership_and_a_key() {
+            $crate::suite::run::<$harness, _>($crate::suite::five_nodes_converge::<$harness>());
+        }
+
+        #[test]
+        fn killed_node_is_reported_failed() {
+            $crate::suite::run::<$harness, _>($crate::suite::killed_node_is_reported_failed::<$harness>());
+        }
+
+        #[test]
+        fn node_that_leaves_is_reported_left_not_failed() {
+            $crate::suite::run::<$harness, _>($crate::suite::node_that_leaves_is_reported_left::<$harness>());
+        }
+
+        #[test]
+        fn restarted_node_with_a_new_generation_is_accepted() {
+            $crate::suite::run::<$harness, _>($crate::suite::restarted_node_is_accepted::<$harness>());
+        }
+
+        #[test]
+        fn malformed_datagram_is_counted_and_ignored() {
+            $crate::suite::run::<$harness, _>($crate::suite::malformed_datagram_is_ignored::<$harness>());
+        }
+    };
+}
+
+/// Runs one scenario on `H`, failing it if it takes longer than [`SCENARIO_LIMIT`].
+pub fn run<H: Harness, F: Future<Output = ()>>(scenario: F) {
+    let finished = H::block_on(futures_lite::future::or(
+        async {
+            scenario.await;
+            true
+        },
+        async {
+            H::sleep(SCENARIO_LIMIT).await;
+            false
+        },
+    ));
+    assert!(finished, "the scenario did not finish within {SCENARIO_LIMIT:?}");
+}
+
+/// `Config::local()` with shorter SWIM timings, so that failures are detected in a second or
+/// two, and its own cluster name.
+pub fn fast_config() -> Config {
+    let mut config = Config::local().with_cluster("suite");
+    config.gossip_interval = Duration::from_millis(100);
+    config.swim.probe_interval = Duration::from_millis(300);
+    config.swim.probe_timeout = Duration::from_millis(150);
+    config.swim.leave_timeout = Duration::from_secs(2);
+    config.swim.join_retry_initial = Duration::from_millis(200);
+    config
+}
+
+/// Checks `$check` (which may `.await`) every [`POLL`] until it holds, failing the scenario
+/// after [`STEP_LIMIT`]; `$nodes` have their events collected meanwhile.
+macro_rules! eventually {
+    ($harness:ty, $nodes:expr, $what:expr, $check:expr) => {{
+        let deadline = Instant::now() + STEP_LIMIT;
+        loop {
+            collect(&mut $nodes);
+            if $check {
+                // Events emitted before the state that satisfied the check are queued by now.
+                collect(&mut $nodes);
+                break;
+            }
+            assert!(Instant::now() < deadline, "timed out after {STEP_LIMIT:?} waiting until {}", $what);
+            <$harness>::sleep(POLL).await;
+        }
+    }};
+}
+
+/// One node under test, with the events it has emitted so far.
+struct TestNode {
+    handle: Handle,
+    events: Events,
+    seen: Vec<Event>,
+}
+
+fn collect(nodes: &mut [TestNode]) {
+    for node in nodes {
+        while let Some(event) = node.events.try_next() {
+            node.seen.push(event);
+        }
+    }
+}
+
+fn name(index: usize) -> String {
+    format!("node-{index}")
+}
+
+fn localhost() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn start_node<H: Harness>(index: usize, bind: SocketAddr, options: Options) -> TestNode {
+    let (handle, events) =
+        H::start(fast_config(), name(index), bind, options).await.expect("the node starts on 127.0.0.1");
+    assert_ne!(handle.local_addr().port(), 0, "the bound port is reported");
+    TestNode { handle, events, seen: Vec::new() }
+}
+
+/// Starts `n` nodes on 127.0.0.1; every node but the first joins the first.
+async fn start_cluster<H: Harness>(n: usize) -> Vec<TestNode> {
+    let mut nodes = Vec::with_capacity(n);
+    for index in 0..n {
+        nodes.push(start_node::<H>(index, localhost(), Options::default()).await);
+    }
+    let seed = nodes[0].handle.local_addr();
+    for node in &nodes[1..] {
+        node.handle.join([seed]).await.expect("the node runs");
+    }
+    nodes
+}
+
+async fn members(handle: &Handle) -> Vec<Member> {
+    handle.members().await.expect("the node runs")
+}
+
+/// Whether `handle` sees a member `name` for which `check` holds.
+async fn sees(handle: &Handle, name: &str, check: impl Fn(&Member) -> bool) -> bool {
+    members(handle).await.iter().any(|member| member.name == name && check(member))
+}
+
+/// Whether each of `nodes` sees every other one alive.
+async fn all_alive(nodes: &[TestNode]) -> bool {
+    for node in nodes {
+        for other in nodes {
+            let other = other.handle.name();
+            if other != node.handle.name()
+                && !sees(&node.handle, other, |m| m.state == MemberState::Alive).await
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+async fn shutdown_all(nodes: &[TestNode]) {
+    for node in nodes {
+        node.handle.shutdown().await;
+        assert!(node.handle.is_closed(), "the driver task ended");
+    }
+}
+
+/// Five nodes converge on membership, then on a key one of them writes, then on its deletion.
+pub async fn five_nodes_converge<H: Harness>() {
+    let mut nodes = start_cluster::<H>(5).await;
+    eventually!(H, nodes, "every node sees the four others alive", all_alive(&nodes).await);
+
+    let writer = nodes[2].handle.clone();
+    writer.set("color", "blue").await.expect("a small write is accepted");
+    eventually!(H, nodes, "every node holds node-2's color", {
+        let mut all = true;
+        for node in &nodes {
+            all &= node.handle.get("node-2", "color").await.expect("runs").as_deref() == Some(&b"blue"[..]);
+        }
+        all
+    });
+    for node in nodes.iter().filter(|node| node.handle.name() != "node-2") {
+        assert!(
+            node.seen.iter().any(|event| matches!(event, Event::KeyChanged { node, key, .. } if node.as_str() == "node-2" && key.as_str() == "color")),
+            "{} reported the key change",
+            node.handle.name()
+        );
+    }
+
+    assert!(writer.delete("color").await.expect("runs").is_some());
+    eventually!(H, nodes, "the deletion reaches every node", {
+        let mut all = true;
+        for node in &nodes {
+            all &= node.handle.get("node-2", "color").await.expect("runs").is_none();
+        }
+        all
+    });
+    shutdown_all(&nodes).await;
+    assert!(matches!(writer.set("color", "red").await, Err(Error::Closed)), "a stopped node says so");
+}
+
+/// A node shut down without leaving is declared failed by every other node.
+pub async fn killed_node_is_reported_failed<H: Harness>() {
+    let mut nodes = start_cluster::<H>(5).await;
+    eventually!(H, nodes, "every node sees the four others alive", all_alive(&nodes).await);
+
+    let victim = nodes.pop().expect("five nodes");
+    victim.handle.shutdown().await;
+    assert!(victim.handle.is_closed());
+    eventually!(H, nodes, "every survivor sees node-4 dead", {
+        let mut all = true;
+        for node in &nodes {
+            all &= sees(&node.handle, "node-4", |m| m.state == MemberState::Dead).await;
+        }
+        all
+    });
+    for node in &nodes {
+        assert!(
+            node.seen
+                .iter()
+                .any(|event| matches!(event, Event::MemberFailed { name, .. } if name == "node-4")),
+            "{} reported node-4 failed",
+            node.handle.name()
+        );
+    }
+    shutdown_all(&nodes).await;
+}
+
+/// A node that leaves gracefully is reported left, and never failed.
+pub async fn node_that_leaves_is_reported_left<H: Harness>() {
+    let mut nodes = start_cluster::<H>(5).await;
+    eventually!(H, nodes, "every node sees the four others alive", all_alive(&nodes).await);
+
+    let leaver = nodes.pop().expect("five nodes");
+    leaver.handle.leave().await.expect("the leave completes");
+    leaver.handle.shutdown().await;
+    eventually!(H, nodes, "every survivor sees node-4 left", {
+        let mut all = true;
+        for node in &nodes {
+            all &= sees(&node.handle, "node-4", |m| m.state == MemberState::Left).await;
+        }
+        all
+    });
+    // Longer than the suspicion timeout of `fast_config`: a missed leave would show by now.
+    H::sleep(Duration::from_secs(2)).await;
+    collect(&mut nodes);
+    for node in &nodes {
+        assert!(sees(&node.handle, "node-4", |m| m.state == MemberState::Left).await, "still left");
+        assert!(
+            node.seen.iter().any(|event| matches!(event, Event::MemberLeft { name, .. } if name == "node-4")),
+            "{} reported node-4 left",
+            node.handle.name()
+        );
+        assert!(
+            !node
+                .seen
+                .iter()
+                .any(|event| matches!(event, Event::MemberFailed { name, .. } if name == "node-4")),
+            "{} reported node-4 failed although it left",
+            node.handle.name()
+        );
+    }
+    shutdown_all(&nodes).await;
+}
+
+/// A node restarted on the same address under a higher generation is accepted: every other
+/// node drops the old generation and sees the new one alive.
+pub async fn restarted_node_is_accepted<H: Harness>() {
+    let mut nodes = start_cluster::<H>(5).await;
+    eventually!(H, nodes, "every node sees the four others alive", all_alive(&nodes).await);
+
+    let old = nodes.pop().expect("five nodes");
+    let (address, generation) = (old.handle.local_addr(), old.handle.generation());
+    old.handle.shutdown().await;
+    let restarted = start_node::<H>(4, address, Options::default().with_generation(generation + 1)).await;
+    assert_eq!(restarted.handle.local_addr(), address, "the same address is reused");
+    restarted.handle.join([nodes[0].handle.local_addr()]).await.expect("runs");
+    nodes.push(restarted);
+
+    eventually!(H, nodes, "every node sees node-4's new generation alive", {
+        let mut all = all_alive(&nodes).await;
+        for node in &nodes[..4] {
+            all &= sees(&node.handle, "node-4", |m| m.generation == generation + 1).await;
+        }
+        all
+    });
+    for node in &nodes[..4] {
+        assert!(
+            node.seen.iter().any(|event| matches!(
+                event,
+                Event::NodeRestarted { name, generation: new, .. } if name == "node-4" && *new == generation + 1
+            )),
+            "{} reported node-4's restart",
+            node.handle.name()
+        );
+    }
+    shutdown_all(&nodes).await;
+}
+
+/// A datagram that is not an envelope, sent from a raw socket, is counted and dropped, and
+/// the node keeps working.
+pub async fn malformed_datagram_is_ignored<H: Harness>() {
+    let mut nodes = start_cluster::<H>(3).await;
+    eventually!(H, nodes, "every node sees the two others alive", all_alive(&nodes).await);
+
+    let target = nodes[0].handle.clone();
+    let before = target.metrics().await.expect("runs");
+    let raw = UdpSocket::bind(localhost()).expect("a raw socket on 127.0.0.1");
+    raw.send_to(&[0xff; 64], target.local_addr()).expect("sent");
+    eventually!(H, nodes, "the bad datagram is counted", {
+        let after = target.metrics().await.expect("runs");
+        after.core.decode_errors > before.core.decode_errors
+    });
+
+    nodes[1].handle.set("after", "still working").await.expect("accepted");
+    eventually!(H, nodes, "node-0 still learns node-1's writes", {
+        target.get("node-1", "after").await.expect("runs").as_deref() == Some(&b"still working"[..])
+    });
+    assert!(all_alive(&nodes).await, "membership is intact");
+    shutdown_all(&nodes).await;
+}

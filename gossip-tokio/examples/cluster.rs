@@ -1,0 +1,545 @@
+//! A real cluster on loopback UDP: `N` nodes on `127.0.0.1`, each with its own socket and its
+//! own driver task on one tokio runtime. The README's main-job command:
+//!
+//! ```text
+//! cargo run --release -p gossip-tokio --example cluster
+//! cargo run --release -p gossip-tokio --example cluster -- --nodes 100 --gossip-ms 300 --fanout 3 --probe-ms 1000 --json
+//! ```
+//!
+//! Phases, each with a bounded timeout, progress on stderr:
+//!
+//! 1. **membership**: nodes 1..N join node 0; until every node sees every other alive;
+//! 2. **keys**: every node writes `owner = its name`; until every node holds every key;
+//! 3. **idle**: after `--settle-secs`, the traffic of a `--idle-secs` window without writes;
+//! 4. **failure**: the last node is killed (shut down without a leave); until every survivor
+//!    has declared it dead;
+//! 5. **rejoin**: it restarts on the same address under a higher generation; until every
+//!    survivor sees the new generation and it sees every survivor.
+//!
+//! Then a summary table (stdout, or stderr with `--json`) and, with `--json`, exactly one JSON
+//! object on stdout. The exit code is 0 only if every phase completed in time.
+//!
+//! The default timing is `Config::local()` (one host); `--config`, `--gossip-ms`,
+//! `--probe-ms`, `--fanout` and `--suspicion-mult` change it.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use futures_lite::StreamExt;
+use gossip_tokio::{Config, DriverStats, Event, Events, Handle, Options};
+use serde_json::json;
+
+/// Run a gossip cluster on 127.0.0.1 through membership, key spread, idle traffic, a crash
+/// and a restart, and report how long each took.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Number of nodes (at least 2).
+    #[arg(long, default_value_t = 16)]
+    nodes: usize,
+    /// Timing preset the other flags adjust.
+    #[arg(long, value_enum, default_value_t = Preset::Local)]
+    config: Preset,
+    /// Anti-entropy interval, in milliseconds.
+    #[arg(long)]
+    gossip_ms: Option<u64>,
+    /// SWIM probe interval, in milliseconds (the probe timeout is capped at half of it).
+    #[arg(long)]
+    probe_ms: Option<u64>,
+    /// Peers contacted per anti-entropy round.
+    #[arg(long)]
+    fanout: Option<usize>,
+    /// SWIM's suspicion multiplier: a suspect is declared dead after at least
+    /// `mult x log10(n) x probe interval`.
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
+    /// Quiet time between the key phase and the idle window, in seconds.
+    #[arg(long, default_value_t = 2)]
+    settle_secs: u64,
+    /// Length of the idle-traffic window, in seconds.
+    #[arg(long, default_value_t = 10)]
+    idle_secs: u64,
+    /// Print exactly one JSON object on stdout (the summary table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `Config` presets.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Preset {
+    /// `Config::lan()`.
+    Lan,
+    /// `Config::wan()`.
+    Wan,
+    /// `Config::local()`.
+    Local,
+}
+
+/// The key every node writes.
+const KEY: &str = "owner";
+/// How often the main task checks progress.
+const TICK: Duration = Duration::from_millis(5);
+/// How often progress is printed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// What the victim looks like to one node (0: nothing noted yet).
+const VICTIM_DEAD: u8 = 1;
+const VICTIM_REJOINED: u8 = 2;
+
+/// What one node's observer task has seen, read by the main task.
+#[derive(Debug, Default)]
+struct Watch {
+    /// Other members currently alive or suspected.
+    live: AtomicUsize,
+    /// Other nodes whose `owner` key arrived.
+    owners: AtomicUsize,
+    /// `VICTIM_*`.
+    victim: AtomicU8,
+}
+
+/// Shared by every observer.
+#[derive(Debug)]
+struct Shared {
+    victim: String,
+    /// The generation the victim restarts under (0 until it is chosen).
+    new_generation: AtomicU64,
+    /// When the victim was killed, and when the first node suspected it after that.
+    killed: Mutex<Option<(Instant, Option<Instant>)>>,
+}
+
+/// Follows one node's events and keeps its [`Watch`] current.
+async fn observe(mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
+    let mut live = HashSet::new();
+    let mut owners = HashSet::new();
+    while let Some(event) = events.next().await {
+        let new_generation = shared.new_generation.load(Ordering::Acquire);
+        let victim = |name: &str| name == shared.victim;
+        match event {
+            Event::NodeDiscovered { name, generation, .. }
+            | Event::NodeRestarted { name, generation, .. } => {
+                if victim(&name) && new_generation != 0 && generation >= new_generation {
+                    watch.victim.store(VICTIM_REJOINED, Ordering::Release);
+                }
+                live.insert(name);
+            }
+            Event::MemberRecovered { name, .. } => {
+                live.insert(name);
+            }
+            Event::MemberSuspected { name, .. } if victim(&name) => {
+                if let Some((_, first @ None)) = shared.killed.lock().expect("lock").as_mut() {
+                    *first = Some(Instant::now());
+                }
+            }
+            Event::MemberFailed { name, generation } => {
+                live.remove(&name);
+                if victim(&name) && (new_generation == 0 || generation < new_generation) {
+                    watch.victim.store(VICTIM_DEAD, Ordering::Release);
+                }
+            }
+            Event::MemberLeft { name, .. } => {
+                live.remove(&name);
+            }
+            Event::KeyChanged { node, key, .. } if key.as_str() == KEY => {
+                owners.insert(node.as_str().to_owned());
+            }
+            _ => {}
+        }
+        watch.live.store(live.len(), Ordering::Release);
+        watch.owners.store(owners.len(), Ordering::Release);
+    }
+}
+
+/// One running node.
+struct Member {
+    handle: Handle,
+    watch: Arc<Watch>,
+}
+
+fn name(index: usize) -> String {
+    format!("node-{index:03}")
+}
+
+fn config(args: &Args) -> Config {
+    // The preset's own cluster name: every datagram carries it, so a longer one costs bytes.
+    let mut config = match args.config {
+        Preset::Lan => Config::lan(),
+        Preset::Wan => Config::wan(),
+        Preset::Local => Config::local(),
+    };
+    if let Some(ms) = args.gossip_ms {
+        config.gossip_interval = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = args.probe_ms {
+        config.swim.probe_interval = Duration::from_millis(ms.max(2));
+        config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
+    }
+    if let Some(fanout) = args.fanout {
+        config.fanout = fanout;
+    }
+    if let Some(mult) = args.suspicion_mult {
+        config.swim.suspicion_mult = mult;
+    }
+    config
+}
+
+async fn start(
+    index: usize,
+    config: &Config,
+    bind: SocketAddr,
+    options: Options,
+    shared: &Arc<Shared>,
+) -> Result<Member, String> {
+    let (handle, events) = gossip_tokio::start_with(config.clone(), name(index), bind, options)
+        .await
+        .map_err(|error| format!("{} could not start: {error}", name(index)))?;
+    let watch = Arc::new(Watch::default());
+    tokio::spawn(observe(events, watch.clone(), shared.clone()));
+    Ok(Member { handle, watch })
+}
+
+/// Waits until `done` holds, printing `progress` now and then; `Err` after `limit`.
+async fn phase(
+    label: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+    progress: impl Fn() -> String,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut printed = start;
+    eprintln!("[{label}] started (limit {:.0} s)", limit.as_secs_f64());
+    loop {
+        if done() {
+            let took = start.elapsed();
+            eprintln!("[{label}] done in {:.0} ms: {}", ms(took), progress());
+            return Ok(took);
+        }
+        if start.elapsed() >= limit {
+            return Err(format!(
+                "{label} did not complete within {:.0} s: {}",
+                limit.as_secs_f64(),
+                progress()
+            ));
+        }
+        if printed.elapsed() >= PROGRESS_EVERY {
+            printed = Instant::now();
+            eprintln!("[{label}] {:>6.1} s: {}", start.elapsed().as_secs_f64(), progress());
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Runs every command as its own task, so that none waits for another; the first error wins.
+async fn concurrently<F>(commands: impl Iterator<Item = F>) -> Result<(), String>
+where
+    F: std::future::Future<Output = Result<(), gossip_tokio::Error>> + Send + 'static,
+{
+    let tasks: Vec<_> = commands.map(tokio::spawn).collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e4).round() / 10.0
+}
+
+async fn traffic(members: &[Member]) -> DriverStats {
+    counters(members).await.0
+}
+
+/// The core counters the idle breakdown shows: gossip rounds, probes, rumor pushes, exchanges
+/// found in sync and out of sync.
+const CORE_COUNTERS: [&str; 5] =
+    ["gossip rounds", "probes", "rumor pushes", "syns in sync", "syns out of sync"];
+
+/// The driver's traffic and the [`CORE_COUNTERS`], summed over `members`.
+async fn counters(members: &[Member]) -> (DriverStats, [u64; 5]) {
+    let (mut total, mut core) = (DriverStats::default(), [0; 5]);
+    for member in members {
+        if let Ok(metrics) = member.handle.metrics().await {
+            add(&mut total, &metrics.driver);
+            let m = &metrics.core;
+            let values = [
+                m.gossip_rounds,
+                m.probes_sent,
+                m.rumor_pushes,
+                m.exchanges_in_sync,
+                m.exchanges_out_of_sync,
+            ];
+            for (sum, value) in core.iter_mut().zip(values) {
+                *sum += value;
+            }
+        }
+    }
+    (total, core)
+}
+
+fn add(total: &mut DriverStats, stats: &DriverStats) {
+    total.datagrams_sent += stats.datagrams_sent;
+    total.bytes_sent += stats.bytes_sent;
+    total.max_datagram_sent = total.max_datagram_sent.max(stats.max_datagram_sent);
+    total.send_errors += stats.send_errors;
+    total.events_dropped += stats.events_dropped;
+}
+
+/// The figures of one run; `None` for a phase that did not complete.
+#[derive(Debug, Default)]
+struct Report {
+    nodes: usize,
+    gossip_ms: f64,
+    membership: Option<Duration>,
+    keys: Option<Duration>,
+    idle_bytes: Option<f64>,
+    idle_datagrams: Option<f64>,
+    first_suspect: Option<Duration>,
+    failure: Option<Duration>,
+    rejoin: Option<Duration>,
+    traffic: DriverStats,
+}
+
+impl Report {
+    fn rounds(&self) -> Option<f64> {
+        self.keys.map(|keys| (ms(keys) / self.gossip_ms * 100.0).round() / 100.0)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
+        json!({
+            "nodes": self.nodes,
+            "membership_converged_ms": self.membership.map(ms),
+            "keys_converged_ms": self.keys.map(ms),
+            "keys_converged_rounds": self.rounds(),
+            "idle_bytes_per_node_per_sec": round(self.idle_bytes),
+            "idle_datagrams_per_node_per_sec": self.idle_datagrams.map(|v| (v * 100.0).round() / 100.0),
+            "first_suspect_ms": self.first_suspect.map(ms),
+            "failure_detected_ms": self.failure.map(ms),
+            "rejoined_ms": self.rejoin.map(ms),
+            "datagrams_sent": self.traffic.datagrams_sent,
+            "bytes_sent": self.traffic.bytes_sent,
+            "max_datagram_bytes": self.traffic.max_datagram_sent,
+        })
+    }
+
+    fn table(&self) -> String {
+        let time = |value: Option<Duration>| value.map_or("-".to_owned(), |d| format!("{:.0} ms", ms(d)));
+        let rows = [
+            ("nodes", self.nodes.to_string()),
+            ("membership converged", time(self.membership)),
+            (
+                "keys converged",
+                match (self.keys, self.rounds()) {
+                    (Some(keys), Some(rounds)) => format!("{:.0} ms = {rounds} gossip rounds", ms(keys)),
+                    _ => "-".to_owned(),
+                },
+            ),
+            ("idle bytes / node / s", self.idle_bytes.map_or("-".to_owned(), |v| format!("{v:.1}"))),
+            ("idle datagrams / node / s", self.idle_datagrams.map_or("-".to_owned(), |v| format!("{v:.2}"))),
+            ("first suspicion", time(self.first_suspect)),
+            ("failure detected (all)", time(self.failure)),
+            ("rejoined", time(self.rejoin)),
+            ("datagrams sent", self.traffic.datagrams_sent.to_string()),
+            ("bytes sent", self.traffic.bytes_sent.to_string()),
+            ("largest datagram", format!("{} bytes", self.traffic.max_datagram_sent)),
+            ("send errors", self.traffic.send_errors.to_string()),
+        ];
+        let mut table = String::from(
+            "figure                     | value\n---------------------------+------------------------\n",
+        );
+        for (figure, value) in rows {
+            table.push_str(&format!("{figure:<26} | {value}\n"));
+        }
+        table
+    }
+}
+
+/// Runs every phase, filling `report`; `Err` with the reason at the first phase that fails.
+async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Result<(), String> {
+    let n = args.nodes;
+    let config = config(args);
+    report.gossip_ms = config.gossip_interval.as_secs_f64() * 1e3;
+    let scale = Duration::from_millis(40) * n as u32;
+    let options = Options::default().with_event_capacity(4_096.max(8 * n));
+    let shared =
+        Arc::new(Shared { victim: name(n - 1), new_generation: AtomicU64::new(0), killed: Mutex::new(None) });
+    let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+    eprintln!(
+        "{n} nodes on 127.0.0.1: gossip every {:?} to {} peers, probe every {:?} (timeout {:?}), \
+         suspicion multiplier {}",
+        config.gossip_interval,
+        config.fanout,
+        config.swim.probe_interval,
+        config.swim.probe_timeout,
+        config.swim.suspicion_mult
+    );
+    for index in 0..n {
+        members.push(start(index, &config, localhost, options.clone(), &shared).await?);
+    }
+    let seed = members[0].handle.local_addr();
+
+    // 1. Membership: every join at once, timed from just before they are issued.
+    let joins = Instant::now();
+    concurrently(members[1..].iter().map(|m| {
+        let handle = m.handle.clone();
+        async move { handle.join([seed]).await }
+    }))
+    .await?;
+    let complete =
+        |members: &[Member], f: &dyn Fn(&Watch) -> bool| members.iter().filter(|m| f(&m.watch)).count();
+    let all_live = |w: &Watch| w.live.load(Ordering::Acquire) >= n - 1;
+    phase(
+        "membership",
+        Duration::from_secs(10) + scale,
+        || complete(members, &all_live) == n,
+        || format!("{}/{n} nodes see all {} others", complete(members, &all_live), n - 1),
+    )
+    .await?;
+    report.membership = Some(joins.elapsed());
+
+    // 2. Keys: every write at once, timed from just before they are issued.
+    let all_keys = |w: &Watch| w.owners.load(Ordering::Acquire) >= n - 1;
+    let writes = Instant::now();
+    concurrently(members.iter().map(|m| {
+        let handle = m.handle.clone();
+        async move { handle.set(KEY, handle.name().to_owned()).await.map(drop) }
+    }))
+    .await?;
+    phase(
+        "keys",
+        Duration::from_secs(10) + scale,
+        || complete(members, &all_keys) == n,
+        || format!("{}/{n} nodes hold all {} keys", complete(members, &all_keys), n - 1),
+    )
+    .await?;
+    report.keys = Some(writes.elapsed());
+
+    // 3. Idle traffic.
+    eprintln!("[idle] settling {} s, then measuring {} s without writes", args.settle_secs, args.idle_secs);
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    let (before, core_before) = counters(members).await;
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let (after, core_after) = counters(members).await;
+    let per_node_second = |v: u64| v as f64 / n as f64 / window.elapsed().as_secs_f64();
+    report.idle_bytes = Some(per_node_second(after.bytes_sent - before.bytes_sent));
+    report.idle_datagrams = Some(per_node_second(after.datagrams_sent - before.datagrams_sent));
+    let breakdown: Vec<String> = CORE_COUNTERS
+        .iter()
+        .zip(core_after.iter().zip(core_before))
+        .map(|(label, (after, before))| format!("{:.2} {label}", per_node_second(after - before)))
+        .collect();
+    eprintln!(
+        "[idle] {:.1} bytes and {:.2} datagrams per node per second ({})",
+        report.idle_bytes.unwrap_or_default(),
+        report.idle_datagrams.unwrap_or_default(),
+        breakdown.join(", ")
+    );
+
+    // 4. Failure.
+    let victim = members.pop().expect("at least two nodes");
+    let (victim_address, old_generation) = (victim.handle.local_addr(), victim.handle.generation());
+    if let Ok(metrics) = victim.handle.metrics().await {
+        add(&mut report.traffic, &metrics.driver);
+    }
+    let survivors = n - 1;
+    let swim = &config.swim;
+    let log_n = (n as f64).log10().max(1.0);
+    let suspicion_max = swim
+        .probe_interval
+        .mul_f64(f64::from(swim.suspicion_mult) * log_n * f64::from(swim.suspicion_max_timeout_mult));
+    let killed = Instant::now();
+    *shared.killed.lock().expect("lock") = Some((killed, None));
+    victim.handle.shutdown().await;
+    eprintln!("[failure] killed {} (no leave)", victim.handle.name());
+    let dead = |w: &Watch| w.victim.load(Ordering::Acquire) == VICTIM_DEAD;
+    report.failure = Some(
+        phase(
+            "failure",
+            suspicion_max + swim.probe_interval * 10 + Duration::from_secs(10),
+            || complete(members, &dead) == survivors,
+            || {
+                let first = shared.killed.lock().expect("lock").and_then(|(_, first)| first);
+                format!(
+                    "{}/{survivors} survivors declared it dead; first suspicion {}",
+                    complete(members, &dead),
+                    first.map_or("not yet".to_owned(), |f| format!("after {:.0} ms", ms(f - killed)))
+                )
+            },
+        )
+        .await?,
+    );
+    report.first_suspect =
+        shared.killed.lock().expect("lock").and_then(|(killed, first)| first.map(|first| first - killed));
+
+    // 5. Rejoin.
+    let new_generation = gossip_tokio::generation_from_clock().max(old_generation + 1);
+    shared.new_generation.store(new_generation, Ordering::Release);
+    let restarted =
+        start(n - 1, &config, victim_address, options.with_generation(new_generation), &shared).await?;
+    restarted.handle.join([seed]).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "[rejoin] restarted {} on {victim_address} under generation {new_generation}",
+        restarted.handle.name()
+    );
+    members.push(restarted);
+    let rejoined = |w: &Watch| w.victim.load(Ordering::Acquire) == VICTIM_REJOINED;
+    report.rejoin = Some(
+        phase(
+            "rejoin",
+            Duration::from_secs(10) + scale,
+            || complete(&members[..survivors], &rejoined) == survivors && all_live(&members[survivors].watch),
+            || {
+                format!(
+                    "{}/{survivors} survivors see the new generation; it sees {}/{survivors}",
+                    complete(&members[..survivors], &rejoined),
+                    members[survivors].watch.live.load(Ordering::Acquire)
+                )
+            },
+        )
+        .await?,
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.nodes < 2 {
+        eprintln!("error: --nodes must be at least 2");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut report = Report { nodes: args.nodes, ..Report::default() };
+    let outcome = runtime.block_on(async {
+        let mut members = Vec::new();
+        let outcome = run(&args, &mut report, &mut members).await;
+        let total = traffic(&members).await;
+        add(&mut report.traffic, &total);
+        for member in &members {
+            member.handle.shutdown().await;
+        }
+        outcome
+    });
+    if args.json {
+        eprint!("{}", report.table());
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
