@@ -157,7 +157,9 @@ fn capture_full_datagram() -> Capture {
             in_flight.extend(drain(to).into_iter().map(|t| (!sent_by_a, t)));
         }
     }
-    let introduction = from_a.first().expect("A answered B's Syn").clone();
+    // A introduces itself with a bare ping (A's first real datagrams already carry deltas).
+    let ping = v1::Ping { sequence: 1, target: "node-r".to_owned(), ..Default::default() };
+    let introduction = envelope(&config, A, a_address, Body::Ping(ping));
     let full = from_a
         .iter()
         .filter(|d| deltas_of(d).is_some())

@@ -78,6 +78,10 @@ struct Args {
     /// One-way latency of every link, in milliseconds.
     #[arg(long, default_value_t = 1.0)]
     latency_ms: f64,
+    /// Keep the default idle backoff of the anti-entropy interval (and the probe-triggered
+    /// exchanges that come with it) instead of a fixed interval.
+    #[arg(long)]
+    idle_backoff: bool,
     /// Gossip interval, in milliseconds (the unit of a round).
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
@@ -129,6 +133,11 @@ fn node_config(args: &Args) -> Result<Config, String> {
     let mut config = Config::lan();
     config.gossip_interval = Duration::from_millis(args.interval_ms);
     config.fanout = args.fanout;
+    if !args.idle_backoff {
+        // Measure anti-entropy itself: a fixed interval, and probes that leave it alone (with
+        // the backoff on, a probe whose digest summary differs opens an exchange).
+        config.max_idle_gossip_interval = config.gossip_interval;
+    }
     config.rumor_k = args.rumor_k;
     config.rumor_rule = match args.rumor_rule {
         Rule::Counter => RumorRule::Counter,
