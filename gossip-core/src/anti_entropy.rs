@@ -25,7 +25,7 @@ use crate::config::{AntiEntropyMode, Dissemination};
 use crate::delta::{self, DeltaPlan, InDelta};
 use crate::digest::{self, Comparison, RecentPart};
 use crate::membership::{Claim, MemberState};
-use crate::message::{InAck2, InSynAck};
+use crate::message::{InAck2, InSyn, InSynAck};
 use crate::node::Node;
 use crate::replica::Refusal;
 use crate::table::Upsert;
@@ -34,6 +34,10 @@ use crate::table::Upsert;
 const SYN_RECENT_ROUNDS: u32 = 4;
 /// ... and at most this many of them.
 const SYN_RECENT_ENTRIES: usize = 16;
+/// In push-pull mode a `Syn` also carries the deltas of those nodes, in at most this share
+/// (numerator, denominator) of the room for fresh news (the whole datagram's, or half of it
+/// while the digest window rotates): the rest is for their digest entries.
+const SYN_DELTAS_SHARE: (usize, usize) = (1, 2);
 
 impl<R: Rng> Node<R> {
     /// One anti-entropy round: collect garbage, then contact `fanout` random peers.
@@ -44,7 +48,7 @@ impl<R: Rng> Node<R> {
         self.forget_departed();
         let window = self.config.gossip_interval * self.config.recent_rounds;
         self.table.prune_recent(now, window);
-        if self.config.dissemination != Dissemination::Rumors {
+        if self.config.dissemination != Dissemination::Rumors && !self.confirmed_in_sync() {
             for peer in self.choose_peers() {
                 match self.config.mode {
                     AntiEntropyMode::Push => self.send_push(peer),
@@ -105,8 +109,22 @@ impl<R: Rng> Node<R> {
         }
     }
 
+    /// Whether, with the idle backoff on, a probe showed within the last two probe periods
+    /// that a peer holds exactly what we hold, and nothing changed since: the round's
+    /// exchanges would only confirm it, so they are skipped (a probe whose summary differs
+    /// opens an exchange at once).
+    fn confirmed_in_sync(&mut self) -> bool {
+        let window = self.config.swim.probe_interval * 2;
+        let confirmed = self.confirmed_in_sync.is_some_and(|at| self.now < at + window);
+        if confirmed {
+            self.metrics.rounds_skipped_in_sync += 1;
+        }
+        confirmed
+    }
+
     /// Something changed or a peer is out of sync: gossip at the base interval again.
     pub(crate) fn note_activity(&mut self) {
+        self.confirmed_in_sync = None;
         self.idle_rounds = 0;
         let soon = self.now + self.config.gossip_interval;
         if self.next_gossip > soon {
@@ -143,7 +161,6 @@ impl<R: Rng> Node<R> {
         };
         let mut budget = self.budget();
         budget.take(crate::budget::field_len(prost::Message::encoded_len(&summary)) + 2);
-        let mut digest = Vec::new();
         let rotate = self.out_of_sync();
         // Only fresh news leads a Syn: most Syns meet a peer already in sync and are
         // dropped unread, and a responder pushes its own recent changes anyway.
@@ -151,8 +168,44 @@ impl<R: Rng> Node<R> {
             changed_since: self.now.checked_sub(self.config.gossip_interval * SYN_RECENT_ROUNDS),
             max_entries: SYN_RECENT_ENTRIES,
         };
-        digest::push_window(&mut self.table, &BTreeSet::new(), recent, rotate, &mut budget, &mut digest);
-        self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32 }));
+        // The fresh news (its deltas, then its digest entries) leads; while rotating it takes
+        // at most half the room, as `digest::push_window` would give it, so that the rotating
+        // window keeps the other half and its bound.
+        let mut fresh = if rotate { budget.share(1, 2) } else { budget };
+        let fresh_before = fresh.remaining();
+        // Push-pull: the fresh news itself goes with the Syn, so that pushing it takes one
+        // datagram rather than three (Syn, SynAck, Ack2). At most a share of the room: the
+        // digest entries still go out and tell the responder our versions.
+        let deltas = if self.config.mode == AntiEntropyMode::PushPull {
+            let plans: Vec<DeltaPlan> = self
+                .table
+                .recent_first_since(recent.changed_since, recent.max_entries)
+                .into_iter()
+                .filter_map(|index| {
+                    let (_, replica) = self.table.get(index)?;
+                    let from = replica.recent_base();
+                    let missing = replica.max_version.checked_sub(from).filter(|m| *m > 0)?;
+                    Some(DeltaPlan { index, from, reset: false, missing })
+                })
+                .collect();
+            let mut share = fresh.share(SYN_DELTAS_SHARE.0, SYN_DELTAS_SHARE.1);
+            let before = share.remaining();
+            let (deltas, _) = delta::pack(&self.table, plans, &mut share);
+            fresh.settle(before, share.remaining());
+            deltas
+        } else {
+            Vec::new()
+        };
+        let mut digest = Vec::new();
+        digest::push_window(&mut self.table, &BTreeSet::new(), recent, false, &mut fresh, &mut digest);
+        budget.settle(fresh_before, fresh.remaining());
+        if rotate {
+            let offered: BTreeSet<usize> =
+                digest.iter().filter_map(|entry| self.table.index_of(&entry.name)).collect();
+            let none = RecentPart { changed_since: None, max_entries: 0 };
+            digest::push_window(&mut self.table, &offered, none, true, &mut budget, &mut digest);
+        }
+        self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32, deltas }));
     }
 
     /// Push mode: the deltas of recently changed nodes, from where their recent run began.
@@ -200,15 +253,19 @@ impl<R: Rng> Node<R> {
         tell
     }
 
-    /// A peer opened an exchange: answer unless our summaries agree.
-    pub(crate) fn on_syn(&mut self, from: SocketAddr, syn: v1::Syn) {
+    /// A peer opened an exchange: unless our summaries agree, apply the fresh news it
+    /// pushed, then answer.
+    pub(crate) fn on_syn(&mut self, from: SocketAddr, syn: InSyn) {
         let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
         if theirs == Some(self.table.summary()) {
+            // Its pushed deltas, if any, are already known.
             self.metrics.exchanges_in_sync += 1;
             return;
         }
         self.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
+        // First, so that the comparison below sees what they brought.
+        self.apply_deltas(&syn.deltas);
         let push_pull = syn.mode() != ExchangeMode::Pull;
         let mut comparison =
             digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);

@@ -48,6 +48,9 @@ pub struct Metrics {
     pub exchanges_in_sync: u64,
     /// `Syn`s received whose summary differed from ours.
     pub exchanges_out_of_sync: u64,
+    /// Anti-entropy rounds skipped because a probe had just shown a peer in sync (idle
+    /// backoff on).
+    pub rounds_skipped_in_sync: u64,
     /// Rumor pushes sent.
     pub rumor_pushes: u64,
     /// Pushed deltas a peer said it already knew (rumor feedback received).

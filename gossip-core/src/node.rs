@@ -62,6 +62,8 @@ pub struct Node<R> {
     pub(crate) idle_rounds: u32,
     /// When a prober's differing summary last made us open an exchange.
     pub(crate) last_triggered_sync: Option<Instant>,
+    /// When a probe last showed a peer holding exactly what we hold (cleared on change).
+    pub(crate) confirmed_in_sync: Option<Instant>,
     /// The latest time seen by any input; commands are stamped with it.
     pub(crate) now: Instant,
     pub(crate) next_gossip: Instant,
@@ -118,6 +120,7 @@ impl<R: Rng> Node<R> {
             last_dead_gossip: None,
             idle_rounds: 0,
             last_triggered_sync: None,
+            confirmed_in_sync: None,
             now,
             next_gossip: now + phase,
             out_of_sync_until: None,

@@ -229,8 +229,14 @@ impl<R: Rng> Node<R> {
         self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
         let theirs = crate::summary::DigestSummary::from_wire(ping.summary.as_ref());
         let backoff = self.config.max_idle_gossip_interval > self.config.gossip_interval;
-        if backoff && theirs.is_some_and(|theirs| theirs != self.table.summary()) {
-            self.sync_with_prober(from);
+        match theirs {
+            Some(theirs) if backoff && theirs != self.table.summary() => self.sync_with_prober(from),
+            Some(_) if backoff => {
+                // In sync with a peer: no need to keep offering rotating digest windows.
+                self.confirmed_in_sync = Some(self.now);
+                self.out_of_sync_until = None;
+            }
+            _ => {}
         }
     }
 

@@ -57,8 +57,10 @@ struct Args {
     /// `mult x log10(n) x probe interval`.
     #[arg(long)]
     suspicion_mult: Option<u32>,
-    /// Quiet time between the key phase and the idle window, in seconds.
-    #[arg(long, default_value_t = 2)]
+    /// Quiet time between the key phase and the idle window, in seconds: the membership and
+    /// key news of the first phases finishes spreading (piggybacked claims, fresh digests),
+    /// and the anti-entropy interval backs off, so the window measures steady-state idle cost.
+    #[arg(long, default_value_t = 10)]
     settle_secs: u64,
     /// Length of the idle-traffic window, in seconds.
     #[arg(long, default_value_t = 10)]
