@@ -76,16 +76,12 @@ pub(crate) fn check(
 /// The deltas a body carries.
 pub(crate) fn deltas(body: &InBody) -> &[InDelta] {
     match body {
+        InBody::Syn(m) => &m.deltas,
         InBody::SynAck(m) => &m.deltas,
         InBody::Ack2(m) => &m.deltas,
         InBody::Push(m) => &m.deltas,
         InBody::DeltaReply(m) => &m.deltas,
-        InBody::Syn(_)
-        | InBody::PushAck(_)
-        | InBody::Ping(_)
-        | InBody::PingReq(_)
-        | InBody::Ack(_)
-        | InBody::Nack(_) => &[],
+        InBody::PushAck(_) | InBody::Ping(_) | InBody::PingReq(_) | InBody::Ack(_) | InBody::Nack(_) => &[],
     }
 }
 
@@ -160,7 +156,7 @@ pub(crate) struct InEnvelope {
 /// A received body (see `v1::envelope::Body`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum InBody {
-    Syn(v1::Syn),
+    Syn(InSyn),
     SynAck(InSynAck),
     Ack2(InAck2),
     Push(InPush),
@@ -170,6 +166,23 @@ pub(crate) enum InBody {
     PingReq(v1::PingReq),
     Ack(v1::Ack),
     Nack(v1::Nack),
+}
+
+/// A received `Syn`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct InSyn {
+    pub(crate) summary: Option<v1::Summary>,
+    pub(crate) digest: Vec<v1::DigestEntry>,
+    /// The raw `ExchangeMode` (see [`InSyn::mode`]).
+    pub(crate) mode: i32,
+    pub(crate) deltas: Vec<InDelta>,
+}
+
+impl InSyn {
+    /// The exchange mode, as prost's getter reads it: an unknown value is the default.
+    pub(crate) fn mode(&self) -> v1::ExchangeMode {
+        v1::ExchangeMode::try_from(self.mode).unwrap_or_default()
+    }
 }
 
 /// A received `SynAck`.
@@ -203,7 +216,12 @@ impl From<Body> for InBody {
     fn from(body: Body) -> Self {
         let deltas = |deltas: Vec<v1::NodeDelta>| deltas.into_iter().map(InDelta::from).collect();
         match body {
-            Body::Syn(m) => Self::Syn(m),
+            Body::Syn(m) => Self::Syn(InSyn {
+                summary: m.summary,
+                digest: m.digest,
+                mode: m.mode,
+                deltas: deltas(m.deltas),
+            }),
             Body::SynAck(m) => Self::SynAck(InSynAck { deltas: deltas(m.deltas), digest: m.digest }),
             Body::Ack2(m) => Self::Ack2(InAck2 { deltas: deltas(m.deltas), request: m.request }),
             Body::Push(m) => Self::Push(InPush { deltas: deltas(m.deltas), want_ack: m.want_ack }),
@@ -269,18 +287,44 @@ struct EnvelopeIn {
 /// A body with deltas being decoded.
 #[derive(Debug)]
 enum BodyIn {
+    Syn(Partial<v1::Syn>),
     SynAck(Partial<v1::SynAck>),
     Ack2(Partial<v1::Ack2>),
     Push(Partial<v1::Push>),
     DeltaReply(Partial<v1::DeltaReply>),
 }
 
-/// A message whose field 1 is `repeated NodeDelta deltas`: the deltas go to `deltas`, every
-/// other field to `rest`.
+/// A message with a `repeated NodeDelta deltas` field: the deltas go to `deltas`, every other
+/// field to `rest`.
 #[derive(Debug, Default)]
 struct Partial<M> {
     rest: M,
     deltas: Vec<DeltaIn>,
+}
+
+/// A body message that carries deltas, and the number of its `repeated NodeDelta` field.
+trait WithDeltas: Message + Default {
+    const DELTAS: u32;
+}
+
+impl WithDeltas for v1::Syn {
+    const DELTAS: u32 = 4;
+}
+
+impl WithDeltas for v1::SynAck {
+    const DELTAS: u32 = 1;
+}
+
+impl WithDeltas for v1::Ack2 {
+    const DELTAS: u32 = 1;
+}
+
+impl WithDeltas for v1::Push {
+    const DELTAS: u32 = 1;
+}
+
+impl WithDeltas for v1::DeltaReply {
+    const DELTAS: u32 = 1;
 }
 
 /// A delta being decoded: the message without its entries, and the entries.
@@ -300,6 +344,12 @@ fn received(deltas: Vec<DeltaIn>) -> Vec<InDelta> {
 impl From<BodyIn> for InBody {
     fn from(body: BodyIn) -> Self {
         match body {
+            BodyIn::Syn(m) => Self::Syn(InSyn {
+                summary: m.rest.summary,
+                digest: m.rest.digest,
+                mode: m.rest.mode,
+                deltas: received(m.deltas),
+            }),
             BodyIn::SynAck(m) => Self::SynAck(InSynAck { deltas: received(m.deltas), digest: m.rest.digest }),
             BodyIn::Ack2(m) => Self::Ack2(InAck2 { deltas: received(m.deltas), request: m.rest.request }),
             BodyIn::Push(m) => Self::Push(InPush { deltas: received(m.deltas), want_ack: m.rest.want_ack }),
@@ -310,7 +360,7 @@ impl From<BodyIn> for InBody {
 
 /// Merges a body with deltas into the oneof as prost's generated `Body::merge` does: into
 /// the body there if it is of the same kind, else into a new one that replaces it.
-fn merge_body<M: Message + Default>(
+fn merge_body<M: WithDeltas>(
     envelope: &mut EnvelopeIn,
     wrap: fn(Partial<M>) -> BodyIn,
     unwrap: fn(&mut BodyIn) -> Option<&mut Partial<M>>,
@@ -341,6 +391,14 @@ impl Message for EnvelopeIn {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         match tag {
+            4 => merge_body(
+                self,
+                BodyIn::Syn,
+                |b| if let BodyIn::Syn(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
             5 => merge_body(
                 self,
                 BodyIn::SynAck,
@@ -373,7 +431,7 @@ impl Message for EnvelopeIn {
                 buf,
                 ctx,
             ),
-            4 | 9..=13 => {
+            9..=13 => {
                 // Another kind of body replaces one with deltas.
                 self.envelope.merge_field(tag, wire_type, buf, ctx)?;
                 self.with_deltas = None;
@@ -393,7 +451,7 @@ impl Message for EnvelopeIn {
     }
 }
 
-impl<M: Message> Message for Partial<M> {
+impl<M: WithDeltas> Message for Partial<M> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         self.rest.encode_raw(buf);
     }
@@ -405,7 +463,7 @@ impl<M: Message> Message for Partial<M> {
         buf: &mut impl Buf,
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
-        if tag != 1 {
+        if tag != M::DELTAS {
             return self.rest.merge_field(tag, wire_type, buf, ctx);
         }
         // As prost's `merge_repeated`.
@@ -767,13 +825,27 @@ mod tests {
         out
     }
 
+    /// An envelope whose body (field `body_tag`) carries `deltas` in its deltas field (4 in a
+    /// `Syn`, 1 elsewhere); `extra_body` adds other fields of the body (for a `Syn`: a
+    /// summary, a digest entry and the mode, around the deltas).
     fn envelope_bytes(body_tag: u8, deltas: &[Vec<u8>], extra_body: bool) -> Vec<u8> {
+        let syn = body_tag == 4;
         let mut body = Vec::new();
-        for delta in deltas {
-            put_len(&mut body, 1 << 3 | 2, delta);
+        if syn && extra_body {
+            let summary = v1::Summary { hash: 0x5eed, nodes: 3 };
+            put_len(&mut body, 1 << 3 | 2, &summary.encode_to_vec());
+        }
+        for (i, delta) in deltas.iter().enumerate() {
+            put_len(&mut body, if syn { 4 << 3 | 2 } else { 1 << 3 | 2 }, delta);
+            if syn && extra_body && i == 0 {
+                // Fields of the rest interleaved with the deltas.
+                let entry = v1::DigestEntry { name: "n0".to_owned(), max_version: 9, ..Default::default() };
+                put_len(&mut body, 2 << 3 | 2, &entry.encode_to_vec());
+            }
         }
         if extra_body {
-            body.push(2 << 3);
+            // A `Syn`'s mode; `want_ack` of a `Push`; a wrong wire type elsewhere.
+            body.push(if syn { 3 << 3 } else { 2 << 3 });
             body.push(1);
         }
         let head = v1::Envelope {
@@ -846,6 +918,47 @@ mod tests {
             assert!(v1::Envelope::decode(&bytes[..]).is_err());
             assert!(decode(Bytes::from(bytes)).is_err());
         }
+    }
+
+    #[test]
+    fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
+        let entries: Vec<Vec<RawField>> = (0..3)
+            .map(|i| {
+                vec![
+                    RawField::Key(format!("key-{i}")),
+                    RawField::Value(vec![i; 8]),
+                    RawField::Version(u64::from(i) + 1),
+                ]
+            })
+            .collect();
+        let bytes = Bytes::from(envelope_bytes(4, &[delta_bytes(&entries, "n0", false)], true));
+        let envelope = decode(bytes.clone()).expect("decodes");
+        assert_eq!(envelope, v1::Envelope::decode(&bytes[..]).map(InEnvelope::from).expect("prost decodes"));
+        let Some(InBody::Syn(syn)) = &envelope.body else { panic!("a syn") };
+        assert_eq!(syn.mode(), v1::ExchangeMode::Pull);
+        assert_eq!(syn.summary, Some(v1::Summary { hash: 0x5eed, nodes: 3 }));
+        assert_eq!(syn.digest.len(), 1);
+        assert_eq!(syn.deltas.len(), 1);
+        {
+            let entries = syn.deltas[0].entries.borrow();
+            assert_eq!(entries.len(), 3);
+            let range = bytes.as_ptr_range();
+            assert!(entries.iter().all(|entry| range.contains(&entry.value.as_ptr())), "values are slices");
+            assert!(entries.iter().all(|entry| range.contains(&entry.key.as_ptr())), "keys are slices");
+        }
+        let body = envelope.body.as_ref().expect("a body");
+        assert_eq!(deltas(body).len(), 1, "the check sees a Syn's deltas");
+
+        let config = Config::lan();
+        let from: SocketAddr = "10.0.0.2:7946".parse().expect("an address");
+        assert!(check(&envelope, &config, from).is_ok());
+        // Entries out of version order: the whole datagram is dropped.
+        let mut bad = entries.clone();
+        bad.swap(0, 2);
+        let bytes =
+            envelope_bytes(4, &[delta_bytes(&entries, "n0", false), delta_bytes(&bad, "n1", false)], true);
+        let envelope = decode(Bytes::from(bytes)).expect("decodes");
+        assert!(matches!(check(&envelope, &config, from), Err(Drop::Malformed)));
     }
 
     #[test]
