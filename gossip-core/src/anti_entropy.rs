@@ -4,7 +4,9 @@
 //! - **push**: one `Push` of the deltas of recently changed nodes;
 //! - **pull**: `Syn` (summary and digest) -> `SynAck` (what the initiator lacks, the peer's
 //!   digest) -> `Ack2` (requests) -> `DeltaReply`;
-//! - **push-pull**: as pull, and the `Ack2` also carries what the peer lacks.
+//! - **push-pull**: as pull, and the `Ack2` also carries what the peer lacks; the `Syn`
+//!   itself carries the deltas of the initiator's fresh news and the `SynAck` those of the
+//!   responder's, so news crosses in one datagram each way (what matters under loss).
 //!
 //! A `Syn` whose summary equals the peer's ends the exchange at once, so an idle cluster
 //! sends one small datagram per peer per round. A `Syn` carries the recently changed nodes
