@@ -14,6 +14,33 @@
 //!   with the synchronous rounds of REFERENCES.md.
 //! - `steady`: the same cluster with no writes; the trials measure background traffic.
 //!
+//! Membership and failure detection (SWIM with Lifeguard), on an in-sync cluster that first
+//! settles for `--settle-periods` probe periods; nodes run `Config::lan()` (the gossip flags
+//! `--mode`, `--fanout`, `--interval-ms` and `--rumor-*` apply only when given), and a
+//! "period" is the probe interval:
+//!
+//! - `crash`: one random member crashes. Means over trials of `first_probe_periods` (to the
+//!   first ping sent to it), `first_suspect_periods`, `first_dead_seconds`,
+//!   `all_know_dead_seconds`, and `probe_messages_per_member_per_period` (pings, ping-reqs,
+//!   acks and nacks, read from each datagram's body kind, from the crash until every member
+//!   knows).
+//! - `healthy`: nobody fails for `--periods` periods (use `--loss`): `false_suspicions` and
+//!   `false_deaths`, each a count of distinct (member, incarnation) accused.
+//! - `slow`: `--slow-fraction` of the members handle every datagram `--slow-delay-ms` late
+//!   (and their timers `--slow-timer-delay-ms` late): false suspicions and deaths of the
+//!   healthy members, and apart, of the slow ones.
+//! - `partition`: two halves apart for `--split-seconds`: `heal_seconds`, from the heal until
+//!   every member sees every other Alive.
+//! - `restart`: a member restarts under a new generation at a new address (`--same-address`
+//!   keeps it): `rejoin_seconds`, until every member sees it Alive there.
+//!
+//! ```sh
+//! cargo run --release -p gossip-core --features sim --example simulate -- \
+//!     --scenario crash --nodes 100 --trials 20 --json
+//! cargo run --release -p gossip-core --features sim --example simulate -- \
+//!     --scenario slow --nodes 100 --slow-fraction 0.1 --slow-delay-ms 1500 --periods 1000 --json
+//! ```
+//!
 //! Trial `t` runs with seed `seed + t`, so any trial replays alone with
 //! `--seed <seed + t> --trials 1`. Output is a table, or with `--json` exactly one JSON object
 //! on stdout. `--plot FILE.svg` draws the mean informed fraction per round against the
@@ -23,7 +50,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use gossip_core::sim::{Checks, LinkModel, Progress, SimError, SpreadOutcome, Study};
+use gossip_core::sim::{
+    BodyKind, Checks, CrashOutcome, FalsePositives, LinkModel, PartitionOutcome, ProcessingDelay, Progress,
+    RestartOutcome, SimError, Slowdown, SpreadOutcome, Study, SwimStudy,
+};
 use gossip_core::{AntiEntropyMode, Config, Dissemination, RumorRule};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -45,8 +75,27 @@ enum Rule {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioKind {
+    /// One write spreads through an in-sync cluster: rounds until every node has it.
     Spread,
+    /// An idle in-sync cluster: background traffic.
     Steady,
+    /// One member crashes: first probe, first suspicion, death, everyone knows; probe load.
+    Crash,
+    /// Nobody fails (use --loss): false suspicions and false deaths.
+    Healthy,
+    /// A fraction of members handle every datagram late: false accusations of the others.
+    Slow,
+    /// Two halves apart for --split-seconds: time from the heal until all see all Alive.
+    Partition,
+    /// A member restarts (at a new address): time until all see the new generation Alive.
+    Restart,
+}
+
+impl ScenarioKind {
+    /// Whether this is a membership (SWIM) scenario.
+    fn is_swim(self) -> bool {
+        !matches!(self, Self::Spread | Self::Steady)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,19 +108,21 @@ enum CheckPolicy {
     Off,
 }
 
-/// Convergence and traffic study of the gossip protocol on the deterministic simulator.
+/// Convergence, traffic and membership (SWIM) studies of the gossip protocol on the
+/// deterministic simulator.
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 struct Args {
     /// Number of nodes.
     #[arg(long, default_value_t = 1000)]
     nodes: usize,
-    /// Dissemination: anti-entropy in push, pull or push-pull mode, or rumor mongering.
-    #[arg(long, value_enum, default_value_t = Mode::PushPull)]
-    mode: Mode,
-    /// Peers contacted per round.
-    #[arg(long, default_value_t = 1)]
-    fanout: usize,
+    /// Dissemination: anti-entropy in push, pull or push-pull mode, or rumor mongering
+    /// [default: push-pull; membership scenarios: Config::lan()'s].
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Peers contacted per round [default: 1; membership scenarios: Config::lan()'s 3].
+    #[arg(long)]
+    fanout: Option<usize>,
     /// Probability that a datagram is lost (independently).
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -79,24 +130,26 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     latency_ms: f64,
     /// Keep the default idle backoff of the anti-entropy interval (and the probe-triggered
-    /// exchanges that come with it) instead of a fixed interval.
+    /// exchanges that come with it) instead of a fixed interval (spread and steady; the
+    /// membership scenarios always keep it, as `Config::lan()` does).
     #[arg(long)]
     idle_backoff: bool,
-    /// Gossip interval, in milliseconds (the unit of a round).
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
+    /// Gossip interval, in milliseconds (the unit of a round) [default: 1000; membership
+    /// scenarios: Config::lan()'s 200].
+    #[arg(long)]
+    interval_ms: Option<u64>,
     /// Number of trials.
     #[arg(long, default_value_t = 10)]
     trials: u64,
     /// Seed of the first trial; trial t uses seed + t.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The k of the rumor feedback rule (rumor mode).
-    #[arg(long, default_value_t = 3)]
-    rumor_k: u32,
-    /// The rumor feedback rule (rumor mode).
-    #[arg(long, value_enum, default_value_t = Rule::Counter)]
-    rumor_rule: Rule,
+    /// The k of the rumor feedback rule (rumor mode) [default: 3].
+    #[arg(long)]
+    rumor_k: Option<u32>,
+    /// The rumor feedback rule (rumor mode) [default: counter].
+    #[arg(long, value_enum)]
+    rumor_rule: Option<Rule>,
     /// In rumor mode, keep push-pull anti-entropy running as the backstop.
     #[arg(long)]
     with_anti_entropy: bool,
@@ -112,6 +165,35 @@ struct Args {
     /// How often invariants are checked.
     #[arg(long, value_enum, default_value_t = CheckPolicy::Sampled)]
     checks: CheckPolicy,
+    /// Membership scenarios: probe periods to run (healthy, slow).
+    #[arg(long, default_value_t = 1000)]
+    periods: u32,
+    /// Membership scenarios: probe periods the in-sync cluster runs before the fault.
+    #[arg(long, default_value_t = 10)]
+    settle_periods: u32,
+    /// Membership scenarios: give up waiting after this many probe periods (crash) or
+    /// seconds (partition and restart, after the heal or the restart).
+    #[arg(long, default_value_t = 300)]
+    max_wait: u32,
+    /// Turn Lifeguard off (local health, dynamic suspicion, nacks, buddy system).
+    #[arg(long)]
+    no_lifeguard: bool,
+    /// Slow scenario: the fraction of members that are slow.
+    #[arg(long, default_value_t = 0.1)]
+    slow_fraction: f64,
+    /// Slow scenario: how late a slow member handles each datagram, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    slow_delay_ms: u64,
+    /// Slow scenario: how late a slow member's timers fire, in milliseconds (equal to
+    /// --slow-delay-ms, the node's whole life is shifted and it accuses nobody falsely).
+    #[arg(long, default_value_t = 0)]
+    slow_timer_delay_ms: u64,
+    /// Partition scenario: how long the halves are apart, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    split_seconds: f64,
+    /// Restart scenario: the member comes back at its old address.
+    #[arg(long)]
+    same_address: bool,
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -131,33 +213,53 @@ fn main() {
 /// The node configuration the flags describe.
 fn node_config(args: &Args) -> Result<Config, String> {
     let mut config = Config::lan();
-    config.gossip_interval = Duration::from_millis(args.interval_ms);
-    config.fanout = args.fanout;
-    if !args.idle_backoff {
+    config.swim.lifeguard = !args.no_lifeguard;
+    let swim = args.scenario.is_swim();
+    // The spread and steady studies measure anti-entropy alone at a 1 s interval, fanout 1;
+    // the membership scenarios run Config::lan() unless a flag says otherwise.
+    if let Some(interval) = args.interval_ms.or((!swim).then_some(1000)) {
+        config.gossip_interval = Duration::from_millis(interval);
+    }
+    if let Some(fanout) = args.fanout.or((!swim).then_some(1)) {
+        config.fanout = fanout;
+    }
+    if !swim && !args.idle_backoff {
         // Measure anti-entropy itself: a fixed interval, and probes that leave it alone (with
         // the backoff on, a probe whose digest summary differs opens an exchange).
         config.max_idle_gossip_interval = config.gossip_interval;
     }
-    config.rumor_k = args.rumor_k;
-    config.rumor_rule = match args.rumor_rule {
-        Rule::Counter => RumorRule::Counter,
-        Rule::Coin => RumorRule::Coin,
-    };
-    (config.mode, config.dissemination) = match args.mode {
-        Mode::Push => (AntiEntropyMode::Push, Dissemination::AntiEntropy),
-        Mode::Pull => (AntiEntropyMode::Pull, Dissemination::AntiEntropy),
-        Mode::PushPull => (AntiEntropyMode::PushPull, Dissemination::AntiEntropy),
-        Mode::Rumor if args.with_anti_entropy => (AntiEntropyMode::PushPull, Dissemination::Both),
-        Mode::Rumor => (AntiEntropyMode::PushPull, Dissemination::Rumors),
-    };
-    if args.with_anti_entropy && args.mode != Mode::Rumor {
+    if let Some(k) = args.rumor_k {
+        config.rumor_k = k;
+    }
+    if let Some(rule) = args.rumor_rule {
+        config.rumor_rule = match rule {
+            Rule::Counter => RumorRule::Counter,
+            Rule::Coin => RumorRule::Coin,
+        };
+    }
+    let mode = args.mode.or((!swim).then_some(Mode::PushPull));
+    if let Some(mode) = mode {
+        (config.mode, config.dissemination) = match mode {
+            Mode::Push => (AntiEntropyMode::Push, Dissemination::AntiEntropy),
+            Mode::Pull => (AntiEntropyMode::Pull, Dissemination::AntiEntropy),
+            Mode::PushPull => (AntiEntropyMode::PushPull, Dissemination::AntiEntropy),
+            Mode::Rumor if args.with_anti_entropy => (AntiEntropyMode::PushPull, Dissemination::Both),
+            Mode::Rumor => (AntiEntropyMode::PushPull, Dissemination::Rumors),
+        };
+    }
+    if args.with_anti_entropy && mode != Some(Mode::Rumor) {
         return Err("--with-anti-entropy only applies to --mode rumor".to_owned());
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
-fn study(args: &Args) -> Result<Study, String> {
+/// The mode the spread and steady studies run.
+fn mode(args: &Args) -> Mode {
+    args.mode.unwrap_or(Mode::PushPull)
+}
+
+fn link_and_checks(args: &Args) -> Result<(LinkModel, Checks), String> {
     if args.nodes == 0 || args.trials == 0 {
         return Err("--nodes and --trials must be at least 1".to_owned());
     }
@@ -170,29 +272,76 @@ fn study(args: &Args) -> Result<Study, String> {
         CheckPolicy::Sampled => Checks::Sampled { every: args.nodes as u64 },
         CheckPolicy::Off => Checks::Off,
     };
+    Ok((link, checks))
+}
+
+fn study(args: &Args) -> Result<Study, String> {
+    let (link, checks) = link_and_checks(args)?;
     let replay = replay_command(args);
     Ok(Study::new(args.nodes, node_config(args)?).with_link(link).with_checks(checks).with_replay(replay))
+}
+
+fn swim_study(args: &Args) -> Result<SwimStudy, String> {
+    let (link, checks) = link_and_checks(args)?;
+    if args.nodes < 2 {
+        return Err("membership scenarios need --nodes 2 or more".to_owned());
+    }
+    Ok(SwimStudy::new(args.nodes, node_config(args)?)
+        .with_link(link)
+        .with_checks(checks)
+        .with_settle_periods(args.settle_periods)
+        .with_replay(replay_command(args)))
 }
 
 /// The command that replays one trial (`{seed}` is filled in by the simulator).
 fn replay_command(args: &Args) -> String {
     let mut command = format!(
         "cargo run --release -p gossip-core --features sim --example simulate -- --scenario {} --nodes {} \
-         --mode {} --fanout {} --loss {} --latency-ms {} --interval-ms {} --checks {} --trials 1 --seed {{seed}}",
+         --loss {} --latency-ms {} --checks {} --trials 1 --seed {{seed}}",
         value_name(args.scenario),
         args.nodes,
-        value_name(args.mode),
-        args.fanout,
         args.loss,
         args.latency_ms,
-        args.interval_ms,
         // Checking every step finds the first bad step, but costs O(n) per step.
         if args.nodes <= 1000 { "every" } else { "sampled" },
     );
-    if args.mode == Mode::Rumor {
-        command += &format!(" --rumor-k {} --rumor-rule {}", args.rumor_k, value_name(args.rumor_rule));
-        if args.with_anti_entropy {
-            command += " --with-anti-entropy";
+    if let Some(mode) = args.mode {
+        command += &format!(" --mode {}", value_name(mode));
+    }
+    if let Some(fanout) = args.fanout {
+        command += &format!(" --fanout {fanout}");
+    }
+    if let Some(interval) = args.interval_ms {
+        command += &format!(" --interval-ms {interval}");
+    }
+    if let Some(k) = args.rumor_k {
+        command += &format!(" --rumor-k {k}");
+    }
+    if let Some(rule) = args.rumor_rule {
+        command += &format!(" --rumor-rule {}", value_name(rule));
+    }
+    if args.with_anti_entropy {
+        command += " --with-anti-entropy";
+    }
+    if args.idle_backoff {
+        command += " --idle-backoff";
+    }
+    if args.scenario.is_swim() {
+        command += &format!(" --settle-periods {} --max-wait {}", args.settle_periods, args.max_wait);
+        if args.no_lifeguard {
+            command += " --no-lifeguard";
+        }
+        match args.scenario {
+            ScenarioKind::Healthy => command += &format!(" --periods {}", args.periods),
+            ScenarioKind::Slow => {
+                command += &format!(
+                    " --periods {} --slow-fraction {} --slow-delay-ms {} --slow-timer-delay-ms {}",
+                    args.periods, args.slow_fraction, args.slow_delay_ms, args.slow_timer_delay_ms
+                );
+            }
+            ScenarioKind::Partition => command += &format!(" --split-seconds {}", args.split_seconds),
+            ScenarioKind::Restart if args.same_address => command += " --same-address",
+            _ => {}
         }
     }
     command
@@ -216,19 +365,28 @@ fn describe(progress: Progress) -> String {
         Progress::Idle { round, of } => format!("idling {round}/{of}"),
         Progress::Spreading { round, informed, live } => format!("round {round}: {informed}/{live} informed"),
         Progress::Measuring { round, of } => format!("measuring {round}/{of}"),
+        Progress::Settling { period, of } => format!("settling {period}/{of}"),
+        Progress::Running { period, of } => format!("period {period}/{of}"),
+        Progress::Waiting { seconds, done, of } => format!("{seconds} s: {done}/{of} members"),
         _ => String::new(),
     }
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let study = study(args)?;
+    if args.plot.is_some() && args.scenario != ScenarioKind::Spread {
+        return Err("--plot draws the spread scenario only".to_owned());
+    }
     // Wall time of the study, for the report only; the simulation itself is virtual-time.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let bar = progress_bar(args);
     let report = match args.scenario {
-        ScenarioKind::Spread => spread(args, &study, &bar)?,
-        ScenarioKind::Steady => steady(args, &study, &bar)?,
+        ScenarioKind::Spread => spread(args, &study(args)?, &bar)?,
+        ScenarioKind::Steady => steady(args, &study(args)?, &bar)?,
+        ScenarioKind::Crash => crash(args, &swim_study(args)?, &bar)?,
+        ScenarioKind::Healthy | ScenarioKind::Slow => false_positives(args, &swim_study(args)?, &bar)?,
+        ScenarioKind::Partition => partition(args, &swim_study(args)?, &bar)?,
+        ScenarioKind::Restart => restart(args, &swim_study(args)?, &bar)?,
     };
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
@@ -243,17 +401,219 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn common_fields(args: &Args) -> serde_json::Value {
+    if args.scenario.is_swim() {
+        let config = node_config(args).unwrap_or_else(|_| Config::lan());
+        return json!({
+            "scenario": value_name(args.scenario),
+            "nodes": args.nodes,
+            "loss": args.loss,
+            "latency_ms": args.latency_ms,
+            "lifeguard": config.swim.lifeguard,
+            "probe_interval_ms": config.swim.probe_interval.as_millis() as u64,
+            "probe_timeout_ms": config.swim.probe_timeout.as_millis() as u64,
+            "gossip_interval_ms": config.gossip_interval.as_millis() as u64,
+            "settle_periods": args.settle_periods,
+            "trials": args.trials,
+            "seed": args.seed,
+        });
+    }
     json!({
         "scenario": value_name(args.scenario),
         "nodes": args.nodes,
-        "mode": value_name(args.mode),
-        "fanout": args.fanout,
+        "mode": value_name(mode(args)),
+        "fanout": args.fanout.unwrap_or(1),
         "loss": args.loss,
         "latency_ms": args.latency_ms,
-        "interval_ms": args.interval_ms,
+        "interval_ms": args.interval_ms.unwrap_or(1000),
         "trials": args.trials,
         "seed": args.seed,
     })
+}
+
+/// Runs `trial` for every seed of the study, with the progress bar.
+fn trials<T>(
+    args: &Args,
+    bar: &ProgressBar,
+    mut trial: impl FnMut(u64, &mut dyn FnMut(Progress)) -> Result<T, SimError>,
+) -> Result<Vec<T>, String> {
+    let mut outcomes = Vec::new();
+    for offset in 0..args.trials {
+        let seed = args.seed.wrapping_add(offset);
+        let outcome = trial(seed, &mut |p| bar.set_message(describe(p))).map_err(|e| failure(e, seed))?;
+        bar.inc(1);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// The mean of the values present, and how many were missing.
+fn mean_present(values: impl Iterator<Item = Option<f64>>) -> (Option<f64>, usize) {
+    let (mut sum, mut count, mut missing) = (0.0, 0usize, 0usize);
+    for value in values {
+        match value {
+            Some(v) => {
+                sum += v;
+                count += 1;
+            }
+            None => missing += 1,
+        }
+    }
+    ((count > 0).then(|| sum / count as f64), missing)
+}
+
+fn max_present(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values.flatten().reduce(f64::max)
+}
+
+fn seconds(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|d| d.as_secs_f64())
+}
+
+fn crash(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let outcomes: Vec<CrashOutcome> =
+        trials(args, bar, |seed, progress| study.crash(seed, args.max_wait, progress))?;
+    let periods = |o: &CrashOutcome, d: Option<Duration>| d.map(|d| o.periods(d));
+    let (first_probe, _) = mean_present(outcomes.iter().map(|o| periods(o, o.first_probe)));
+    let (first_suspect, _) = mean_present(outcomes.iter().map(|o| periods(o, o.first_suspect)));
+    let (first_dead, _) = mean_present(outcomes.iter().map(|o| seconds(o.first_dead)));
+    let (all_dead, incomplete) = mean_present(outcomes.iter().map(|o| seconds(o.all_know_dead)));
+    let n = outcomes.len() as f64;
+    let mean = |f: &dyn Fn(&CrashOutcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
+    let per_period =
+        |o: &CrashOutcome, count: u64| count as f64 / o.live as f64 / o.periods(o.window).max(1e-9);
+    let per_kind = |kind: BodyKind| mean(&|o| per_period(o, o.sent.get(kind)));
+    let first = &outcomes[0];
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "first_probe_periods": round3(first_probe),
+            "first_suspect_periods": round3(first_suspect),
+            "first_dead_seconds": round3(first_dead),
+            "all_know_dead_seconds": round3(all_dead),
+            "probe_messages_per_member_per_period":
+                round3(Some(mean(&|o| o.probe_messages_per_member_per_period()))),
+            "max_first_probe_periods": round3(max_present(outcomes.iter().map(|o| periods(o, o.first_probe)))),
+            "max_all_know_dead_seconds": round3(max_present(outcomes.iter().map(|o| seconds(o.all_know_dead)))),
+            "incomplete_trials": incomplete,
+            "pings_per_member_per_period": round3(Some(per_kind(BodyKind::Ping))),
+            "ping_reqs_per_member_per_period": round3(Some(per_kind(BodyKind::PingReq))),
+            "acks_per_member_per_period": round3(Some(per_kind(BodyKind::Ack))),
+            "nacks_per_member_per_period": round3(Some(per_kind(BodyKind::Nack))),
+            "datagrams_per_member_per_period": round3(Some(mean(&|o| per_period(o, o.sent.total())))),
+            "measured_periods": round3(Some(mean(&|o| o.periods(o.window)))),
+            "suspicion_timeout_seconds": round3(Some(first.suspicion_timeout.as_secs_f64())),
+            "max_suspicion_timeout_seconds": round3(Some(first.max_suspicion_timeout.as_secs_f64())),
+            "all_know_dead_goal_seconds": round3(Some(first.all_know_dead_goal().as_secs_f64())),
+            "other_suspicions": round3(Some(mean(&|o| o.other_suspicions as f64))),
+        }),
+    );
+    Ok(report)
+}
+
+fn false_positives(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let slow = args.scenario == ScenarioKind::Slow;
+    if slow && !(0.0..=1.0).contains(&args.slow_fraction) {
+        return Err("--slow-fraction must be within 0..=1".to_owned());
+    }
+    let slowdown = Slowdown {
+        fraction: args.slow_fraction,
+        delay: ProcessingDelay::new(
+            Duration::from_millis(args.slow_delay_ms),
+            Duration::from_millis(args.slow_timer_delay_ms),
+        ),
+    };
+    let outcomes: Vec<FalsePositives> = trials(args, bar, |seed, progress| {
+        if slow {
+            study.slow(seed, args.periods, slowdown, progress)
+        } else {
+            study.healthy(seed, args.periods, progress)
+        }
+    })?;
+    let n = outcomes.len() as f64;
+    let mean = |f: &dyn Fn(&FalsePositives) -> f64| Some(outcomes.iter().map(f).sum::<f64>() / n);
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "periods": args.periods,
+            "false_suspicions": round3(mean(&|o| o.healthy.suspicions as f64)),
+            "false_deaths": round3(mean(&|o| o.healthy.deaths as f64)),
+            "false_suspicion_reports": round3(mean(&|o| o.healthy.suspicion_reports as f64)),
+            "false_death_reports": round3(mean(&|o| o.healthy.death_reports as f64)),
+            "max_false_deaths": outcomes.iter().map(|o| o.healthy.deaths).max().unwrap_or(0),
+            "refutations": round3(mean(&|o| o.refutations.0 as f64)),
+            "probes_sent": round3(mean(&|o| o.healthy_probes.0 as f64)),
+            "probes_failed": round3(mean(&|o| o.healthy_probes.1 as f64)),
+            "mean_local_health": round3(mean(&|o| o.mean_health.0)),
+            "probe_messages_per_member_per_period": round3(mean(&|o| o.probe_messages_per_member_per_period())),
+        }),
+    );
+    if slow {
+        merge(
+            &mut report,
+            json!({
+                "slow_fraction": args.slow_fraction,
+                "slow_members": outcomes[0].slow.len(),
+                "slow_delay_ms": args.slow_delay_ms,
+                "slow_timer_delay_ms": args.slow_timer_delay_ms,
+                "slow_member_suspicions": round3(mean(&|o| o.slowed.suspicions as f64)),
+                "slow_member_deaths": round3(mean(&|o| o.slowed.deaths as f64)),
+                "slow_refutations": round3(mean(&|o| o.refutations.1 as f64)),
+                "slow_probes_sent": round3(mean(&|o| o.slow_probes.0 as f64)),
+                "slow_probes_failed": round3(mean(&|o| o.slow_probes.1 as f64)),
+                "slow_mean_local_health": round3(mean(&|o| o.mean_health.1)),
+            }),
+        );
+    }
+    Ok(report)
+}
+
+fn partition(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    if !(args.split_seconds.is_finite() && args.split_seconds >= 0.0) {
+        return Err("--split-seconds must be a non-negative number".to_owned());
+    }
+    let split = Duration::from_secs_f64(args.split_seconds);
+    let max_wait = Duration::from_secs(u64::from(args.max_wait));
+    let outcomes: Vec<PartitionOutcome> =
+        trials(args, bar, |seed, progress| study.partition(seed, split, max_wait, progress))?;
+    let (heal, incomplete) = mean_present(outcomes.iter().map(|o| seconds(o.heal)));
+    let n = outcomes.len() as f64;
+    let mean = |f: &dyn Fn(&PartitionOutcome) -> f64| Some(outcomes.iter().map(f).sum::<f64>() / n);
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "split_seconds": args.split_seconds,
+            "heal_seconds": round3(heal),
+            "max_heal_seconds": round3(max_present(outcomes.iter().map(|o| seconds(o.heal)))),
+            "incomplete_trials": incomplete,
+            "dead_at_heal": round3(mean(&|o| o.dead_at_heal as f64 / o.cross_pairs.max(1) as f64)),
+            "suspect_at_heal": round3(mean(&|o| o.suspect_at_heal as f64 / o.cross_pairs.max(1) as f64)),
+            "converged_members": round3(mean(&|o| o.converged as f64)),
+        }),
+    );
+    Ok(report)
+}
+
+fn restart(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let max_wait = Duration::from_secs(u64::from(args.max_wait));
+    let outcomes: Vec<RestartOutcome> =
+        trials(args, bar, |seed, progress| study.restart(seed, !args.same_address, max_wait, progress))?;
+    let (rejoin, incomplete) = mean_present(outcomes.iter().map(|o| seconds(o.rejoin)));
+    let (knows_all, _) = mean_present(outcomes.iter().map(|o| seconds(o.knows_all)));
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "new_address": !args.same_address,
+            "rejoin_seconds": round3(rejoin),
+            "max_rejoin_seconds": round3(max_present(outcomes.iter().map(|o| seconds(o.rejoin)))),
+            "incomplete_trials": incomplete,
+            "knows_all_seconds": round3(knows_all),
+        }),
+    );
+    Ok(report)
 }
 
 fn spread(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
@@ -299,9 +659,6 @@ fn spread(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::V
 }
 
 fn steady(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
-    if args.plot.is_some() {
-        return Err("--plot draws the spread scenario only".to_owned());
-    }
     let mut outcomes = Vec::new();
     for trial in 0..args.trials {
         let seed = args.seed.wrapping_add(trial);
@@ -378,15 +735,17 @@ fn round6(value: Option<f64>) -> serde_json::Value {
 /// - rumor: none.
 fn theory_rounds(args: &Args) -> Option<(f64, String)> {
     let n = args.nodes.max(2) as f64;
-    let b = args.fanout as f64;
+    let b = args.fanout.unwrap_or(1) as f64;
     let q = b * (1.0 - args.loss);
-    match args.mode {
+    match mode(args) {
         Mode::Push if q > 0.0 => {
             let value = n.ln() / (1.0 + q).ln() + n.ln() / q;
             Some((value, "push: log_{1+q} n + ln n / q".to_owned()))
         }
         Mode::PushPull => Some((n.log(3.0) + n.ln().log2(), "push-pull: log3 n + log2 ln n".to_owned())),
-        Mode::Pull if args.fanout == 1 && args.loss == 0.0 && (100.0..=100_000.0).contains(&n) => {
+        Mode::Pull
+            if args.fanout.unwrap_or(1) == 1 && args.loss == 0.0 && (100.0..=100_000.0).contains(&n) =>
+        {
             let table = [(2.0, 9.8), (3.0, 13.7), (4.0, 17.5), (5.0, 21.0)];
             let x = n.log10();
             let i = table.iter().rposition(|(at, _)| *at <= x).unwrap_or(0).min(table.len() - 2);
@@ -403,15 +762,32 @@ fn print_table(args: &Args, report: &serde_json::Value) {
         serde_json::Value::Null => "-".to_owned(),
         value => value.to_string(),
     };
+    if args.scenario.is_swim() {
+        println!(
+            "simulate {}: {} nodes, loss {}, latency {} ms, {} trial(s), seed {}",
+            value_name(args.scenario),
+            args.nodes,
+            args.loss,
+            args.latency_ms,
+            args.trials,
+            args.seed,
+        );
+        if let Some(fields) = report.as_object() {
+            for (name, value) in fields {
+                println!("  {name:<40} {value:>12}");
+            }
+        }
+        return;
+    }
     println!(
         "simulate {}: {} nodes, {}, fanout {}, loss {}, latency {} ms, interval {} ms, {} trial(s), seed {}",
         value_name(args.scenario),
         args.nodes,
-        value_name(args.mode),
-        args.fanout,
+        value_name(mode(args)),
+        args.fanout.unwrap_or(1),
         args.loss,
         args.latency_ms,
-        args.interval_ms,
+        args.interval_ms.unwrap_or(1000),
         args.trials,
         args.seed,
     );
@@ -437,6 +813,7 @@ fn print_table(args: &Args, report: &serde_json::Value) {
             ("bytes per node", "bytes_per_node"),
             ("wall seconds", "wall_seconds"),
         ],
+        _ => &[],
     };
     for (label, name) in rows {
         println!("  {label:<30} {:>12}", field(name));
@@ -468,7 +845,7 @@ fn plot(
             (t, mean)
         })
         .collect();
-    let (n, b) = (args.nodes as f64, args.fanout as f64);
+    let (n, b) = (args.nodes as f64, args.fanout.unwrap_or(1) as f64);
     let logistic: Vec<(f64, f64)> = measured.iter().map(|(t, _)| (*t, logistic_fraction(n, b, *t))).collect();
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
@@ -476,8 +853,8 @@ fn plot(
     let caption = format!(
         "{} nodes, {}, fanout {}, loss {}: informed fraction per round ({} trials)",
         args.nodes,
-        value_name(args.mode),
-        args.fanout,
+        value_name(mode(args)),
+        args.fanout.unwrap_or(1),
         args.loss,
         outcomes.len()
     );

@@ -96,6 +96,21 @@ pub struct NodeView<'a> {
     pub incarnation: u32,
 }
 
+impl<'a> NodeView<'a> {
+    fn of(name: &'a str, replica: &'a crate::replica::Replica) -> Self {
+        Self {
+            name,
+            generation: replica.generation,
+            address: replica.address,
+            max_version: replica.max_version,
+            gc_watermark: replica.gc_watermark,
+            keys: replica.len(),
+            state: replica.state,
+            incarnation: replica.incarnation,
+        }
+    }
+}
+
 impl<R: Rng> Node<R> {
     /// Creates a node that knows only itself; its first gossip round comes at a random
     /// point within one `gossip_interval` after `now`.
@@ -162,21 +177,13 @@ impl<R: Rng> Node<R> {
 
     /// Every known node, this one first.
     pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
-        self.table.iter().map(|(name, replica)| NodeView {
-            name,
-            generation: replica.generation,
-            address: replica.address,
-            max_version: replica.max_version,
-            gc_watermark: replica.gc_watermark,
-            keys: replica.len(),
-            state: replica.state,
-            incarnation: replica.incarnation,
-        })
+        self.table.iter().map(|(name, replica)| NodeView::of(name, replica))
     }
 
     /// One known node.
     pub fn node(&self, name: &str) -> Option<NodeView<'_>> {
-        self.nodes().find(|view| view.name == name)
+        let (name, replica) = self.table.get(self.table.index_of(name)?)?;
+        Some(NodeView::of(name, replica))
     }
 
     /// The live entries of `node`'s table as `(key, value, version)`, in version order.
@@ -308,9 +315,11 @@ impl<R: Rng> Node<R> {
     /// Runs what is due at `now`. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
-        self.expire_suspicions();
         self.drive_probes();
         self.drive_lifecycle();
+        // After the probes: a failed probe may have confirmed a suspicion and pulled its
+        // deadline in; before the dead: a suspicion that expires makes one.
+        self.expire_suspicions();
         self.drive_dead_gossip();
         if now >= self.next_gossip {
             let fired = self.next_gossip;

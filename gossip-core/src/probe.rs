@@ -132,6 +132,15 @@ impl<R: Rng> Node<R> {
         self.health_probe_failed(probe.nacks_expected, probe.nacks);
         let Some(index) = self.table.index_of(&probe.target) else { return };
         let Some(mut claim) = self.claim_about(index) else { return };
+        if claim.state == MemberState::Suspect {
+            // Our own failed probe independently confirms the suspicion (as memberlist's
+            // suspectNode does), so Lifeguard's timeout shrinks toward its minimum.
+            let me = self.identity.name.clone();
+            if self.confirm_suspicion(&claim.name, &me) {
+                self.broadcast(claim);
+            }
+            return;
+        }
         if claim.state != MemberState::Alive {
             return;
         }
@@ -253,7 +262,10 @@ impl<R: Rng> Node<R> {
             return;
         }
         let sequence = self.prober.sequence();
-        let deadline = self.now + self.health.scale(swim.probe_timeout);
+        // Answer within the requester's period: its ping-req left one probe timeout into a
+        // period of about twice that, so a nack at a full timeout would always come too late
+        // and count against the requester's health.
+        let deadline = self.now + self.health.scale(swim.probe_timeout).mul_f64(0.8);
         self.prober.relays.insert(
             sequence,
             Relay { requester: from, sequence: request.sequence, nack: request.nack, deadline },

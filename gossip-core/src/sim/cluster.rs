@@ -1,7 +1,7 @@
 //! The simulated cluster: its nodes, how it is built, what can be read from it, and the
 //! commands that change it (writes, faults, partitions). Running it is in `driver.rs`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use crate::sim::observe::{NetworkStats, Observer, TrackedWrite, Traffic, WriteId
 use crate::sim::queue::EventQueue;
 use crate::sim::scenario::{Action, Scenario};
 use crate::sim::trace::{Record, Trace};
+use crate::sim::watch::{MemberRecord, ProcessingDelay, SentRecord};
 use crate::sim::{SimError, Violation};
 
 /// The port every simulated node listens on.
@@ -51,6 +52,22 @@ pub(crate) fn index_of_address(address: SocketAddr, len: usize) -> Option<usize>
     (ten == 10 && address.port() == PORT && index < len).then_some(index)
 }
 
+/// The node at `address`: its default address unless it moved away, or the address it moved
+/// to (`moved` holds the addresses that are not defaults).
+pub(crate) fn index_at(
+    addresses: &[SocketAddr],
+    moved: &HashMap<SocketAddr, usize>,
+    address: SocketAddr,
+) -> Option<usize> {
+    if moved.is_empty() {
+        return index_of_address(address, addresses.len());
+    }
+    if let Some(index) = moved.get(&address) {
+        return Some(*index);
+    }
+    index_of_address(address, addresses.len()).filter(|index| addresses[*index] == address)
+}
+
 /// The index of the node named `name`, if it is one of the `len` simulated names.
 pub(crate) fn index_of_name(name: &str, len: usize) -> Option<usize> {
     let digits = name.strip_prefix('n')?;
@@ -71,8 +88,23 @@ pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
 /// What is scheduled on the event queue.
 #[derive(Debug)]
 pub(crate) enum Scheduled {
-    Deliver { from: u32, to: u32, payload: Bytes },
-    Timer { node: u32, epoch: u64 },
+    Deliver {
+        from: u32,
+        to: u32,
+        payload: Bytes,
+    },
+    /// A datagram that waited out a slow node's processing delay; dropped if the node
+    /// restarted (or crashed) meanwhile.
+    Handle {
+        from: u32,
+        to: u32,
+        generation: u64,
+        payload: Bytes,
+    },
+    Timer {
+        node: u32,
+        epoch: u64,
+    },
     Action(Action),
 }
 
@@ -88,6 +120,10 @@ pub(crate) struct Slot {
     pub(crate) epoch: u64,
     /// When the current timer event fires.
     pub(crate) armed: Option<Duration>,
+    /// How late the node handles its datagrams and timers.
+    pub(crate) delay: ProcessingDelay,
+    /// When the last delayed datagram is handled (they are handled in arrival order).
+    pub(crate) last_handle: Duration,
 }
 
 /// Many [`Node`]s in one process on a virtual clock, exchanging their real encoded datagrams
@@ -119,6 +155,10 @@ pub struct Simulation {
     pub(crate) replay: String,
     pub(crate) slots: Vec<Slot>,
     pub(crate) names: Vec<Arc<str>>,
+    /// Current address of each node.
+    pub(crate) addresses: Vec<SocketAddr>,
+    /// The nodes that moved to an address other than their default one, by that address.
+    pub(crate) moved: HashMap<SocketAddr, usize>,
     /// Current generation of each node.
     pub(crate) generations: Vec<u64>,
     /// Whether each node ever restarted (then replicas may hold other generations of it).
@@ -131,6 +171,7 @@ pub struct Simulation {
     pub(crate) memory: VersionMemory,
     pub(crate) trace: Trace,
     pub(crate) events: Option<Vec<(Duration, usize, Event)>>,
+    pub(crate) membership: Option<Vec<MemberRecord>>,
     pub(crate) steps: u64,
     pub(crate) failure: Option<Box<Violation>>,
     pub(crate) skipped_actions: u64,
@@ -158,6 +199,8 @@ impl Simulation {
             replay: config.replay_text(),
             slots: Vec::with_capacity(n),
             names: (0..n).map(|i| Arc::from(node_name(i))).collect(),
+            addresses: (0..n).map(node_address).collect(),
+            moved: HashMap::new(),
             generations: vec![1; n],
             restarted: vec![false; n],
             queue: EventQueue::new(),
@@ -168,6 +211,7 @@ impl Simulation {
             memory: VersionMemory::new(),
             trace: Trace::new(config.seed),
             events: config.record_events.then(Vec::new),
+            membership: config.record_membership.then(Vec::new),
             steps: 0,
             failure: None,
             skipped_actions: 0,
@@ -181,6 +225,8 @@ impl Simulation {
                 inbox: VecDeque::new(),
                 epoch: 0,
                 armed: None,
+                delay: ProcessingDelay::NONE,
+                last_handle: Duration::ZERO,
             });
         }
         match &config.bootstrap {
@@ -188,7 +234,7 @@ impl Simulation {
             Bootstrap::Join(seeds) => {
                 for index in 0..n {
                     let seeds: Vec<SocketAddr> =
-                        seeds.iter().filter(|s| **s != index && **s < n).map(|s| node_address(*s)).collect();
+                        seeds.iter().filter(|s| **s != index && **s < n).map(|s| sim.addresses[*s]).collect();
                     if let Some(node) = sim.slots[index].node.as_mut() {
                         node.join(seeds);
                     }
@@ -205,7 +251,7 @@ impl Simulation {
     /// A new process for node `index` under `generation`, at the current virtual time.
     fn start_node(&mut self, index: usize, generation: u64) -> Result<Node<ChaCha8Rng>, SimError> {
         let rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, index as u64, generation));
-        let identity = Identity::new(self.names[index].to_string(), generation, node_address(index));
+        let identity = Identity::new(self.names[index].to_string(), generation, self.addresses[index]);
         let local = match self.slots.get_mut(index) {
             Some(slot) => slot.clock.local(self.base, self.now),
             None => self.base + self.now,
@@ -284,6 +330,21 @@ impl Simulation {
         self.names.get(index).map(|name| &**name)
     }
 
+    /// The current address of node `index` (its [`node_address`] unless it moved).
+    pub fn address(&self, index: usize) -> Option<SocketAddr> {
+        self.addresses.get(index).copied()
+    }
+
+    /// The node listening at `address` now, if any.
+    pub fn index_at(&self, address: SocketAddr) -> Option<usize> {
+        index_at(&self.addresses, &self.moved, address)
+    }
+
+    /// How late node `index` handles its datagrams and timers.
+    pub fn processing_delay(&self, index: usize) -> Option<ProcessingDelay> {
+        self.slots.get(index).map(|slot| slot.delay)
+    }
+
     /// The current generation of node `index`.
     pub fn generation(&self, index: usize) -> Option<u64> {
         self.generations.get(index).copied()
@@ -336,6 +397,24 @@ impl Simulation {
     /// Every event of every node, as `(time, node, event)`, if the config asked for it.
     pub fn events(&self) -> Option<&[(Duration, usize, Event)]> {
         self.events.as_deref()
+    }
+
+    /// Takes the membership changes logged since the last call, in order, if the config
+    /// asked for the log ([`SimConfig::with_membership_log`]). Taking them keeps the log
+    /// short on long runs.
+    pub fn take_membership_log(&mut self) -> Vec<MemberRecord> {
+        self.membership.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Starts logging every datagram sent to node `index` (by anyone, whether it arrives or
+    /// not), with its kind: see [`take_sends_log`](Self::take_sends_log).
+    pub fn watch_sends_to(&mut self, index: usize) {
+        self.observer.watch(index);
+    }
+
+    /// Takes the datagrams sent to watched nodes since the last call, in order.
+    pub fn take_sends_log(&mut self) -> Vec<SentRecord> {
+        self.observer.take_watched()
     }
 
     /// The hash of everything delivered and emitted so far, with its time. Equal for two
@@ -427,6 +506,37 @@ impl Simulation {
         if self.slots[index].node.is_some() {
             self.crash(index)?;
         }
+        self.start_again(index)
+    }
+
+    /// As [`restart`](Self::restart), at a new address: the node keeps its name but listens
+    /// at `address` from now on, and datagrams to its old address go nowhere. `address`
+    /// must not be another node's, nor of the form of a default [`node_address`] other than
+    /// the node's own (to move back).
+    pub fn restart_at(&mut self, index: usize, address: SocketAddr) -> Result<(), SimError> {
+        if index >= self.slots.len() {
+            return Err(SimError::NoSuchNode(index));
+        }
+        let default = node_address(index);
+        let taken = self.index_at(address).is_some_and(|other| other != index)
+            || index_of_address(address, 1 << 24).is_some_and(|other| other != index);
+        if taken {
+            return Err(SimError::Setup(format!("node {index} cannot move to {address}: it is taken")));
+        }
+        if self.slots[index].node.is_some() {
+            self.crash(index)?;
+        }
+        let old = std::mem::replace(&mut self.addresses[index], address);
+        self.moved.remove(&old);
+        if address != default {
+            self.moved.insert(address, index);
+        }
+        self.trace.record(Record::Action, self.now, index, 11);
+        self.start_again(index)
+    }
+
+    /// Starts crashed node `index` under its next generation and joins the restart seeds.
+    fn start_again(&mut self, index: usize) -> Result<(), SimError> {
         let generation = self.generations[index] + 1;
         let mut node = self.start_node(index, generation)?;
         self.generations[index] = generation;
@@ -437,7 +547,8 @@ impl Simulation {
             self.restart_seeds.clone()
         };
         let n = self.slots.len();
-        node.join(seeds.into_iter().filter(|s| *s != index && *s < n).map(node_address));
+        let addresses = &self.addresses;
+        node.join(seeds.into_iter().filter(|s| *s != index && *s < n).map(|s| addresses[s]));
         self.slots[index].node = Some(node);
         self.observer.node_up();
         self.trace.record(Record::Action, self.now, index, 2);
@@ -475,6 +586,20 @@ impl Simulation {
         slot.clock.jump(jump);
         slot.armed = None;
         self.trace.record(Record::Action, self.now, index, 5);
+        self.drain(index);
+        Ok(())
+    }
+
+    /// From now on node `index` handles its datagrams and timers late (a slow, CPU-starved
+    /// process; see [`ProcessingDelay`]). Datagrams already waiting keep their time; a
+    /// restart keeps the delay (it is the machine that is slow).
+    pub fn set_processing_delay(&mut self, index: usize, delay: ProcessingDelay) -> Result<(), SimError> {
+        let slot = self.slots.get_mut(index).ok_or(SimError::NoSuchNode(index))?;
+        slot.delay = delay;
+        slot.armed = None;
+        self.trace.record(Record::Action, self.now, index, 12);
+        self.trace.bytes(&delay.datagrams.as_nanos().to_le_bytes());
+        self.trace.bytes(&delay.timers.as_nanos().to_le_bytes());
         self.drain(index);
         Ok(())
     }
@@ -533,6 +658,7 @@ impl Simulation {
     pub fn add_node(&mut self, seeds: impl IntoIterator<Item = usize>) -> Result<usize, SimError> {
         let index = self.slots.len();
         self.names.push(Arc::from(node_name(index)));
+        self.addresses.push(node_address(index));
         self.generations.push(1);
         self.restarted.push(false);
         let clock = NodeClock::default();
@@ -540,12 +666,14 @@ impl Simulation {
             Ok(node) => node,
             Err(e) => {
                 self.names.pop();
+                self.addresses.pop();
                 self.generations.pop();
                 self.restarted.pop();
                 return Err(e);
             }
         };
-        node.join(seeds.into_iter().filter(|s| *s < index).map(node_address));
+        let addresses = &self.addresses;
+        node.join(seeds.into_iter().filter(|s| *s < index).map(|s| addresses[s]));
         self.slots.push(Slot {
             node: Some(node),
             clock,
@@ -553,6 +681,8 @@ impl Simulation {
             inbox: VecDeque::new(),
             epoch: 0,
             armed: None,
+            delay: ProcessingDelay::NONE,
+            last_handle: Duration::ZERO,
         });
         self.observer.add_node();
         self.drain(index);
@@ -576,7 +706,7 @@ impl Simulation {
     /// Encodes an envelope carrying `body` as node `from` would send it (its current
     /// identity, the cluster's name): a datagram to [`inject`](Self::inject).
     pub fn forge(&self, from: usize, body: v1::envelope::Body) -> Bytes {
-        let address = node_address(from);
+        let address = self.address(from).unwrap_or_else(|| node_address(from));
         let ip = match address.ip() {
             IpAddr::V4(ip) => Bytes::copy_from_slice(&ip.octets()),
             IpAddr::V6(ip) => Bytes::copy_from_slice(&ip.octets()),
@@ -630,6 +760,8 @@ impl Simulation {
             Action::Delete { node, key } => self.delete(node, &key).map(|_| ()),
             Action::Crash(node) => self.crash(node),
             Action::Restart(node) => self.restart(node),
+            Action::RestartAt { node, address } => self.restart_at(node, address),
+            Action::SetProcessingDelay { node, delay } => self.set_processing_delay(node, delay),
             Action::Pause(node) => self.pause(node),
             Action::Resume(node) => self.resume(node),
             Action::ClockJump { node, jump } => self.jump_clock(node, jump),

@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub paused_buffer: usize,
     /// Keep every event of every node (see [`crate::sim::Simulation::events`]).
     pub record_events: bool,
+    /// Keep a log of the membership changes every node reports (see
+    /// [`crate::sim::Simulation::take_membership_log`]).
+    pub record_membership: bool,
     /// The replay command printed with a violation; `{seed}` is replaced by the seed.
     pub replay: Option<String>,
     /// The `Instant` virtual time zero maps to; `None` reads the clock once (only
@@ -68,6 +71,7 @@ impl SimConfig {
             restart_seeds: Vec::new(),
             paused_buffer: 4_096,
             record_events: false,
+            record_membership: false,
             replay: None,
             base: None,
             build_threads: 0,
@@ -101,6 +105,12 @@ impl SimConfig {
     /// Keeping every event.
     pub fn with_recorded_events(mut self) -> Self {
         self.record_events = true;
+        self
+    }
+
+    /// Keeping a log of membership changes (suspected, failed, recovered, ...).
+    pub fn with_membership_log(mut self) -> Self {
+        self.record_membership = true;
         self
     }
 

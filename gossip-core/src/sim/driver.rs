@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use crate::event::{Event, Output};
-use crate::sim::cluster::{Scheduled, Simulation, index_of_address, index_of_name, node_address};
+use crate::sim::cluster::{Scheduled, Simulation, index_at, index_of_name};
 use crate::sim::invariants::{self, ViolationKind};
+use crate::sim::kind::body_kind;
 use crate::sim::network::Fate;
 use crate::sim::trace::Record;
+use crate::sim::watch::MemberRecord;
 use crate::sim::{SimError, Violation};
 
 impl Simulation {
@@ -23,6 +25,15 @@ impl Simulation {
         self.steps += 1;
         let touched = match item {
             Scheduled::Deliver { from, to, payload } => self.deliver(from as usize, to as usize, payload),
+            Scheduled::Handle { from, to, generation, payload } => {
+                let to = to as usize;
+                if self.generations[to] != generation || self.slots[to].node.is_none() {
+                    self.observer.stats.to_down_nodes += 1;
+                    None
+                } else {
+                    self.receive(from as usize, to, payload)
+                }
+            }
             Scheduled::Timer { node, epoch } => self.fire(node as usize, epoch)?,
             Scheduled::Action(action) => {
                 self.trace.record(Record::Action, self.now, 0, 0);
@@ -119,6 +130,21 @@ impl Simulation {
             self.observer.stats.to_down_nodes += 1;
             return None;
         }
+        if !slot.delay.datagrams.is_zero() {
+            // A slow node: the datagram waits, behind those that arrived before it.
+            let at = (self.now + slot.delay.datagrams).max(slot.last_handle);
+            slot.last_handle = at;
+            self.observer.stats.held_by_slow_nodes += 1;
+            let (from, to, generation) = (from as u32, to as u32, self.generations[to]);
+            self.queue.push(at, Scheduled::Handle { from, to, generation, payload });
+            return None;
+        }
+        self.receive(from, to, payload)
+    }
+
+    /// Node `to` takes a datagram from its socket: it handles it now unless it is paused.
+    fn receive(&mut self, from: usize, to: usize, payload: bytes::Bytes) -> Option<usize> {
+        let slot = &mut self.slots[to];
         if slot.paused {
             if slot.inbox.len() >= self.paused_buffer {
                 self.observer.stats.dropped_while_paused += 1;
@@ -140,7 +166,7 @@ impl Simulation {
         let local = slot.clock.local(self.base, self.now);
         self.observer.stats.delivered.add(payload.len());
         self.trace.delivered(self.now, from, to, payload);
-        node.handle_input(local, node_address(from), payload);
+        node.handle_input(local, self.addresses[from], payload);
     }
 
     /// A timer event pops; returns the node if the timer was current and fired.
@@ -168,16 +194,32 @@ impl Simulation {
     pub(crate) fn drain(&mut self, index: usize) {
         let now = self.now;
         let len = self.slots.len();
-        let Self { slots, observer, network, rng, queue, trace, events, generations, restarted, .. } = self;
+        let Self {
+            slots,
+            observer,
+            network,
+            rng,
+            queue,
+            trace,
+            events,
+            membership,
+            generations,
+            restarted,
+            addresses,
+            moved,
+            ..
+        } = self;
         let Some(node) = slots[index].node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
                 Output::Transmit(transmit) => {
-                    observer.sent(index, transmit.payload.len());
-                    let Some(to) = index_of_address(transmit.to, len) else {
+                    let kind = body_kind(&transmit.payload);
+                    observer.sent(index, transmit.payload.len(), kind);
+                    let Some(to) = index_at(addresses, moved, transmit.to) else {
                         observer.stats.undeliverable += 1;
                         continue;
                     };
+                    observer.sent_to(now, index, to, kind);
                     match network.send(index, to, rng) {
                         Fate::Lost => {
                             observer.stats.lost += 1;
@@ -210,6 +252,13 @@ impl Simulation {
                             observer.learned(index, owner_index, generation, key, *version, now);
                         }
                     }
+                    if let Some(log) = membership.as_mut() {
+                        let index_of = |name: &str| index_of_name(name, len);
+                        let lookup = |name: &str| node.node(name).map(|view| view.incarnation);
+                        if let Some(record) = MemberRecord::from_event(now, index, &event, index_of, lookup) {
+                            log.push(record);
+                        }
+                    }
                     if let Some(log) = events.as_mut() {
                         log.push((now, index, event));
                     }
@@ -233,7 +282,7 @@ impl Simulation {
                 slot.armed = None;
             }
             Some(deadline) => {
-                let at = slot.clock.virtual_time_of(self.base, deadline).max(now);
+                let at = (slot.clock.virtual_time_of(self.base, deadline) + slot.delay.timers).max(now);
                 if slot.armed != Some(at) {
                     slot.epoch += 1;
                     slot.armed = Some(at);

@@ -11,17 +11,24 @@
 //! - **Faults.** Per-link [`LinkModel`]s (fixed, uniform or exponential [`Latency`]; i.i.d.
 //!   or bursty [`Loss`] by [`GilbertElliott`]; duplication; reordering from jitter), symmetric
 //!   and one-way partitions, crashes and restarts (next generation, empty table, rejoin via
-//!   seeds), paused nodes (inputs wait, timers fire late) and per-node [`ClockJump`]s.
+//!   seeds, optionally at a new address), paused nodes (inputs wait, timers fire late), slow
+//!   nodes ([`ProcessingDelay`]: datagrams handled late, timers firing late) and per-node
+//!   [`ClockJump`]s.
 //! - **Observation.** When each node first learned each write ([`TrackedWrite`]), datagrams
-//!   and bytes per node ([`Simulation::sent_by`], [`NetworkStats`]), and [invariant
+//!   and bytes per node ([`Simulation::sent_by`], [`NetworkStats`], by [`BodyKind`]), a log
+//!   of membership changes ([`MemberRecord`]) and of datagrams sent to chosen nodes
+//!   ([`SentRecord`]), and [invariant
 //!   checks](invariants) after every step, on a sample of steps, or on demand. A violation
 //!   stops the run with an error that names the seed and how to replay it.
 //! - **Scale.** [`Bootstrap::InSync`] builds a cluster where every node knows every other
 //!   without a datagram, in parallel; 10,000 nodes fit in memory and a spread trial at that
 //!   size runs in under a minute in release builds. The simulator does O(1) work per event
-//!   (O(n) per invariant check of one node, so sample them on large runs).
+//!   (O(n) per invariant check of one node, so sample them on large runs; O(n) per member
+//!   reported failed or left, when the membership log is on).
 //!
-//! [`Study`] runs the convergence and traffic trials behind the `simulate` example:
+//! [`Study`] runs the convergence and traffic trials, and [`SwimStudy`] the membership
+//! trials (crash, false positives under loss or slow members, partition, restart), behind
+//! the `simulate` example:
 //! `cargo run --release -p gossip-core --features sim --example simulate -- --help`.
 //!
 //! ```
@@ -41,7 +48,8 @@
 //! assert!(sim.node(0).unwrap().get("n2", "role").is_none(), "the delete reached node 0");
 //! ```
 //!
-//! Nodes are named `n0`, `n1`, ... and listen at `10.x.y.z:7946`; node `i` runs under
+//! Nodes are named `n0`, `n1`, ... and listen at `10.x.y.z:7946` (until
+//! [`Simulation::restart_at`] moves one); node `i` runs under
 //! generation 1 until its first restart. Write through the simulator ([`Simulation::set`],
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
@@ -52,23 +60,29 @@ mod config;
 mod driver;
 mod error;
 pub mod invariants;
+mod kind;
 mod ledger;
 mod link;
 mod network;
 mod observe;
 mod queue;
 mod scenario;
+mod swim;
 mod trace;
 mod trial;
+mod watch;
 
 pub use clock::ClockJump;
 pub use cluster::{Simulation, node_address, node_name};
 pub use config::{Bootstrap, SimConfig, seed_from_env};
 pub use error::{SimError, Violation};
 pub use invariants::{Checks, ReplicaSnapshot, VersionMemory, ViolationKind};
+pub use kind::{BodyKind, KindCounts, body_kind};
 pub use ledger::{ExpectedTable, Ledger, LoggedWrite, OwnerLog};
 pub use link::{GilbertElliott, Latency, LinkModel, Loss};
 pub use network::CutId;
 pub use observe::{NetworkStats, TrackedWrite, Traffic, WriteId};
 pub use scenario::{Action, Scenario};
+pub use swim::{CrashOutcome, FalsePositives, PartitionOutcome, RestartOutcome, Slowdown, SwimStudy, Tally};
 pub use trial::{Progress, SpreadOutcome, SteadyOutcome, Study};
+pub use watch::{MemberChange, MemberRecord, ProcessingDelay, SentRecord};

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sim::kind::{BodyKind, KindCounts};
+use crate::sim::network::NodeSet;
+use crate::sim::watch::SentRecord;
+
 /// A count of datagrams and their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -46,6 +50,10 @@ pub struct NetworkStats {
     pub held_while_paused: u64,
     /// Arrived at a paused node whose receive buffer was full.
     pub dropped_while_paused: u64,
+    /// Arrived at a slow node and waited out its processing delay.
+    pub held_by_slow_nodes: u64,
+    /// Datagrams the nodes sent, by the kind of message they carry.
+    pub sent_kinds: KindCounts,
 }
 
 /// Names a write the simulator made (see [`crate::sim::Simulation::set`]).
@@ -98,6 +106,9 @@ pub(crate) struct Observer {
     by_key: HashMap<(usize, u64), HashMap<Arc<str>, Vec<usize>>>,
     /// Nodes currently up.
     live: usize,
+    /// Nodes whose inbound datagrams are logged in `watch_log`.
+    watched: NodeSet,
+    watch_log: Vec<SentRecord>,
 }
 
 impl Observer {
@@ -110,9 +121,27 @@ impl Observer {
         self.live += 1;
     }
 
-    pub(crate) fn sent(&mut self, node: usize, bytes: usize) {
+    pub(crate) fn sent(&mut self, node: usize, bytes: usize, kind: BodyKind) {
         self.stats.sent.add(bytes);
+        self.stats.sent_kinds.add(kind);
         self.sent_by[node].add(bytes);
+    }
+
+    /// Starts logging the datagrams sent to `node`.
+    pub(crate) fn watch(&mut self, node: usize) {
+        self.watched.insert(node);
+    }
+
+    /// Logs a datagram to `to` if it is watched.
+    pub(crate) fn sent_to(&mut self, at: Duration, from: usize, to: usize, kind: BodyKind) {
+        if self.watched.contains(to) {
+            self.watch_log.push(SentRecord { at, from, to, kind });
+        }
+    }
+
+    /// Takes the log of datagrams sent to watched nodes.
+    pub(crate) fn take_watched(&mut self) -> Vec<SentRecord> {
+        std::mem::take(&mut self.watch_log)
     }
 
     pub(crate) fn write(&self, id: WriteId) -> Option<&TrackedWrite> {

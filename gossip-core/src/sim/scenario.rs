@@ -1,6 +1,7 @@
 //! Scenarios: actions scheduled at given virtual times (writes, faults, partitions, clock
 //! jumps). A run is a pure function of its [`SimConfig`] and its scenario.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,6 +10,7 @@ use crate::sim::clock::ClockJump;
 use crate::sim::config::SimConfig;
 use crate::sim::link::LinkModel;
 use crate::sim::network::CutId;
+use crate::sim::watch::ProcessingDelay;
 use crate::sim::{SimError, Simulation};
 
 /// Something that happens to the cluster at a scheduled time.
@@ -39,6 +41,21 @@ pub enum Action {
     /// The node starts again under the next generation with an empty table and joins the
     /// restart seeds (a running node is crashed first).
     Restart(usize),
+    /// As [`Action::Restart`], at a new address (see [`Simulation::restart_at`]).
+    RestartAt {
+        /// The node.
+        node: usize,
+        /// Where it listens from now on.
+        address: SocketAddr,
+    },
+    /// The node handles its datagrams and timers late from now on (see
+    /// [`Simulation::set_processing_delay`]).
+    SetProcessingDelay {
+        /// The node.
+        node: usize,
+        /// How late.
+        delay: ProcessingDelay,
+    },
     /// The node's process stops being scheduled: datagrams to it wait in its buffer and its
     /// timers do not fire.
     Pause(usize),

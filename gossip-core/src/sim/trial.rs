@@ -53,6 +53,29 @@ pub enum Progress {
         /// Intervals to measure.
         of: u32,
     },
+    /// A membership trial's cluster settles before its fault.
+    Settling {
+        /// Probe periods done.
+        period: u32,
+        /// Probe periods to settle.
+        of: u32,
+    },
+    /// A membership trial runs for a planned number of probe periods.
+    Running {
+        /// Probe periods done.
+        period: u32,
+        /// Probe periods planned.
+        of: u32,
+    },
+    /// A membership trial waits for the members to reach a state.
+    Waiting {
+        /// Seconds waited so far.
+        seconds: u32,
+        /// Members in that state.
+        done: usize,
+        /// Members to wait for.
+        of: usize,
+    },
 }
 
 /// The cluster a study runs on, and its two trials.
