@@ -178,6 +178,12 @@ struct Args {
     /// Turn Lifeguard off (local health, dynamic suspicion, nacks, buddy system).
     #[arg(long)]
     no_lifeguard: bool,
+    /// The preset the nodes start from.
+    #[arg(long, value_enum, default_value_t = Preset::Lan)]
+    config: Preset,
+    /// SWIM probe interval, in milliseconds [default: the preset's].
+    #[arg(long)]
+    probe_ms: Option<u64>,
     /// Slow scenario: the fraction of members that are slow.
     #[arg(long, default_value_t = 0.1)]
     slow_fraction: f64,
@@ -202,6 +208,14 @@ struct Args {
     plot: Option<PathBuf>,
 }
 
+/// A `Config` preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Preset {
+    Lan,
+    Wan,
+    Local,
+}
+
 fn main() {
     let args = Args::parse();
     if let Err(message) = run(&args) {
@@ -212,8 +226,16 @@ fn main() {
 
 /// The node configuration the flags describe.
 fn node_config(args: &Args) -> Result<Config, String> {
-    let mut config = Config::lan();
+    let mut config = match args.config {
+        Preset::Lan => Config::lan(),
+        Preset::Wan => Config::wan(),
+        Preset::Local => Config::local(),
+    };
     config.swim.lifeguard = !args.no_lifeguard;
+    if let Some(probe) = args.probe_ms {
+        config.swim.probe_interval = Duration::from_millis(probe);
+        config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
+    }
     let swim = args.scenario.is_swim();
     // The spread and steady studies measure anti-entropy alone at a 1 s interval, fanout 1;
     // the membership scenarios run Config::lan() unless a flag says otherwise.
