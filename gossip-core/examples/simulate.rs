@@ -184,6 +184,9 @@ struct Args {
     /// SWIM probe interval, in milliseconds [default: the preset's].
     #[arg(long)]
     probe_ms: Option<u64>,
+    /// SWIM suspicion multiplier [default: the preset's].
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
     /// Slow scenario: the fraction of members that are slow.
     #[arg(long, default_value_t = 0.1)]
     slow_fraction: f64,
@@ -232,6 +235,9 @@ fn node_config(args: &Args) -> Result<Config, String> {
         Preset::Local => Config::local(),
     };
     config.swim.lifeguard = !args.no_lifeguard;
+    if let Some(mult) = args.suspicion_mult {
+        config.swim.suspicion_mult = mult;
+    }
     if let Some(probe) = args.probe_ms {
         config.swim.probe_interval = Duration::from_millis(probe);
         config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
