@@ -51,8 +51,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gossip_core::sim::{
-    BodyKind, Checks, CrashOutcome, FalsePositives, LinkModel, PartitionOutcome, ProcessingDelay, Progress,
-    RestartOutcome, SimError, Slowdown, SpreadOutcome, Study, SwimStudy,
+    AggregateStudy, BodyKind, Checks, ChurnOutcome, ConvergenceOutcome, CrashOutcome, FalsePositives,
+    LinkModel, PartitionOutcome, ProcessingDelay, Progress, RestartOutcome, SimError, Slowdown,
+    SpreadOutcome, Study, SwimStudy,
 };
 use gossip_core::{AntiEntropyMode, Config, Dissemination, RumorRule};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -89,11 +90,19 @@ enum ScenarioKind {
     Partition,
     /// A member restarts (at a new address): time until all see the new generation Alive.
     Restart,
+    /// Push-sum aggregation: rounds until every node's average is within 1e-3 and 1e-6 of
+    /// the truth (with --crash-fraction: crashes mid-epoch, and the next epoch's errors).
+    Aggregate,
 }
 
 impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     fn is_swim(self) -> bool {
+        self.runs_preset() && self != Self::Aggregate
+    }
+
+    /// Whether the nodes run the preset as it is (the gossip flags apply only when given).
+    fn runs_preset(self) -> bool {
         !matches!(self, Self::Spread | Self::Steady)
     }
 }
@@ -203,6 +212,16 @@ struct Args {
     /// Restart scenario: the member comes back at its old address.
     #[arg(long)]
     same_address: bool,
+    /// Aggregate scenario: rounds to measure.
+    #[arg(long, default_value_t = 80)]
+    measure_rounds: u32,
+    /// Aggregate scenario: the fraction of nodes that crash half-way through the first
+    /// epoch (0: no churn trial; the first epoch's count leader always crashes).
+    #[arg(long, default_value_t = 0.0)]
+    crash_fraction: f64,
+    /// Aggregation rounds per epoch [default: the preset's].
+    #[arg(long)]
+    epoch_rounds: Option<u32>,
     /// Print exactly one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -242,7 +261,10 @@ fn node_config(args: &Args) -> Result<Config, String> {
         config.swim.probe_interval = Duration::from_millis(probe);
         config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
     }
-    let swim = args.scenario.is_swim();
+    let swim = args.scenario.runs_preset();
+    if let Some(rounds) = args.epoch_rounds {
+        config.aggregation.epoch_rounds = rounds;
+    }
     // The spread and steady studies measure anti-entropy alone at a 1 s interval, fanout 1;
     // the membership scenarios run Config::lan() unless a flag says otherwise.
     if let Some(interval) = args.interval_ms.or((!swim).then_some(1000)) {
@@ -321,6 +343,20 @@ fn swim_study(args: &Args) -> Result<SwimStudy, String> {
         .with_replay(replay_command(args)))
 }
 
+fn aggregate_study(args: &Args) -> Result<AggregateStudy, String> {
+    let (link, checks) = link_and_checks(args)?;
+    if args.nodes < 2 {
+        return Err("the aggregate scenario needs --nodes 2 or more".to_owned());
+    }
+    if !(0.0..1.0).contains(&args.crash_fraction) {
+        return Err("--crash-fraction must be within 0..1".to_owned());
+    }
+    Ok(AggregateStudy::new(args.nodes, node_config(args)?)
+        .with_link(link)
+        .with_checks(checks)
+        .with_replay(replay_command(args)))
+}
+
 /// The command that replays one trial (`{seed}` is filled in by the simulator).
 fn replay_command(args: &Args) -> String {
     let mut command = format!(
@@ -372,6 +408,13 @@ fn replay_command(args: &Args) -> String {
             _ => {}
         }
     }
+    if args.scenario == ScenarioKind::Aggregate {
+        command +=
+            &format!(" --measure-rounds {} --crash-fraction {}", args.measure_rounds, args.crash_fraction);
+        if let Some(rounds) = args.epoch_rounds {
+            command += &format!(" --epoch-rounds {rounds}");
+        }
+    }
     command
 }
 
@@ -415,6 +458,7 @@ fn run(args: &Args) -> Result<(), String> {
         ScenarioKind::Healthy | ScenarioKind::Slow => false_positives(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Partition => partition(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Restart => restart(args, &swim_study(args)?, &bar)?,
+        ScenarioKind::Aggregate => aggregate(args, &aggregate_study(args)?, &bar)?,
     };
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
@@ -719,6 +763,71 @@ fn steady(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::V
     Ok(report)
 }
 
+fn aggregate(args: &Args, study: &AggregateStudy, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let config = &study.node_config.aggregation;
+    let mut report = json!({
+        "scenario": "aggregate",
+        "nodes": args.nodes,
+        "loss": args.loss,
+        "latency_ms": args.latency_ms,
+        "interval_ms": config.interval.as_millis() as u64,
+        "epoch_rounds": config.epoch_rounds,
+        "trials": args.trials,
+        "seed": args.seed,
+    });
+    if args.crash_fraction > 0.0 {
+        let outcomes: Vec<ChurnOutcome> =
+            trials(args, bar, |seed, progress| study.churn(seed, args.crash_fraction, progress))?;
+        let (recovery, unrecovered) = mean_present(outcomes.iter().map(|o| o.recovered_after_rounds));
+        merge(
+            &mut report,
+            json!({
+                "crash_fraction": args.crash_fraction,
+                "crashed": outcomes[0].crashed,
+                "crash_round": outcomes[0].crash_round,
+                "unrecovered_trials": unrecovered,
+                "recovery_rounds": round3(recovery),
+                "max_recovery_rounds": round3(max_present(outcomes.iter().map(|o| o.recovered_after_rounds))),
+                "next_epoch_max_average_error": sci(max_present(outcomes.iter().map(|o| o.average_error))),
+                "next_epoch_max_count_error": sci(max_present(outcomes.iter().map(|o| o.count_error))),
+                "crash_epoch_max_average_error":
+                    sci(max_present(outcomes.iter().map(|o| o.crash_epoch_average_error))),
+            }),
+        );
+        return Ok(report);
+    }
+    let outcomes: Vec<ConvergenceOutcome> =
+        trials(args, bar, |seed, progress| study.convergence(seed, args.measure_rounds, progress))?;
+    let (to_1e3, missing_1e3) = mean_present(outcomes.iter().map(|o| o.rounds_to_1e3));
+    let (to_1e6, missing_1e6) = mean_present(outcomes.iter().map(|o| o.rounds_to_1e6));
+    let n = outcomes.len() as f64;
+    merge(
+        &mut report,
+        json!({
+            "measured_rounds": args.measure_rounds,
+            "rounds_to_1e3": round3(to_1e3),
+            "rounds_to_1e6": round3(to_1e6),
+            "max_rounds_to_1e6": round3(max_present(outcomes.iter().map(|o| o.rounds_to_1e6))),
+            "trials_without_1e3": missing_1e3,
+            "trials_without_1e6": missing_1e6,
+            "final_max_relative_error": sci(max_present(outcomes.iter().map(|o| o.final_max_relative_error))),
+            "count_estimate_error": sci(max_present(outcomes.iter().map(|o| o.count_estimate_error))),
+            "sum_estimate_error": sci(max_present(outcomes.iter().map(|o| o.sum_estimate_error))),
+            "datagrams_per_node_per_round":
+                round3(Some(outcomes.iter().map(|o| o.datagrams_per_node_per_round).sum::<f64>() / n)),
+        }),
+    );
+    Ok(report)
+}
+
+/// A small error, kept to three significant digits.
+fn sci(value: Option<f64>) -> serde_json::Value {
+    value.map_or(serde_json::Value::Null, |v| {
+        let rounded: f64 = format!("{v:.3e}").parse().unwrap_or(v);
+        json!(rounded)
+    })
+}
+
 fn failure(error: SimError, seed: u64) -> String {
     match error {
         SimError::Invariant(violation) => format!("trial with seed {seed} failed:\n{violation}"),
@@ -790,7 +899,7 @@ fn print_table(args: &Args, report: &serde_json::Value) {
         serde_json::Value::Null => "-".to_owned(),
         value => value.to_string(),
     };
-    if args.scenario.is_swim() {
+    if args.scenario.runs_preset() {
         println!(
             "simulate {}: {} nodes, loss {}, latency {} ms, {} trial(s), seed {}",
             value_name(args.scenario),

@@ -58,12 +58,10 @@ impl Budget {
 /// The encoded size of the largest datagram that carries one entry with a key and a value
 /// of these sizes, with the longest names and numbers the config allows.
 pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_len: usize) -> usize {
-    let long_name = "n".repeat(config.max_name_size);
-    let address = v1::Address { ip: vec![0xff; 16].into(), port: u32::from(u16::MAX) };
     let delta = v1::NodeDelta {
-        name: long_name.clone(),
+        name: "n".repeat(config.max_name_size),
         generation: u64::MAX,
-        address: Some(address.clone()),
+        address: Some(widest_address()),
         from_version: u64::MAX,
         to_version: u64::MAX,
         gc_watermark: u64::MAX,
@@ -77,12 +75,46 @@ pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_l
             deleted: true,
         }],
     };
-    let envelope = v1::Envelope {
+    widest_envelope(config, v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true }))
+        .encoded_len()
+}
+
+/// The encoded size of the largest aggregation transfer: every aggregate, each with the
+/// longest name and every field set.
+pub(crate) fn full_transfer_datagram_len(config: &Config) -> usize {
+    let share = v1::AggregateShare {
+        name: "a".repeat(config.aggregation.max_name_size),
+        average_value: f64::MAX,
+        average_weight: f64::MAX,
+        sum_value: f64::MAX,
+        count_value: f64::MAX,
+        total_weight: f64::MAX,
+        min: Some(f64::MIN),
+        max: Some(f64::MAX),
+    };
+    let transfer = v1::AggregateTransfer {
+        epoch: u64::MAX,
+        sequence: u64::MAX,
+        shares: vec![share; config.aggregation.max_aggregates],
+    };
+    widest_envelope(config, v1::envelope::Body::AggregateTransfer(transfer)).encoded_len()
+}
+
+fn widest_address() -> v1::Address {
+    v1::Address { ip: vec![0xff; 16].into(), port: u32::from(u16::MAX) }
+}
+
+/// An envelope around `body` from a sender with the longest name and numbers allowed.
+fn widest_envelope(config: &Config, body: v1::envelope::Body) -> v1::Envelope {
+    v1::Envelope {
         protocol_version: PROTOCOL_VERSION,
         cluster: config.cluster.clone(),
-        sender: Some(v1::NodeIdentity { name: long_name, generation: u64::MAX, address: Some(address) }),
-        body: Some(v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true })),
+        sender: Some(v1::NodeIdentity {
+            name: "n".repeat(config.max_name_size),
+            generation: u64::MAX,
+            address: Some(widest_address()),
+        }),
+        body: Some(body),
         membership: Vec::new(),
-    };
-    envelope.encoded_len()
+    }
 }

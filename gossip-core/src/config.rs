@@ -92,6 +92,8 @@ pub struct Config {
     pub max_name_size: usize,
     /// Membership and failure detection (SWIM with Lifeguard).
     pub swim: SwimConfig,
+    /// Push-sum aggregation of named numeric values.
+    pub aggregation: AggregationConfig,
     /// Most datagrams waiting to be taken by [`crate::Node::poll`]; beyond it new ones are
     /// dropped and counted.
     pub max_pending_transmits: usize,
@@ -125,6 +127,7 @@ impl Config {
             max_pending_transmits: 1_024,
             max_pending_events: 4_096,
             swim: SwimConfig::lan(),
+            aggregation: AggregationConfig::lan(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Config {
             fanout: 3,
             tombstone_grace: Duration::from_secs(600),
             swim: SwimConfig::local(),
+            aggregation: AggregationConfig::local(),
             ..Self::lan()
         }
     }
@@ -166,6 +170,7 @@ impl Config {
         }
         let durations = [
             ("gossip_interval", self.gossip_interval),
+            ("aggregation.interval", self.aggregation.interval),
             ("swim.probe_interval", self.swim.probe_interval),
             ("swim.probe_timeout", self.swim.probe_timeout),
         ];
@@ -195,10 +200,13 @@ impl Config {
             ("swim.max_broadcasts", self.swim.max_broadcasts),
             ("swim.max_pending_relays", self.swim.max_pending_relays),
             ("swim.max_relays_per_requester", self.swim.max_relays_per_requester),
+            ("aggregation.max_aggregates", self.aggregation.max_aggregates),
+            ("aggregation.max_name_size", self.aggregation.max_name_size),
         ];
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
         }
+        self.aggregation.validate(self)?;
         // A single entry of the largest allowed size must fit one datagram, or a node could
         // accept a write it can never replicate (chitchat's blocked-replication bug).
         let largest = crate::budget::single_entry_datagram_len(self, self.max_key_size, self.max_value_size);
@@ -308,5 +316,67 @@ impl SwimConfig {
             retransmit_mult: 2,
             ..Self::lan()
         }
+    }
+}
+
+/// Push-sum aggregation: how often shares of mass move, how long an epoch lasts, and the
+/// limits on names.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AggregationConfig {
+    /// Time between two push-sum rounds (each sends half of this node's mass to one random
+    /// member). Rounds run only while this node holds an aggregate.
+    pub interval: Duration,
+    /// Rounds per epoch. Each epoch restarts the computation from every node's own values, so
+    /// estimates follow churn; the estimate of an epoch is read once it ends. Relative error
+    /// falls below 1e-6 after about 45 rounds at 1,000 nodes and 55 at 10,000.
+    pub epoch_rounds: u32,
+    /// Most named aggregates a node takes part in; shares of further names are dropped and
+    /// counted.
+    pub max_aggregates: usize,
+    /// Longest aggregate name, in bytes.
+    pub max_name_size: usize,
+    /// Peers owed a resend (an unacknowledged transfer) served per round, oldest first.
+    pub max_resends_per_round: usize,
+    /// An [`crate::Event::AggregateChanged`] is emitted when an epoch's estimate differs
+    /// from the last one reported by more than this fraction (0.01 = 1%).
+    pub change_threshold: f64,
+}
+
+impl AggregationConfig {
+    /// One round per second, 100-round epochs (an estimate at most 200 s old).
+    pub fn lan() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            epoch_rounds: 100,
+            max_aggregates: 8,
+            max_name_size: 64,
+            max_resends_per_round: 4,
+            change_threshold: 0.01,
+        }
+    }
+
+    /// Five rounds per second.
+    pub fn local() -> Self {
+        Self { interval: Duration::from_millis(200), ..Self::lan() }
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        if self.epoch_rounds < 2 {
+            return Err(ConfigError::EpochTooShort { rounds: self.epoch_rounds });
+        }
+        if !(self.change_threshold.is_finite() && self.change_threshold >= 0.0) {
+            return Err(ConfigError::ChangeThreshold);
+        }
+        let needed = crate::budget::full_transfer_datagram_len(config);
+        if needed > config.max_datagram_size {
+            return Err(ConfigError::AggregatesCannotFit {
+                max_aggregates: self.max_aggregates,
+                max_name_size: self.max_name_size,
+                needed,
+                max_datagram_size: config.max_datagram_size,
+            });
+        }
+        Ok(())
     }
 }

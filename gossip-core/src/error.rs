@@ -53,6 +53,31 @@ pub enum ConfigError {
         /// The configured interval.
         interval: std::time::Duration,
     },
+    /// `aggregation.epoch_rounds` is below 2.
+    #[error("aggregation.epoch_rounds is {rounds}; an epoch needs at least 2 rounds (about 50 to converge)")]
+    EpochTooShort {
+        /// The configured rounds.
+        rounds: u32,
+    },
+    /// `aggregation.change_threshold` is negative or not a number.
+    #[error("aggregation.change_threshold must be a finite fraction >= 0, such as 0.01")]
+    ChangeThreshold,
+    /// A transfer of every aggregate at the longest name would not fit a datagram.
+    #[error(
+        "a transfer of {max_aggregates} aggregates named with up to {max_name_size} bytes needs a \
+         {needed}-byte datagram, above max_datagram_size = {max_datagram_size}; lower \
+         aggregation.max_aggregates or aggregation.max_name_size"
+    )]
+    AggregatesCannotFit {
+        /// `aggregation.max_aggregates`.
+        max_aggregates: usize,
+        /// `aggregation.max_name_size`.
+        max_name_size: usize,
+        /// Encoded size of such a datagram.
+        needed: usize,
+        /// Configured datagram limit.
+        max_datagram_size: usize,
+    },
     /// The local node's name is empty or too long.
     #[error("the node name is {len} bytes; it must be between 1 and {max} bytes")]
     InvalidName {
@@ -86,6 +111,32 @@ pub enum WriteError {
     /// The table already holds `Config::max_keys_per_node` keys.
     #[error("the table holds {max} keys, the max_keys_per_node limit; delete keys first")]
     TooManyKeys {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A [`crate::Node::aggregate_set`] that was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AggregateError {
+    /// The value is infinite or not a number.
+    #[error("the value {value} is not finite; aggregates take finite numbers")]
+    NotFinite {
+        /// The value given.
+        value: f64,
+    },
+    /// The name is empty or longer than `aggregation.max_name_size`.
+    #[error("the aggregate name is {len} bytes; it must be between 1 and {max} bytes")]
+    InvalidName {
+        /// Its length.
+        len: usize,
+        /// `aggregation.max_name_size`.
+        max: usize,
+    },
+    /// This node already takes part in `aggregation.max_aggregates` aggregates.
+    #[error("this node takes part in {max} aggregates, the aggregation.max_aggregates limit")]
+    TooManyAggregates {
         /// The limit.
         max: usize,
     },

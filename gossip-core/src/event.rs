@@ -20,7 +20,7 @@ pub struct Transmit {
 }
 
 /// Something the application may want to know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// A node this node had never heard of joined its view (the member joined).
@@ -95,6 +95,14 @@ pub enum Event {
         value: Bytes,
         /// The owner's version of this write.
         version: u64,
+    },
+    /// An aggregation epoch ended with an estimate of `name` that differs from the last one
+    /// reported by more than `aggregation.change_threshold` (or is the first).
+    AggregateChanged {
+        /// The aggregate's name.
+        name: String,
+        /// The estimate at the end of the epoch.
+        estimate: crate::aggregate::AggregateEstimate,
     },
     /// A key of some node's table was deleted.
     KeyDeleted {
@@ -228,7 +236,7 @@ impl PartialEq<SharedStr> for String {
 }
 
 /// One output of the state machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum Output {
     /// Send this datagram.

@@ -80,6 +80,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aggregate;
 mod anti_entropy;
 mod broadcast;
 mod budget;
@@ -106,8 +107,9 @@ mod summary;
 mod suspicion;
 mod table;
 
-pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
-pub use error::{ConfigError, WriteError};
+pub use aggregate::AggregateEstimate;
+pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
+pub use error::{AggregateError, ConfigError, WriteError};
 pub use event::{Event, Output, SharedStr, Transmit};
 pub use identity::Identity;
 pub use membership::MemberState;

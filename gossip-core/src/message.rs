@@ -65,6 +65,9 @@ pub(crate) fn check(
         InBody::PingReq(request) => request.target.as_ref().is_some_and(|target| {
             valid_name(&target.name, config) && address_from_wire(target.address.as_ref()).is_some()
         }),
+        InBody::AggregateTransfer(transfer) => {
+            crate::aggregate::valid_transfer(transfer, &config.aggregation)
+        }
         _ => true,
     };
     if !deltas_ok || !digest_ok || !membership_ok || !probe_ok {
@@ -81,7 +84,13 @@ pub(crate) fn deltas(body: &InBody) -> &[InDelta] {
         InBody::Ack2(m) => &m.deltas,
         InBody::Push(m) => &m.deltas,
         InBody::DeltaReply(m) => &m.deltas,
-        InBody::PushAck(_) | InBody::Ping(_) | InBody::PingReq(_) | InBody::Ack(_) | InBody::Nack(_) => &[],
+        InBody::PushAck(_)
+        | InBody::Ping(_)
+        | InBody::PingReq(_)
+        | InBody::Ack(_)
+        | InBody::Nack(_)
+        | InBody::AggregateTransfer(_)
+        | InBody::AggregateAck(_) => &[],
     }
 }
 
@@ -97,7 +106,9 @@ pub(crate) fn digest(body: &InBody) -> &[v1::DigestEntry] {
         | InBody::Ping(_)
         | InBody::PingReq(_)
         | InBody::Ack(_)
-        | InBody::Nack(_) => &[],
+        | InBody::Nack(_)
+        | InBody::AggregateTransfer(_)
+        | InBody::AggregateAck(_) => &[],
     }
 }
 
@@ -166,6 +177,8 @@ pub(crate) enum InBody {
     PingReq(v1::PingReq),
     Ack(v1::Ack),
     Nack(v1::Nack),
+    AggregateTransfer(v1::AggregateTransfer),
+    AggregateAck(v1::AggregateAck),
 }
 
 /// A received `Syn`.
@@ -231,6 +244,8 @@ impl From<Body> for InBody {
             Body::PingReq(m) => Self::PingReq(m),
             Body::Ack(m) => Self::Ack(m),
             Body::Nack(m) => Self::Nack(m),
+            Body::AggregateTransfer(m) => Self::AggregateTransfer(m),
+            Body::AggregateAck(m) => Self::AggregateAck(m),
         }
     }
 }

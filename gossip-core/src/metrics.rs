@@ -77,6 +77,16 @@ pub struct Metrics {
     pub members_forgotten: u64,
     /// Datagrams dropped because `max_pending_transmits` were already waiting.
     pub transmits_dropped: u64,
+    /// Push-sum aggregation rounds run.
+    pub aggregate_rounds: u64,
+    /// Aggregation transfers not applied: from a stranger, of an earlier epoch, or whose
+    /// cumulative weights went down.
+    pub aggregate_transfers_refused: u64,
+    /// Aggregate shares dropped because `aggregation.max_aggregates` names were held.
+    pub aggregate_names_over_cap: u64,
+    /// Peers no longer live to which an unacknowledged transfer was owed (its mass is lost
+    /// for the epoch).
+    pub aggregate_peers_abandoned: u64,
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.
     pub events_dropped: u64,
 }

@@ -10,6 +10,7 @@ use prost::Message;
 use rand::RngExt;
 use rand_core::Rng;
 
+use crate::aggregate::Aggregation;
 use crate::broadcast::Broadcasts;
 use crate::config::Config;
 use crate::error::{ConfigError, WriteError};
@@ -73,6 +74,7 @@ pub struct Node<R> {
     pub(crate) events: Events,
     pub(crate) metrics: Metrics,
     pub(crate) rumors: Rumors,
+    pub(crate) aggregation: Aggregation,
 }
 
 /// A read-only view of one known node.
@@ -141,6 +143,7 @@ impl<R: Rng> Node<R> {
             out_of_sync_until: None,
             metrics: Metrics::default(),
             rumors: Rumors::new(config.max_hot_rumors),
+            aggregation: Aggregation::new(config.aggregation.clone(), now),
             config,
             identity,
             rng,
@@ -309,6 +312,16 @@ impl<R: Rng> Node<R> {
             InBody::DeltaReply(reply) => {
                 self.apply_deltas(&reply.deltas);
             }
+            InBody::AggregateTransfer(transfer) => {
+                if let Some(sender) = &sender {
+                    self.on_aggregate_transfer(from, &sender.name, transfer);
+                }
+            }
+            InBody::AggregateAck(ack) => {
+                if let Some(sender) = &sender {
+                    self.on_aggregate_ack(&sender.name, ack);
+                }
+            }
         }
     }
 
@@ -321,6 +334,7 @@ impl<R: Rng> Node<R> {
         // deadline in; before the dead: a suspicion that expires makes one.
         self.expire_suspicions();
         self.drive_dead_gossip();
+        self.drive_aggregation();
         if now >= self.next_gossip {
             let fired = self.next_gossip;
             self.gossip_round();
@@ -353,6 +367,9 @@ impl<R: Rng> Node<R> {
             next = next.min(deadline);
         }
         if let Some(deadline) = self.next_lifecycle_deadline() {
+            next = next.min(deadline);
+        }
+        if let Some(deadline) = self.next_aggregation_deadline() {
             next = next.min(deadline);
         }
         Some(next)
@@ -456,6 +473,13 @@ impl<R: Rng> Node<R> {
 
     /// Up to `count` distinct random live members other than this node and `exclude`.
     pub(crate) fn random_live_members(&mut self, count: usize, exclude: &[&str]) -> Vec<SocketAddr> {
+        let chosen = self.random_live_member_indices(count, exclude);
+        chosen.into_iter().filter_map(|i| self.table.get(i).map(|(_, member)| member.address)).collect()
+    }
+
+    /// The table indices of up to `count` distinct random live members other than this node
+    /// and `exclude`.
+    pub(crate) fn random_live_member_indices(&mut self, count: usize, exclude: &[&str]) -> Vec<usize> {
         let len = self.table.len();
         let eligible = |table: &NodeTable, index: usize| {
             table.get(index).is_some_and(|(name, member)| member.state.is_live() && !exclude.contains(&name))
@@ -477,7 +501,7 @@ impl<R: Rng> Node<R> {
                 }
             }
         }
-        chosen.into_iter().filter_map(|i| self.table.get(i).map(|(_, member)| member.address)).collect()
+        chosen
     }
 
     /// Encodes and queues a datagram, with membership updates filling the room left.

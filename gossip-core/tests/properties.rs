@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::proto::PROTOCOL_VERSION;
 use gossip_core::proto::v1::{self, envelope::Body};
-use gossip_core::{Config, Dissemination, Identity, Metrics, Node, Output, Transmit};
+use gossip_core::{Config, ConfigError, Dissemination, Identity, Metrics, Node, Output, Transmit};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -120,6 +120,10 @@ impl Net {
 fn config_for(max_datagram_size: usize) -> Config {
     let mut config = Config::lan();
     config.max_datagram_size = max_datagram_size;
+    // Every aggregate must fit one transfer, too.
+    while matches!(config.validate(), Err(ConfigError::AggregatesCannotFit { .. })) {
+        config.aggregation.max_aggregates -= 1;
+    }
     while config.validate().is_err() && config.max_value_size > 0 {
         config.max_value_size = config.max_value_size.saturating_sub(8);
     }

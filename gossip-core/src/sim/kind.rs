@@ -26,13 +26,17 @@ pub enum BodyKind {
     Ack,
     /// SWIM: a relay's report that its target did not answer in time (Lifeguard).
     Nack,
+    /// Aggregation: a push-sum transfer.
+    AggregateTransfer,
+    /// Aggregation: the acknowledgement of transfers.
+    AggregateAck,
     /// No body, or one this simulator does not know.
     Other,
 }
 
 impl BodyKind {
     /// Every kind, in the order of [`KindCounts`].
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Syn,
         Self::SynAck,
         Self::Ack2,
@@ -43,6 +47,8 @@ impl BodyKind {
         Self::PingReq,
         Self::Ack,
         Self::Nack,
+        Self::AggregateTransfer,
+        Self::AggregateAck,
         Self::Other,
     ];
 
@@ -64,6 +70,8 @@ impl BodyKind {
             Self::PingReq => "ping_req",
             Self::Ack => "ack",
             Self::Nack => "nack",
+            Self::AggregateTransfer => "aggregate_transfer",
+            Self::AggregateAck => "aggregate_ack",
             Self::Other => "other",
         }
     }
@@ -81,6 +89,8 @@ impl BodyKind {
             11 => Self::PingReq,
             12 => Self::Ack,
             13 => Self::Nack,
+            14 => Self::AggregateTransfer,
+            15 => Self::AggregateAck,
             _ => return None,
         })
     }
@@ -218,6 +228,8 @@ mod tests {
             (Body::PingReq(v1::PingReq { sequence: 1, target: None, nack: true }), BodyKind::PingReq),
             (Body::Ack(v1::Ack { sequence: 1 << 30 }), BodyKind::Ack),
             (Body::Nack(v1::Nack { sequence: 0 }), BodyKind::Nack),
+            (Body::AggregateTransfer(v1::AggregateTransfer::default()), BodyKind::AggregateTransfer),
+            (Body::AggregateAck(v1::AggregateAck { epoch: 3, sequence: 1 }), BodyKind::AggregateAck),
         ];
         for (body, kind) in bodies {
             assert_eq!(body_kind(&envelope(Some(body.clone()), 0)), kind);

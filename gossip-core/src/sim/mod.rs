@@ -26,8 +26,9 @@
 //!   (O(n) per invariant check of one node, so sample them on large runs; O(n) per member
 //!   reported failed or left, when the membership log is on).
 //!
-//! [`Study`] runs the convergence and traffic trials, and [`SwimStudy`] the membership
-//! trials (crash, false positives under loss or slow members, partition, restart), behind
+//! [`Study`] runs the convergence and traffic trials, [`SwimStudy`] the membership
+//! trials (crash, false positives under loss or slow members, partition, restart), and
+//! [`AggregateStudy`] the push-sum aggregation trials (convergence, churn), behind
 //! the `simulate` example:
 //! `cargo run --release -p gossip-core --features sim --example simulate -- --help`.
 //!
@@ -54,6 +55,7 @@
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
 
+mod aggregate;
 mod clock;
 mod cluster;
 mod config;
@@ -72,6 +74,7 @@ mod trace;
 mod trial;
 mod watch;
 
+pub use aggregate::{AGGREGATE, AggregateStudy, ChurnOutcome, ConvergenceOutcome};
 pub use clock::ClockJump;
 pub use cluster::{Simulation, node_address, node_name};
 pub use config::{Bootstrap, SimConfig, seed_from_env};
