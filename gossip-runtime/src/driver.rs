@@ -294,6 +294,14 @@ impl<R: Runtime> State<R> {
             Command::Members { reply } => {
                 let _ = reply.send(self.node.nodes().map(Member::from).collect());
             }
+            Command::AggregateSet { name, value, reply } => {
+                let _ = reply.send(self.node.aggregate_set(&name, value));
+            }
+            Command::Aggregate { name, running, reply } => {
+                let estimate =
+                    if running { self.node.aggregate_running(&name) } else { self.node.aggregate(&name) };
+                let _ = reply.send(estimate);
+            }
             Command::Join { seeds, reply } => {
                 self.node.join(seeds);
                 let _ = reply.send(());

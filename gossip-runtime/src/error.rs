@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::{ConfigError, WriteError};
+use gossip_core::{AggregateError, ConfigError, WriteError};
 
 /// What went wrong when starting or talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum Error {
     /// A `set` or `delete` was refused; the node's table is unchanged.
     #[error("write refused: {0}")]
     Write(#[from] WriteError),
+    /// An `aggregate_set` was refused; nothing changed.
+    #[error("aggregate refused: {0}")]
+    Aggregate(#[from] AggregateError),
     /// The node has shut down (its driver task ended); the command was not carried out.
     #[error("the node has shut down")]
     Closed,

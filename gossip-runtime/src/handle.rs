@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use gossip_core::{MemberState, Metrics, NodeView, WriteError};
+use gossip_core::{AggregateError, AggregateEstimate, MemberState, Metrics, NodeView, WriteError};
 
 use crate::error::Error;
 
@@ -90,6 +90,8 @@ pub(crate) enum Command {
     Delete { key: String, reply: oneshot::Sender<Result<Option<u64>, WriteError>> },
     Get { node: String, key: String, reply: oneshot::Sender<Option<(Bytes, u64)>> },
     Members { reply: oneshot::Sender<Vec<Member>> },
+    AggregateSet { name: String, value: f64, reply: oneshot::Sender<Result<(), AggregateError>> },
+    Aggregate { name: String, running: bool, reply: oneshot::Sender<Option<AggregateEstimate>> },
     Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<()> },
     Metrics { reply: oneshot::Sender<NodeMetrics> },
     Leave { reply: oneshot::Sender<Result<(), Error>> },
@@ -188,6 +190,30 @@ impl Handle {
     /// members stay listed until they are forgotten).
     pub async fn members(&self) -> Result<Vec<Member>, Error> {
         self.request(|reply| Command::Members { reply }).await
+    }
+
+    /// Contributes `value` to the cluster-wide aggregate `name` (push-sum): every member can
+    /// read its average, sum, count, minimum and maximum with [`aggregate`](Self::aggregate).
+    pub async fn aggregate_set(&self, name: impl Into<String>, value: f64) -> Result<(), Error> {
+        let name = name.into();
+        Ok(self.request(|reply| Command::AggregateSet { name, value, reply }).await??)
+    }
+
+    /// The estimate of the aggregate `name` from the last finished epoch (see
+    /// [`gossip_core::Node::aggregate`]).
+    pub async fn aggregate(&self, name: impl Into<String>) -> Result<Option<AggregateEstimate>, Error> {
+        let name = name.into();
+        self.request(|reply| Command::Aggregate { name, running: false, reply }).await
+    }
+
+    /// The estimate of `name` being computed in the current epoch (see
+    /// [`gossip_core::Node::aggregate_running`]).
+    pub async fn aggregate_running(
+        &self,
+        name: impl Into<String>,
+    ) -> Result<Option<AggregateEstimate>, Error> {
+        let name = name.into();
+        self.request(|reply| Command::Aggregate { name, running: true, reply }).await
     }
 
     /// Contacts these seed addresses until one answers ([`gossip_core::Event::Joined`]

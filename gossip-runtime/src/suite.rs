@@ -64,6 +64,11 @@ macro_rules! scenario_tests {
         }
 
         #[test]
+        fn nodes_agree_on_an_aggregate() {
+            $crate::suite::run::<$harness, _>($crate::suite::nodes_agree_on_an_aggregate::<$harness>());
+        }
+
+        #[test]
         fn malformed_datagram_is_counted_and_ignored() {
             $crate::suite::run::<$harness, _>($crate::suite::malformed_datagram_is_ignored::<$harness>());
         }
@@ -94,6 +99,9 @@ pub fn fast_config() -> Config {
     config.swim.probe_timeout = Duration::from_millis(150);
     config.swim.leave_timeout = Duration::from_secs(2);
     config.swim.join_retry_initial = Duration::from_millis(200);
+    // Aggregation epochs of 1.5 s.
+    config.aggregation.interval = Duration::from_millis(50);
+    config.aggregation.epoch_rounds = 30;
     config
 }
 
@@ -221,6 +229,32 @@ pub async fn five_nodes_converge<H: Harness>() {
     });
     shutdown_all(&nodes).await;
     assert!(matches!(writer.set("color", "red").await, Err(Error::Closed)), "a stopped node says so");
+}
+
+/// Four nodes contribute 1, 2, 3 and 4 to an aggregate: once an epoch ends, every node reads
+/// the average, sum, count, minimum and maximum.
+pub async fn nodes_agree_on_an_aggregate<H: Harness>() {
+    let mut nodes = start_cluster::<H>(4).await;
+    eventually!(H, nodes, "every node sees the three others alive", all_alive(&nodes).await);
+    for (index, node) in nodes.iter().enumerate() {
+        node.handle.aggregate_set("load", index as f64 + 1.0).await.expect("a finite value is accepted");
+    }
+    let close = |x: Option<f64>, truth: f64| x.is_some_and(|x| (x - truth).abs() < 1e-3 * truth);
+    eventually!(H, nodes, "every node has the aggregate of a whole epoch", {
+        let mut all = true;
+        for node in &nodes {
+            let estimate = node.handle.aggregate("load").await.expect("runs");
+            all &= estimate.is_some_and(|e| {
+                close(e.average, 2.5) && close(e.sum, 10.0) && close(e.count, 4.0) && e.max == Some(4.0)
+            });
+        }
+        all
+    });
+    assert!(
+        matches!(nodes[0].handle.aggregate_set("load", f64::NAN).await, Err(Error::Aggregate(_))),
+        "a value that is not finite is refused"
+    );
+    shutdown_all(&nodes).await;
 }
 
 /// A node shut down without leaving is declared failed by every other node.
