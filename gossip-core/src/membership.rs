@@ -154,6 +154,10 @@ impl<R: Rng> Node<R> {
                 index
             }
             Upsert::Stale | Upsert::Local => return,
+            Upsert::TooFarAhead => {
+                self.metrics.generations_refused += 1;
+                return;
+            }
             Upsert::Full => {
                 self.metrics.nodes_over_cap += 1;
                 return;
@@ -252,6 +256,11 @@ impl<R: Rng> Node<R> {
         let accusing = matches!(claim.state, MemberState::Suspect | MemberState::Dead)
             || (claim.state == MemberState::Left && ours.state != MemberState::Left);
         if !accusing || ours.state == MemberState::Left || claim.incarnation < ours.incarnation {
+            if !accusing && claim.incarnation > ours.incarnation {
+                // Life at an incarnation we never took: nothing to refute (a suspicion at it
+                // later is), but counted.
+                self.metrics.rejected_own_deltas += 1;
+            }
             return;
         }
         let incarnation = claim.incarnation.saturating_add(1);

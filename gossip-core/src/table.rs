@@ -29,6 +29,9 @@ pub(crate) enum Upsert {
     Stale,
     /// Unknown, and the table already holds `max_nodes`.
     Full,
+    /// The generation is more than the table's `max_generation_jump` ahead (see
+    /// [`NodeTable::too_far_ahead`]): refused.
+    TooFarAhead,
     /// It is the local node's name: only this node speaks for itself.
     Local,
 }
@@ -63,6 +66,8 @@ pub(crate) struct NodeTable {
     forgotten: HashMap<Arc<str>, (u64, Instant)>,
     /// How many members, this node included, are Alive or Suspect.
     live: usize,
+    /// `Config::max_generation_jump` (no limit until set).
+    max_generation_jump: u64,
 }
 
 impl NodeTable {
@@ -85,11 +90,31 @@ impl NodeTable {
             departed: HashMap::with_hasher(hasher.clone()),
             forgotten: HashMap::with_hasher(hasher),
             live: 1,
+            max_generation_jump: u64::MAX,
         };
         let local_replica = Replica::new(local.generation, local.address);
         table.summary.add(&local.name, local_replica.summary_key());
         table.nodes.insert(Arc::from(local.name.as_str()), local_replica);
         table
+    }
+
+    /// Sets the largest generation jump [`upsert`](Self::upsert) accepts.
+    pub(crate) fn with_max_generation_jump(mut self, jump: u64) -> Self {
+        self.max_generation_jump = jump;
+        self
+    }
+
+    /// Whether `generation` is more than `max_generation_jump` ahead of the generation known
+    /// for `name`, or of the local node's for a name not known (see
+    /// `Config::max_generation_jump` for why). Never for the local node's own name: that
+    /// is refused as such.
+    pub(crate) fn too_far_ahead(&self, name: &str, generation: u64) -> bool {
+        let reference = match self.nodes.get_index_of(name) {
+            Some(LOCAL) => return false,
+            Some(index) => self.nodes[index].generation,
+            None => self.nodes[LOCAL].generation,
+        };
+        generation.checked_sub(reference).is_some_and(|jump| jump > self.max_generation_jump)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -160,6 +185,9 @@ impl NodeTable {
         first_hand: bool,
         max_nodes: usize,
     ) -> Upsert {
+        if self.too_far_ahead(name.as_ref(), generation) {
+            return Upsert::TooFarAhead;
+        }
         match self.nodes.get_index_of(name.as_ref()) {
             Some(LOCAL) => Upsert::Local,
             Some(index) => {
