@@ -153,7 +153,10 @@ impl<R: Rng> Node<R> {
                 // A brand-new record starts Alive at incarnation 0: apply the claim on top.
                 index
             }
-            Upsert::Stale | Upsert::Local => return,
+            Upsert::Stale | Upsert::Local => {
+                self.metrics.stale_claims += 1;
+                return;
+            }
             Upsert::TooFarAhead => {
                 self.metrics.generations_refused += 1;
                 return;
@@ -249,6 +252,8 @@ impl<R: Rng> Node<R> {
         if claim.generation != self.identity.generation {
             if claim.generation > self.identity.generation {
                 self.metrics.rejected_own_deltas += 1;
+            } else {
+                self.metrics.stale_claims += 1;
             }
             return;
         }

@@ -74,8 +74,14 @@ pub struct Metrics {
     pub relays_refused: u64,
     /// Pings addressed to another name (the address was reused).
     pub misdirected_pings: u64,
+    /// Acks and nacks that answer nothing in flight (late, duplicated, replayed or forged),
+    /// and nacks beyond the relays asked; ignored.
+    pub stray_acks: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
+    /// Membership claims about an older generation of a node than the one known (this node
+    /// included), or about a member forgotten at that generation; ignored.
+    pub stale_claims: u64,
     /// Membership updates dropped because the piggyback queue was full.
     pub broadcasts_dropped: u64,
     /// Dead or departed members forgotten after the retention time.

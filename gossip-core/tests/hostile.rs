@@ -203,7 +203,7 @@ fn still_serves_honest_peers(h: &mut Harness, tag: &str) {
     })
     .unwrap_or_else(|| panic!("{tag}: writes no longer flow between the victim and honest peers"));
     h.run_for(Duration::from_secs(5));
-    for honest in 1..h.nodes.len() {
+    for (honest, suspected_before) in suspected_before.iter().enumerate().skip(1) {
         assert_eq!(
             state_of(h, honest, &name(victim)).map(|(state, ..)| state),
             Some(MemberState::Alive),
@@ -211,7 +211,7 @@ fn still_serves_honest_peers(h: &mut Harness, tag: &str) {
         );
         assert_eq!(
             suspicions_of(&h.events[honest], victim),
-            suspected_before[honest],
+            *suspected_before,
             "{tag}: node {honest} suspected the victim"
         );
         assert_eq!(
@@ -452,6 +452,7 @@ fn deltas_and_claims_about_our_own_node_change_nothing_but_a_refutation() {
         m1.rejected_own_deltas
     );
     assert_eq!(m1.stale_senders, m0.stale_senders + 1, "the impostor counted");
+    assert_eq!(m1.stale_claims, m0.stale_claims + 1, "the claim about our older generation counted");
 
     // The one SWIM exception: a suspicion of us at our incarnation is refuted by raising it
     // by exactly one; a suspicion at an older incarnation changes nothing.
@@ -801,7 +802,29 @@ fn a_datagram_packed_with_thousands_of_tiny_claims_stays_within_the_caps() {
     still_serves_honest_peers(&mut h, "tiny claims");
 }
 
-// ----- 4. replays -----
+// ----- 4. replays and stray answers -----
+
+#[test]
+fn stray_acks_and_nacks_are_counted_and_change_nothing() {
+    let mut h = cluster(Config::lan(), 151);
+    let before = h.snapshot(0);
+    let members: Vec<_> = (1..3).map(|i| state_of(&h, 0, &name(i))).collect();
+    let m0 = h.nodes[0].metrics();
+    // Anonymous acks and nacks (they carry no sender) for sequences nobody used.
+    for i in 0..1000u32 {
+        let ack = envelope(None, Body::Ack(v1::Ack { sequence: u32::MAX - i, ..Default::default() }));
+        h.inject(address(MALLORY), 0, &ack.encode_to_vec());
+        let nack = envelope(None, Body::Nack(v1::Nack { sequence: u32::MAX - i, ..Default::default() }));
+        h.inject(address(MALLORY), 0, &nack.encode_to_vec());
+    }
+    let m1 = h.nodes[0].metrics();
+    assert_eq!(m1.stray_acks - m0.stray_acks, 2000, "stray answers counted");
+    assert_eq!(drops(&m1), drops(&m0));
+    assert_eq!(h.snapshot(0), before);
+    assert_eq!((1..3).map(|i| state_of(&h, 0, &name(i))).collect::<Vec<_>>(), members);
+    assert!(h.nodes[0].node("mallory").is_none(), "an anonymous answer recorded a member");
+    still_serves_honest_peers(&mut h, "stray answers");
+}
 
 #[test]
 fn replayed_old_datagrams_change_nothing_once_newer_state_is_held() {
@@ -856,7 +879,18 @@ fn replayed_old_datagrams_change_nothing_once_newer_state_is_held() {
     );
     assert_eq!(m1.entries_applied, m0.entries_applied, "a replay applied entries");
     assert!(m1.stale_senders > m0.stale_senders, "node 2's old generation was not refused");
+    assert!(m1.stray_acks > m0.stray_acks, "replayed acks were not counted");
     assert_eq!(drops(&m1), drops(&m0));
+    // A claim about node 2's old generation, relayed by a third party: counted, ignored.
+    let old_claim = claim(&name(2), 1, 2, 9, v1::MemberState::Dead);
+    let ack = Body::Ack(v1::Ack { sequence: 0, ..Default::default() });
+    h.inject(
+        address(MALLORY),
+        0,
+        &v1::Envelope { membership: vec![old_claim], ..from_mallory(ack) }.encode_to_vec(),
+    );
+    assert_eq!(h.nodes[0].metrics().stale_claims, m1.stale_claims + 1, "the stale claim was not counted");
+    assert_eq!(state_of(&h, 0, &name(2)), members[1], "the stale claim changed node 2");
     still_serves_honest_peers(&mut h, "replays");
 }
 
