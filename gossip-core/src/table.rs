@@ -201,6 +201,9 @@ impl NodeTable {
                         *replica = Replica::new(generation, address);
                         replica.set_in_recent(in_recent);
                     });
+                    // The new generation starts alive: a departure of the old one ends here,
+                    // or the running member would be forgotten after the retention time.
+                    self.departed.remove(name.as_ref());
                     return Upsert::Restarted { index, old_generation: known };
                 }
                 if first_hand {
@@ -355,5 +358,31 @@ impl NodeTable {
             }
         }
         collected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A dead member that comes back under a new generation is no longer departed, however it
+    /// is first heard of again (its own datagram, without the claim of life, included): it
+    /// must not be forgotten while it runs.
+    #[test]
+    fn a_restart_ends_the_departure() {
+        // Only differences from this base matter.
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let address = SocketAddr::from(([10, 0, 0, 1], 7946));
+        let mut table = NodeTable::new(&Identity::new("me", 1, address));
+        assert!(matches!(table.upsert("x", 1, address, true, 8), Upsert::Discovered(_)));
+        table.mark_departed(Arc::from("x"), 1, now);
+        assert!(matches!(table.upsert("x", 2, address, true, 8), Upsert::Restarted { .. }));
+        let retention = Duration::from_secs(600);
+        assert!(table.forget_departed(now + retention, retention).is_empty(), "a running member forgotten");
+        assert!(table.index_of("x").is_some());
+        assert_eq!(table.departed_count(), 0);
     }
 }
