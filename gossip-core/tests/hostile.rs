@@ -577,8 +577,11 @@ fn a_generation_far_ahead_is_refused_and_counted() {
             0,
             &from_mallory(syn(vec![digest_entry(&honest, generation, 1)], Vec::new())).encode_to_vec(),
         );
-        let as_sender = envelope(Some(identity(&honest, generation, 1)), push(Vec::new()));
+        // Dropped whole: the delta it carries about another node is not applied either.
+        let innocent = delta("innocent", 1, 84, 0, 1, vec![entry("k", b"1", 1)]);
+        let as_sender = envelope(Some(identity(&honest, generation, 1)), push(vec![innocent]));
         h.inject(address(1), 0, &as_sender.encode_to_vec());
+        assert!(h.nodes[0].node("innocent").is_none(), "a refused sender's datagram was applied");
     }
     // About unknown nodes: measured against our own generation (1).
     for generation in too_far {
