@@ -108,7 +108,13 @@ pub struct Config {
     /// 315,360,000,000: ten years of milliseconds, so ten thousand years of seconds. It
     /// refuses what is garbage in either unit (a generation near `u64::MAX`, a nanosecond
     /// timestamp, a millisecond one among second-based peers) and no real restart. With
-    /// second-based generations, 31,536,000 (one year) is Cassandra's bound.
+    /// second-based generations, 31,536,000 (one year) is Cassandra's bound. Every node of a
+    /// cluster must count generations the same way: a node started under generation 1 (a
+    /// restart counter) refuses peers whose generations are millisecond timestamps.
+    ///
+    /// This stops garbage, not a determined forger: steps of at most this size, one after
+    /// another, still ratchet a node's generation up; only authenticated datagrams would
+    /// stop that.
     pub max_generation_jump: u64,
     /// Membership and failure detection (SWIM with Lifeguard).
     pub swim: SwimConfig,
