@@ -383,6 +383,10 @@ impl<R: Rng> Node<R> {
                     self.metrics.nodes_over_cap += 1;
                     continue;
                 }
+                Upsert::TooFarAhead => {
+                    self.metrics.generations_refused += 1;
+                    continue;
+                }
                 Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
             };
             self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);

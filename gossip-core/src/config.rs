@@ -90,6 +90,32 @@ pub struct Config {
     pub max_value_size: usize,
     /// Longest node name, in bytes.
     pub max_name_size: usize,
+    /// Largest step, in the unit of generations (whatever the application counts them in:
+    /// seconds or milliseconds of a start time, or a restart counter), by which a node's
+    /// generation may move ahead of the one this node knows for it; for a node it does not
+    /// know, ahead of this node's own generation. Claims, deltas, digest entries and senders
+    /// that jump further are refused and counted in
+    /// [`Metrics::generations_refused`](crate::Metrics::generations_refused): a generation
+    /// near `u64::MAX`, from a broken or hostile peer, would otherwise make every real
+    /// restart of that node look stale for good. Cassandra refuses a jump of more than a
+    /// year the same way.
+    ///
+    /// An unknown node is measured against our own generation because that is the one
+    /// reference a peer cannot move: any other (the largest generation known, the sender's)
+    /// could be ratcheted up by fake members. The cost: with time-based generations, a node
+    /// that has run for longer than this without restarting refuses newcomers (and restarts
+    /// of nodes that ran as long, as in Cassandra's CASSANDRA-10969). Hence the default,
+    /// 315,360,000,000: ten years of milliseconds, so ten thousand years of seconds. It
+    /// refuses what is garbage in either unit (a generation near `u64::MAX`, a nanosecond
+    /// timestamp, a millisecond one among second-based peers) and no real restart. With
+    /// second-based generations, 31,536,000 (one year) is Cassandra's bound. Every node of a
+    /// cluster must count generations the same way: a node started under generation 1 (a
+    /// restart counter) refuses peers whose generations are millisecond timestamps.
+    ///
+    /// This stops garbage, not a determined forger: steps of at most this size, one after
+    /// another, still ratchet a node's generation up; only authenticated datagrams would
+    /// stop that.
+    pub max_generation_jump: u64,
     /// Membership and failure detection (SWIM with Lifeguard).
     pub swim: SwimConfig,
     /// Push-sum aggregation of named numeric values.
@@ -124,6 +150,7 @@ impl Config {
             max_key_size: 128,
             max_value_size: 960,
             max_name_size: 64,
+            max_generation_jump: 315_360_000_000,
             max_pending_transmits: 1_024,
             max_pending_events: 4_096,
             swim: SwimConfig::lan(),
@@ -205,6 +232,10 @@ impl Config {
         ];
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
+        }
+        if self.max_generation_jump == 0 {
+            // Every restart would be refused.
+            return Err(ConfigError::Zero { field: "max_generation_jump" });
         }
         self.aggregation.validate(self)?;
         // A single entry of the largest allowed size must fit one datagram, or a node could

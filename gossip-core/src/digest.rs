@@ -62,6 +62,11 @@ pub(crate) fn compare(
     let mut comparison = Comparison::default();
     let mut unknown = 0;
     for theirs in entries {
+        if table.too_far_ahead(&theirs.name, theirs.generation) {
+            // Asking for it would only bring deltas that are refused.
+            metrics.generations_refused += 1;
+            continue;
+        }
         let Some(index) = table.index_of(&theirs.name) else {
             if table.len() + unknown >= max_nodes {
                 metrics.nodes_over_cap += 1;

@@ -147,12 +147,17 @@ impl<R: Rng> Node<R> {
     /// Forgets members that have been dead or gone for `swim.dead_retention`.
     pub(crate) fn forget_departed(&mut self) {
         let retention = self.config.swim.dead_retention;
-        for (index, moved_from) in self.table.forget_departed(self.now, retention) {
+        let removals = self.table.forget_departed(self.now, retention);
+        for &(index, moved_from) in &removals {
             self.rumors.forget(index);
             if let Some(moved_from) = moved_from {
                 self.rumors.reindex(moved_from, index);
             }
             self.metrics.members_forgotten += 1;
+        }
+        if !removals.is_empty() {
+            let table = &self.table;
+            self.prober.retain(|name| table.index_of(name).is_some());
         }
     }
 

@@ -153,7 +153,14 @@ impl<R: Rng> Node<R> {
                 // A brand-new record starts Alive at incarnation 0: apply the claim on top.
                 index
             }
-            Upsert::Stale | Upsert::Local => return,
+            Upsert::Stale | Upsert::Local => {
+                self.metrics.stale_claims += 1;
+                return;
+            }
+            Upsert::TooFarAhead => {
+                self.metrics.generations_refused += 1;
+                return;
+            }
             Upsert::Full => {
                 self.metrics.nodes_over_cap += 1;
                 return;
@@ -245,6 +252,8 @@ impl<R: Rng> Node<R> {
         if claim.generation != self.identity.generation {
             if claim.generation > self.identity.generation {
                 self.metrics.rejected_own_deltas += 1;
+            } else {
+                self.metrics.stale_claims += 1;
             }
             return;
         }
@@ -252,6 +261,11 @@ impl<R: Rng> Node<R> {
         let accusing = matches!(claim.state, MemberState::Suspect | MemberState::Dead)
             || (claim.state == MemberState::Left && ours.state != MemberState::Left);
         if !accusing || ours.state == MemberState::Left || claim.incarnation < ours.incarnation {
+            if !accusing && claim.incarnation > ours.incarnation {
+                // Life at an incarnation we never took: nothing to refute (a suspicion at it
+                // later is), but counted.
+                self.metrics.rejected_own_deltas += 1;
+            }
             return;
         }
         let incarnation = claim.incarnation.saturating_add(1);

@@ -28,8 +28,13 @@ pub struct Metrics {
     /// Node deltas not applied: older generation, a gap before their first version, or
     /// nothing new.
     pub stale_deltas: u64,
-    /// Node deltas or digest entries that claimed newer state of this node's own table.
+    /// Node deltas, digest entries or membership claims that claimed newer state of this node
+    /// than it has (a newer generation or table version, or life at a higher incarnation).
     pub rejected_own_deltas: u64,
+    /// Senders, membership claims, node deltas and digest entries refused because their
+    /// generation was more than `Config::max_generation_jump` ahead of the one known for the
+    /// node (of this node's own, for a node not known); a sender's whole datagram is dropped.
+    pub generations_refused: u64,
     /// Node deltas applied (in part or whole).
     pub deltas_applied: u64,
     /// Entries (writes and tombstones) applied from the network.
@@ -69,8 +74,14 @@ pub struct Metrics {
     pub relays_refused: u64,
     /// Pings addressed to another name (the address was reused).
     pub misdirected_pings: u64,
+    /// Acks and nacks that answer nothing in flight (late, duplicated, replayed or forged),
+    /// and nacks beyond the relays asked; ignored.
+    pub stray_acks: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
+    /// Membership claims about an older generation of a node than the one known (this node
+    /// included), or about a member forgotten at that generation; ignored.
+    pub stale_claims: u64,
     /// Membership updates dropped because the piggyback queue was full.
     pub broadcasts_dropped: u64,
     /// Dead or departed members forgotten after the retention time.

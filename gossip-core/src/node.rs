@@ -124,7 +124,8 @@ impl<R: Rng> Node<R> {
         let phase = config.gossip_interval.mul_f64(rng.random::<f64>());
         let probe_phase = config.swim.probe_interval.mul_f64(rng.random::<f64>());
         let mut node = Self {
-            table: NodeTable::with_seed(&identity, rng.next_u64()),
+            table: NodeTable::with_seed(&identity, rng.next_u64())
+                .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
             transmits: BoundedQueue::new(config.max_pending_transmits),
             events: Events::new(config.max_pending_events),
@@ -288,6 +289,10 @@ impl<R: Rng> Node<R> {
             self.metrics.stale_senders += 1;
             return;
         }
+        if sender.as_ref().is_some_and(|sender| self.table.too_far_ahead(&sender.name, sender.generation)) {
+            self.metrics.generations_refused += 1;
+            return;
+        }
         // Claims first: a newcomer's own Alive claim then discovers it, and is re-gossiped.
         for update in &envelope.membership {
             if let Some(claim) = Claim::from_wire(update) {
@@ -431,6 +436,10 @@ impl<R: Rng> Node<R> {
             Upsert::Full => {
                 self.metrics.nodes_over_cap += 1;
                 true
+            }
+            Upsert::TooFarAhead => {
+                self.metrics.generations_refused += 1;
+                false
             }
             Upsert::Stale | Upsert::Local => false,
         }

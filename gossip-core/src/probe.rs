@@ -82,6 +82,22 @@ impl Prober {
         self.order.insert(at, name);
     }
 
+    /// Drops from the order the names `keep` refuses (members forgotten since the last
+    /// reshuffle), so that the order never holds more names than the table: otherwise a
+    /// round kept long by live members would collect every name that came and went.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let (old_position, mut position, mut at) = (self.position, self.position, 0);
+        self.order.retain(|name| {
+            let kept = keep(name);
+            if !kept && at < old_position {
+                position -= 1;
+            }
+            at += 1;
+            kept
+        });
+        self.position = position;
+    }
+
     pub(crate) fn pending_relays(&self) -> usize {
         self.relays.len()
     }
@@ -286,15 +302,97 @@ impl<R: Rng> Node<R> {
             self.send(relay.requester, Body::Ack(v1::Ack { sequence: relay.sequence }));
             return;
         }
-        self.on_leave_ack(ack.sequence);
+        if self.prober.leave_pings.contains(&ack.sequence) {
+            self.on_leave_ack(ack.sequence);
+            return;
+        }
+        self.metrics.stray_acks += 1;
     }
 
     /// A relay's nack: the relay is alive and answered, so our own link is not the problem.
+    /// At most one per relay asked counts.
     pub(crate) fn on_nack(&mut self, nack: v1::Nack) {
         if let Some(probe) = self.prober.current.as_mut() {
-            if probe.sequence == nack.sequence {
+            if probe.sequence == nack.sequence && probe.nacks < probe.nacks_expected {
                 probe.nacks += 1;
+                return;
             }
         }
+        self.metrics.stray_acks += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use prost::Message;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::identity::Identity;
+
+    fn wire(name: &str, port: u16) -> v1::NodeIdentity {
+        let address = v1::Address { ip: Bytes::from_static(&[10, 0, 0, 1]), port: u32::from(port) };
+        v1::NodeIdentity { name: name.to_owned(), generation: 1, address: Some(address) }
+    }
+
+    /// A datagram from `mallory` claiming `state` for each of `names`.
+    fn claims(names: &[String], state: v1::MemberState) -> Vec<u8> {
+        let membership = names
+            .iter()
+            .map(|name| v1::MembershipUpdate {
+                member: Some(wire(name, 9000)),
+                incarnation: 0,
+                state: state as i32,
+                from: String::new(),
+            })
+            .collect();
+        v1::Envelope {
+            protocol_version: gossip_proto::PROTOCOL_VERSION,
+            cluster: Config::lan().cluster,
+            sender: Some(wire("mallory", 9001)),
+            body: Some(Body::Ack(v1::Ack { sequence: 0 })),
+            membership,
+        }
+        .encode_to_vec()
+    }
+
+    /// Members that come, leave and are forgotten between two reshuffles of the probe order
+    /// (a round kept long by live members) leave no trace in it: the order never holds more
+    /// names than the table.
+    #[test]
+    fn forgotten_members_leave_the_probe_order() {
+        let mut config = Config::lan();
+        config.max_nodes = 16;
+        config.swim.dead_retention = Duration::from_secs(1);
+        // Only differences from this base matter.
+        #[allow(clippy::disallowed_methods)]
+        let mut now = Instant::now();
+        let from: SocketAddr = "10.0.0.1:9001".parse().unwrap();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(config, me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        // No probe runs in between (the order is reshuffled only at the end of a round).
+        node.prober.position = 0;
+        for cycle in 0..50 {
+            let names: Vec<String> = (0..10).map(|i| format!("c{cycle}-{i}")).collect();
+            node.handle_input(now, from, &claims(&names, v1::MemberState::Alive));
+            node.handle_input(now, from, &claims(&names, v1::MemberState::Left));
+            now += Duration::from_secs(2);
+            node.now = now;
+            node.forget_departed();
+            while node.poll().is_some() {}
+            assert!(
+                node.prober.order.len() <= node.table.len(),
+                "cycle {cycle}: {} names in the probe order, {} in the table",
+                node.prober.order.len(),
+                node.table.len()
+            );
+            assert!(node.prober.position <= node.prober.order.len());
+        }
+        assert!(node.metrics.members_forgotten >= 400);
     }
 }

@@ -29,6 +29,9 @@ pub(crate) enum Upsert {
     Stale,
     /// Unknown, and the table already holds `max_nodes`.
     Full,
+    /// The generation is more than the table's `max_generation_jump` ahead (see
+    /// [`NodeTable::too_far_ahead`]): refused.
+    TooFarAhead,
     /// It is the local node's name: only this node speaks for itself.
     Local,
 }
@@ -63,6 +66,8 @@ pub(crate) struct NodeTable {
     forgotten: HashMap<Arc<str>, (u64, Instant)>,
     /// How many members, this node included, are Alive or Suspect.
     live: usize,
+    /// `Config::max_generation_jump` (no limit until set).
+    max_generation_jump: u64,
 }
 
 impl NodeTable {
@@ -85,11 +90,31 @@ impl NodeTable {
             departed: HashMap::with_hasher(hasher.clone()),
             forgotten: HashMap::with_hasher(hasher),
             live: 1,
+            max_generation_jump: u64::MAX,
         };
         let local_replica = Replica::new(local.generation, local.address);
         table.summary.add(&local.name, local_replica.summary_key());
         table.nodes.insert(Arc::from(local.name.as_str()), local_replica);
         table
+    }
+
+    /// Sets the largest generation jump [`upsert`](Self::upsert) accepts.
+    pub(crate) fn with_max_generation_jump(mut self, jump: u64) -> Self {
+        self.max_generation_jump = jump;
+        self
+    }
+
+    /// Whether `generation` is more than `max_generation_jump` ahead of the generation known
+    /// for `name`, or of the local node's for a name not known (see
+    /// `Config::max_generation_jump` for why). Never for the local node's own name: that
+    /// is refused as such.
+    pub(crate) fn too_far_ahead(&self, name: &str, generation: u64) -> bool {
+        let reference = match self.nodes.get_index_of(name) {
+            Some(LOCAL) => return false,
+            Some(index) => self.nodes[index].generation,
+            None => self.nodes[LOCAL].generation,
+        };
+        generation.checked_sub(reference).is_some_and(|jump| jump > self.max_generation_jump)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -160,6 +185,9 @@ impl NodeTable {
         first_hand: bool,
         max_nodes: usize,
     ) -> Upsert {
+        if self.too_far_ahead(name.as_ref(), generation) {
+            return Upsert::TooFarAhead;
+        }
         match self.nodes.get_index_of(name.as_ref()) {
             Some(LOCAL) => Upsert::Local,
             Some(index) => {
@@ -173,6 +201,9 @@ impl NodeTable {
                         *replica = Replica::new(generation, address);
                         replica.set_in_recent(in_recent);
                     });
+                    // The new generation starts alive: a departure of the old one ends here,
+                    // or the running member would be forgotten after the retention time.
+                    self.departed.remove(name.as_ref());
                     return Upsert::Restarted { index, old_generation: known };
                 }
                 if first_hand {
@@ -327,5 +358,31 @@ impl NodeTable {
             }
         }
         collected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A dead member that comes back under a new generation is no longer departed, however it
+    /// is first heard of again (its own datagram, without the claim of life, included): it
+    /// must not be forgotten while it runs.
+    #[test]
+    fn a_restart_ends_the_departure() {
+        // Only differences from this base matter.
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let address = SocketAddr::from(([10, 0, 0, 1], 7946));
+        let mut table = NodeTable::new(&Identity::new("me", 1, address));
+        assert!(matches!(table.upsert("x", 1, address, true, 8), Upsert::Discovered(_)));
+        table.mark_departed(Arc::from("x"), 1, now);
+        assert!(matches!(table.upsert("x", 2, address, true, 8), Upsert::Restarted { .. }));
+        let retention = Duration::from_secs(600);
+        assert!(table.forget_departed(now + retention, retention).is_empty(), "a running member forgotten");
+        assert!(table.index_of("x").is_some());
+        assert_eq!(table.departed_count(), 0);
     }
 }

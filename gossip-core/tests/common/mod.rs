@@ -35,6 +35,9 @@ pub struct Harness {
     pub max_datagram: usize,
     /// Datagrams sent to an address that is not a node of the harness.
     pub lost: u64,
+    /// When set, every datagram a node sends is recorded here as `(from, to, payload)`
+    /// (replay tests).
+    pub recorded: Option<Vec<(usize, SocketAddr, Bytes)>>,
     queue: BTreeMap<(Instant, u64), InFlight>,
     sequence: u64,
     seed: u64,
@@ -94,6 +97,7 @@ impl Harness {
             cut: HashSet::new(),
             max_datagram: 0,
             lost: 0,
+            recorded: None,
             queue: BTreeMap::new(),
             sequence: 0,
             seed,
@@ -111,6 +115,9 @@ impl Harness {
             match output {
                 Output::Transmit(transmit) => {
                     self.max_datagram = self.max_datagram.max(transmit.payload.len());
+                    if let Some(recorded) = self.recorded.as_mut() {
+                        recorded.push((index, transmit.to, transmit.payload.clone()));
+                    }
                     // Datagrams to addresses outside the harness (a fake peer a test made up)
                     // are lost, as they would be on a real network.
                     let Some(to) = index_of(transmit.to).filter(|to| *to < self.nodes.len()) else {
