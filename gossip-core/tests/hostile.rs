@@ -973,3 +973,75 @@ fn a_flood_of_ping_reqs_is_relayed_within_the_limits_and_our_probes_go_on() {
     assert_eq!(honest_suspicions(&h), suspicions_before, "an honest node was suspected");
     still_serves_honest_peers(&mut h, "ping-req flood");
 }
+
+// ----- aggregation -----
+
+fn share(name: &str, weight: f64) -> v1::AggregateShare {
+    v1::AggregateShare {
+        name: name.to_owned(),
+        average_value: 1e6 * weight,
+        average_weight: weight,
+        sum_value: 1e6 * weight,
+        count_value: weight,
+        total_weight: 0.0,
+        min: Some(-1e9),
+        max: Some(1e9),
+        ..Default::default()
+    }
+}
+
+fn transfer(epoch: u64, sequence: u64, shares: Vec<v1::AggregateShare>) -> Body {
+    Body::AggregateTransfer(v1::AggregateTransfer { epoch, sequence, shares, ..Default::default() })
+}
+
+/// Aggregation transfers that break the rules (numbers that are not finite, negative or
+/// weights, too many or repeated names, an earlier epoch) are dropped and
+/// counted, and leave the estimate alone; an epoch far ahead moves the node on without
+/// breaking it, and the honest aggregate of the next epoch is right again.
+#[test]
+fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alone() {
+    let mut h = cluster(capped(), 11);
+    for i in 0..3 {
+        h.nodes[i].aggregate_set("load", i as f64).unwrap();
+    }
+    h.run_for(Duration::from_secs(5));
+    let running = |h: &Harness| h.nodes[0].aggregate_running("load");
+    let before = running(&h);
+    let m0 = h.nodes[0].metrics();
+    let epoch = h.nodes[0].aggregation_epoch();
+    // Node 1's identity, forged from mallory's address: the sender check passes.
+    let as_node_1 = |body: Body| envelope(Some(identity(&name(1), 1, 1)), body).encode_to_vec();
+    let too_many: Vec<v1::AggregateShare> = (0..9).map(|i| share(&format!("a{i}"), 1.0)).collect();
+    let malformed = [
+        transfer(epoch, 1_000, vec![share("load", f64::NAN)]),
+        transfer(epoch, 1_000, vec![share("load", f64::INFINITY)]),
+        transfer(epoch, 1_000, vec![share("load", -1.0)]),
+        transfer(epoch, 1_000, vec![share("load", 1.0), share("load", 1.0)]),
+        transfer(epoch, 1_000, vec![share("", 1.0)]),
+        transfer(epoch, 1_000, vec![share(&"x".repeat(65), 1.0)]),
+        transfer(epoch, 1_000, too_many),
+        transfer(epoch, 0, vec![share("load", 1.0)]),
+    ];
+    for body in &malformed {
+        h.inject(address(MALLORY), 0, &as_node_1(body.clone()));
+    }
+    let m1 = h.nodes[0].metrics();
+    assert_eq!(m1.malformed_messages, m0.malformed_messages + malformed.len() as u64);
+    assert_eq!(running(&h), before, "a refused transfer changed the estimate");
+
+    // An epoch far ahead moves node 0 on (the protocol cannot tell it from a real one), and
+    // stays the highest: rounds do not overflow it.
+    h.inject(address(MALLORY), 0, &as_node_1(transfer(u64::MAX, 1, vec![share("load", 1.0)])));
+    assert_eq!(h.nodes[0].aggregation_epoch(), u64::MAX);
+    // A transfer of an earlier epoch is refused and counted.
+    h.inject(address(MALLORY), 0, &as_node_1(transfer(epoch, 2_000, vec![share("load", 1.0)])));
+    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, m1.aggregate_transfers_refused + 1);
+    h.run_for(Duration::from_secs(3 * 100));
+    assert_eq!(h.nodes[0].aggregation_epoch(), u64::MAX);
+    assert!(h.nodes.iter().all(|node| node.aggregation_epoch() == u64::MAX), "the epoch spread");
+    // The forged mass went with the epoch it was sent in; the epochs since are honest.
+    let estimate = h.nodes[0].aggregate("load").expect("an epoch ended");
+    assert!(estimate.average.is_some_and(|a| (a - 1.0).abs() < 1e-6), "{estimate:?}");
+    assert!(estimate.count.is_some_and(|c| (c - 3.0).abs() < 1e-6), "{estimate:?}");
+    still_serves_honest_peers(&mut h, "aggregation");
+}
