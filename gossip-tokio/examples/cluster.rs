@@ -14,7 +14,10 @@
 //! 4. **failure**: the last node is killed (shut down without a leave); until every survivor
 //!    has declared it dead;
 //! 5. **rejoin**: it restarts on the same address under a higher generation; until every
-//!    survivor sees the new generation and it sees every survivor.
+//!    survivor sees the new generation and it sees every survivor;
+//! 6. **aggregate**: node `i` contributes `i + 1` to the push-sum aggregate `load`; until
+//!    every node's running average and count (the cluster-size estimate, which no node reads
+//!    from its member list) are within 0.1% of the truth.
 //!
 //! Then a summary table (stdout, or stderr with `--json`) and, with `--json`, exactly one JSON
 //! object on stdout. The exit code is 0 only if every phase completed in time.
@@ -301,6 +304,10 @@ struct Report {
     first_suspect: Option<Duration>,
     failure: Option<Duration>,
     rejoin: Option<Duration>,
+    aggregate: Option<Duration>,
+    aggregate_interval_ms: f64,
+    /// The mean of the nodes' count estimates when the aggregate phase ended.
+    size_estimate: Option<f64>,
     traffic: DriverStats,
 }
 
@@ -321,6 +328,9 @@ impl Report {
             "first_suspect_ms": self.first_suspect.map(ms),
             "failure_detected_ms": self.failure.map(ms),
             "rejoined_ms": self.rejoin.map(ms),
+            "aggregate_converged_ms": self.aggregate.map(ms),
+            "aggregate_converged_rounds": self.aggregate.map(|d| (ms(d) / self.aggregate_interval_ms * 100.0).round() / 100.0),
+            "cluster_size_estimate": self.size_estimate.map(|v| (v * 1000.0).round() / 1000.0),
             "datagrams_sent": self.traffic.datagrams_sent,
             "bytes_sent": self.traffic.bytes_sent,
             "max_datagram_bytes": self.traffic.max_datagram_sent,
@@ -344,6 +354,8 @@ impl Report {
             ("first suspicion", time(self.first_suspect)),
             ("failure detected (all)", time(self.failure)),
             ("rejoined", time(self.rejoin)),
+            ("aggregate within 0.1%", time(self.aggregate)),
+            ("cluster size estimate", self.size_estimate.map_or("-".to_owned(), |v| format!("{v:.3}"))),
             ("datagrams sent", self.traffic.datagrams_sent.to_string()),
             ("bytes sent", self.traffic.bytes_sent.to_string()),
             ("largest datagram", format!("{} bytes", self.traffic.max_datagram_sent)),
@@ -504,7 +516,61 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
         )
         .await?,
     );
+
+    // 6. Aggregate: every contribution at once, timed from just before they are issued.
+    report.aggregate_interval_ms = config.aggregation.interval.as_secs_f64() * 1e3;
+    let started = Instant::now();
+    concurrently(members.iter().enumerate().map(|(index, m)| {
+        let handle = m.handle.clone();
+        async move { handle.aggregate_set("load", index as f64 + 1.0).await }
+    }))
+    .await?;
+    let close = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let poller = tokio::spawn(poll_aggregates(
+        members.iter().map(|m| m.handle.clone()).collect(),
+        close.clone(),
+        counts.clone(),
+    ));
+    let outcome = phase(
+        "aggregate",
+        Duration::from_secs(20) + scale,
+        || close.load(Ordering::Acquire) == n,
+        || {
+            format!(
+                "{}/{n} nodes within 0.1% of the average {} and the count {n}",
+                close.load(Ordering::Acquire),
+                (n as f64 + 1.0) / 2.0
+            )
+        },
+    )
+    .await;
+    poller.abort();
+    let counts = counts.lock().expect("lock").clone();
+    report.size_estimate = (!counts.is_empty()).then(|| counts.iter().sum::<f64>() / counts.len() as f64);
+    outcome?;
+    report.aggregate = Some(started.elapsed());
     Ok(())
+}
+
+/// Every 20 ms, counts the nodes whose running average of `load` and count are within 0.1% of
+/// the truth (contributions 1..=n), and keeps their count estimates.
+async fn poll_aggregates(handles: Vec<Handle>, close: Arc<AtomicUsize>, counts: Arc<Mutex<Vec<f64>>>) {
+    let n = handles.len() as f64;
+    let within = |value: Option<f64>, truth: f64| value.is_some_and(|v| (v - truth).abs() <= 1e-3 * truth);
+    loop {
+        let mut done = 0;
+        let mut seen = Vec::with_capacity(handles.len());
+        for handle in &handles {
+            if let Ok(Some(estimate)) = handle.aggregate_running("load").await {
+                seen.extend(estimate.count);
+                done += usize::from(within(estimate.average, (n + 1.0) / 2.0) && within(estimate.count, n));
+            }
+        }
+        *counts.lock().expect("lock") = seen;
+        close.store(done, Ordering::Release);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn main() -> ExitCode {
