@@ -319,12 +319,12 @@ impl<R: Rng> Node<R> {
             }
             InBody::AggregateTransfer(transfer) => {
                 if let Some(sender) = &sender {
-                    self.on_aggregate_transfer(from, &sender.name, transfer);
+                    self.on_aggregate_transfer(from, sender, transfer);
                 }
             }
             InBody::AggregateAck(ack) => {
                 if let Some(sender) = &sender {
-                    self.on_aggregate_ack(&sender.name, ack);
+                    self.on_aggregate_ack(sender, ack);
                 }
             }
         }

@@ -10,7 +10,7 @@ use gossip_proto::v1;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::state::{Aggregation, Mass};
+use super::state::{Aggregation, Mass, Peer};
 use crate::config::AggregationConfig;
 
 const NAME: &str = "load";
@@ -91,7 +91,11 @@ impl Cluster {
         self.now += Duration::from_millis(10);
         match step {
             Step::Round { node, target } => {
-                let target = target.filter(|t| t != node).map(|t| (Arc::from(name(t)), address(t)));
+                let target = target.filter(|t| t != node).map(|t| Peer {
+                    name: Arc::from(name(t)),
+                    generation: 1,
+                    address: address(t),
+                });
                 for (to, transfer) in self.nodes[*node].round(target, self.now) {
                     self.network.push(Wire::Transfer { from: *node, to: node_of(to), transfer });
                 }
@@ -115,11 +119,11 @@ impl Cluster {
     fn deliver(&mut self, wire: Wire) {
         match wire {
             Wire::Transfer { from, to, transfer } => {
-                if let Ok(ack) = self.nodes[to].receive(&name(from), &transfer) {
+                if let Ok(ack) = self.nodes[to].receive(&name(from), 1, &transfer) {
                     self.network.push(Wire::Ack { from: to, to: from, ack });
                 }
             }
-            Wire::Ack { from, to, ack } => self.nodes[to].acknowledged(&name(from), &ack),
+            Wire::Ack { from, to, ack } => self.nodes[to].acknowledged(&name(from), 1, &ack),
         }
     }
 
@@ -239,12 +243,12 @@ fn a_transfer_whose_weights_shrink_is_refused_and_changes_nothing() {
     let mut cluster = Cluster::new(&[1.0, 2.0]);
     cluster.run(&Step::Round { node: 0, target: Some(1) });
     let Some(Wire::Transfer { transfer, .. }) = cluster.network.pop() else { panic!("a transfer") };
-    assert!(cluster.nodes[1].receive("n0", &transfer).is_ok());
+    assert!(cluster.nodes[1].receive("n0", 1, &transfer).is_ok());
     let before = cluster.nodes[1].held_mass(NAME);
     let mut shrunk = transfer.clone();
     shrunk.sequence += 1;
     shrunk.shares[0].average_weight /= 2.0;
-    assert!(cluster.nodes[1].receive("n0", &shrunk).is_err());
+    assert!(cluster.nodes[1].receive("n0", 1, &shrunk).is_err());
     assert_eq!(cluster.nodes[1].held_mass(NAME), before);
 }
 
@@ -258,4 +262,26 @@ fn a_new_epoch_starts_again_from_own_values() {
     assert_eq!(cluster.nodes[1].settled(NAME).map(|e| e.epoch), Some(1));
     assert_eq!(cluster.nodes[1].running(NAME).and_then(|e| e.average), Some(3.0), "own value only");
     assert_eq!(cluster.nodes[1].running(NAME).and_then(|e| e.count), None, "no total weight yet");
+}
+
+#[test]
+fn a_restarted_sender_numbers_its_transfers_afresh_and_they_are_applied() {
+    let mut cluster = Cluster::new(&[1.0, 2.0]);
+    for _ in 0..3 {
+        cluster.run(&Step::Round { node: 0, target: Some(1) });
+    }
+    let Some(Wire::Transfer { transfer: third, .. }) = cluster.network.pop() else { panic!("a transfer") };
+    assert_eq!(third.sequence, 3);
+    assert!(cluster.nodes[1].receive("n0", 1, &third).is_ok());
+    // n0 restarts under generation 2: its first transfer is number 1 again.
+    let mut first = third.clone();
+    first.sequence = 1;
+    first.shares[0].average_value = 4.0;
+    first.shares[0].average_weight = 0.5;
+    let before = cluster.nodes[1].held_mass(NAME);
+    let ack = cluster.nodes[1].receive("n0", 2, &first).expect("applied");
+    assert_eq!(ack.sequence, 1);
+    let after = cluster.nodes[1].held_mass(NAME);
+    assert_eq!(after.average_weight - before.average_weight, 0.5, "all of it is new");
+    assert_eq!(after.average_value - before.average_value, 4.0);
 }

@@ -39,10 +39,12 @@ use rand::RngExt;
 use rand_core::Rng;
 
 pub use state::AggregateEstimate;
+use state::Peer;
 pub(crate) use state::{Aggregation, valid_transfer};
 
 use crate::error::AggregateError;
 use crate::event::Event;
+use crate::identity::Identity;
 use crate::node::Node;
 use crate::table::LOCAL;
 use state::Refusal;
@@ -139,10 +141,10 @@ impl<R: Rng> Node<R> {
     }
 
     /// One live member other than this node, uniformly, with its address.
-    fn random_live_peer(&mut self) -> Option<(Arc<str>, SocketAddr)> {
+    fn random_live_peer(&mut self) -> Option<Peer> {
         let index = *self.random_live_member_indices(1, &[]).first()?;
         let (name, member) = self.table.get(index)?;
-        Some((Arc::from(name), member.address))
+        Some(Peer { name: Arc::from(name), generation: member.generation, address: member.address })
     }
 
     /// Whether this node brings the total weight: it has the smallest name of the members
@@ -180,10 +182,10 @@ impl<R: Rng> Node<R> {
     pub(crate) fn on_aggregate_transfer(
         &mut self,
         from: SocketAddr,
-        sender: &str,
+        sender: &Identity,
         transfer: v1::AggregateTransfer,
     ) {
-        if self.table.index_of(sender).is_none() {
+        if self.table.index_of(&sender.name).is_none() {
             // Only members move mass: a stranger's transfer would be acknowledged by nobody.
             self.metrics.aggregate_transfers_refused += 1;
             return;
@@ -191,7 +193,7 @@ impl<R: Rng> Node<R> {
         self.catch_up_aggregation(transfer.epoch);
         self.decide_aggregation_leadership();
         let was_active = self.aggregation.is_active();
-        let ack = match self.aggregation.receive(sender, &transfer) {
+        let ack = match self.aggregation.receive(&sender.name, sender.generation, &transfer) {
             Ok(ack) => ack,
             Err(Refusal::StaleEpoch) => {
                 self.metrics.aggregate_transfers_refused += 1;
@@ -211,8 +213,8 @@ impl<R: Rng> Node<R> {
     }
 
     /// Notes an acknowledgement; a higher epoch in it moves this node on.
-    pub(crate) fn on_aggregate_ack(&mut self, sender: &str, ack: v1::AggregateAck) {
+    pub(crate) fn on_aggregate_ack(&mut self, sender: &Identity, ack: v1::AggregateAck) {
         self.catch_up_aggregation(ack.epoch);
-        self.aggregation.acknowledged(sender, &ack);
+        self.aggregation.acknowledged(&sender.name, sender.generation, &ack);
     }
 }

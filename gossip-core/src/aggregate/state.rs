@@ -153,6 +153,8 @@ fn fold(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
 /// What this node has given one peer in the epoch.
 #[derive(Debug, Clone)]
 struct Outgoing {
+    /// The peer's generation: a restarted peer knows nothing of what its predecessor got.
+    generation: u64,
     address: SocketAddr,
     /// Sequence number of the latest transfer.
     sequence: u64,
@@ -167,6 +169,8 @@ struct Outgoing {
 /// What this node has applied from one peer in the epoch.
 #[derive(Debug, Clone, Default)]
 struct Incoming {
+    /// The sender's generation: a restarted sender numbers its transfers from 1 again.
+    generation: u64,
     sequence: u64,
     received: BTreeMap<Arc<str>, Mass>,
 }
@@ -208,6 +212,14 @@ pub(crate) struct Aggregation {
 
 /// A transfer to send.
 pub(crate) type Transfer = (SocketAddr, v1::AggregateTransfer);
+
+/// A member this node exchanges mass with.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) name: Arc<str>,
+    pub(crate) generation: u64,
+    pub(crate) address: SocketAddr,
+}
 
 impl Aggregation {
     pub(crate) fn new(config: AggregationConfig, next_round: Instant) -> Self {
@@ -351,19 +363,25 @@ impl Aggregation {
 
     /// One round: half of every aggregate's mass to `target` (when there is one), and
     /// resends to peers whose transfers of an earlier round are unacknowledged.
-    pub(crate) fn round(&mut self, target: Option<(Arc<str>, SocketAddr)>, now: Instant) -> Vec<Transfer> {
+    pub(crate) fn round(&mut self, target: Option<Peer>, now: Instant) -> Vec<Transfer> {
         let mut transfers = Vec::new();
         if self.held.is_empty() {
             return transfers;
         }
-        if let Some((peer, address)) = target {
-            let outgoing = self.outgoing.entry(peer).or_insert_with(|| Outgoing {
+        if let Some(Peer { name, generation, address }) = target {
+            let fresh = || Outgoing {
+                generation,
                 address,
                 sequence: 0,
                 acked: 0,
                 given: BTreeMap::new(),
                 sent_at: now,
-            });
+            };
+            let outgoing = self.outgoing.entry(name).or_insert_with(fresh);
+            if outgoing.generation != generation {
+                // What went to its predecessor (and was not acknowledged) is lost with it.
+                *outgoing = fresh();
+            }
             outgoing.address = address;
             for (name, held) in &mut self.held {
                 let half = held.mass.map(|x| x / 2.0);
@@ -398,17 +416,19 @@ impl Aggregation {
     pub(crate) fn receive(
         &mut self,
         sender: &str,
+        generation: u64,
         transfer: &v1::AggregateTransfer,
     ) -> Result<v1::AggregateAck, Refusal> {
         if transfer.epoch < self.epoch {
             return Err(Refusal::StaleEpoch);
         }
-        let applied = self.incoming.get(sender).map_or(0, |incoming| incoming.sequence);
+        let incoming = self.incoming.get(sender).filter(|incoming| incoming.generation == generation);
+        let applied = incoming.map_or(0, |incoming| incoming.sequence);
         if transfer.sequence <= applied {
             // A duplicate or an older resend: everything in it is already here.
             return Ok(v1::AggregateAck { epoch: self.epoch, sequence: applied });
         }
-        let mut received = self.incoming.get(sender).map(|i| i.received.clone()).unwrap_or_default();
+        let mut received = incoming.map(|i| i.received.clone()).unwrap_or_default();
         let shrank = transfer.shares.iter().any(|share| {
             let then = received.get(share.name.as_str()).copied().unwrap_or_default().weights();
             let now = Mass::from_wire(share).weights();
@@ -433,16 +453,17 @@ impl Aggregation {
             }
             received.insert(name, total);
         }
-        self.incoming.insert(Arc::from(sender), Incoming { sequence: transfer.sequence, received });
+        self.incoming
+            .insert(Arc::from(sender), Incoming { generation, sequence: transfer.sequence, received });
         Ok(v1::AggregateAck { epoch: self.epoch, sequence: transfer.sequence })
     }
 
     /// Notes `sender`'s acknowledgement (the caller moves to a higher epoch first).
-    pub(crate) fn acknowledged(&mut self, sender: &str, ack: &v1::AggregateAck) {
+    pub(crate) fn acknowledged(&mut self, sender: &str, generation: u64, ack: &v1::AggregateAck) {
         if ack.epoch != self.epoch {
             return;
         }
-        if let Some(outgoing) = self.outgoing.get_mut(sender) {
+        if let Some(outgoing) = self.outgoing.get_mut(sender).filter(|o| o.generation == generation) {
             outgoing.acked = outgoing.acked.max(ack.sequence.min(outgoing.sequence));
         }
     }
