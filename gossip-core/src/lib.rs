@@ -12,6 +12,10 @@
 //! at most [`Config::max_datagram_size`] bytes. Deletes are versioned tombstones, collected
 //! after a grace period behind a watermark so that a deleted key never comes back.
 //!
+//! Membership and failure detection follow SWIM with Lifeguard's refinements ([`SwimConfig`]),
+//! and every node can read cluster-wide aggregates of named numbers (average, sum, count,
+//! minimum, maximum) computed by push-sum ([`Node::aggregate_set`], [`Node::aggregate`]).
+//!
 //! # The drain rule
 //!
 //! After **every** input ([`Node::handle_input`], [`Node::handle_timeout`]) and every
@@ -69,7 +73,7 @@
 //! No datagram can make the node panic. Oversized, truncated, undecodable, wrong-cluster,
 //! wrong-version and rule-breaking datagrams are dropped whole, counted in [`Metrics`], and
 //! leave the state unchanged. Caller mistakes are typed errors: [`ConfigError`],
-//! [`WriteError`].
+//! [`WriteError`], [`AggregateError`].
 //!
 //! # Limits
 //!

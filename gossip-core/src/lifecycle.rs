@@ -82,6 +82,7 @@ impl<R: Rng> Node<R> {
             let ping = v1::Ping { sequence, target: String::new(), summary: None };
             self.send_with_priority(*peer, Body::Ping(ping), Some(&me));
         }
+        self.hand_off_aggregates();
         if peers.is_empty() {
             self.finish_leave();
         }

@@ -118,3 +118,29 @@ fn a_bad_contribution_is_refused_with_a_reason() {
     assert!(node.aggregate_remove("a3"));
     assert!(!node.aggregate_remove("a3"));
 }
+
+#[test]
+fn a_node_that_leaves_hands_its_mass_over_and_the_epoch_stays_exact() {
+    let seed = seed_from_env(11);
+    let rounds = 60;
+    let mut sim = Simulation::new(SimConfig::new(12, seed).with_node_config(config(rounds)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    sim.run_for(Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    for index in 0..12 {
+        sim.aggregate_set(index, AGGREGATE, index as f64).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let round = Config::lan().aggregation.interval;
+    sim.run_for(round * 10).unwrap_or_else(|e| panic!("{e}"));
+    // Node 11 leaves mid-epoch and shuts down a little later: the mass it held lives on.
+    sim.leave(11).unwrap_or_else(|e| panic!("{e}"));
+    sim.run_for(round * 3).unwrap_or_else(|e| panic!("{e}"));
+    sim.crash(11).unwrap_or_else(|e| panic!("{e}"));
+    sim.run_for(round * (rounds - 10)).unwrap_or_else(|e| panic!("{e}"));
+    for index in 0..11 {
+        let node = sim.node(index).unwrap_or_else(|| panic!("node {index} is up"));
+        let estimate = node.aggregate(AGGREGATE).unwrap_or_else(|| panic!("seed {seed}: node {index}"));
+        assert_eq!(estimate.epoch, 0, "seed {seed}");
+        // The epoch it left in still counts its 11: the average of 0..=11.
+        assert!(estimate.average.is_some_and(|a| (a - 5.5).abs() < 1e-6), "seed {seed}: {estimate:?}");
+    }
+}

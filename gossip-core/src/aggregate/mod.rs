@@ -135,7 +135,22 @@ impl<R: Rng> Node<R> {
         self.metrics.aggregate_peers_abandoned += abandoned as u64;
         let target = self.random_live_peer();
         let now = self.now;
-        for (to, transfer) in self.aggregation.round(target, now) {
+        let transfers = if self.leave.is_some() {
+            self.aggregation.round_giving_all(target, now)
+        } else {
+            self.aggregation.round(target, now)
+        };
+        for (to, transfer) in transfers {
+            self.send(to, Body::AggregateTransfer(transfer));
+        }
+    }
+
+    /// Hands all the aggregation mass to a random live member: called when this node leaves,
+    /// so the current epoch keeps its contribution.
+    pub(crate) fn hand_off_aggregates(&mut self) {
+        let Some(target) = self.random_live_peer() else { return };
+        let now = self.now;
+        for (to, transfer) in self.aggregation.give_all(target, now) {
             self.send(to, Body::AggregateTransfer(transfer));
         }
     }

@@ -364,6 +364,22 @@ impl Aggregation {
     /// One round: half of every aggregate's mass to `target` (when there is one), and
     /// resends to peers whose transfers of an earlier round are unacknowledged.
     pub(crate) fn round(&mut self, target: Option<Peer>, now: Instant) -> Vec<Transfer> {
+        self.give(target, 0.5, now)
+    }
+
+    /// As [`round`](Self::round), giving all the mass held rather than half (a node that
+    /// has left passes on whatever still reaches it).
+    pub(crate) fn round_giving_all(&mut self, target: Option<Peer>, now: Instant) -> Vec<Transfer> {
+        self.give(target, 1.0, now)
+    }
+
+    /// Gives all the mass held to `target` (a node that leaves hands its mass over, so the
+    /// epoch keeps its contribution), plus the resends owed.
+    pub(crate) fn give_all(&mut self, target: Peer, now: Instant) -> Vec<Transfer> {
+        self.round_giving_all(Some(target), now)
+    }
+
+    fn give(&mut self, target: Option<Peer>, fraction: f64, now: Instant) -> Vec<Transfer> {
         let mut transfers = Vec::new();
         if self.held.is_empty() {
             return transfers;
@@ -384,10 +400,10 @@ impl Aggregation {
             }
             outgoing.address = address;
             for (name, held) in &mut self.held {
-                let half = held.mass.map(|x| x / 2.0);
-                held.mass = held.mass.minus(half);
+                let share = held.mass.map(|x| x * fraction);
+                held.mass = held.mass.minus(share);
                 let given = outgoing.given.entry(name.clone()).or_default();
-                *given = given.plus(half);
+                *given = given.plus(share);
             }
             outgoing.sequence += 1;
             outgoing.sent_at = now;

@@ -47,6 +47,16 @@ impl Simulation {
         Ok(())
     }
 
+    /// Node `index` leaves the cluster gracefully now (it keeps running, as a leaving
+    /// process does until it shuts down).
+    pub fn leave(&mut self, index: usize) -> Result<(), SimError> {
+        let node = self.slots.get_mut(index).ok_or(SimError::NoSuchNode(index))?;
+        node.node.as_mut().ok_or(SimError::NodeDown(index))?.leave();
+        self.steps += 1;
+        self.drain(index);
+        Ok(())
+    }
+
     /// The largest relative error, over the live nodes, of a figure of their estimates of
     /// `name` (`None` when some live node has no such figure yet).
     pub fn aggregate_error(
