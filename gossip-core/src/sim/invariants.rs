@@ -533,7 +533,7 @@ pub fn check_footprint(footprint: Footprint, config: &crate::Config) -> Result<(
 ///   what the owner wrote ([`check_replica`] against the [`Ledger`]).
 ///
 /// Call it after the faults have healed and the protocol had time to settle (the chaos
-/// runs do); during faults, disagreement is expected. A paused node
+/// runs do, see [`crate::sim::Chaos`]); during faults, disagreement is expected. A paused node
 /// counts as live. O(n² + total table size).
 pub fn check_agreement(sim: &Simulation) -> Result<(), Violation> {
     let n = sim.len();
