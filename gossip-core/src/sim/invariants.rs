@@ -391,6 +391,8 @@ pub struct VersionMemory {
     seen: Vec<HashMap<u32, (u64, u64)>>,
     /// `(generation, incarnation)` per observer and member, once above zero.
     incarnations: Vec<HashMap<u32, (u64, u32)>>,
+    /// Members each observer had forgotten at its last check (its `members_forgotten`).
+    forgotten: Vec<u64>,
 }
 
 impl VersionMemory {
@@ -462,6 +464,26 @@ impl VersionMemory {
         }
     }
 
+    /// Tells the memory how many members `observer` has forgotten so far (its
+    /// `Metrics::members_forgotten`). When the count grew, what it showed of members it no
+    /// longer holds is dropped: forgetting a departed member (after `swim.dead_retention`)
+    /// deletes everything about it by design, and a later rediscovery starts afresh.
+    pub fn note_forgotten(&mut self, observer: usize, forgotten: u64, held: impl Iterator<Item = usize>) {
+        if self.forgotten.len() <= observer {
+            self.forgotten.resize(observer + 1, 0);
+        }
+        if std::mem::replace(&mut self.forgotten[observer], forgotten) == forgotten {
+            return;
+        }
+        let held: std::collections::HashSet<u32> = held.map(|i| i as u32).collect();
+        if let Some(seen) = self.seen.get_mut(observer) {
+            seen.retain(|member, _| held.contains(member));
+        }
+        if let Some(seen) = self.incarnations.get_mut(observer) {
+            seen.retain(|member, _| held.contains(member));
+        }
+    }
+
     /// Forgets what `observer` showed (it crashed or restarted with an empty table).
     pub fn forget(&mut self, observer: usize) {
         if let Some(seen) = self.seen.get_mut(observer) {
@@ -469,6 +491,9 @@ impl VersionMemory {
         }
         if let Some(seen) = self.incarnations.get_mut(observer) {
             *seen = HashMap::new();
+        }
+        if let Some(count) = self.forgotten.get_mut(observer) {
+            *count = 0;
         }
     }
 }
@@ -487,6 +512,8 @@ pub(crate) fn check_node<R: Rng>(
     full: bool,
 ) -> Result<(), ViolationKind> {
     check_footprint(node.footprint(), node.config())?;
+    let held = node.nodes().filter_map(|view| owner_of(view.name));
+    memory.note_forgotten(observer, node.metrics().members_forgotten, held);
     for view in node.nodes() {
         let Some(owner) = owner_of(view.name) else { continue };
         if owner == observer && matches!(view.state, MemberState::Suspect | MemberState::Dead) {
