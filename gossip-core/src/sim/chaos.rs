@@ -1,31 +1,7 @@
 //! Chaos runs: a random cluster, configuration, network and fault schedule, all derived from
 //! one seed, then a calm phase in which the protocol must settle into agreement.
 //!
-//! A run has two phases:
-//!
-//! 1. **Chaos.** 2 to 64 nodes (small clusters more often) join a few seeds over links with
-//!    0 to 60% loss, 0 to 15% duplication, latency and jitter, while the plan partitions
-//!    them (symmetric, one-way, isolating one node), crashes and restarts them (sometimes
-//!    at a new address), pauses them, slows them down, jumps their clocks, and writes and
-//!    deletes keys on them concurrently. The node configuration is drawn too (intervals,
-//!    Lifeguard on or off, short tombstone grace and dead retention so that collection and
-//!    forgetting happen within the run, a small key cap). Every invariant of
-//!    [`invariants`](crate::sim::invariants) is checked after every step.
-//! 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
-//!    up, and each crashed node is restarted or left down for good (a seed is always
-//!    brought back). The run then waits, up to a deadline computed from the configuration
-//!    (suspicion timeouts, dead retention, join backoff), for
-//!    [`check_agreement`](crate::sim::invariants::check_agreement) to pass twice, a few
-//!    probe periods apart; if the deadline passes first, the last disagreement is the
-//!    violation.
-//!
-//! ```
-//! use gossip_core::sim::Chaos;
-//!
-//! let outcome = Chaos::new().run(7).unwrap();
-//! assert!(outcome.violation.is_none(), "{}", outcome.violation.unwrap());
-//! assert_eq!(Chaos::new().run(7).unwrap().trace_hash, outcome.trace_hash);
-//! ```
+//! See [`Chaos`].
 
 use std::time::Duration;
 
@@ -47,7 +23,34 @@ use crate::sim::{SimError, Simulation, Violation};
 /// Keys the writes draw from: few, so that writes and deletes collide.
 const KEYS: u32 = 12;
 
-/// The chaos generator and runner (see the [module docs](self)).
+/// The chaos generator and runner: random clusters, configurations, networks and fault
+/// schedules, each a pure function of its seed.
+///
+/// A run has two phases:
+///
+/// 1. **Chaos.** 2 to 64 nodes (small clusters more often) join a few seeds over links with
+///    0 to 60% loss, 0 to 15% duplication, latency and jitter, while the plan partitions
+///    them (symmetric, one-way, isolating one node), crashes and restarts them (sometimes
+///    at a new address), pauses them, slows them down, jumps their clocks, and writes and
+///    deletes keys on them concurrently. The node configuration is drawn too (intervals,
+///    Lifeguard on or off, short tombstone grace and dead retention so that collection and
+///    forgetting happen within the run, a small key cap). Every invariant of
+///    [`invariants`](crate::sim::invariants) is checked after every step.
+/// 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
+///    up, and each crashed node is restarted or left down for good (a seed is always
+///    brought back). The run then waits, up to a deadline computed from the configuration
+///    (suspicion timeouts, dead retention, join backoff), for
+///    [`check_agreement`](crate::sim::invariants::check_agreement) to pass twice, a few
+///    probe periods apart; if the deadline passes first, the last disagreement is the
+///    violation.
+///
+/// ```
+/// use gossip_core::sim::Chaos;
+///
+/// let outcome = Chaos::new().run(7).unwrap();
+/// assert!(outcome.violation.is_none(), "{}", outcome.violation.unwrap());
+/// assert_eq!(Chaos::new().run(7).unwrap().trace_hash, outcome.trace_hash);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Chaos {
