@@ -995,6 +995,12 @@ fn chaos(args: &Args, bar: &ProgressBar) -> Result<serde_json::Value, String> {
             "deletes": faults.deletes,
             "left_down": faults.left_down,
         },
+        "mechanisms": {
+            "tombstones_collected": faults.tombstones_collected,
+            "members_forgotten": faults.members_forgotten,
+            "replica_resets": faults.replica_resets,
+            "refutations": faults.refutations,
+        },
     });
     Ok(report)
 }

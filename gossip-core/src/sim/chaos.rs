@@ -62,7 +62,8 @@ pub struct Chaos {
     pub replay: Option<String>,
 }
 
-/// How many faults of each kind a plan holds.
+/// How many faults of each kind a run played, and how often the protocol's recovery
+/// mechanisms fired meanwhile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FaultCounts {
@@ -88,6 +89,14 @@ pub struct FaultCounts {
     pub deletes: u32,
     /// Nodes left down for good in the calm phase.
     pub left_down: u32,
+    /// Tombstones the live nodes collected (their metrics at the end of the run).
+    pub tombstones_collected: u64,
+    /// Departed members the live nodes forgot.
+    pub members_forgotten: u64,
+    /// Replicas rebuilt because a peer had collected tombstones they lacked.
+    pub replica_resets: u64,
+    /// Accusations the live nodes refuted.
+    pub refutations: u64,
 }
 
 impl FaultCounts {
@@ -104,6 +113,10 @@ impl FaultCounts {
         self.writes += other.writes;
         self.deletes += other.deletes;
         self.left_down += other.left_down;
+        self.tombstones_collected += other.tombstones_collected;
+        self.members_forgotten += other.members_forgotten;
+        self.replica_resets += other.replica_resets;
+        self.refutations += other.refutations;
     }
 }
 
@@ -220,6 +233,14 @@ impl Chaos {
             Ok(settled) => outcome.settled_after = Some(settled),
             Err(SimError::Invariant(violation)) => outcome.violation = Some(violation),
             Err(other) => return Err(other),
+        }
+        for index in 0..sim.len() {
+            let Some(node) = sim.node(index) else { continue };
+            let metrics = node.metrics();
+            faults.tombstones_collected += metrics.tombstones_collected;
+            faults.members_forgotten += metrics.members_forgotten;
+            faults.replica_resets += metrics.replica_resets;
+            faults.refutations += metrics.refutations;
         }
         outcome.faults = faults;
         outcome.steps = sim.steps();
