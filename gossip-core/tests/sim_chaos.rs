@@ -6,11 +6,13 @@ use std::time::Duration;
 use gossip_core::proto::v1;
 use gossip_core::sim::invariants::{self, ViolationKind, check_agreement};
 use gossip_core::sim::{Bootstrap, Chaos, SimConfig, Simulation, seed_from_env};
-use gossip_core::{Config, Footprint, MemberState};
+use gossip_core::{AntiEntropyMode, Config, Dissemination, Footprint, MemberState};
 
-/// Seeds that cover small and large clusters, crashes left down, restarts at new addresses,
-/// and (116) a replica that skipped a write its owner had already overwritten.
-const SEEDS: [u64; 4] = [3, 5, 19, 116];
+/// Seeds that cover small and large clusters, crashes left down, restarts at new addresses;
+/// 116: a replica skipped a write its owner had already overwritten (allowed, see
+/// `invariants`); 2 and 174: push mode, where the news of a member known only to non-seeds
+/// never reached the seeds (their exchanges with seeds were pulls) before the fix.
+const SEEDS: [u64; 6] = [2, 3, 5, 19, 116, 174];
 
 #[test]
 fn fixed_seeds_end_in_agreement() {
@@ -112,6 +114,31 @@ fn a_crashed_member_held_alive_breaks_agreement() {
     );
     sim.run_for(Duration::from_secs(60)).unwrap();
     check_agreement(&sim).unwrap();
+}
+
+/// Regression (chaos seeds 2, 7 and others before the fix): in push mode a node cut off for
+/// longer than `swim.dead_retention` was forgotten by everyone and forgot everyone, and then
+/// never came back: its rounds pushed recent news to nobody (it had none, and knew no live
+/// member), and a member found again never got the old entries a push does not carry. Seeds
+/// and dead members now get a digest exchange (`Syn`) in push mode too, as does a prober
+/// whose summary differs.
+#[test]
+fn push_mode_re_merges_after_a_partition_longer_than_dead_retention() {
+    for dissemination in [Dissemination::AntiEntropy, Dissemination::Both] {
+        let mut config = Config::lan();
+        config.mode = AntiEntropyMode::Push;
+        config.dissemination = dissemination;
+        config.swim.dead_retention = Duration::from_secs(20);
+        let mut sim = Simulation::new(SimConfig::new(4, 1).with_node_config(config)).unwrap();
+        sim.set(1, "a", "1").unwrap();
+        sim.run_for(Duration::from_secs(60)).unwrap();
+        let cut = sim.partition([3], [0, 1, 2]);
+        sim.run_for(Duration::from_secs(120)).unwrap();
+        assert!(sim.node(0).unwrap().node("n3").is_none(), "n3 was forgotten");
+        sim.heal(cut);
+        sim.run_for(Duration::from_secs(120)).unwrap();
+        check_agreement(&sim).unwrap();
+    }
 }
 
 #[test]

@@ -320,12 +320,11 @@ fn node_config(rng: &mut ChaCha8Rng) -> Config {
     config.swim.probe_timeout = config.swim.probe_interval.mul_f64(rng.random_range(0.2..0.5));
     config.swim.lifeguard = rng.random_bool(0.8);
     config.swim.suspicion_mult = rng.random_range(2..=5);
-    // Not push mode: it only ever sends recent deltas, so a replica that missed them (a
-    // restart, a member forgotten and found again) is never repaired; it cannot converge.
-    (config.mode, config.dissemination) = match rng.random_range(0..3) {
+    (config.mode, config.dissemination) = match rng.random_range(0..4) {
         0 => (AntiEntropyMode::PushPull, Dissemination::AntiEntropy),
         1 => (AntiEntropyMode::PushPull, Dissemination::Both),
-        _ => (AntiEntropyMode::Pull, Dissemination::Both),
+        2 => (AntiEntropyMode::Pull, Dissemination::Both),
+        _ => (AntiEntropyMode::Push, Dissemination::Both),
     };
     if rng.random_bool(0.3) {
         config.max_idle_gossip_interval = config.gossip_interval;
