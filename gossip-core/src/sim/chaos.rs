@@ -289,7 +289,8 @@ fn settle(sim: &mut Simulation, plan: &ChaosPlan) -> Result<Duration, SimError> 
         sim.run_until((sim.now() + every).min(deadline))?;
         match invariants::check_agreement(sim) {
             Ok(()) => match agreed_at {
-                Some(at) if sim.now() >= at + every * 5 => return Ok(at - start),
+                // At the deadline, agreement that has not yet lasted five periods still counts.
+                Some(at) if sim.now() >= at + every * 5 || sim.now() >= deadline => return Ok(at - start),
                 Some(_) => {}
                 None => agreed_at = Some(sim.now()),
             },
