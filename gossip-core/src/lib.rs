@@ -93,6 +93,7 @@ mod delta;
 mod digest;
 mod error;
 mod event;
+mod footprint;
 mod health;
 mod identity;
 #[cfg(test)]
@@ -115,6 +116,7 @@ pub use aggregate::AggregateEstimate;
 pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{AggregateError, ConfigError, WriteError};
 pub use event::{Event, Output, SharedStr, Transmit};
+pub use footprint::Footprint;
 pub use identity::Identity;
 pub use membership::MemberState;
 pub use metrics::Metrics;

@@ -7,7 +7,21 @@
 //! 3. **No deleted key comes back**: once a replica's max version covers a tombstone, the key
 //!    is not live there at an older version.
 //! 4. **No hole** (the Scuttlebutt rule): a replica at max version `m` holds, for each key,
-//!    exactly the owner's latest write at or below `m`, with its value.
+//!    exactly the owner's latest write at or below `m`, with its value; unless the owner
+//!    wrote that key again above `m`: deltas are built from the owner's current entries, so
+//!    the superseded write is no longer there to send (DESIGN.md: a replica holds "the
+//!    owner's entries with version <= that number"), and the replica may hold an older write
+//!    of that key, or none, until it reaches the newer one.
+//! 5. **Incarnations only grow**: for a given member and generation, the incarnation a node
+//!    holds never decreases.
+//! 6. **Nobody accuses itself**: a node never holds itself Suspect or Dead.
+//! 7. **Bounded memory**: every table and queue of a node stays within its cap
+//!    ([`Footprint::over_cap`]).
+//!
+//! After faults have healed and the cluster had time to settle, [`check_agreement`] checks
+//! that every live node agrees with every other, and with the truth: same live members under
+//! their current generation, all Alive, and every live member's table exactly as its owner
+//! wrote it.
 //!
 //! The truth is the simulator's [`Ledger`] of the writes it made. The checks are plain
 //! functions over snapshots ([`check_replica`], [`VersionMemory`]), so they can be tested on
@@ -15,10 +29,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand_core::Rng;
 
+use crate::footprint::Footprint;
+use crate::membership::MemberState;
 use crate::node::Node;
 use crate::sim::ledger::{Ledger, OwnerLog};
 
@@ -147,6 +164,78 @@ pub enum ViolationKind {
         /// The deadline it returned, as virtual time.
         deadline: std::time::Duration,
     },
+    /// The incarnation a node holds for a member (of one generation) went down.
+    IncarnationWentBack {
+        /// The member.
+        member: String,
+        /// Its generation.
+        generation: u64,
+        /// The incarnation held before.
+        was: u32,
+        /// The incarnation held now.
+        now: u32,
+    },
+    /// A node holds itself Suspect or Dead: it declared itself failed.
+    SelfAccused {
+        /// The state it holds itself in.
+        state: MemberState,
+    },
+    /// A table or queue of the node outgrew its cap.
+    OverCap {
+        /// Which one.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// Its cap.
+        cap: usize,
+    },
+    /// After the cluster settled, a node does not know a live member.
+    MemberUnknown {
+        /// The member.
+        member: String,
+    },
+    /// After the cluster settled, a node holds a live member under another generation, or
+    /// not Alive.
+    MemberMismatch {
+        /// The member.
+        member: String,
+        /// The generation it runs.
+        expected_generation: u64,
+        /// The generation held.
+        generation: u64,
+        /// The state held.
+        state: MemberState,
+    },
+    /// After the cluster settled, a node holds a live member at an address it left.
+    AddressMismatch {
+        /// The member.
+        member: String,
+        /// Where it listens.
+        expected: SocketAddr,
+        /// The address held.
+        found: SocketAddr,
+    },
+    /// After the cluster settled, a node holds as Alive or Suspect a member whose process
+    /// (that generation of it) is down.
+    GoneMemberLive {
+        /// The member.
+        member: String,
+        /// The generation held.
+        generation: u64,
+        /// The state held.
+        state: MemberState,
+    },
+    /// After the cluster settled, a node's replica of a live member's table lacks writes.
+    ReplicaBehind {
+        /// The owner.
+        owner: String,
+        /// Its generation.
+        generation: u64,
+        /// The replica's max version.
+        max_version: u64,
+        /// The owner's max version.
+        owner_max: u64,
+    },
 }
 
 impl fmt::Display for ViolationKind {
@@ -190,6 +279,34 @@ impl fmt::Display for ViolationKind {
                 f,
                 "after handle_timeout the node asked to be woken at {deadline:?}, which is not in the future"
             ),
+            Self::IncarnationWentBack { member, generation, was, now } => write!(
+                f,
+                "the incarnation of {member} (generation {generation}) went back from {was} to {now}"
+            ),
+            Self::SelfAccused { state } => write!(f, "the node holds itself {state:?}"),
+            Self::OverCap { what, size, cap } => write!(f, "{what}: {size}, above the cap of {cap}"),
+            Self::MemberUnknown { member } => {
+                write!(f, "after the cluster settled, live member {member} is unknown here")
+            }
+            Self::MemberMismatch { member, expected_generation, generation, state } => write!(
+                f,
+                "after the cluster settled, live member {member} (generation {expected_generation}, \
+                 Alive) is held as {state:?} under generation {generation}"
+            ),
+            Self::AddressMismatch { member, expected, found } => write!(
+                f,
+                "after the cluster settled, live member {member} listens at {expected} but is held at {found}"
+            ),
+            Self::GoneMemberLive { member, generation, state } => write!(
+                f,
+                "after the cluster settled, {member} (generation {generation}) is held {state:?}, \
+                 but that process is down"
+            ),
+            Self::ReplicaBehind { owner, generation, max_version, owner_max } => write!(
+                f,
+                "after the cluster settled, the replica of {owner} (generation {generation}) is at \
+                 version {max_version}, but the owner wrote up to {owner_max}"
+            ),
         }
     }
 }
@@ -206,12 +323,17 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
         });
     }
     let expected = log.state_at(replica.max_version);
+    let current = log.state_at(log.max_version());
+    // Written again above the replica's max version: its write at or below it may be gone.
+    let superseded = |key: &str| current.get(key).is_some_and(|(latest, _)| *latest > replica.max_version);
     let held: HashMap<&str, (u64, &Bytes)> =
         replica.entries.iter().map(|(key, value, version)| (*key, (*version, *value))).collect();
     // Deletes first: a resurrection is the most specific diagnosis.
     for (key, (tombstone_version, value)) in &expected {
         match held.get(key) {
-            Some((live_version, _)) if value.is_none() && live_version < tombstone_version => {
+            Some((live_version, _))
+                if value.is_none() && live_version < tombstone_version && !superseded(key) =>
+            {
                 return Err(ViolationKind::Resurrected {
                     owner,
                     generation,
@@ -233,6 +355,7 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
         match expected.get(key) {
             _ if *version > replica.max_version => return Err(unexpected()),
             None => return Err(unexpected()),
+            Some((want, _)) if want > version && superseded(key) => {}
             Some((want, _)) if want > version => {
                 return Err(ViolationKind::Hole {
                     owner,
@@ -256,7 +379,7 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
         }
     }
     for (key, (version, value)) in &expected {
-        if value.is_some() && !held.contains_key(key) {
+        if value.is_some() && !held.contains_key(key) && !superseded(key) {
             return Err(ViolationKind::Hole {
                 owner,
                 generation,
@@ -274,6 +397,10 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
 #[derive(Debug, Clone, Default)]
 pub struct VersionMemory {
     seen: Vec<HashMap<u32, (u64, u64)>>,
+    /// `(generation, incarnation)` per observer and member, once above zero.
+    incarnations: Vec<HashMap<u32, (u64, u32)>>,
+    /// Members each observer had forgotten at its last check (its `members_forgotten`).
+    forgotten: Vec<u64>,
 }
 
 impl VersionMemory {
@@ -310,10 +437,71 @@ impl VersionMemory {
         }
     }
 
+    /// Records that `observer` holds `member` under `generation` at `incarnation`; fails if
+    /// the incarnation went down within a generation (invariant 5). A newer generation
+    /// starts again from zero.
+    pub fn observe_incarnation(
+        &mut self,
+        observer: usize,
+        member: usize,
+        member_name: &str,
+        generation: u64,
+        incarnation: u32,
+    ) -> Result<(), ViolationKind> {
+        if self.incarnations.len() <= observer {
+            self.incarnations.resize_with(observer + 1, HashMap::new);
+        }
+        let seen = &mut self.incarnations[observer];
+        match seen.get(&(member as u32)).copied() {
+            Some((was_generation, was)) if was_generation == generation && incarnation < was => {
+                Err(ViolationKind::IncarnationWentBack {
+                    member: member_name.to_owned(),
+                    generation,
+                    was,
+                    now: incarnation,
+                })
+            }
+            // Generations going back are invariant 1's business.
+            Some((was_generation, _)) if generation < was_generation => Ok(()),
+            Some(was) if was == (generation, incarnation) => Ok(()),
+            None if incarnation == 0 => Ok(()),
+            _ => {
+                seen.insert(member as u32, (generation, incarnation));
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the memory how many members `observer` has forgotten so far (its
+    /// `Metrics::members_forgotten`). When the count grew, what it showed of members it no
+    /// longer holds is dropped: forgetting a departed member (after `swim.dead_retention`)
+    /// deletes everything about it by design, and a later rediscovery starts afresh.
+    pub fn note_forgotten(&mut self, observer: usize, forgotten: u64, held: impl Iterator<Item = usize>) {
+        if self.forgotten.len() <= observer {
+            self.forgotten.resize(observer + 1, 0);
+        }
+        if std::mem::replace(&mut self.forgotten[observer], forgotten) == forgotten {
+            return;
+        }
+        let held: std::collections::HashSet<u32> = held.map(|i| i as u32).collect();
+        if let Some(seen) = self.seen.get_mut(observer) {
+            seen.retain(|member, _| held.contains(member));
+        }
+        if let Some(seen) = self.incarnations.get_mut(observer) {
+            seen.retain(|member, _| held.contains(member));
+        }
+    }
+
     /// Forgets what `observer` showed (it crashed or restarted with an empty table).
     pub fn forget(&mut self, observer: usize) {
         if let Some(seen) = self.seen.get_mut(observer) {
             *seen = HashMap::new();
+        }
+        if let Some(seen) = self.incarnations.get_mut(observer) {
+            *seen = HashMap::new();
+        }
+        if let Some(count) = self.forgotten.get_mut(observer) {
+            *count = 0;
         }
     }
 }
@@ -331,8 +519,15 @@ pub(crate) fn check_node<R: Rng>(
     owner_of: impl Fn(&str) -> Option<usize>,
     full: bool,
 ) -> Result<(), ViolationKind> {
+    check_footprint(node.footprint(), node.config())?;
+    let held = node.nodes().filter_map(|view| owner_of(view.name));
+    memory.note_forgotten(observer, node.metrics().members_forgotten, held);
     for view in node.nodes() {
         let Some(owner) = owner_of(view.name) else { continue };
+        if owner == observer && matches!(view.state, MemberState::Suspect | MemberState::Dead) {
+            return Err(ViolationKind::SelfAccused { state: view.state });
+        }
+        memory.observe_incarnation(observer, owner, view.name, view.generation, view.incarnation)?;
         let changed = memory.observe(observer, owner, view.name, view.generation, view.max_version)?;
         if !(changed || full) || (view.max_version == 0 && view.keys == 0) {
             continue;
@@ -354,6 +549,16 @@ pub(crate) fn check_node<R: Rng>(
     }
     Ok(())
 }
+
+/// Checks a node's footprint against its caps (invariant 7).
+pub fn check_footprint(footprint: Footprint, config: &crate::Config) -> Result<(), ViolationKind> {
+    match footprint.over_cap(config) {
+        Some((what, size, cap)) => Err(ViolationKind::OverCap { what, size, cap }),
+        None => Ok(()),
+    }
+}
+
+pub use crate::sim::agreement::check_agreement;
 
 #[cfg(test)]
 mod tests {
@@ -399,8 +604,8 @@ mod tests {
             Err(ViolationKind::Resurrected { live_version: 1, tombstone_version: 3, .. })
         ));
         assert!(matches!(
-            check(2, &[("b", &two, 2)]),
-            Err(ViolationKind::Hole { expected_version: 1, found: None, .. })
+            check(2, &[("a", &one, 1)]),
+            Err(ViolationKind::Hole { expected_version: 2, found: None, .. })
         ));
         assert!(matches!(
             check(4, &[("b", &two, 2)]),
@@ -412,6 +617,24 @@ mod tests {
         ));
         assert!(matches!(check(1, &[("a", &one, 1), ("b", &two, 2)]), Err(ViolationKind::Unexpected { .. })));
         assert!(matches!(check(1, &[("a", &bad, 1)]), Err(ViolationKind::WrongValue { .. })));
+    }
+
+    #[test]
+    fn a_write_superseded_above_the_max_version_may_be_missing() {
+        let (one, two, four) = (value("1"), value("2"), value("4"));
+        let log = log();
+        // a=1 @1 was deleted @3: a replica at 2 that got only b (built after the delete) is
+        // what the owner's current entries up to 2 are.
+        assert_eq!(check_replica(&log, &snapshot(2, &[("b", &two, 2)])), Ok(()));
+        let mut log = log;
+        log.record("a", Some(value("5")));
+        // The tombstone of a @3 was overwritten @5: a replica at 4 may still hold a @1.
+        let held = [("a", &one, 1), ("b", &two, 2), ("c", &four, 4)];
+        assert_eq!(check_replica(&log, &snapshot(4, &held)), Ok(()));
+        assert!(matches!(
+            check_replica(&log, &snapshot(5, &[("a", &one, 1), ("b", &two, 2)])),
+            Err(ViolationKind::Hole { expected_version: 5, .. })
+        ));
     }
 
     #[test]

@@ -27,9 +27,10 @@
 //!   reported failed or left, when the membership log is on).
 //!
 //! [`Study`] runs the convergence and traffic trials, [`SwimStudy`] the membership
-//! trials (crash, false positives under loss or slow members, partition, restart), and
-//! [`AggregateStudy`] the push-sum aggregation trials (convergence, churn), behind
-//! the `simulate` example:
+//! trials (crash, false positives under loss or slow members, partition, restart),
+//! [`AggregateStudy`] the push-sum aggregation trials (convergence, churn), and [`Chaos`]
+//! random fault schedules followed by a calm phase that must end in agreement, behind the
+//! `simulate` example:
 //! `cargo run --release -p gossip-core --features sim --example simulate -- --help`.
 //!
 //! ```
@@ -56,6 +57,8 @@
 //! invariant checks compare replicas against.
 
 mod aggregate;
+mod agreement;
+mod chaos;
 mod clock;
 mod cluster;
 mod config;
@@ -75,6 +78,7 @@ mod trial;
 mod watch;
 
 pub use aggregate::{AGGREGATE, AggregateStudy, ChurnOutcome, ConvergenceOutcome};
+pub use chaos::{Chaos, ChaosOutcome, ChaosPlan, FaultCounts};
 pub use clock::ClockJump;
 pub use cluster::{Simulation, node_address, node_name};
 pub use config::{Bootstrap, SimConfig, seed_from_env};
