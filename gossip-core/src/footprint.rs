@@ -28,6 +28,11 @@ pub struct Footprint {
     pub suspicions: usize,
     /// Ping-req relays in flight (cap: `swim.max_pending_relays`).
     pub relays: usize,
+    /// Aggregates held this epoch (cap: `aggregation.max_aggregates`).
+    pub aggregates: usize,
+    /// Peers with transfers to or from this node this epoch, the larger side (cap:
+    /// `max_nodes`).
+    pub aggregation_peers: usize,
 }
 
 impl Footprint {
@@ -43,6 +48,8 @@ impl Footprint {
             ("hot rumors", self.rumors, config.max_hot_rumors),
             ("suspicions", self.suspicions, config.max_nodes),
             ("pending relays", self.relays, config.swim.max_pending_relays),
+            ("aggregates", self.aggregates, config.aggregation.max_aggregates),
+            ("aggregation peers", self.aggregation_peers, config.max_nodes),
         ]
         .into_iter()
         .find(|(_, size, cap)| size > cap)
@@ -62,6 +69,8 @@ impl<R: Rng> Node<R> {
             rumors: self.rumors.len(),
             suspicions: self.suspicions.len(),
             relays: self.prober.pending_relays(),
+            aggregates: self.aggregation.held_count(),
+            aggregation_peers: self.aggregation.peer_count(),
         }
     }
 }

@@ -144,7 +144,7 @@ impl<R: Rng> Node<R> {
             out_of_sync_until: None,
             metrics: Metrics::default(),
             rumors: Rumors::new(config.max_hot_rumors),
-            aggregation: Aggregation::new(config.aggregation.clone(), now),
+            aggregation: Aggregation::new(config.aggregation.clone(), config.max_nodes, now),
             config,
             identity,
             rng,

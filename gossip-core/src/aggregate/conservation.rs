@@ -77,7 +77,7 @@ impl Cluster {
         let mut nodes = Vec::new();
         let mut initial = Mass::default();
         for (index, value) in values.iter().enumerate() {
-            let mut node = Aggregation::new(config.clone(), now);
+            let mut node = Aggregation::new(config.clone(), 16, now);
             // Node 0 leads: it brings the total weight.
             node.start_epoch(1, index == 0);
             node.contribute(NAME, *value);

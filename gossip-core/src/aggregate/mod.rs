@@ -215,7 +215,7 @@ impl<R: Rng> Node<R> {
                 // Tell the sender where the cluster is, so it moves on.
                 v1::AggregateAck { epoch: self.aggregation.epoch(), sequence: 0 }
             }
-            Err(Refusal::Shrank) => {
+            Err(Refusal::Shrank | Refusal::TooManyPeers) => {
                 self.metrics.aggregate_transfers_refused += 1;
                 return;
             }

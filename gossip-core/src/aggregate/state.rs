@@ -182,6 +182,8 @@ pub(crate) enum Refusal {
     StaleEpoch,
     /// Its cumulative weights went down: not from an honest sender.
     Shrank,
+    /// A new sender while `max_nodes` senders are tracked this epoch.
+    TooManyPeers,
 }
 
 /// The aggregation state of one node.
@@ -206,6 +208,8 @@ pub(crate) struct Aggregation {
     /// The last estimate reported by an event, per aggregate.
     reported: BTreeMap<Arc<str>, AggregateEstimate>,
     pub(crate) next_round: Instant,
+    /// Most peers tracked on each side (`max_nodes`).
+    max_peers: usize,
     /// Shares dropped because `max_aggregates` names were already held.
     pub(crate) names_over_cap: u64,
 }
@@ -222,7 +226,7 @@ pub(crate) struct Peer {
 }
 
 impl Aggregation {
-    pub(crate) fn new(config: AggregationConfig, next_round: Instant) -> Self {
+    pub(crate) fn new(config: AggregationConfig, max_peers: usize, next_round: Instant) -> Self {
         Self {
             config,
             epoch: 0,
@@ -236,6 +240,7 @@ impl Aggregation {
             settled: BTreeMap::new(),
             reported: BTreeMap::new(),
             next_round,
+            max_peers,
             names_over_cap: 0,
         }
     }
@@ -265,6 +270,15 @@ impl Aggregation {
 
     pub(crate) fn contributions(&self) -> usize {
         self.own.len()
+    }
+
+    pub(crate) fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Peers tracked this epoch, the larger of the two sides.
+    pub(crate) fn peer_count(&self) -> usize {
+        self.outgoing.len().max(self.incoming.len())
     }
 
     /// Sets this node's contribution to `name`. A new contribution joins the current
@@ -384,6 +398,8 @@ impl Aggregation {
         if self.held.is_empty() {
             return transfers;
         }
+        let target = target
+            .filter(|peer| self.outgoing.contains_key(&peer.name) || self.outgoing.len() < self.max_peers);
         if let Some(Peer { name, generation, address }) = target {
             let fresh = || Outgoing {
                 generation,
@@ -437,6 +453,9 @@ impl Aggregation {
     ) -> Result<v1::AggregateAck, Refusal> {
         if transfer.epoch < self.epoch {
             return Err(Refusal::StaleEpoch);
+        }
+        if !self.incoming.contains_key(sender) && self.incoming.len() >= self.max_peers {
+            return Err(Refusal::TooManyPeers);
         }
         let incoming = self.incoming.get(sender).filter(|incoming| incoming.generation == generation);
         let applied = incoming.map_or(0, |incoming| incoming.sequence);
