@@ -88,6 +88,9 @@ mod delta;
 mod digest;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod identity;
 #[cfg(test)]
