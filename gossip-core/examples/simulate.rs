@@ -51,8 +51,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gossip_core::sim::{
-    BodyKind, Checks, CrashOutcome, FalsePositives, LinkModel, PartitionOutcome, ProcessingDelay, Progress,
-    RestartOutcome, SimError, Slowdown, SpreadOutcome, Study, SwimStudy,
+    BodyKind, Chaos, Checks, CrashOutcome, FalsePositives, FaultCounts, LinkModel, PartitionOutcome,
+    ProcessingDelay, Progress, RestartOutcome, SimError, Slowdown, SpreadOutcome, Study, SwimStudy,
 };
 use gossip_core::{AntiEntropyMode, Config, Dissemination, RumorRule};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -89,12 +89,14 @@ enum ScenarioKind {
     Partition,
     /// A member restarts (at a new address): time until all see the new generation Alive.
     Restart,
+    /// Random faults from each seed, then calm: invariants and agreement (see --seeds).
+    Chaos,
 }
 
 impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     fn is_swim(self) -> bool {
-        !matches!(self, Self::Spread | Self::Steady)
+        !matches!(self, Self::Spread | Self::Steady | Self::Chaos)
     }
 }
 
@@ -144,6 +146,9 @@ struct Args {
     /// Seed of the first trial; trial t uses seed + t.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Chaos scenario: number of seeds to run (seed, seed + 1, ...); 1 replays --seed.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// The k of the rumor feedback rule (rumor mode) [default: 3].
     #[arg(long)]
     rumor_k: Option<u32>,
@@ -380,7 +385,8 @@ fn value_name(value: impl ValueEnum) -> String {
 }
 
 fn progress_bar(args: &Args) -> ProgressBar {
-    let bar = ProgressBar::new(args.trials);
+    let total = if args.scenario == ScenarioKind::Chaos { args.seeds } else { args.trials };
+    let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] trial {pos}/{len} {bar:30} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -415,17 +421,25 @@ fn run(args: &Args) -> Result<(), String> {
         ScenarioKind::Healthy | ScenarioKind::Slow => false_positives(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Partition => partition(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Restart => restart(args, &swim_study(args)?, &bar)?,
+        ScenarioKind::Chaos => chaos(args, &bar)?,
     };
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     let mut report = report;
     report["wall_seconds"] = json!((wall * 1000.0).round() / 1000.0);
+    if args.scenario == ScenarioKind::Chaos {
+        report["seeds_per_second"] =
+            json!((report["seeds"].as_f64().unwrap_or(0.0) / wall.max(1e-9) * 1000.0).round() / 1000.0);
+    }
     if args.json {
         println!("{report}");
     } else {
         print_table(args, &report);
     }
-    Ok(())
+    match report["violations"].as_u64() {
+        Some(count) if count > 0 => Err(format!("{count} chaos seed(s) broke an invariant (see above)")),
+        _ => Ok(()),
+    }
 }
 
 fn common_fields(args: &Args) -> serde_json::Value {
@@ -790,6 +804,15 @@ fn print_table(args: &Args, report: &serde_json::Value) {
         serde_json::Value::Null => "-".to_owned(),
         value => value.to_string(),
     };
+    if args.scenario == ScenarioKind::Chaos {
+        println!("simulate chaos: {} seed(s) from seed {}", args.seeds, args.seed);
+        if let Some(fields) = report.as_object() {
+            for (name, value) in fields {
+                println!("  {name:<24} {value}");
+            }
+        }
+        return;
+    }
     if args.scenario.is_swim() {
         println!(
             "simulate {}: {} nodes, loss {}, latency {} ms, {} trial(s), seed {}",
@@ -915,4 +938,63 @@ fn plot(
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// The command that replays one chaos seed.
+fn chaos_replay() -> String {
+    "cargo run --release -p gossip-core --features sim --example simulate -- --scenario chaos --seed {seed}"
+        .to_owned()
+}
+
+/// Runs `--seeds` chaos seeds from `--seed`; prints each violation (what broke, the seed and
+/// the command that replays it) on stderr, and fails when there was one.
+fn chaos(args: &Args, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    if args.seeds == 0 {
+        return Err("--seeds must be at least 1".to_owned());
+    }
+    let runner = Chaos::new().with_replay(chaos_replay());
+    let (mut faults, mut failing, mut nodes, mut steps) = (FaultCounts::default(), Vec::new(), 0u64, 0u64);
+    let (mut settled, mut settled_max, mut settled_count) = (0.0, 0.0f64, 0u64);
+    for offset in 0..args.seeds {
+        let seed = args.seed.wrapping_add(offset);
+        let outcome = runner.run(seed).map_err(|e| failure(e, seed))?;
+        faults.add(&outcome.faults);
+        nodes += outcome.nodes as u64;
+        steps += outcome.steps;
+        if let Some(after) = outcome.settled_after {
+            settled += after.as_secs_f64();
+            settled_max = settled_max.max(after.as_secs_f64());
+            settled_count += 1;
+        }
+        if let Some(violation) = &outcome.violation {
+            bar.suspend(|| eprintln!("seed {seed}: {violation}"));
+            failing.push(seed);
+        }
+        bar.inc(1);
+    }
+    let report = json!({
+        "scenario": "chaos",
+        "seed": args.seed,
+        "seeds": args.seeds,
+        "violations": failing.len(),
+        "failing_seeds": failing,
+        "mean_nodes": round3(Some(nodes as f64 / args.seeds as f64)),
+        "simulated_steps": steps,
+        "mean_settle_seconds": round3((settled_count > 0).then(|| settled / settled_count as f64)),
+        "max_settle_seconds": round3((settled_count > 0).then_some(settled_max)),
+        "faults": {
+            "partitions": faults.partitions,
+            "one_way_cuts": faults.one_way_cuts,
+            "isolations": faults.isolations,
+            "crashes": faults.crashes,
+            "restarts": faults.restarts,
+            "pauses": faults.pauses,
+            "clock_jumps": faults.clock_jumps,
+            "slowdowns": faults.slowdowns,
+            "writes": faults.writes,
+            "deletes": faults.deletes,
+            "left_down": faults.left_down,
+        },
+    });
+    Ok(report)
 }

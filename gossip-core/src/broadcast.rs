@@ -48,7 +48,6 @@ impl Broadcasts {
         Self { queue: BTreeMap::new(), slots: BTreeMap::new(), next_id: 0, capacity, dropped: 0 }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }

@@ -272,6 +272,10 @@ impl<T> BoundedQueue<T> {
         self.items.pop_front()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
     /// Makes room for `additional` more items, up to the capacity, in one allocation.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.items.reserve(additional.min(self.capacity.saturating_sub(self.items.len())));
@@ -299,6 +303,10 @@ impl Events {
 
     pub(crate) fn pop(&mut self) -> Option<Event> {
         self.queue.pop()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
     }
 
     /// Makes room for `additional` more events (see [`BoundedQueue::reserve`]).

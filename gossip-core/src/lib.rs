@@ -88,6 +88,7 @@ mod delta;
 mod digest;
 mod error;
 mod event;
+mod footprint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -112,6 +113,7 @@ mod table;
 pub use config::{AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{ConfigError, WriteError};
 pub use event::{Event, Output, SharedStr, Transmit};
+pub use footprint::Footprint;
 pub use identity::Identity;
 pub use membership::MemberState;
 pub use metrics::Metrics;

@@ -69,7 +69,7 @@ pub struct Node<R> {
     pub(crate) next_gossip: Instant,
     /// Until then, `Syn`s carry a rotating window of the digest as well as recent changes.
     pub(crate) out_of_sync_until: Option<Instant>,
-    transmits: BoundedQueue<Transmit>,
+    pub(crate) transmits: BoundedQueue<Transmit>,
     pub(crate) events: Events,
     pub(crate) metrics: Metrics,
     pub(crate) rumors: Rumors,

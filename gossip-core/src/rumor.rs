@@ -42,6 +42,10 @@ impl Rumors {
         Self { hot: Vec::new(), capacity }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.hot.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.hot.is_empty()
     }

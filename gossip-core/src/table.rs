@@ -219,6 +219,11 @@ impl NodeTable {
         self.departed.remove(name);
     }
 
+    /// How many forgotten members are still kept out.
+    pub(crate) fn forgotten_count(&self) -> usize {
+        self.forgotten.len()
+    }
+
     /// How many members are dead or gone but not yet forgotten.
     pub(crate) fn departed_count(&self) -> usize {
         self.departed.len()

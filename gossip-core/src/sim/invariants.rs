@@ -8,6 +8,16 @@
 //!    is not live there at an older version.
 //! 4. **No hole** (the Scuttlebutt rule): a replica at max version `m` holds, for each key,
 //!    exactly the owner's latest write at or below `m`, with its value.
+//! 5. **Incarnations only grow**: for a given member and generation, the incarnation a node
+//!    holds never decreases.
+//! 6. **Nobody accuses itself**: a node never holds itself Suspect or Dead.
+//! 7. **Bounded memory**: every table and queue of a node stays within its cap
+//!    ([`Footprint::over_cap`]).
+//!
+//! After faults have healed and the cluster had time to settle, [`check_agreement`] checks
+//! that every live node agrees with every other, and with the truth: same live members under
+//! their current generation, all Alive, and every live member's table exactly as its owner
+//! wrote it.
 //!
 //! The truth is the simulator's [`Ledger`] of the writes it made. The checks are plain
 //! functions over snapshots ([`check_replica`], [`VersionMemory`]), so they can be tested on
@@ -15,12 +25,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand_core::Rng;
 
+use crate::footprint::Footprint;
+use crate::membership::MemberState;
 use crate::node::Node;
+use crate::sim::cluster::index_of_name;
 use crate::sim::ledger::{Ledger, OwnerLog};
+use crate::sim::{Simulation, Violation};
 
 /// How often the simulator runs the invariant checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +162,78 @@ pub enum ViolationKind {
         /// The deadline it returned, as virtual time.
         deadline: std::time::Duration,
     },
+    /// The incarnation a node holds for a member (of one generation) went down.
+    IncarnationWentBack {
+        /// The member.
+        member: String,
+        /// Its generation.
+        generation: u64,
+        /// The incarnation held before.
+        was: u32,
+        /// The incarnation held now.
+        now: u32,
+    },
+    /// A node holds itself Suspect or Dead: it declared itself failed.
+    SelfAccused {
+        /// The state it holds itself in.
+        state: MemberState,
+    },
+    /// A table or queue of the node outgrew its cap.
+    OverCap {
+        /// Which one.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// Its cap.
+        cap: usize,
+    },
+    /// After the cluster settled, a node does not know a live member.
+    MemberUnknown {
+        /// The member.
+        member: String,
+    },
+    /// After the cluster settled, a node holds a live member under another generation, or
+    /// not Alive.
+    MemberMismatch {
+        /// The member.
+        member: String,
+        /// The generation it runs.
+        expected_generation: u64,
+        /// The generation held.
+        generation: u64,
+        /// The state held.
+        state: MemberState,
+    },
+    /// After the cluster settled, a node holds a live member at an address it left.
+    AddressMismatch {
+        /// The member.
+        member: String,
+        /// Where it listens.
+        expected: SocketAddr,
+        /// The address held.
+        found: SocketAddr,
+    },
+    /// After the cluster settled, a node holds as Alive or Suspect a member whose process
+    /// (that generation of it) is down.
+    GoneMemberLive {
+        /// The member.
+        member: String,
+        /// The generation held.
+        generation: u64,
+        /// The state held.
+        state: MemberState,
+    },
+    /// After the cluster settled, a node's replica of a live member's table lacks writes.
+    ReplicaBehind {
+        /// The owner.
+        owner: String,
+        /// Its generation.
+        generation: u64,
+        /// The replica's max version.
+        max_version: u64,
+        /// The owner's max version.
+        owner_max: u64,
+    },
 }
 
 impl fmt::Display for ViolationKind {
@@ -189,6 +276,34 @@ impl fmt::Display for ViolationKind {
             Self::TimerStuck { deadline } => write!(
                 f,
                 "after handle_timeout the node asked to be woken at {deadline:?}, which is not in the future"
+            ),
+            Self::IncarnationWentBack { member, generation, was, now } => write!(
+                f,
+                "the incarnation of {member} (generation {generation}) went back from {was} to {now}"
+            ),
+            Self::SelfAccused { state } => write!(f, "the node holds itself {state:?}"),
+            Self::OverCap { what, size, cap } => write!(f, "{what}: {size}, above the cap of {cap}"),
+            Self::MemberUnknown { member } => {
+                write!(f, "after the cluster settled, live member {member} is unknown here")
+            }
+            Self::MemberMismatch { member, expected_generation, generation, state } => write!(
+                f,
+                "after the cluster settled, live member {member} (generation {expected_generation}, \
+                 Alive) is held as {state:?} under generation {generation}"
+            ),
+            Self::AddressMismatch { member, expected, found } => write!(
+                f,
+                "after the cluster settled, live member {member} listens at {expected} but is held at {found}"
+            ),
+            Self::GoneMemberLive { member, generation, state } => write!(
+                f,
+                "after the cluster settled, {member} (generation {generation}) is held {state:?}, \
+                 but that process is down"
+            ),
+            Self::ReplicaBehind { owner, generation, max_version, owner_max } => write!(
+                f,
+                "after the cluster settled, the replica of {owner} (generation {generation}) is at \
+                 version {max_version}, but the owner wrote up to {owner_max}"
             ),
         }
     }
@@ -274,6 +389,8 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
 #[derive(Debug, Clone, Default)]
 pub struct VersionMemory {
     seen: Vec<HashMap<u32, (u64, u64)>>,
+    /// `(generation, incarnation)` per observer and member, once above zero.
+    incarnations: Vec<HashMap<u32, (u64, u32)>>,
 }
 
 impl VersionMemory {
@@ -310,9 +427,47 @@ impl VersionMemory {
         }
     }
 
+    /// Records that `observer` holds `member` under `generation` at `incarnation`; fails if
+    /// the incarnation went down within a generation (invariant 5). A newer generation
+    /// starts again from zero.
+    pub fn observe_incarnation(
+        &mut self,
+        observer: usize,
+        member: usize,
+        member_name: &str,
+        generation: u64,
+        incarnation: u32,
+    ) -> Result<(), ViolationKind> {
+        if self.incarnations.len() <= observer {
+            self.incarnations.resize_with(observer + 1, HashMap::new);
+        }
+        let seen = &mut self.incarnations[observer];
+        match seen.get(&(member as u32)).copied() {
+            Some((was_generation, was)) if was_generation == generation && incarnation < was => {
+                Err(ViolationKind::IncarnationWentBack {
+                    member: member_name.to_owned(),
+                    generation,
+                    was,
+                    now: incarnation,
+                })
+            }
+            // Generations going back are invariant 1's business.
+            Some((was_generation, _)) if generation < was_generation => Ok(()),
+            Some(was) if was == (generation, incarnation) => Ok(()),
+            None if incarnation == 0 => Ok(()),
+            _ => {
+                seen.insert(member as u32, (generation, incarnation));
+                Ok(())
+            }
+        }
+    }
+
     /// Forgets what `observer` showed (it crashed or restarted with an empty table).
     pub fn forget(&mut self, observer: usize) {
         if let Some(seen) = self.seen.get_mut(observer) {
+            *seen = HashMap::new();
+        }
+        if let Some(seen) = self.incarnations.get_mut(observer) {
             *seen = HashMap::new();
         }
     }
@@ -331,8 +486,13 @@ pub(crate) fn check_node<R: Rng>(
     owner_of: impl Fn(&str) -> Option<usize>,
     full: bool,
 ) -> Result<(), ViolationKind> {
+    check_footprint(node.footprint(), node.config())?;
     for view in node.nodes() {
         let Some(owner) = owner_of(view.name) else { continue };
+        if owner == observer && matches!(view.state, MemberState::Suspect | MemberState::Dead) {
+            return Err(ViolationKind::SelfAccused { state: view.state });
+        }
+        memory.observe_incarnation(observer, owner, view.name, view.generation, view.incarnation)?;
         let changed = memory.observe(observer, owner, view.name, view.generation, view.max_version)?;
         if !(changed || full) || (view.max_version == 0 && view.keys == 0) {
             continue;
@@ -351,6 +511,103 @@ pub(crate) fn check_node<R: Rng>(
             entries,
         };
         check_replica(log, &snapshot)?;
+    }
+    Ok(())
+}
+
+/// Checks a node's footprint against its caps (invariant 7).
+pub fn check_footprint(footprint: Footprint, config: &crate::Config) -> Result<(), ViolationKind> {
+    match footprint.over_cap(config) {
+        Some((what, size, cap)) => Err(ViolationKind::OverCap { what, size, cap }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that the cluster has settled into agreement: for every live node,
+///
+/// - every other live node is known under its current generation, Alive, at its current
+///   address; every member known whose process (that generation of it) is down is held
+///   Dead or Left (or forgotten);
+/// - the node holds itself Alive under its current generation;
+/// - its replica of every live node's table is at the owner's max version and holds exactly
+///   what the owner wrote ([`check_replica`] against the [`Ledger`]).
+///
+/// Call it after the faults have healed and the protocol had time to settle (the chaos
+/// runs do, see [`crate::sim::Chaos`]); during faults, disagreement is expected. A paused node
+/// counts as live. O(n² + total table size).
+pub fn check_agreement(sim: &Simulation) -> Result<(), Violation> {
+    let n = sim.len();
+    let violation = |node: usize, kind: ViolationKind| Violation {
+        at: sim.now(),
+        node,
+        node_name: sim.name(node).unwrap_or_default().to_owned(),
+        kind,
+        seed: sim.seed(),
+        replay: sim.replay.clone(),
+    };
+    for observer in 0..n {
+        let Some(node) = sim.node(observer) else { continue };
+        agreement_of(sim, observer, node).map_err(|kind| violation(observer, kind))?;
+    }
+    Ok(())
+}
+
+/// [`check_agreement`] for one live node.
+fn agreement_of<R: Rng>(sim: &Simulation, observer: usize, node: &Node<R>) -> Result<(), ViolationKind> {
+    let n = sim.len();
+    for member in 0..n {
+        let (Some(name), Some(generation)) = (sim.name(member), sim.generation(member)) else { continue };
+        if sim.node(member).is_none() {
+            continue;
+        }
+        let Some(view) = node.node(name) else {
+            return Err(ViolationKind::MemberUnknown { member: name.to_owned() });
+        };
+        let state_ok = view.state == MemberState::Alive;
+        if view.generation != generation || !state_ok {
+            if member == observer {
+                return Err(ViolationKind::SelfAccused { state: view.state });
+            }
+            return Err(ViolationKind::MemberMismatch {
+                member: name.to_owned(),
+                expected_generation: generation,
+                generation: view.generation,
+                state: view.state,
+            });
+        }
+        let expected = sim.address(member).unwrap_or(view.address);
+        if view.address != expected {
+            return Err(ViolationKind::AddressMismatch {
+                member: name.to_owned(),
+                expected,
+                found: view.address,
+            });
+        }
+        let Some(log) = sim.ledger().log(member, generation) else {
+            return Err(ViolationKind::UnknownGeneration { owner: name.to_owned(), generation });
+        };
+        if view.max_version != log.max_version() {
+            return Err(ViolationKind::ReplicaBehind {
+                owner: name.to_owned(),
+                generation,
+                max_version: view.max_version,
+                owner_max: log.max_version(),
+            });
+        }
+        let entries = node.entries(name).map(Iterator::collect).unwrap_or_default();
+        let snapshot = ReplicaSnapshot { owner: name, generation, max_version: view.max_version, entries };
+        check_replica(log, &snapshot)?;
+    }
+    for view in node.nodes().skip(1) {
+        let Some(member) = index_of_name(view.name, n) else { continue };
+        let up = sim.node(member).is_some() && sim.generation(member) == Some(view.generation);
+        if !up && view.state.is_live() {
+            return Err(ViolationKind::GoneMemberLive {
+                member: view.name.to_owned(),
+                generation: view.generation,
+                state: view.state,
+            });
+        }
     }
     Ok(())
 }

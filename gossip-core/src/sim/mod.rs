@@ -26,8 +26,10 @@
 //!   (O(n) per invariant check of one node, so sample them on large runs; O(n) per member
 //!   reported failed or left, when the membership log is on).
 //!
-//! [`Study`] runs the convergence and traffic trials, and [`SwimStudy`] the membership
-//! trials (crash, false positives under loss or slow members, partition, restart), behind
+//! [`Study`] runs the convergence and traffic trials, [`SwimStudy`] the membership
+//! trials (crash, false positives under loss or slow members, partition, restart), and
+//! [`Chaos`] random fault schedules followed by a calm phase that must end in agreement,
+//! behind
 //! the `simulate` example:
 //! `cargo run --release -p gossip-core --features sim --example simulate -- --help`.
 //!
@@ -54,6 +56,7 @@
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
 
+mod chaos;
 mod clock;
 mod cluster;
 mod config;
@@ -72,6 +75,7 @@ mod trace;
 mod trial;
 mod watch;
 
+pub use chaos::{Chaos, ChaosOutcome, ChaosPlan, FaultCounts};
 pub use clock::ClockJump;
 pub use cluster::{Simulation, node_address, node_name};
 pub use config::{Bootstrap, SimConfig, seed_from_env};

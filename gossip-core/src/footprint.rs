@@ -1,0 +1,67 @@
+//! What a node holds in memory, counted against the caps of its [`Config`](crate::Config):
+//! the simulator checks it after every step, so a table or queue that can outgrow its cap
+//! shows up as a failing seed.
+
+use rand_core::Rng;
+
+use crate::node::Node;
+
+/// The sizes of a node's tables and queues at one moment (see [`Node::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Known members, this node included (cap: `max_nodes`).
+    pub members: usize,
+    /// Members forgotten after their retention and still kept out (cap: `max_nodes`).
+    pub forgotten: usize,
+    /// Keys (tombstones included) of the largest table held (cap: `max_keys_per_node`).
+    pub largest_table: usize,
+    /// Datagrams waiting for [`Node::poll`] (cap: `max_pending_transmits`).
+    pub transmits: usize,
+    /// Events waiting for [`Node::poll`] (cap: `max_pending_events`).
+    pub events: usize,
+    /// Membership updates waiting to be piggybacked (cap: `swim.max_broadcasts`).
+    pub broadcasts: usize,
+    /// Hot rumors (cap: `max_hot_rumors`).
+    pub rumors: usize,
+    /// Running suspicions (cap: `max_nodes`).
+    pub suspicions: usize,
+    /// Ping-req relays in flight (cap: `swim.max_pending_relays`).
+    pub relays: usize,
+}
+
+impl Footprint {
+    /// The first size above its cap in `config`, as `(what, size, cap)`.
+    pub fn over_cap(&self, config: &crate::Config) -> Option<(&'static str, usize, usize)> {
+        [
+            ("members", self.members, config.max_nodes),
+            ("forgotten members", self.forgotten, config.max_nodes),
+            ("keys in one table", self.largest_table, config.max_keys_per_node),
+            ("pending transmits", self.transmits, config.max_pending_transmits),
+            ("pending events", self.events, config.max_pending_events),
+            ("piggyback broadcasts", self.broadcasts, config.swim.max_broadcasts),
+            ("hot rumors", self.rumors, config.max_hot_rumors),
+            ("suspicions", self.suspicions, config.max_nodes),
+            ("pending relays", self.relays, config.swim.max_pending_relays),
+        ]
+        .into_iter()
+        .find(|(_, size, cap)| size > cap)
+    }
+}
+
+impl<R: Rng> Node<R> {
+    /// The sizes of this node's tables and queues, to compare with its caps (O(members)).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            members: self.table.len(),
+            forgotten: self.table.forgotten_count(),
+            largest_table: self.table.iter().map(|(_, replica)| replica.len()).max().unwrap_or(0),
+            transmits: self.transmits.len(),
+            events: self.events.len(),
+            broadcasts: self.broadcasts.len(),
+            rumors: self.rumors.len(),
+            suspicions: self.suspicions.len(),
+            relays: self.prober.pending_relays(),
+        }
+    }
+}
