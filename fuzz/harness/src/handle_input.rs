@@ -12,7 +12,8 @@
 //! - the queues are bounded: no step drains more than `max_pending_transmits` datagrams and
 //!   `max_pending_events` events;
 //! - the tables are within the caps: at most `max_nodes` nodes, at most `max_keys_per_node`
-//!   keys in any table;
+//!   keys in any table, and every other table and queue within its cap
+//!   ([`Node::footprint`]);
 //! - the node never declares itself suspect, dead or failed (it may have left, when told
 //!   to), never changes its own identity, and its own table is at the version of the writes
 //!   the harness made;
@@ -333,6 +334,8 @@ impl Harness {
         let reset = self.node.metrics().replica_resets > resets_before;
         let count = self.node.nodes().count();
         self.check(count <= self.config.max_nodes, || format!("{count} nodes known"));
+        let footprint = self.node.footprint();
+        self.check(footprint.over_cap(&self.config).is_none(), || format!("over a cap: {footprint:?}"));
         let mut present = Vec::with_capacity(count);
         for view in self.node.nodes() {
             self.check(view.keys <= self.config.max_keys_per_node, || {

@@ -2,7 +2,8 @@
 //! (writes, deletes, crashes, restarts, partitions, heals, time passing) after a
 //! [`WARM_UP`] in which it forms, then a calm
 //! period: every partition healed, no more faults, [`CALM`] of virtual time. After it every
-//! live node must agree on the membership and on every live node's table.
+//! live node must agree on the membership and on every live node's table
+//! ([`check_agreement`]).
 //!
 //! The simulator checks its own invariants after every step meanwhile (versions only grow,
 //! no replica ahead of its owner, no deleted key coming back, no hole; see
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use gossip_core::Config;
+use gossip_core::sim::invariants::check_agreement;
 use gossip_core::sim::{LinkModel, SimConfig, SimError, Simulation};
 
 /// At most this many operations are run per input.
@@ -135,47 +137,6 @@ pub fn run(input: &OpsInput) -> Result<Simulation, String> {
     sim.set_default_link(LinkModel::default()).map_err(|e| e.to_string())?;
     sim.run_for(CALM).map_err(|e| e.to_string())?;
     sim.check_all().map_err(|e| e.to_string())?;
-    agreement(&sim)?;
+    check_agreement(&sim).map_err(|violation| violation.to_string())?;
     Ok(sim)
-}
-
-/// TEMPORARY: the agreement check of this harness, until
-/// `gossip_core::sim::invariants::check_agreement` (branch `chaos`) is merged. Every live
-/// node holds every live node alive at its current generation, and holds no other node
-/// alive; and it holds each live node's table exactly as the owner does.
-fn agreement(sim: &Simulation) -> Result<(), String> {
-    let live: Vec<usize> = (0..sim.len()).filter(|i| sim.node(*i).is_some()).collect();
-    for &i in &live {
-        let node = sim.node(i).expect("live");
-        for view in node.nodes() {
-            let owner = live.iter().copied().find(|k| sim.name(*k) == Some(view.name));
-            let should_be_live = owner.is_some_and(|k| sim.generation(k) == Some(view.generation));
-            if view.state.is_live() != should_be_live && view.name != node.identity().name {
-                return Err(format!(
-                    "after the calm, n{i} holds {} (generation {}) {:?}",
-                    view.name, view.generation, view.state
-                ));
-            }
-        }
-        for &k in &live {
-            let owner = sim.node(k).expect("live");
-            let name = owner.identity().name.as_str();
-            let Some(view) = node.node(name) else {
-                return Err(format!("after the calm, n{i} does not know live node {name}"));
-            };
-            let own = owner.node(name).expect("a node knows itself");
-            if (view.generation, view.max_version) != (own.generation, own.max_version) {
-                return Err(format!(
-                    "after the calm, n{i} holds {name} at generation {} version {}, the owner is at {} {}",
-                    view.generation, view.max_version, own.generation, own.max_version
-                ));
-            }
-            let held: Vec<_> = node.entries(name).map(Iterator::collect).unwrap_or_default();
-            let truth: Vec<_> = owner.entries(name).map(Iterator::collect).unwrap_or_default();
-            if held != truth {
-                return Err(format!("after the calm, n{i} holds {name}'s table as {held:?}, not {truth:?}"));
-            }
-        }
-    }
-    Ok(())
 }

@@ -36,7 +36,7 @@ pub const HANDLE_INPUT: Target = Target {
 };
 
 /// The `ops` target.
-pub const OPS: Target = Target { name: "ops", body: crate::ops::ops, random_cases: 200, max_len: 256 };
+pub const OPS: Target = Target { name: "ops", body: crate::ops::ops, random_cases: 1_000, max_len: 256 };
 
 /// Every target.
 pub const TARGETS: [Target; 3] = [DECODE, HANDLE_INPUT, OPS];

@@ -25,7 +25,8 @@ fn a_partition_at_startup_heals_into_one_cluster() {
     let sim = scenario.run(config, s(128)).expect("no invariant broken");
     for i in 0..5 {
         let node = sim.node(i).expect("up");
-        let known: Vec<&str> = node.nodes().filter(|view| view.state.is_live()).map(|view| view.name).collect();
+        let known: Vec<&str> =
+            node.nodes().filter(|view| view.state.is_live()).map(|view| view.name).collect();
         assert_eq!(known.len(), 5, "n{i} holds only {known:?} alive after the partition healed");
     }
 }
