@@ -30,3 +30,64 @@ fn a_partition_at_startup_heals_into_one_cluster() {
         assert_eq!(known.len(), 5, "n{i} holds only {known:?} alive after the partition healed");
     }
 }
+
+/// Found by `handle_input`: a `Left` claim about a member overrode whatever was held, so a
+/// stale (or forged) one of a lower incarnation made the member's incarnation go back (6
+/// to 2 in the fuzzer's input, which is in the corpus). Fixed in `membership.rs`: `Left`
+/// overrides only the same or a lower incarnation (the leaver raises its own to leave).
+#[test]
+fn a_stale_left_does_not_take_the_incarnation_back() {
+    use gossip_core::proto::{PROTOCOL_VERSION, v1};
+    use gossip_core::sim::node_address;
+    use gossip_core::{Identity, MemberState, Node};
+    use prost::Message;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let config = Config::lan();
+    let mut node =
+        Node::new(config.clone(), Identity::new("n0", 1, node_address(0)), now, ChaCha8Rng::seed_from_u64(1))
+            .expect("valid");
+    let n1 = |address| v1::NodeIdentity { name: "n1".to_owned(), generation: 1, address };
+    let wire = |index| {
+        let address = node_address(index);
+        let std::net::IpAddr::V4(ip) = address.ip() else { unreachable!() };
+        Some(v1::Address { ip: ip.octets().to_vec().into(), port: u32::from(address.port()) })
+    };
+    let claim = |incarnation, state: v1::MemberState| v1::MembershipUpdate {
+        member: Some(n1(wire(1))),
+        incarnation,
+        state: state as i32,
+        from: "n2".to_owned(),
+    };
+    let envelope = |membership| {
+        v1::Envelope {
+            protocol_version: PROTOCOL_VERSION,
+            cluster: config.cluster.clone(),
+            sender: Some(v1::NodeIdentity { name: "n2".to_owned(), generation: 1, address: wire(2) }),
+            body: Some(v1::envelope::Body::Ping(v1::Ping {
+                sequence: 1,
+                target: "n0".to_owned(),
+                summary: None,
+            })),
+            membership,
+        }
+        .encode_to_vec()
+    };
+    node.handle_input(now, node_address(2), &envelope(vec![claim(6, v1::MemberState::Alive)]));
+    assert_eq!(node.node("n1").map(|v| (v.state, v.incarnation)), Some((MemberState::Alive, 6)));
+    node.handle_input(now, node_address(2), &envelope(vec![claim(2, v1::MemberState::Left)]));
+    assert_eq!(
+        node.node("n1").map(|v| (v.state, v.incarnation)),
+        Some((MemberState::Alive, 6)),
+        "a stale Left won"
+    );
+    node.handle_input(now, node_address(2), &envelope(vec![claim(7, v1::MemberState::Left)]));
+    assert_eq!(
+        node.node("n1").map(|v| (v.state, v.incarnation)),
+        Some((MemberState::Left, 7)),
+        "a fresh Left lost"
+    );
+}
