@@ -55,7 +55,7 @@ pub fn capture(config_byte: u8) -> Vec<Captured> {
     let base = Instant::now();
     let start = |index: usize, generation: u64| {
         let identity = Identity::new(format!("n{index}"), generation, node_address(index));
-        let seed = u64::from(config_byte) << 16 | (index as u64) << 8 | generation;
+        let seed = (u64::from(config_byte) << 16) | ((index as u64) << 8) | generation;
         Node::new(config.clone(), identity, base, ChaCha8Rng::seed_from_u64(seed))
             .expect("a valid configuration")
     };

@@ -116,7 +116,7 @@ pub fn run(input: &OpsInput) -> Result<Simulation, String> {
             ClusterOp::Crash { node: i } => sim.crash(node(i)),
             ClusterOp::Restart { node: i } => sim.restart(node(i)),
             ClusterOp::Partition { side } => {
-                let (a, b): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| side >> i & 1 == 1);
+                let (a, b): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| (side >> i) & 1 == 1);
                 sim.partition(a, b);
                 Ok(())
             }
