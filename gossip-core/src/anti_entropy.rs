@@ -54,8 +54,10 @@ impl<R: Rng> Node<R> {
             if !self.confirmed_in_sync() {
                 for peer in self.choose_peers() {
                     match self.config.mode {
-                        AntiEntropyMode::Push => self.send_push(peer),
-                        AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(peer),
+                        // Seeds and the dead are the backstop that re-merges a cluster and
+                        // repairs old gaps: a push of recent news (often none) would do neither.
+                        AntiEntropyMode::Push if !self.is_backstop(peer) => self.send_push(peer),
+                        _ => self.send_syn(peer),
                     }
                 }
             } else if let Some(seed) = self.seed_outside_view() {
@@ -135,10 +137,18 @@ impl<R: Rng> Node<R> {
         }
         self.last_triggered_sync = Some(self.now);
         self.note_activity();
-        match self.config.mode {
-            AntiEntropyMode::Push => self.send_push(prober),
-            AntiEntropyMode::Pull | AntiEntropyMode::PushPull => self.send_syn(prober),
-        }
+        // A digest exchange, in push mode too: the difference may be older than the recent
+        // news a push carries (a member forgotten and found again, say).
+        self.send_syn(prober);
+    }
+
+    /// Whether `peer` is a seed or a dead or departed member (see `choose_peers`).
+    fn is_backstop(&self, peer: SocketAddr) -> bool {
+        self.join.seeds.contains(&peer)
+            || self
+                .table
+                .departed_names()
+                .any(|name| self.table.by_name(name).is_some_and(|m| m.address == peer))
     }
 
     /// Whether, with the idle backoff on, a probe showed within the last two probe periods
@@ -208,7 +218,9 @@ impl<R: Rng> Node<R> {
         // Push-pull: the fresh news itself goes with the Syn, so that pushing it takes one
         // datagram rather than three (Syn, SynAck, Ack2). At most a share of the room: the
         // digest entries still go out and tell the responder our versions.
-        let deltas = if self.config.mode == AntiEntropyMode::PushPull {
+        // Push mode opens push-pull exchanges too (with seeds and the dead, see
+        // `gossip_round`): a pull alone would never hand our news to the seed.
+        let deltas = if self.config.mode != AntiEntropyMode::Pull {
             let plans: Vec<DeltaPlan> = self
                 .table
                 .recent_first_since(recent.changed_since, recent.max_entries)
@@ -350,7 +362,7 @@ impl<R: Rng> Node<R> {
         let tell = self.settle_claims(&mut comparison, &mut budget);
         let mut request = Vec::new();
         digest::push_entries(comparison.behind, &mut budget, &mut request);
-        let deltas = if self.config.mode == AntiEntropyMode::PushPull {
+        let deltas = if self.config.mode != AntiEntropyMode::Pull {
             let plans = delta::by_need(comparison.deltas, &mut self.rng);
             delta::pack(&self.table, plans, &mut budget).0
         } else {

@@ -1,31 +1,7 @@
 //! Chaos runs: a random cluster, configuration, network and fault schedule, all derived from
 //! one seed, then a calm phase in which the protocol must settle into agreement.
 //!
-//! A run has two phases:
-//!
-//! 1. **Chaos.** 2 to 64 nodes (small clusters more often) join a few seeds over links with
-//!    0 to 60% loss, 0 to 15% duplication, latency and jitter, while the plan partitions
-//!    them (symmetric, one-way, isolating one node), crashes and restarts them (sometimes
-//!    at a new address), pauses them, slows them down, jumps their clocks, and writes and
-//!    deletes keys on them concurrently. The node configuration is drawn too (intervals,
-//!    Lifeguard on or off, short tombstone grace and dead retention so that collection and
-//!    forgetting happen within the run, a small key cap). Every invariant of
-//!    [`invariants`](crate::sim::invariants) is checked after every step.
-//! 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
-//!    up, and each crashed node is restarted or left down for good (a seed is always
-//!    brought back). The run then waits, up to a deadline computed from the configuration
-//!    (suspicion timeouts, dead retention, join backoff), for
-//!    [`check_agreement`](crate::sim::invariants::check_agreement) to pass twice, a few
-//!    probe periods apart; if the deadline passes first, the last disagreement is the
-//!    violation.
-//!
-//! ```
-//! use gossip_core::sim::Chaos;
-//!
-//! let outcome = Chaos::new().run(7).unwrap();
-//! assert!(outcome.violation.is_none(), "{}", outcome.violation.unwrap());
-//! assert_eq!(Chaos::new().run(7).unwrap().trace_hash, outcome.trace_hash);
-//! ```
+//! See [`Chaos`].
 
 use std::time::Duration;
 
@@ -47,7 +23,34 @@ use crate::sim::{SimError, Simulation, Violation};
 /// Keys the writes draw from: few, so that writes and deletes collide.
 const KEYS: u32 = 12;
 
-/// The chaos generator and runner (see the [module docs](self)).
+/// The chaos generator and runner: random clusters, configurations, networks and fault
+/// schedules, each a pure function of its seed.
+///
+/// A run has two phases:
+///
+/// 1. **Chaos.** 2 to 64 nodes (small clusters more often) join a few seeds over links with
+///    0 to 60% loss, 0 to 15% duplication, latency and jitter, while the plan partitions
+///    them (symmetric, one-way, isolating one node), crashes and restarts them (sometimes
+///    at a new address), pauses them, slows them down, jumps their clocks, and writes and
+///    deletes keys on them concurrently. The node configuration is drawn too (intervals,
+///    Lifeguard on or off, short tombstone grace and dead retention so that collection and
+///    forgetting happen within the run, a small key cap). Every invariant of
+///    [`invariants`](crate::sim::invariants) is checked after every step.
+/// 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
+///    up, and each crashed node is restarted or left down for good (a seed is always
+///    brought back). The run then waits, up to a deadline computed from the configuration
+///    (suspicion timeouts, dead retention, join backoff), for
+///    [`check_agreement`](crate::sim::invariants::check_agreement) to pass twice, a few
+///    probe periods apart; if the deadline passes first, the last disagreement is the
+///    violation.
+///
+/// ```
+/// use gossip_core::sim::Chaos;
+///
+/// let outcome = Chaos::new().run(7).unwrap();
+/// assert!(outcome.violation.is_none(), "{}", outcome.violation.unwrap());
+/// assert_eq!(Chaos::new().run(7).unwrap().trace_hash, outcome.trace_hash);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Chaos {
@@ -59,7 +62,8 @@ pub struct Chaos {
     pub replay: Option<String>,
 }
 
-/// How many faults of each kind a plan holds.
+/// How many faults of each kind a run played, and how often the protocol's recovery
+/// mechanisms fired meanwhile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FaultCounts {
@@ -85,6 +89,14 @@ pub struct FaultCounts {
     pub deletes: u32,
     /// Nodes left down for good in the calm phase.
     pub left_down: u32,
+    /// Tombstones the live nodes collected (their metrics at the end of the run).
+    pub tombstones_collected: u64,
+    /// Departed members the live nodes forgot.
+    pub members_forgotten: u64,
+    /// Replicas rebuilt because a peer had collected tombstones they lacked.
+    pub replica_resets: u64,
+    /// Accusations the live nodes refuted.
+    pub refutations: u64,
 }
 
 impl FaultCounts {
@@ -101,6 +113,10 @@ impl FaultCounts {
         self.writes += other.writes;
         self.deletes += other.deletes;
         self.left_down += other.left_down;
+        self.tombstones_collected += other.tombstones_collected;
+        self.members_forgotten += other.members_forgotten;
+        self.replica_resets += other.replica_resets;
+        self.refutations += other.refutations;
     }
 }
 
@@ -189,7 +205,13 @@ impl Chaos {
     /// A broken invariant is reported in the outcome; `Err` means the run could not be set
     /// up at all.
     pub fn run(&self, seed: u64) -> Result<ChaosOutcome, SimError> {
-        let plan = self.plan(seed);
+        self.run_plan(self.plan(seed)).map(|(_, outcome)| outcome)
+    }
+
+    /// Plays `plan` (from [`plan`](Self::plan), perhaps changed: to record events, say) and
+    /// returns the simulation for inspection along with the outcome.
+    pub fn run_plan(&self, plan: ChaosPlan) -> Result<(Simulation, ChaosOutcome), SimError> {
+        let seed = plan.config.seed;
         let nodes = plan.config.nodes;
         let mut sim = Simulation::new(plan.config.clone())?;
         sim.load(&plan.scenario);
@@ -212,10 +234,18 @@ impl Chaos {
             Err(SimError::Invariant(violation)) => outcome.violation = Some(violation),
             Err(other) => return Err(other),
         }
+        for index in 0..sim.len() {
+            let Some(node) = sim.node(index) else { continue };
+            let metrics = node.metrics();
+            faults.tombstones_collected += metrics.tombstones_collected;
+            faults.members_forgotten += metrics.members_forgotten;
+            faults.replica_resets += metrics.replica_resets;
+            faults.refutations += metrics.refutations;
+        }
         outcome.faults = faults;
         outcome.steps = sim.steps();
         outcome.trace_hash = sim.trace_hash();
-        Ok(outcome)
+        Ok((sim, outcome))
     }
 }
 
@@ -259,7 +289,8 @@ fn settle(sim: &mut Simulation, plan: &ChaosPlan) -> Result<Duration, SimError> 
         sim.run_until((sim.now() + every).min(deadline))?;
         match invariants::check_agreement(sim) {
             Ok(()) => match agreed_at {
-                Some(at) if sim.now() >= at + every * 5 => return Ok(at - start),
+                // At the deadline, agreement that has not yet lasted five periods still counts.
+                Some(at) if sim.now() >= at + every * 5 || sim.now() >= deadline => return Ok(at - start),
                 Some(_) => {}
                 None => agreed_at = Some(sim.now()),
             },

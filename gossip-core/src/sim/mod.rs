@@ -56,6 +56,7 @@
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
 
+mod agreement;
 mod chaos;
 mod clock;
 mod cluster;
