@@ -50,14 +50,20 @@ impl<R: Rng> Node<R> {
         self.forget_departed();
         let window = self.config.gossip_interval * self.config.recent_rounds;
         self.table.prune_recent(now, window);
-        if self.config.dissemination != Dissemination::Rumors && !self.confirmed_in_sync() {
-            for peer in self.choose_peers() {
-                match self.config.mode {
-                    // Seeds and the dead are the backstop that re-merges a cluster and
-                    // repairs old gaps: a push of recent news (often none) would do neither.
-                    AntiEntropyMode::Push if !self.is_backstop(peer) => self.send_push(peer),
-                    _ => self.send_syn(peer),
+        if self.config.dissemination != Dissemination::Rumors {
+            if !self.confirmed_in_sync() {
+                for peer in self.choose_peers() {
+                    match self.config.mode {
+                        // Seeds and the dead are the backstop that re-merges a cluster and
+                        // repairs old gaps: a push of recent news (often none) would do neither.
+                        AntiEntropyMode::Push if !self.is_backstop(peer) => self.send_push(peer),
+                        _ => self.send_syn(peer),
+                    }
                 }
+            } else if let Some(seed) = self.seed_outside_view() {
+                // In sync, perhaps only within an island (a partition at startup): a seed
+                // that is not a live member here is still contacted, as `choose_peers` does.
+                self.send_syn(seed);
             }
         }
         if self.config.dissemination != Dissemination::AntiEntropy {
@@ -89,6 +95,30 @@ impl<R: Rng> Node<R> {
             }
         }
         peers
+    }
+
+    /// A seed that no live member here listens at, if any (taken in turn round by round):
+    /// while it stays outside our view we may be an island that never merges. O(n) in the
+    /// table, only in rounds skipped as in sync.
+    fn seed_outside_view(&self) -> Option<SocketAddr> {
+        let seeds = &self.join.seeds;
+        if seeds.is_empty() {
+            return None;
+        }
+        let mut outside = vec![true; seeds.len()];
+        for (_, member) in self.table.iter().filter(|(_, member)| member.state.is_live()) {
+            if let Some(at) = seeds.iter().position(|seed| *seed == member.address) {
+                outside[at] = false;
+            }
+        }
+        let outside: Vec<SocketAddr> = seeds
+            .iter()
+            .zip(outside)
+            .filter(|(seed, out)| *out && **seed != self.identity.address)
+            .map(|(s, _)| *s)
+            .collect();
+        let turn = self.metrics.gossip_rounds as usize;
+        (!outside.is_empty()).then(|| outside[turn % outside.len()])
     }
 
     pub(crate) fn budget(&self) -> Budget {

@@ -94,6 +94,9 @@ mod digest;
 mod error;
 mod event;
 mod footprint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod identity;
 #[cfg(test)]

@@ -56,7 +56,9 @@ impl MemberState {
 /// Whether the claim `(new_incarnation, new)` overrides `(incarnation, current)` for the same
 /// generation of a member.
 ///
-/// - Left is final for the generation, and overrides everything;
+/// - Left is final for the generation, and overrides every state of the same or a lower
+///   incarnation (the leaver raises its incarnation to leave, so a Left of a lower one is
+///   stale or forged: taking it would make the incarnation go back);
 /// - Dead overrides Alive and Suspect of the same or a lower incarnation, and gives way only
 ///   to an Alive with a higher incarnation (the member refuted, e.g. after a partition);
 /// - Suspect overrides Alive of the same or a lower incarnation, and Suspect of a lower one;
@@ -70,7 +72,7 @@ pub(crate) fn overrides(
     use MemberState::*;
     match (current, new) {
         (Left, _) => false,
-        (_, Left) => true,
+        (_, Left) => new_incarnation >= incarnation,
         (Dead, Alive) => new_incarnation > incarnation,
         (Dead, _) => false,
         (_, Dead) => new_incarnation >= incarnation,
@@ -311,9 +313,18 @@ mod tests {
     #[test]
     fn left_is_final_for_the_generation() {
         for state in [Alive, Suspect, Dead] {
-            assert!(overrides(state, 9, Left, 0));
+            assert!(overrides(state, 9, Left, 9));
+            assert!(overrides(state, 9, Left, 10));
             assert!(!overrides(Left, 0, state, 100));
         }
         assert!(!overrides(Left, 0, Left, 1));
+    }
+
+    #[test]
+    fn a_left_of_a_lower_incarnation_is_stale() {
+        // Found by the `handle_input` fuzz target: taking it made the incarnation go back.
+        for state in [Alive, Suspect, Dead] {
+            assert!(!overrides(state, 9, Left, 8));
+        }
     }
 }

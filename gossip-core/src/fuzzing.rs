@@ -1,0 +1,32 @@
+//! Hooks for the fuzz targets (feature `fuzzing`). Not part of the API: hidden from the docs,
+//! and free to change with the internals they expose.
+
+use bytes::Bytes;
+use gossip_proto::v1;
+use prost::Message;
+
+use crate::message::{self, InEnvelope};
+
+/// Decodes `datagram` with both decoders, prost's generated `v1::Envelope::decode` and the
+/// node's own zero-copy decoder, and compares the results.
+///
+/// Returns prost's envelope when both decode it to the same value, `Ok(None)` when both
+/// refuse it, and a description of the difference when they disagree (a bug in the
+/// zero-copy decoder, whose contract is to give exactly what prost gives).
+pub fn decode_both(datagram: &[u8]) -> Result<Option<v1::Envelope>, String> {
+    let theirs = v1::Envelope::decode(datagram);
+    let ours = message::decode(Bytes::copy_from_slice(datagram));
+    match (theirs, ours) {
+        (Ok(theirs), Ok(ours)) => {
+            let converted = InEnvelope::from(theirs.clone());
+            if converted == ours {
+                Ok(Some(theirs))
+            } else {
+                Err(format!("the decoders disagree:\n  prost: {converted:?}\n  ours:  {ours:?}"))
+            }
+        }
+        (Err(_), Err(_)) => Ok(None),
+        (Ok(theirs), Err(error)) => Err(format!("only prost decodes it ({theirs:?}); ours says {error}")),
+        (Err(error), Ok(ours)) => Err(format!("only ours decodes it ({ours:?}); prost says {error}")),
+    }
+}
