@@ -126,6 +126,14 @@ pub enum AggregateError {
         /// The value given.
         value: f64,
     },
+    /// The value is beyond the range aggregates take, so that sums cannot overflow.
+    #[error("the value {value} is beyond ±{max}; scale it down")]
+    OutOfRange {
+        /// The value given.
+        value: f64,
+        /// The largest magnitude accepted.
+        max: f64,
+    },
     /// The name is empty or longer than `aggregation.max_name_size`.
     #[error("the aggregate name is {len} bytes; it must be between 1 and {max} bytes")]
     InvalidName {

@@ -1015,6 +1015,7 @@ fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alon
     let malformed = [
         transfer(epoch, 1_000, vec![share("load", f64::NAN)]),
         transfer(epoch, 1_000, vec![share("load", f64::INFINITY)]),
+        transfer(epoch, 1_000, vec![share("load", 1e200)]),
         transfer(epoch, 1_000, vec![share("load", -1.0)]),
         transfer(epoch, 1_000, vec![share("load", 1.0), share("load", 1.0)]),
         transfer(epoch, 1_000, vec![share("", 1.0)]),

@@ -110,6 +110,7 @@ fn a_bad_contribution_is_refused_with_a_reason() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(node.aggregate_set("", 1.0), Err(AggregateError::InvalidName { len: 0, max: 64 }));
     assert!(matches!(node.aggregate_set("x", f64::INFINITY), Err(AggregateError::NotFinite { .. })));
+    assert!(matches!(node.aggregate_set("x", -1e101), Err(AggregateError::OutOfRange { .. })));
     for i in 0..8 {
         assert_eq!(node.aggregate_set(&format!("a{i}"), 1.0), Ok(()));
     }

@@ -168,8 +168,61 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
         }),
         8 => Body::Ack(v1::Ack { sequence: u32::from(r.u8()) }),
         9 => Body::Nack(v1::Nack { sequence: u32::from(r.u8()) }),
-        _ => return None,
+        // Aggregation bodies share the last choice with "no body", so that inputs written
+        // before they existed keep their meaning.
+        _ => match r.below(4) {
+            0 => Body::AggregateTransfer(aggregate_transfer(r)),
+            1 => Body::AggregateAck(v1::AggregateAck { epoch: epoch(r), sequence: u64::from(r.below(8)) }),
+            _ => return None,
+        },
     })
+}
+
+/// An aggregation epoch: mostly the first ones, sometimes the largest.
+fn epoch(r: &mut Reader<'_>) -> u64 {
+    match r.below(16) {
+        0 => u64::MAX,
+        b => u64::from(b % 4),
+    }
+}
+
+/// A number for an aggregate: mostly small, sometimes at or beyond the limits, negative or
+/// not a number.
+pub fn number(r: &mut Reader<'_>) -> f64 {
+    match r.below(32) {
+        0 => f64::NAN,
+        1 => f64::INFINITY,
+        2 => -1.0,
+        3 => 1e100,
+        4 => 1e111,
+        5 => f64::MAX,
+        b => f64::from(r.u16()) / f64::from(b),
+    }
+}
+
+/// An aggregate name: mostly `a0` to `a3`, sometimes too long or empty.
+pub fn aggregate_name(r: &mut Reader<'_>) -> String {
+    match r.below(32) {
+        0 => String::new(),
+        1 => "z".repeat(65),
+        b => format!("a{}", b % 4),
+    }
+}
+
+fn aggregate_transfer(r: &mut Reader<'_>) -> v1::AggregateTransfer {
+    let shares = (0..r.below(4))
+        .map(|_| v1::AggregateShare {
+            name: aggregate_name(r),
+            average_value: number(r),
+            average_weight: number(r),
+            sum_value: number(r),
+            count_value: number(r),
+            total_weight: number(r),
+            min: r.bool().then(|| number(r)),
+            max: r.bool().then(|| number(r)),
+        })
+        .collect();
+    v1::AggregateTransfer { epoch: epoch(r), sequence: u64::from(r.below(8)), shares }
 }
 
 fn membership_update(r: &mut Reader<'_>) -> v1::MembershipUpdate {

@@ -72,7 +72,8 @@ pub enum Op {
     Delete = 7,
     /// `join` up to three addresses (a count byte, then a source byte each).
     Join = 8,
-    /// `leave()`, when the next byte is 0 modulo 8; otherwise nothing.
+    /// `leave()`, when the next byte is 0 modulo 8; `aggregate_set` of a name and a number
+    /// when it is 1, `aggregate_remove` when it is 2; otherwise nothing.
     Leave = 9,
 }
 
@@ -265,12 +266,24 @@ impl Harness {
                 let seeds: Vec<SocketAddr> = (0..r.below(4)).map(|_| source(r.u8())).collect();
                 self.node.join(seeds);
             }
-            Op::Leave => {
-                if r.below(8) == 0 {
+            Op::Leave => match r.below(8) {
+                0 => {
                     self.node.leave();
                     self.left = true;
                 }
-            }
+                1 => {
+                    let (name, value) = (craft::aggregate_name(r), craft::number(r));
+                    let accepted = self.node.aggregate_set(&name, value).is_ok();
+                    let valid = value.is_finite() && value.abs() <= 1e100 && (1..=64).contains(&name.len());
+                    self.check(accepted || !valid || self.node.footprint().aggregates >= 8, || {
+                        format!("aggregate_set({name:?}, {value}) was refused")
+                    });
+                }
+                2 => {
+                    self.node.aggregate_remove(&craft::aggregate_name(r));
+                }
+                _ => {}
+            },
         }
         let outputs = self.drain(true);
         if datagram && dropped(&self.node.metrics()) > dropped(&before.0) {

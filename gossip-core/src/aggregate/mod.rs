@@ -39,7 +39,7 @@ use rand::RngExt;
 use rand_core::Rng;
 
 pub use state::AggregateEstimate;
-use state::Peer;
+use state::{MAX_CONTRIBUTION, Peer};
 pub(crate) use state::{Aggregation, valid_transfer};
 
 use crate::error::AggregateError;
@@ -59,6 +59,9 @@ impl<R: Rng> Node<R> {
         let limits = &self.config.aggregation;
         if !value.is_finite() {
             return Err(AggregateError::NotFinite { value });
+        }
+        if value.abs() > MAX_CONTRIBUTION {
+            return Err(AggregateError::OutOfRange { value, max: MAX_CONTRIBUTION });
         }
         if !(1..=limits.max_name_size).contains(&name.len()) {
             return Err(AggregateError::InvalidName { len: name.len(), max: limits.max_name_size });
@@ -215,7 +218,7 @@ impl<R: Rng> Node<R> {
                 // Tell the sender where the cluster is, so it moves on.
                 v1::AggregateAck { epoch: self.aggregation.epoch(), sequence: 0 }
             }
-            Err(Refusal::Shrank | Refusal::TooManyPeers) => {
+            Err(Refusal::Shrank | Refusal::TooManyPeers | Refusal::Overflow) => {
                 self.metrics.aggregate_transfers_refused += 1;
                 return;
             }

@@ -46,6 +46,14 @@ impl AggregateEstimate {
     }
 }
 
+/// The largest contribution, in magnitude: sums over any cluster and epoch stay far from
+/// `f64::MAX`.
+pub(crate) const MAX_CONTRIBUTION: f64 = 1e100;
+
+/// The largest number a transfer may carry, in magnitude: cumulative shares of contributions
+/// within [`MAX_CONTRIBUTION`] stay far below it.
+const MAX_TRANSFERRED: f64 = 1e110;
+
 /// Below this weight a node has not really been reached by the weight yet: its ratio would be
 /// dominated by rounding.
 const MIN_WEIGHT: f64 = 1e-12;
@@ -98,6 +106,12 @@ impl Mass {
 
     pub(crate) fn minus(self, other: Self) -> Self {
         self.zip(other, |a, b| a - b)
+    }
+
+    fn is_finite(self) -> bool {
+        [self.average_value, self.average_weight, self.sum_value, self.count_value, self.total_weight]
+            .iter()
+            .all(|x| x.is_finite())
     }
 
     fn weights(self) -> [f64; 2] {
@@ -184,6 +198,8 @@ pub(crate) enum Refusal {
     Shrank,
     /// A new sender while `max_nodes` senders are tracked this epoch.
     TooManyPeers,
+    /// Applying it would take the mass held out of the finite numbers.
+    Overflow,
 }
 
 /// The aggregation state of one node.
@@ -472,6 +488,14 @@ impl Aggregation {
         if shrank {
             return Err(Refusal::Shrank);
         }
+        let overflows = transfer.shares.iter().any(|share| {
+            let held = self.held.get(share.name.as_str()).map(|held| held.mass).unwrap_or_default();
+            let delta = Mass::from_wire(share).minus(received.get(share.name.as_str()).copied().unwrap_or_default());
+            !held.plus(delta).is_finite()
+        });
+        if overflows {
+            return Err(Refusal::Overflow);
+        }
         for share in &transfer.shares {
             let name: Arc<str> = self
                 .held
@@ -568,7 +592,7 @@ pub(crate) fn valid_transfer(transfer: &v1::AggregateTransfer, config: &Aggregat
         let numbers =
             [mass.average_value, mass.average_weight, mass.sum_value, mass.count_value, mass.total_weight];
         (1..=config.max_name_size).contains(&share.name.len())
-            && numbers.iter().chain(share.min.iter()).chain(share.max.iter()).all(|x| x.is_finite())
+            && numbers.iter().chain(share.min.iter()).chain(share.max.iter()).all(|x| x.abs() <= MAX_TRANSFERRED)
             && mass.weights().iter().all(|w| *w >= 0.0)
     })
 }
