@@ -1116,6 +1116,7 @@ fn chaos(args: &Args, bar: &ProgressBar) -> Result<serde_json::Value, String> {
             "writes": faults.writes,
             "deletes": faults.deletes,
             "left_down": faults.left_down,
+            "aggregate_sets": faults.aggregate_sets,
         },
         "mechanisms": {
             "tombstones_collected": faults.tombstones_collected,

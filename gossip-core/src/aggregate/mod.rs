@@ -39,8 +39,8 @@ use rand::RngExt;
 use rand_core::Rng;
 
 pub use state::AggregateEstimate;
-use state::{MAX_CONTRIBUTION, Peer};
 pub(crate) use state::{Aggregation, valid_transfer};
+use state::{MAX_CONTRIBUTION, Peer};
 
 use crate::error::AggregateError;
 use crate::event::Event;

@@ -490,7 +490,8 @@ impl Aggregation {
         }
         let overflows = transfer.shares.iter().any(|share| {
             let held = self.held.get(share.name.as_str()).map(|held| held.mass).unwrap_or_default();
-            let delta = Mass::from_wire(share).minus(received.get(share.name.as_str()).copied().unwrap_or_default());
+            let delta =
+                Mass::from_wire(share).minus(received.get(share.name.as_str()).copied().unwrap_or_default());
             !held.plus(delta).is_finite()
         });
         if overflows {
@@ -592,7 +593,11 @@ pub(crate) fn valid_transfer(transfer: &v1::AggregateTransfer, config: &Aggregat
         let numbers =
             [mass.average_value, mass.average_weight, mass.sum_value, mass.count_value, mass.total_weight];
         (1..=config.max_name_size).contains(&share.name.len())
-            && numbers.iter().chain(share.min.iter()).chain(share.max.iter()).all(|x| x.abs() <= MAX_TRANSFERRED)
+            && numbers
+                .iter()
+                .chain(share.min.iter())
+                .chain(share.max.iter())
+                .all(|x| x.abs() <= MAX_TRANSFERRED)
             && mass.weights().iter().all(|w| *w >= 0.0)
     })
 }

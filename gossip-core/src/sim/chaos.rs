@@ -89,6 +89,8 @@ pub struct FaultCounts {
     pub deletes: u32,
     /// Nodes left down for good in the calm phase.
     pub left_down: u32,
+    /// Contributions to aggregates (`aggregate_set`).
+    pub aggregate_sets: u32,
     /// Tombstones the live nodes collected (their metrics at the end of the run).
     pub tombstones_collected: u64,
     /// Departed members the live nodes forgot.
@@ -113,6 +115,7 @@ impl FaultCounts {
         self.writes += other.writes;
         self.deletes += other.deletes;
         self.left_down += other.left_down;
+        self.aggregate_sets += other.aggregate_sets;
         self.tombstones_collected += other.tombstones_collected;
         self.members_forgotten += other.members_forgotten;
         self.replica_resets += other.replica_resets;
@@ -197,7 +200,11 @@ impl Chaos {
         config.restart_seeds = seeds;
         config.replay = self.replay.clone();
         let chaos = Duration::from_secs(rng.random_range(5..=60));
-        let (scenario, faults) = faults(&mut rng, n, chaos);
+        let (mut scenario, mut faults) = faults(&mut rng, n, chaos);
+        // Aggregation draws from its own stream, so the fault schedules stay those of the
+        // seeds run before it existed.
+        let mut aggregation = ChaCha8Rng::seed_from_u64(derive_seed(seed, u64::MAX - 5, 0));
+        aggregates(&mut aggregation, n, chaos, &mut config.node_config, &mut scenario, &mut faults);
         ChaosPlan { config, scenario, calm_at: chaos, calm_deadline: calm_deadline(&node_config, n), faults }
     }
 
@@ -451,6 +458,33 @@ fn faults(rng: &mut ChaCha8Rng, n: usize, chaos: Duration) -> (Scenario, FaultCo
         }
     }
     (scenario, counts)
+}
+
+/// Contributions to up to three aggregates through the chaos phase, in six plans of ten, with
+/// short epochs so that several end during the run. Mass lost to crashes and the like is
+/// not checked (the next epoch repairs it); the caps, the invariants and the absence of
+/// panics are.
+fn aggregates(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    chaos: Duration,
+    config: &mut Config,
+    scenario: &mut Scenario,
+    faults: &mut FaultCounts,
+) {
+    if !rng.random_bool(0.6) {
+        return;
+    }
+    config.aggregation.interval = Duration::from_millis(rng.random_range(100..=1000));
+    config.aggregation.epoch_rounds = rng.random_range(5..=60);
+    for _ in 0..rng.random_range(1..=2 * n) {
+        let when = chaos.mul_f64(rng.random::<f64>());
+        let node = rng.random_range(0..n);
+        let name = format!("a{}", rng.random_range(0..3));
+        let value = rng.random_range(-100.0..100.0);
+        faults.aggregate_sets += 1;
+        scenario.push(when, Action::AggregateSet { node, name, value });
+    }
 }
 
 /// A restart, at a new address one time in four.

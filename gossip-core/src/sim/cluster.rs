@@ -758,6 +758,7 @@ impl Simulation {
         let result = match action {
             Action::Set { node, key, value } => self.set(node, &key, value).map(|_| ()),
             Action::Delete { node, key } => self.delete(node, &key).map(|_| ()),
+            Action::AggregateSet { node, name, value } => self.aggregate_set(node, &name, value),
             Action::Crash(node) => self.crash(node),
             Action::Restart(node) => self.restart(node),
             Action::RestartAt { node, address } => self.restart_at(node, address),

@@ -36,6 +36,15 @@ pub enum Action {
         /// The key.
         key: String,
     },
+    /// Node `node` contributes `value` to the aggregate `name`.
+    AggregateSet {
+        /// The contributor.
+        node: usize,
+        /// The aggregate.
+        name: String,
+        /// Its value.
+        value: f64,
+    },
     /// The node's process dies: its state is gone, datagrams to it are dropped.
     Crash(usize),
     /// The node starts again under the next generation with an empty table and joins the
