@@ -123,6 +123,10 @@ fn script(
                 node(nodes, 2).set(key, vec![b'2'; 40 * i]).expect("small");
             }
             node(nodes, 3).set("big", vec![b'3'; 700]).expect("fits");
+            for i in 0..4 {
+                node(nodes, i).aggregate_set("a0", i as f64 * 1.5).expect("a valid contribution");
+            }
+            node(nodes, 5).aggregate_set("a1", -3.0).expect("a valid contribution");
         }
         3_000 => {
             node(nodes, 1).delete("k1").expect("known");
