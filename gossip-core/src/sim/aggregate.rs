@@ -23,7 +23,7 @@ use crate::aggregate::AggregateEstimate;
 use crate::config::Config;
 use crate::error::AggregateError;
 use crate::sim::cluster::derive_seed;
-use crate::sim::config::{Bootstrap, SimConfig};
+use crate::sim::config::SimConfig;
 use crate::sim::invariants::Checks;
 use crate::sim::link::LinkModel;
 use crate::sim::trial::Progress;
@@ -197,12 +197,14 @@ impl AggregateStudy {
         if self.nodes < 2 {
             return Err(SimError::Setup("an aggregation trial needs at least two nodes".to_owned()));
         }
-        let mut config = SimConfig::new(self.nodes, seed)
-            .with_node_config(self.node_config.clone())
-            .with_link(self.link)
-            .with_bootstrap(Bootstrap::InSync)
-            .with_checks(self.checks);
-        config.replay = self.replay.clone();
+        let config = SimConfig::in_sync(
+            self.nodes,
+            seed,
+            &self.node_config,
+            self.link,
+            self.checks,
+            self.replay.clone(),
+        );
         let mut sim = Simulation::new(config)?;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, u64::MAX - 3, 0));
         let values: Vec<f64> = (0..self.nodes).map(|_| rng.random_range(0.0..100.0)).collect();

@@ -96,6 +96,26 @@ impl SimConfig {
         self
     }
 
+    /// The start the studies share: an in-sync cluster ([`Bootstrap::InSync`]) of `nodes`
+    /// running `node_config` over `link`, checked by `checks`, with `replay` printed with a
+    /// violation.
+    pub(crate) fn in_sync(
+        nodes: usize,
+        seed: u64,
+        node_config: &Config,
+        link: LinkModel,
+        checks: Checks,
+        replay: Option<String>,
+    ) -> Self {
+        let mut config = Self::new(nodes, seed)
+            .with_node_config(node_config.clone())
+            .with_link(link)
+            .with_bootstrap(Bootstrap::InSync)
+            .with_checks(checks);
+        config.replay = replay;
+        config
+    }
+
     /// Checking invariants this often.
     pub fn with_checks(mut self, checks: Checks) -> Self {
         self.checks = checks;

@@ -29,7 +29,7 @@ use rand_core::SeedableRng;
 use crate::config::Config;
 use crate::membership::MemberState;
 use crate::sim::cluster::{derive_seed, index_of_name};
-use crate::sim::config::{Bootstrap, SimConfig};
+use crate::sim::config::SimConfig;
 use crate::sim::invariants::Checks;
 use crate::sim::kind::{BodyKind, KindCounts};
 use crate::sim::link::LinkModel;
@@ -323,13 +323,15 @@ impl SwimStudy {
         if self.nodes < 2 {
             return Err(SimError::Setup("a membership trial needs at least two nodes".to_owned()));
         }
-        let mut config = SimConfig::new(self.nodes, seed)
-            .with_node_config(self.node_config.clone())
-            .with_link(self.link)
-            .with_bootstrap(Bootstrap::InSync)
-            .with_checks(self.checks)
-            .with_membership_log();
-        config.replay = self.replay.clone();
+        let config = SimConfig::in_sync(
+            self.nodes,
+            seed,
+            &self.node_config,
+            self.link,
+            self.checks,
+            self.replay.clone(),
+        )
+        .with_membership_log();
         let mut sim = Simulation::new(config)?;
         for period in 1..=self.settle_periods {
             sim.run_until(self.period() * period)?;

@@ -20,7 +20,7 @@ use rand_core::SeedableRng;
 
 use crate::config::{Config, Dissemination};
 use crate::sim::cluster::derive_seed;
-use crate::sim::config::{Bootstrap, SimConfig};
+use crate::sim::config::SimConfig;
 use crate::sim::invariants::Checks;
 use crate::sim::link::LinkModel;
 use crate::sim::observe::Traffic;
@@ -144,12 +144,14 @@ impl Study {
 
     /// Builds the in-sync cluster and idles it.
     fn start(&self, seed: u64, progress: &mut impl FnMut(Progress)) -> Result<Simulation, SimError> {
-        let mut config = SimConfig::new(self.nodes, seed)
-            .with_node_config(self.node_config.clone())
-            .with_link(self.link)
-            .with_bootstrap(Bootstrap::InSync)
-            .with_checks(self.checks);
-        config.replay = self.replay.clone();
+        let config = SimConfig::in_sync(
+            self.nodes,
+            seed,
+            &self.node_config,
+            self.link,
+            self.checks,
+            self.replay.clone(),
+        );
         let mut sim = Simulation::new(config)?;
         let idle = self.idle_rounds.unwrap_or(self.node_config.recent_rounds + 1);
         for round in 1..=idle {
