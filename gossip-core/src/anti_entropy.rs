@@ -122,7 +122,7 @@ impl<R: Rng> Node<R> {
     }
 
     pub(crate) fn budget(&self) -> Budget {
-        Budget::new(self.config.max_datagram_size, self.envelopes.base_len())
+        Budget::new(self.datagram_limit(), self.envelopes.base_len())
     }
 
     /// A prober's summary differs from ours: open an exchange with it now rather than wait

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::keyring::EncryptionMode;
+use crate::seal::SEAL_OVERHEAD;
 
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,7 +88,9 @@ pub struct Config {
     pub max_keys_per_node: usize,
     /// Longest key, in bytes.
     pub max_key_size: usize,
-    /// Longest value, in bytes.
+    /// Longest value, in bytes. The default, 928, is what lets the largest entry (with a
+    /// key of `max_key_size` and the longest names and widest numbers) fit one datagram of
+    /// 1,400 bytes even when sealed ([`crate::SEAL_OVERHEAD`]); `validate` checks it.
     pub max_value_size: usize,
     /// Longest node name, in bytes.
     pub max_name_size: usize,
@@ -116,6 +120,10 @@ pub struct Config {
     /// another, still ratchet a node's generation up; only authenticated datagrams would
     /// stop that.
     pub max_generation_jump: u64,
+    /// Whether datagrams are sealed and opened with the node's keyring (see
+    /// [`EncryptionMode`] for moving a running cluster from one mode to the next). Any mode
+    /// but `Off` needs a key: start the node with [`crate::Node::with_keyring`].
+    pub encryption: EncryptionMode,
     /// Membership and failure detection (SWIM with Lifeguard).
     pub swim: SwimConfig,
     /// Push-sum aggregation of named numeric values.
@@ -148,11 +156,12 @@ impl Config {
             max_nodes: 16_384,
             max_keys_per_node: 4_096,
             max_key_size: 128,
-            max_value_size: 960,
+            max_value_size: 928,
             max_name_size: 64,
             max_generation_jump: 315_360_000_000,
             max_pending_transmits: 1_024,
             max_pending_events: 4_096,
+            encryption: EncryptionMode::Off,
             swim: SwimConfig::lan(),
             aggregation: AggregationConfig::lan(),
         }
@@ -241,11 +250,12 @@ impl Config {
         // A single entry of the largest allowed size must fit one datagram, or a node could
         // accept a write it can never replicate (chitchat's blocked-replication bug).
         let largest = crate::budget::single_entry_datagram_len(self, self.max_key_size, self.max_value_size);
-        if largest > self.max_datagram_size {
+        // Sealing may be turned on at run time: count its overhead always.
+        if largest + SEAL_OVERHEAD > self.max_datagram_size {
             return Err(ConfigError::EntryCannotFit {
                 max_key_size: self.max_key_size,
                 max_value_size: self.max_value_size,
-                needed: largest,
+                needed: largest + SEAL_OVERHEAD,
                 max_datagram_size: self.max_datagram_size,
             });
         }
@@ -400,7 +410,7 @@ impl AggregationConfig {
         if !(self.change_threshold.is_finite() && self.change_threshold >= 0.0) {
             return Err(ConfigError::ChangeThreshold);
         }
-        let needed = crate::budget::full_transfer_datagram_len(config);
+        let needed = crate::budget::full_transfer_datagram_len(config) + SEAL_OVERHEAD;
         if needed > config.max_datagram_size {
             return Err(ConfigError::AggregatesCannotFit {
                 max_aggregates: self.max_aggregates,

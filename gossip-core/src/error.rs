@@ -45,6 +45,12 @@ pub enum ConfigError {
         /// Configured datagram limit.
         max_datagram_size: usize,
     },
+    /// Encryption is on but the node was given no key.
+    #[error("encryption mode {mode:?} needs a key; start the node with Node::with_keyring")]
+    EncryptionWithoutKey {
+        /// The configured mode.
+        mode: crate::keyring::EncryptionMode,
+    },
     /// The probe timeout does not leave room for indirect probes within the interval.
     #[error("swim.probe_timeout ({timeout:?}) must be shorter than swim.probe_interval ({interval:?})")]
     ProbeTimeout {
@@ -113,6 +119,13 @@ pub enum WriteError {
     TooManyKeys {
         /// The limit.
         max: usize,
+    },
+    /// Keys starting with `gossip.` are written by the library itself (the keyring's
+    /// fingerprints, for one).
+    #[error("the key {key:?} starts with the reserved prefix \"gossip.\"; choose another key")]
+    ReservedKey {
+        /// The key.
+        key: String,
     },
 }
 

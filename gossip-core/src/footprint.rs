@@ -33,6 +33,8 @@ pub struct Footprint {
     /// Peers with transfers to or from this node this epoch, the larger side (cap:
     /// `max_nodes`).
     pub aggregation_peers: usize,
+    /// Sending sessions whose anti-replay windows are kept (cap: `max_nodes`).
+    pub replay_sessions: usize,
 }
 
 impl Footprint {
@@ -50,6 +52,7 @@ impl Footprint {
             ("pending relays", self.relays, config.swim.max_pending_relays),
             ("aggregates", self.aggregates, config.aggregation.max_aggregates),
             ("aggregation peers", self.aggregation_peers, config.max_nodes),
+            ("replay sessions", self.replay_sessions, config.max_nodes),
         ]
         .into_iter()
         .find(|(_, size, cap)| size > cap)
@@ -71,6 +74,7 @@ impl<R: Rng> Node<R> {
             relays: self.prober.pending_relays(),
             aggregates: self.aggregation.held_count(),
             aggregation_peers: self.aggregation.peer_count(),
+            replay_sessions: self.security.sessions(),
         }
     }
 }

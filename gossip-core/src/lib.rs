@@ -99,6 +99,7 @@ mod footprint;
 pub mod fuzzing;
 mod health;
 mod identity;
+pub mod keyring;
 #[cfg(test)]
 mod laws;
 mod lifecycle;
@@ -107,8 +108,11 @@ mod message;
 mod metrics;
 mod node;
 mod probe;
+mod replay;
 mod replica;
 mod rumor;
+mod seal;
+mod security;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod summary;
@@ -121,9 +125,13 @@ pub use error::{AggregateError, ConfigError, WriteError};
 pub use event::{Event, Output, SharedStr, Transmit};
 pub use footprint::Footprint;
 pub use identity::Identity;
+pub use keyring::{
+    EncryptionMode, KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, SecretKey,
+};
 pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};
+pub use seal::SEAL_OVERHEAD;
 pub use summary::DigestSummary;
 
 /// The wire format, re-exported for tools that build or inspect datagrams.

@@ -98,6 +98,19 @@ pub struct Metrics {
     /// Peers no longer live to which an unacknowledged transfer was owed (its mass is lost
     /// for the epoch).
     pub aggregate_peers_abandoned: u64,
+    /// Sealed datagrams received while encryption is off here; dropped.
+    pub sealed_refused: u64,
+    /// Plain datagrams received while this node requires sealed ones; dropped.
+    pub plain_refused: u64,
+    /// Sealed datagrams that failed authentication (forged, corrupted, of another cluster,
+    /// sealed under another key with the same key id) or were too short for the framing;
+    /// dropped.
+    pub unauthentic_datagrams: u64,
+    /// Sealed datagrams naming a key id that no installed key has; dropped.
+    pub unknown_key_ids: u64,
+    /// Authentic sealed datagrams received before, or too far behind their sender's latest
+    /// (anti-replay); dropped.
+    pub replays: u64,
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.
     pub events_dropped: u64,
 }

@@ -17,6 +17,7 @@ use crate::error::{ConfigError, WriteError};
 use crate::event::{BoundedQueue, Event, Events, Output, Transmit};
 use crate::health::LocalHealth;
 use crate::identity::Identity;
+use crate::keyring::Keyring;
 use crate::lifecycle::{Join, Leave};
 use crate::membership::{Claim, MemberState};
 use crate::message::{self, Drop, EnvelopeBuilder, InBody};
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::replica::StoredEntry;
 use crate::rumor::Rumors;
+use crate::security::Security;
 use crate::summary::DigestSummary;
 use crate::suspicion::Suspicions;
 use crate::table::{LOCAL, NodeTable, Upsert};
@@ -75,6 +77,8 @@ pub struct Node<R> {
     pub(crate) metrics: Metrics,
     pub(crate) rumors: Rumors,
     pub(crate) aggregation: Aggregation,
+    /// The keyring, sealing and anti-replay.
+    pub(crate) security: Security,
 }
 
 /// A read-only view of one known node.
@@ -115,15 +119,34 @@ impl<'a> NodeView<'a> {
 
 impl<R: Rng> Node<R> {
     /// Creates a node that knows only itself; its first gossip round comes at a random
-    /// point within one `gossip_interval` after `now`.
-    pub fn new(config: Config, identity: Identity, now: Instant, mut rng: R) -> Result<Self, ConfigError> {
+    /// point within one `gossip_interval` after `now`. Its keyring is empty, so
+    /// `config.encryption` must be [`EncryptionMode::Off`](crate::EncryptionMode::Off): use
+    /// [`with_keyring`](Self::with_keyring) to start with keys.
+    pub fn new(config: Config, identity: Identity, now: Instant, rng: R) -> Result<Self, ConfigError> {
+        Self::with_keyring(config, identity, now, rng, Keyring::empty())
+    }
+
+    /// As [`new`](Self::new), with the keys of `keyring` installed (its first key the
+    /// primary) and `config.encryption` in force from the first datagram.
+    pub fn with_keyring(
+        config: Config,
+        identity: Identity,
+        now: Instant,
+        mut rng: R,
+        keyring: Keyring,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
+        if config.encryption != crate::EncryptionMode::Off && keyring.is_empty() {
+            return Err(ConfigError::EncryptionWithoutKey { mode: config.encryption });
+        }
         if identity.name.is_empty() || identity.name.len() > config.max_name_size {
             return Err(ConfigError::InvalidName { len: identity.name.len(), max: config.max_name_size });
         }
         let phase = config.gossip_interval.mul_f64(rng.random::<f64>());
         let probe_phase = config.swim.probe_interval.mul_f64(rng.random::<f64>());
+        let security = Security::new(&config, &identity, keyring);
         let mut node = Self {
+            security,
             table: NodeTable::with_seed(&identity, rng.next_u64())
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
@@ -153,6 +176,7 @@ impl<R: Rng> Node<R> {
         if let Some(alive) = node.claim_about(LOCAL) {
             node.broadcast(alive);
         }
+        node.publish_keyring();
         Ok(node)
     }
 
@@ -229,6 +253,9 @@ impl<R: Rng> Node<R> {
     /// On error the table is unchanged. This node gets no event for its own writes.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<u64, WriteError> {
         let (key, value) = (key.into(), value.into());
+        if key.starts_with(crate::keyring::RESERVED_PREFIX) {
+            return Err(WriteError::ReservedKey { key });
+        }
         if value.len() > self.config.max_value_size {
             return Err(WriteError::ValueTooLarge { len: value.len(), max: self.config.max_value_size });
         }
@@ -238,13 +265,16 @@ impl<R: Rng> Node<R> {
     /// Deletes `key` from this node's table by writing a tombstone; returns its version, or
     /// `None` when the key was not there.
     pub fn delete(&mut self, key: &str) -> Result<Option<u64>, WriteError> {
+        if key.starts_with(crate::keyring::RESERVED_PREFIX) {
+            return Err(WriteError::ReservedKey { key: key.to_owned() });
+        }
         if self.table.local().get(key).is_none() {
             return Ok(None);
         }
         self.write(key.to_owned(), None).map(Some)
     }
 
-    fn write(&mut self, key: String, value: Option<Bytes>) -> Result<u64, WriteError> {
+    pub(crate) fn write(&mut self, key: String, value: Option<Bytes>) -> Result<u64, WriteError> {
         if key.len() > self.config.max_key_size {
             return Err(WriteError::KeyTooLarge { len: key.len(), max: self.config.max_key_size });
         }
@@ -274,8 +304,13 @@ impl<R: Rng> Node<R> {
             self.metrics.oversized_datagrams += 1;
             return;
         }
-        // One copy into `Bytes`: the `bytes` fields decoded from it are slices of it.
-        let Ok(envelope) = message::decode(Bytes::copy_from_slice(datagram)) else {
+        // One copy into `Bytes` (the opened plaintext, when sealed): the `bytes` fields
+        // decoded from it are slices of it.
+        let encoded = match self.security.unseal(now, datagram) {
+            Ok(encoded) => encoded,
+            Err(refusal) => return refusal.count(&mut self.metrics),
+        };
+        let Ok(envelope) = message::decode(encoded) else {
             self.metrics.decode_errors += 1;
             return;
         };
@@ -513,6 +548,11 @@ impl<R: Rng> Node<R> {
         chosen
     }
 
+    /// The largest envelope that fits a datagram once framed (sealing takes its overhead).
+    pub(crate) fn datagram_limit(&self) -> usize {
+        self.config.max_datagram_size.saturating_sub(self.security.overhead())
+    }
+
     /// Encodes and queues a datagram, with membership updates filling the room left.
     pub(crate) fn send(&mut self, to: SocketAddr, body: Body) {
         self.send_with_priority(to, body, None);
@@ -534,12 +574,15 @@ impl<R: Rng> Node<R> {
     ) {
         let mut envelope = self.envelopes.envelope(body);
         envelope.membership = claims;
-        let room = self.config.max_datagram_size.saturating_sub(envelope.encoded_len());
+        let datagram_limit = self.datagram_limit();
+        let room = datagram_limit.saturating_sub(envelope.encoded_len());
         let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
         let piggyback = self.broadcasts.take(room, limit, first);
         envelope.membership.extend(piggyback);
-        let payload = envelope.encode_to_vec();
-        if payload.len() > self.config.max_datagram_size {
+        let payload = self.security.frame(&mut self.rng, &envelope);
+        if payload.len() > self.config.max_datagram_size
+            || payload.len() > datagram_limit + self.security.overhead()
+        {
             // The packers count exact sizes, so this is a bug; never send it.
             debug_assert!(false, "built a {}-byte datagram", payload.len());
             self.metrics.transmits_dropped += 1;
