@@ -16,6 +16,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::config::Config;
 use crate::event::Event;
 use crate::identity::Identity;
+use crate::keyring::{EncryptionMode, KEYRING_KEY, KeyFingerprint, KeyringError, SecretKey};
 use crate::node::Node;
 use crate::sim::clock::{self, ClockJump, NodeClock};
 use crate::sim::config::{Bootstrap, SimConfig};
@@ -479,6 +480,47 @@ impl Simulation {
         let id = self.record_write(index, key, None, version);
         self.after_command(index)?;
         Ok(Some(id))
+    }
+
+    /// Node `index` installs `key` in its keyring now (see [`Node::install_key`]). A node
+    /// restarted later starts with an empty keyring and encryption off.
+    pub fn install_key(&mut self, index: usize, key: &SecretKey) -> Result<KeyFingerprint, SimError> {
+        self.keyring_command(index, |node| node.install_key(key))
+    }
+
+    /// Node `index` makes an installed key its primary now (see [`Node::use_key`]).
+    pub fn use_key(&mut self, index: usize, fingerprint: KeyFingerprint) -> Result<(), SimError> {
+        self.keyring_command(index, |node| node.use_key(fingerprint))
+    }
+
+    /// Node `index` removes a key now (see [`Node::remove_key`]).
+    pub fn remove_key(&mut self, index: usize, fingerprint: KeyFingerprint) -> Result<(), SimError> {
+        self.keyring_command(index, |node| node.remove_key(fingerprint))
+    }
+
+    /// Node `index` moves to another encryption mode now (see [`Node::set_encryption`]).
+    pub fn set_encryption(&mut self, index: usize, mode: EncryptionMode) -> Result<(), SimError> {
+        self.keyring_command(index, |node| node.set_encryption(mode))
+    }
+
+    /// Runs a keyring command on a node and logs the write by which the node publishes its
+    /// keyring, so that the ledger stays in step with the node's table.
+    fn keyring_command<T>(
+        &mut self,
+        index: usize,
+        command: impl FnOnce(&mut Node<ChaCha8Rng>) -> Result<T, KeyringError>,
+    ) -> Result<T, SimError> {
+        let node = self.live_node(index)?;
+        let before = node.node(node.identity().name.as_str()).map_or(0, |view| view.max_version);
+        let result = command(node)?;
+        let name = node.identity().name.clone();
+        let after = node.node(&name).map_or(0, |view| view.max_version);
+        if after > before {
+            let value = node.get(&name, KEYRING_KEY).cloned();
+            self.record_write(index, KEYRING_KEY, value, after);
+        }
+        self.after_command(index)?;
+        Ok(result)
     }
 
     /// Node `index` crashes now: its process and state are gone.

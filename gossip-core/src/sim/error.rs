@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{ConfigError, WriteError};
+use crate::keyring::KeyringError;
 use crate::sim::invariants::ViolationKind;
 
 /// An invariant that failed during a run, with everything needed to replay it.
@@ -53,6 +54,9 @@ pub enum SimError {
     /// The node refused a write; its table is unchanged.
     #[error("the write was refused: {0}")]
     Write(#[from] WriteError),
+    /// The node refused a keyring command; its keyring is unchanged.
+    #[error("the keyring command was refused: {0}")]
+    Keyring(#[from] KeyringError),
     /// An invariant failed: the run stopped. The message has the seed and the replay command.
     #[error("{0}")]
     Invariant(Box<Violation>),

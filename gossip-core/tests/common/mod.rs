@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::{Config, DigestSummary, Event, Identity, Metrics, Node, Output};
+use gossip_core::{Config, DigestSummary, Event, Identity, Keyring, Metrics, Node, Output};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
@@ -78,13 +78,19 @@ pub struct NodeSnapshot {
 impl Harness {
     /// `n` nodes with `config`; every node joins node 0.
     pub fn new(n: usize, config: Config, seed: u64) -> Self {
+        Self::with_keyrings(n, config, seed, |_| Keyring::empty())
+    }
+
+    /// As [`new`](Self::new), node `i` starting with `keyring(i)`.
+    pub fn with_keyrings(n: usize, config: Config, seed: u64, keyring: impl Fn(usize) -> Keyring) -> Self {
         // Only differences from this base matter; the run stays deterministic.
         #[allow(clippy::disallowed_methods)]
         let start = Instant::now();
         let nodes = (0..n)
             .map(|i| {
                 let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(i as u64));
-                Node::new(config.clone(), Identity::new(name(i), 1, address(i)), start, rng).unwrap()
+                let identity = Identity::new(name(i), 1, address(i));
+                Node::with_keyring(config.clone(), identity, start, rng, keyring(i)).unwrap()
             })
             .collect();
         let mut harness = Self {
