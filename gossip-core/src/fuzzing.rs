@@ -5,7 +5,44 @@ use bytes::Bytes;
 use gossip_proto::v1;
 use prost::Message;
 
+use rand_core::Rng;
+
+use crate::keyring::{Keyring, SecretKey};
 use crate::message::{self, InEnvelope};
+use crate::seal::{HEADER_LEN, Sealer};
+
+/// The key of the fuzz targets' sealed mode.
+pub const FUZZ_KEY: [u8; 32] = [0x42; 32];
+
+/// The fuzz targets' keyring: [`FUZZ_KEY`] alone.
+pub fn fuzz_keyring() -> Keyring {
+    Keyring::new(SecretKey::from_bytes(&FUZZ_KEY).unwrap_or_else(|_| unreachable!("32 bytes")))
+}
+
+/// Seals encoded envelopes as a peer holding [`FUZZ_KEY`] would, so that fuzz inputs reach
+/// the decoder behind authentication.
+#[derive(Debug)]
+pub struct FuzzSealer {
+    sealer: Sealer,
+    keyring: Keyring,
+}
+
+impl FuzzSealer {
+    /// A peer named `name` of `cluster`.
+    pub fn new(cluster: &str, name: &str) -> Self {
+        Self { sealer: Sealer::new(cluster, name, 1), keyring: fuzz_keyring() }
+    }
+
+    /// `encoded`, sealed (a new counter each time).
+    pub fn seal<R: Rng>(&mut self, rng: &mut R, encoded: &[u8]) -> Vec<u8> {
+        let mut buffer = vec![0; HEADER_LEN];
+        buffer.extend_from_slice(encoded);
+        if let Some(key) = self.keyring.primary() {
+            self.sealer.seal(rng, key, &mut buffer);
+        }
+        buffer
+    }
+}
 
 /// Decodes `datagram` with both decoders, prost's generated `v1::Envelope::decode` and the
 /// node's own zero-copy decoder, and compares the results.

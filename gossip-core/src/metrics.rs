@@ -114,3 +114,23 @@ pub struct Metrics {
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.
     pub events_dropped: u64,
 }
+
+impl Metrics {
+    /// Datagrams dropped whole before they could change anything: oversized, undecodable,
+    /// of another protocol version or cluster, malformed, from a stale sender, or refused by
+    /// the sealed framing (sealed while off, plain while required, unauthentic, unknown key
+    /// id, replayed).
+    pub fn dropped_whole(&self) -> u64 {
+        self.oversized_datagrams
+            + self.decode_errors
+            + self.version_mismatches
+            + self.cluster_mismatches
+            + self.malformed_messages
+            + self.stale_senders
+            + self.sealed_refused
+            + self.plain_refused
+            + self.unauthentic_datagrams
+            + self.unknown_key_ids
+            + self.replays
+    }
+}

@@ -49,7 +49,9 @@ pub struct Captured {
 /// Runs the capture cluster, every node configured by
 /// [`handle_input::config`]`(config_byte)`, and returns every datagram sent, in order.
 pub fn capture(config_byte: u8) -> Vec<Captured> {
-    let config = handle_input::config(config_byte);
+    let mut config = handle_input::config(config_byte);
+    // Captured plain: the sealed mode's inputs seal them as they feed them.
+    config.encryption = gossip_core::EncryptionMode::Off;
     // Only differences from this base matter; the run stays deterministic.
     #[allow(clippy::disallowed_methods)]
     let base = Instant::now();
@@ -150,8 +152,10 @@ fn script(
 }
 
 /// The configuration bytes the corpus is captured under (see [`handle_input::config`]):
-/// each anti-entropy mode, each dissemination choice, the fixed interval, Lifeguard off.
-pub const CONFIGS: [u8; 6] = [0, 1, 2, 3, 6, 18 + 36];
+/// each anti-entropy mode, each dissemination choice, the fixed interval, Lifeguard off, and
+/// the sealed mode (push-pull and pull; its datagrams are fed as [`Op::Fixed`](handle_input::Op::Fixed) steps, which
+/// seal them).
+pub const CONFIGS: [u8; 8] = [0, 1, 2, 3, 6, 18 + 36, 72, 73];
 
 /// Writes the generated seed files of every target into `fuzz/corpus/`; returns how many
 /// files each target got.
@@ -197,7 +201,11 @@ fn handle_input_seeds(captures: &[(u8, Vec<Captured>)]) -> Vec<Vec<u8>> {
                     input.advance(gap).timeout();
                     clock = datagram.at;
                 }
-                input.datagram(datagram.from, &datagram.payload);
+                if handle_input::sealed(*config_byte) {
+                    input.fixed(datagram.from, &datagram.payload);
+                } else {
+                    input.datagram(datagram.from, &datagram.payload);
+                }
             }
             seeds.push(input.finish());
         }
@@ -205,14 +213,14 @@ fn handle_input_seeds(captures: &[(u8, Vec<Captured>)]) -> Vec<Vec<u8>> {
         for datagram in &to_us {
             let kind: BodyKind = body_kind(&datagram.payload);
             if kinds.insert(format!("{kind:?}")) {
-                let input = InputWriter::new(*config_byte)
-                    .join(datagram.from)
-                    .datagram(datagram.from, &datagram.payload)
-                    .timeout()
-                    .set(1, 4)
-                    .advance(1_000)
-                    .timeout()
-                    .finish();
+                let mut input = InputWriter::new(*config_byte);
+                input.join(datagram.from);
+                if handle_input::sealed(*config_byte) {
+                    input.fixed(datagram.from, &datagram.payload);
+                } else {
+                    input.datagram(datagram.from, &datagram.payload);
+                }
+                let input = input.timeout().set(1, 4).advance(1_000).timeout().finish();
                 seeds.push(input);
             }
         }

@@ -28,10 +28,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use gossip_core::fuzzing::{FuzzSealer, fuzz_keyring};
 use gossip_core::proto::{PROTOCOL_VERSION, v1};
 use gossip_core::sim::node_address;
 use gossip_core::{
-    AntiEntropyMode, Config, Dissemination, Event, Identity, MemberState, Metrics, Node, Output, RumorRule,
+    AntiEntropyMode, Config, Dissemination, EncryptionMode, Event, Identity, Keyring, MemberState, Metrics,
+    Node, Output, RumorRule,
 };
 use prost::Message;
 use rand_chacha::ChaCha8Rng;
@@ -144,12 +146,28 @@ pub fn config(byte: u8) -> Config {
     config.swim.max_relays_per_requester = 2;
     config.tombstone_grace = Duration::from_secs(2);
     config.swim.dead_retention = Duration::from_secs(20);
+    if sealed(byte) {
+        config.encryption = EncryptionMode::Require;
+    }
     config.validate().expect("a valid fuzz configuration");
     config
 }
 
+/// Whether the node under test requires sealed datagrams under
+/// [`FUZZ_KEY`](gossip_core::fuzzing::FUZZ_KEY): then fixed-up and crafted envelopes are
+/// sealed by a peer holding the key before they are delivered (raw bytes stay raw, and
+/// exercise the refusals of the framing).
+pub fn sealed(byte: u8) -> bool {
+    (byte / 72) % 2 == 1
+}
+
 /// Runs the `handle_input` target on one input; panics on a violation.
 pub fn handle_input(data: &[u8]) {
+    let _ = run(data);
+}
+
+/// As [`handle_input`], returning the node's counters at the end.
+pub fn run(data: &[u8]) -> Metrics {
     let mut r = Reader::new(data);
     let mut harness = Harness::new(r.u8());
     for _ in 0..MAX_STEPS {
@@ -158,6 +176,7 @@ pub fn handle_input(data: &[u8]) {
         }
         harness.step(&mut r);
     }
+    harness.node.metrics()
 }
 
 /// What the harness remembers of a known node, to check that it only moves forward.
@@ -170,6 +189,9 @@ struct Seen {
 
 struct Harness {
     node: Node<ChaCha8Rng>,
+    /// Seals fixed-up and crafted envelopes in the sealed mode.
+    sealer: Option<FuzzSealer>,
+    sealer_rng: ChaCha8Rng,
     config: Config,
     base: Instant,
     now: Instant,
@@ -188,19 +210,34 @@ impl Harness {
         let base = Instant::now();
         let identity = Identity::new(NAME, 1, node_address(0));
         let rng = ChaCha8Rng::seed_from_u64(u64::from(config_byte));
-        let node = Node::new(config.clone(), identity, base, rng).expect("a valid configuration");
+        let keyring = if sealed(config_byte) { fuzz_keyring() } else { Keyring::empty() };
+        let node =
+            Node::with_keyring(config.clone(), identity, base, rng, keyring).expect("a valid configuration");
+        // The node's own table starts with the fingerprints it publishes, when it has keys.
+        let own_version = node.node(NAME).map_or(0, |view| view.max_version);
+        let sealer = sealed(config_byte).then(|| FuzzSealer::new(&config.cluster, "fuzz-peer"));
         let mut harness = Self {
             node,
+            sealer,
+            sealer_rng: ChaCha8Rng::seed_from_u64(!u64::from(config_byte)),
             config,
             base,
             now: base,
-            own_version: 0,
+            own_version,
             left: false,
             seen: HashMap::new(),
             step: 0,
         };
         harness.drain(false);
         harness
+    }
+
+    /// An encoded envelope as a peer would send it: sealed in the sealed mode.
+    fn frame(&mut self, encoded: Vec<u8>) -> Vec<u8> {
+        match self.sealer.as_mut() {
+            Some(sealer) => sealer.seal(&mut self.sealer_rng, &encoded),
+            None => encoded,
+        }
     }
 
     fn step(&mut self, r: &mut Reader<'_>) {
@@ -234,7 +271,8 @@ impl Harness {
                     Ok(mut envelope) => {
                         envelope.protocol_version = PROTOCOL_VERSION;
                         envelope.cluster.clone_from(&self.config.cluster);
-                        self.node.handle_input(self.now, from, &envelope.encode_to_vec());
+                        let framed = self.frame(envelope.encode_to_vec());
+                        self.node.handle_input(self.now, from, &framed);
                     }
                     Err(_) => self.node.handle_input(self.now, from, bytes),
                 }
@@ -243,7 +281,8 @@ impl Harness {
             Op::Crafted => {
                 let from = source(r.u8());
                 let envelope = craft::envelope(r, &self.config);
-                self.node.handle_input(self.now, from, &envelope.encode_to_vec());
+                let framed = self.frame(envelope.encode_to_vec());
+                self.node.handle_input(self.now, from, &framed);
                 datagram = true;
             }
             Op::Set => {
@@ -413,12 +452,7 @@ impl Harness {
 
 /// Datagrams dropped whole, by every reason that promises no state change.
 fn dropped(metrics: &Metrics) -> u64 {
-    metrics.oversized_datagrams
-        + metrics.decode_errors
-        + metrics.version_mismatches
-        + metrics.cluster_mismatches
-        + metrics.malformed_messages
-        + metrics.stale_senders
+    metrics.dropped_whole()
 }
 
 /// Writes inputs of this target (for the corpus generator and regression tests).
@@ -450,6 +484,13 @@ impl InputWriter {
     /// Feeds `datagram` from simulated node `from` (1 to 5) as raw bytes.
     pub fn datagram(&mut self, from: usize, datagram: &[u8]) -> &mut Self {
         self.writer.u8(Op::Raw as u8).u8(source_of(from)).bytes(datagram);
+        self
+    }
+
+    /// Feeds `datagram` from simulated node `from` (1 to 5) fixed up (and sealed, in the
+    /// sealed mode) as [`Op::Fixed`] does.
+    pub fn fixed(&mut self, from: usize, datagram: &[u8]) -> &mut Self {
+        self.writer.u8(Op::Fixed as u8).u8(source_of(from)).bytes(datagram);
         self
     }
 

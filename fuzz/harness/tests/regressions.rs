@@ -91,3 +91,30 @@ fn a_stale_left_does_not_take_the_incarnation_back() {
         "a fresh Left lost"
     );
 }
+
+/// In the sealed mode, fixed-up envelopes are sealed by a peer with the key and reach the
+/// decoder; the same bytes raw are refused by the framing. Without it the fuzzer would never
+/// get past authentication.
+#[test]
+fn the_sealed_mode_reaches_the_decoder_and_raw_bytes_hit_the_framing() {
+    use gossip_core::proto::v1;
+    use gossip_fuzz_harness::handle_input::{self, InputWriter};
+    use prost::Message;
+
+    let ping = v1::Envelope {
+        protocol_version: gossip_core::proto::PROTOCOL_VERSION,
+        cluster: "default".to_owned(),
+        sender: Some(v1::NodeIdentity { name: "n1".to_owned(), generation: 1, address: None }),
+        body: Some(v1::envelope::Body::Ping(v1::Ping { sequence: 7, target: String::new(), summary: None })),
+        membership: Vec::new(),
+    }
+    .encode_to_vec();
+    assert!(handle_input::sealed(72) && !handle_input::sealed(0));
+    let fixed = handle_input::run(&InputWriter::new(72).fixed(1, &ping).finish());
+    assert_eq!((fixed.datagrams_in, fixed.dropped_whole()), (1, 0), "{fixed:?}");
+    assert!(fixed.datagrams_out >= 1, "the ping was answered");
+    let raw = handle_input::run(&InputWriter::new(72).datagram(1, &ping).finish());
+    assert_eq!(raw.plain_refused, 1);
+    let plain = handle_input::run(&InputWriter::new(0).datagram(1, &ping).finish());
+    assert_eq!(plain.dropped_whole(), 0);
+}
