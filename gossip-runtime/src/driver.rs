@@ -309,6 +309,27 @@ impl<R: Runtime> State<R> {
             Command::Metrics { reply } => {
                 let _ = reply.send(NodeMetrics { core: self.node.metrics(), driver: self.stats });
             }
+            Command::InstallKey { key, reply } => {
+                let _ = reply.send(self.node.install_key(&key));
+            }
+            Command::UseKey { fingerprint, reply } => {
+                let _ = reply.send(self.node.use_key(fingerprint));
+            }
+            Command::RemoveKey { fingerprint, reply } => {
+                let _ = reply.send(self.node.remove_key(fingerprint));
+            }
+            Command::Keys { reply } => {
+                let _ = reply.send(self.node.keys());
+            }
+            Command::SetEncryption { mode, reply } => {
+                let _ = reply.send(self.node.set_encryption(mode));
+            }
+            Command::Encryption { reply } => {
+                let _ = reply.send(self.node.encryption());
+            }
+            Command::KeyringStatus { reply } => {
+                let _ = reply.send(self.node.keyring_status());
+            }
             Command::Leave { reply } => {
                 let give_up = Instant::now() + self.node.config().swim.leave_timeout + LEAVE_GRACE;
                 self.node.leave();

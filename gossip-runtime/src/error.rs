@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::{AggregateError, ConfigError, WriteError};
+use gossip_core::{AggregateError, ConfigError, KeyringError, WriteError};
 
 /// What went wrong when starting or talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,10 @@ pub enum Error {
     /// An `aggregate_set` was refused; nothing changed.
     #[error("aggregate refused: {0}")]
     Aggregate(#[from] AggregateError),
+    /// A keyring command was refused, or the keys given to start with cannot be installed
+    /// together (then nothing was started); the keyring is unchanged.
+    #[error("keyring: {0}")]
+    Keyring(#[from] KeyringError),
     /// The node has shut down (its driver task ended); the command was not carried out.
     #[error("the node has shut down")]
     Closed,

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use gossip_core::{AggregateError, AggregateEstimate, MemberState, Metrics, NodeView, WriteError};
+use gossip_core::{
+    AggregateError, AggregateEstimate, EncryptionMode, KeyFingerprint, KeyringError, KeyringStatus,
+    MemberState, Metrics, NodeView, SecretKey, WriteError,
+};
 
 use crate::error::Error;
 
@@ -94,6 +97,13 @@ pub(crate) enum Command {
     Aggregate { name: String, running: bool, reply: oneshot::Sender<Option<AggregateEstimate>> },
     Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<()> },
     Metrics { reply: oneshot::Sender<NodeMetrics> },
+    InstallKey { key: SecretKey, reply: oneshot::Sender<Result<KeyFingerprint, KeyringError>> },
+    UseKey { fingerprint: KeyFingerprint, reply: oneshot::Sender<Result<(), KeyringError>> },
+    RemoveKey { fingerprint: KeyFingerprint, reply: oneshot::Sender<Result<(), KeyringError>> },
+    Keys { reply: oneshot::Sender<Vec<KeyFingerprint>> },
+    SetEncryption { mode: EncryptionMode, reply: oneshot::Sender<Result<(), KeyringError>> },
+    Encryption { reply: oneshot::Sender<EncryptionMode> },
+    KeyringStatus { reply: oneshot::Sender<KeyringStatus> },
     Leave { reply: oneshot::Sender<Result<(), Error>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -226,6 +236,51 @@ impl Handle {
     /// The core's and the driver's counters.
     pub async fn metrics(&self) -> Result<NodeMetrics, Error> {
         self.request(|reply| Command::Metrics { reply }).await
+    }
+
+    /// Installs `key` in the node's keyring (not as the primary, unless the ring was empty):
+    /// datagrams sealed with it are opened from now on. Installing a key already there
+    /// changes nothing. Returns the key's fingerprint.
+    ///
+    /// The first of the three steps of a key rotation (see [`gossip_core::keyring`]): install
+    /// the new key on every member, and wait until [`keyring_status`](Self::keyring_status)
+    /// shows every live member holding it.
+    pub async fn install_key(&self, key: &SecretKey) -> Result<KeyFingerprint, Error> {
+        let key = key.clone();
+        Ok(self.request(|reply| Command::InstallKey { key, reply }).await??)
+    }
+
+    /// Makes an installed key the primary: every datagram is sealed with it from now on.
+    pub async fn use_key(&self, fingerprint: KeyFingerprint) -> Result<(), Error> {
+        Ok(self.request(|reply| Command::UseKey { fingerprint, reply }).await??)
+    }
+
+    /// Removes an installed key that is not the primary: datagrams sealed with it are dropped
+    /// from now on (counted in [`Metrics::unknown_key_ids`]).
+    pub async fn remove_key(&self, fingerprint: KeyFingerprint) -> Result<(), Error> {
+        Ok(self.request(|reply| Command::RemoveKey { fingerprint, reply }).await??)
+    }
+
+    /// The installed keys' fingerprints, the primary first.
+    pub async fn keys(&self) -> Result<Vec<KeyFingerprint>, Error> {
+        self.request(|reply| Command::Keys { reply }).await
+    }
+
+    /// Moves to another step of turning encryption on or off (see [`EncryptionMode`]); any
+    /// mode but `Off` needs a key.
+    pub async fn set_encryption(&self, mode: EncryptionMode) -> Result<(), Error> {
+        Ok(self.request(|reply| Command::SetEncryption { mode, reply }).await??)
+    }
+
+    /// The encryption mode in force.
+    pub async fn encryption(&self) -> Result<EncryptionMode, Error> {
+        self.request(|reply| Command::Encryption { reply }).await
+    }
+
+    /// Which keys the live members hold and seal with, as they publish it: how many hold each
+    /// key out of [`KeyringStatus::live_members`].
+    pub async fn keyring_status(&self) -> Result<KeyringStatus, Error> {
+        self.request(|reply| Command::KeyringStatus { reply }).await
     }
 
     /// Leaves the cluster gracefully: gossips the departure and waits until enough members

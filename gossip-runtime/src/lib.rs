@@ -49,4 +49,8 @@ pub use handle::{DriverStats, Handle, Member, NodeMetrics};
 pub use runtime::{BoxFuture, Runtime, Timer, UdpSocket};
 pub use start::{Options, generation_from_clock, start_on};
 
-pub use gossip_core::{Config, Event, MemberState, Metrics};
+pub use bytes::Bytes;
+pub use gossip_core::{
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, KeyFingerprint, KeyStatus,
+    Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey, SharedStr, WriteError,
+};

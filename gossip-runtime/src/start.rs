@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use gossip_core::{Config, Identity, Node};
+use gossip_core::{Config, Identity, Keyring, Node, SecretKey};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
@@ -31,11 +31,22 @@ pub struct Options {
     /// Events that may wait in the [`Events`] stream before new ones are dropped (default
     /// 4,096).
     pub event_capacity: usize,
+    /// The keys the node starts with, the first one primary (default none). A
+    /// `Config::encryption` other than `Off` needs at least one; change the ring of a running
+    /// node with [`Handle::install_key`], [`Handle::use_key`] and [`Handle::remove_key`].
+    pub keys: Vec<SecretKey>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { generation: None, seed: None, advertise: None, command_capacity: 64, event_capacity: 4_096 }
+        Self {
+            generation: None,
+            seed: None,
+            advertise: None,
+            command_capacity: 64,
+            event_capacity: 4_096,
+            keys: Vec::new(),
+        }
     }
 }
 
@@ -69,6 +80,20 @@ impl Options {
         self.event_capacity = capacity;
         self
     }
+
+    /// Adds `key` to the keys the node starts with: the first key added is the primary (it
+    /// seals what the node sends), every key opens what arrives.
+    pub fn with_key(mut self, key: SecretKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds these keys, in order, to the keys the node starts with (see
+    /// [`with_key`](Self::with_key)).
+    pub fn with_keys(mut self, keys: impl IntoIterator<Item = SecretKey>) -> Self {
+        self.keys.extend(keys);
+        self
+    }
 }
 
 /// The default generation: milliseconds since the Unix epoch.
@@ -77,7 +102,12 @@ pub fn generation_from_clock() -> u64 {
 }
 
 /// Starts a node on `runtime`: binds a UDP socket to `bind`, builds the core node named `name`
-/// from `config`, and spawns its driver task. Returns the node's handle and its event stream.
+/// from `config` with the keyring of [`Options::keys`], and spawns its driver task. Returns the
+/// node's handle and its event stream.
+///
+/// Fails with [`Error::Keyring`] when two of the keys cannot be installed together, and with
+/// [`Error::Config`] when `config.encryption` is not `Off` and no key was given; nothing is
+/// started then.
 ///
 /// The adapter crates call this with their runtime; applications call the adapter's `start`.
 /// Must be called where the runtime can register sockets (inside it, for tokio).
@@ -88,6 +118,7 @@ pub fn start_on<R: Runtime>(
     bind: SocketAddr,
     options: Options,
 ) -> Result<(Handle, Events), Error> {
+    let keyring = keyring(&options.keys)?;
     let socket = std::net::UdpSocket::bind(bind).map_err(|source| Error::Bind { address: bind, source })?;
     socket.set_nonblocking(true).map_err(Error::Socket)?;
     let bound = socket.local_addr().map_err(Error::Socket)?;
@@ -107,7 +138,8 @@ pub fn start_on<R: Runtime>(
     };
     let name = name.into();
     let now = Instant::now();
-    let node = Node::new(config, Identity::new(name.clone(), generation, address), now, rng)?;
+    let node =
+        Node::with_keyring(config, Identity::new(name.clone(), generation, address), now, rng, keyring)?;
     let socket = runtime.wrap_udp_socket(socket).map_err(Error::Socket)?;
     let (command_tx, command_rx) = async_channel::bounded(options.command_capacity.max(1));
     let (event_tx, event_rx) = async_channel::bounded(options.event_capacity.max(1));
@@ -117,4 +149,14 @@ pub fn start_on<R: Runtime>(
     let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx);
     runtime.spawn(Box::pin(driver));
     Ok((Handle::new(command_tx, name, generation, bound), Events::new(event_rx)))
+}
+
+/// The ring of `keys`, the first one primary.
+fn keyring(keys: &[SecretKey]) -> Result<Keyring, Error> {
+    let Some((primary, others)) = keys.split_first() else { return Ok(Keyring::empty()) };
+    let mut ring = Keyring::new(primary.clone());
+    for key in others {
+        ring = ring.with(key)?;
+    }
+    Ok(ring)
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use gossip_core::{Config, Event, MemberState};
+use gossip_core::{Config, EncryptionMode, Event, KeyringError, MemberState, SecretKey};
 
 use crate::{Error, Events, Handle, Member, Options};
 
@@ -66,6 +66,11 @@ macro_rules! scenario_tests {
         #[test]
         fn nodes_agree_on_an_aggregate() {
             $crate::suite::run::<$harness, _>($crate::suite::nodes_agree_on_an_aggregate::<$harness>());
+        }
+
+        #[test]
+        fn sealed_cluster_refuses_another_key_and_survives_a_rotation() {
+            $crate::suite::run::<$harness, _>($crate::suite::sealed_cluster_and_key_rotation::<$harness>());
         }
 
         #[test]
@@ -376,4 +381,158 @@ pub async fn malformed_datagram_is_ignored<H: Harness>() {
     });
     assert!(all_alive(&nodes).await, "membership is intact");
     shutdown_all(&nodes).await;
+}
+
+/// A test key: 32 bytes of `byte`.
+fn test_key(byte: u8) -> SecretKey {
+    SecretKey::from_bytes(&[byte; 32]).expect("32 bytes")
+}
+
+/// Starts node `index` on 127.0.0.1 in [`EncryptionMode::Require`] with `key` as its only key.
+async fn start_sealed<H: Harness>(index: usize, key: &SecretKey) -> TestNode {
+    let mut config = fast_config();
+    config.encryption = EncryptionMode::Require;
+    let options = Options::default().with_key(key.clone());
+    let (handle, events) =
+        H::start(config, name(index), localhost(), options).await.expect("a sealed node starts on 127.0.0.1");
+    TestNode { handle, events, seen: Vec::new() }
+}
+
+/// Sealed datagrams a node dropped because no key of its ring opens them.
+async fn refused_sealed(handle: &Handle) -> u64 {
+    let metrics = handle.metrics().await.expect("the node runs").core;
+    metrics.unknown_key_ids + metrics.unauthentic_datagrams
+}
+
+/// Whether every one of `nodes` holds `node`'s `key` with `value`.
+async fn all_hold(nodes: &[TestNode], node: &str, key: &str, value: &[u8]) -> bool {
+    for holder in nodes {
+        if holder.handle.get(node, key).await.expect("the node runs").as_deref() != Some(value) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Three nodes sealing with one key (mode `Require`) converge on membership and a key; a
+/// fourth node sealing with another key is never admitted (the others count its datagrams as
+/// unopenable, and nobody lists it); then a rotation through the handles (install the new
+/// key everywhere, use it everywhere, remove the old one everywhere) keeps the three
+/// converged, and a key written after it reaches every node.
+pub async fn sealed_cluster_and_key_rotation<H: Harness>() {
+    let (old, foreign, new) = (test_key(1), test_key(2), test_key(3));
+    let (old_fp, new_fp) = (old.fingerprint(), new.fingerprint());
+    assert_ne!(old_fp.key_id(), new_fp.key_id(), "the test keys can share one ring");
+
+    let mut nodes = Vec::new();
+    for index in 0..3 {
+        nodes.push(start_sealed::<H>(index, &old).await);
+    }
+    let addresses: Vec<SocketAddr> = nodes.iter().map(|node| node.handle.local_addr()).collect();
+    for node in &nodes[1..] {
+        node.handle.join([addresses[0]]).await.expect("the node runs");
+    }
+    eventually!(H, nodes, "every sealed node sees the two others alive", all_alive(&nodes).await);
+    for node in &nodes {
+        assert_eq!(node.handle.encryption().await.expect("runs"), EncryptionMode::Require);
+        assert_eq!(node.handle.keys().await.expect("runs"), vec![old_fp]);
+    }
+    nodes[0].handle.set("color", "green").await.expect("a small write is accepted");
+    eventually!(
+        H,
+        nodes,
+        "every node holds node-0's color",
+        all_hold(&nodes, "node-0", "color", b"green").await
+    );
+    eventually!(H, nodes, "every node sees all three holding and sealing with the key", {
+        let mut all = true;
+        for node in &nodes {
+            let status = node.handle.keyring_status().await.expect("runs");
+            all &= status.live_members == 3
+                && status.unknown == 0
+                && status.key(old_fp).is_some_and(|k| k.holders == 3 && k.primary_for == 3);
+        }
+        all
+    });
+    assert!(
+        matches!(nodes[0].handle.set("gossip.keyring", "x").await, Err(Error::Write(_))),
+        "the library's own key is reserved"
+    );
+
+    // A node with another key knocks on every door.
+    let mut before = Vec::new();
+    for node in &nodes {
+        before.push(refused_sealed(&node.handle).await);
+    }
+    let intruder = start_sealed::<H>(3, &foreign).await;
+    intruder.handle.join(addresses.iter().copied()).await.expect("the intruder runs");
+    eventually!(H, nodes, "every node refuses the intruder's datagrams", {
+        let mut all = true;
+        for (node, before) in nodes.iter().zip(&before) {
+            all &= refused_sealed(&node.handle).await > *before;
+        }
+        all
+    });
+    // Several join retries and gossip rounds later, still nobody has let it in.
+    H::sleep(Duration::from_secs(1)).await;
+    for node in &nodes {
+        assert!(!sees(&node.handle, "node-3", |_| true).await, "{} lists the intruder", node.handle.name());
+    }
+    assert_eq!(members(&intruder.handle).await.len(), 1, "the intruder knows only itself");
+
+    // Rotation, step 1: install the new key everywhere and wait until all hold it.
+    for node in &nodes {
+        assert_eq!(node.handle.install_key(&new).await.expect("installed"), new_fp);
+    }
+    eventually!(H, nodes, "every node sees all three holding the new key", {
+        let mut all = true;
+        for node in &nodes {
+            let status = node.handle.keyring_status().await.expect("runs");
+            all &= status.key(new_fp).is_some_and(|k| k.holders == 3 && k.installed_here && !k.primary_here);
+        }
+        all
+    });
+    assert!(
+        matches!(
+            nodes[0].handle.remove_key(old_fp).await,
+            Err(Error::Keyring(KeyringError::RemovingPrimary(fp))) if fp == old_fp
+        ),
+        "the primary key cannot be removed"
+    );
+    // Step 2: seal with it everywhere.
+    for node in &nodes {
+        node.handle.use_key(new_fp).await.expect("installed");
+    }
+    eventually!(H, nodes, "every node sees all three sealing with the new key", {
+        let mut all = true;
+        for node in &nodes {
+            let status = node.handle.keyring_status().await.expect("runs");
+            all &= status.key(new_fp).is_some_and(|k| k.primary_for == 3 && k.primary_here);
+        }
+        all
+    });
+    // Step 3: remove the old key everywhere.
+    for node in &nodes {
+        node.handle.remove_key(old_fp).await.expect("no longer the primary");
+        assert_eq!(node.handle.keys().await.expect("runs"), vec![new_fp]);
+    }
+    nodes[1].handle.set("after", "rotation").await.expect("accepted");
+    eventually!(H, nodes, "a key written after the rotation reaches every node", {
+        all_hold(&nodes, "node-1", "after", b"rotation").await
+    });
+    eventually!(H, nodes, "every node sees only the new key held, by all three", {
+        let mut all = true;
+        for node in &nodes {
+            let status = node.handle.keyring_status().await.expect("runs");
+            all &= status.key(old_fp).is_none()
+                && status.key(new_fp).is_some_and(|k| k.holders == 3 && k.primary_for == 3);
+        }
+        all
+    });
+    assert!(all_alive(&nodes).await, "membership survived the rotation");
+    for node in &nodes {
+        assert!(!sees(&node.handle, "node-3", |_| true).await, "{} lists the intruder", node.handle.name());
+    }
+    shutdown_all(&nodes).await;
+    intruder.handle.shutdown().await;
 }

@@ -30,9 +30,12 @@ use std::time::Instant;
 
 use gossip_runtime::{AsyncIoSocket, AsyncIoTimer};
 
-pub use gossip_core::{Config, Event, MemberState, Metrics};
+pub use gossip_core::{
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, KeyFingerprint, KeyStatus,
+    Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey, SharedStr, WriteError,
+};
 pub use gossip_runtime::{
-    DriverStats, Error, Events, Handle, Member, NodeMetrics, Options, generation_from_clock,
+    Bytes, DriverStats, Error, Events, Handle, Member, NodeMetrics, Options, generation_from_clock,
 };
 
 /// Starts a node named `name` with `config` on a UDP socket bound to `bind` (port 0 picks a
@@ -46,7 +49,7 @@ pub async fn start(
 }
 
 /// As [`start`], with [`Options`] (a fixed generation or seed, an advertised address,
-/// channel sizes).
+/// channel sizes, the keys to start with: [`Options::with_key`]).
 pub async fn start_with(
     config: Config,
     name: impl Into<String>,

@@ -7,14 +7,66 @@
 //!
 //! It prints every event as one line (`--json`: one JSON object per line) until Ctrl-C, then
 //! leaves the cluster gracefully and exits.
+//!
+//! # Encryption
+//!
+//! `--key-file PATH` seals every datagram with AES-256-GCM under the keys of a file that holds
+//! one key per line, each the base64 of 32 random bytes (what `openssl rand -base64 32`
+//! prints); blank lines and lines starting with `#` are skipped, and the first key is the
+//! primary (the one this node seals with; every key in the file opens datagrams):
+//!
+//! ```text
+//! # /etc/gossip/keys: the same file on every node (chmod 600); an example, make your own
+//! 3q2+7wAAbXlrZXlmb3JnZW9zc2lwY2x1c3Rlci4uLi4=
+//! ```
+//!
+//! ```text
+//! openssl rand -base64 32 > keys && chmod 600 keys
+//! cargo run -p gossip-tokio --example node -- --name a --bind 127.0.0.1:7946 --key-file keys
+//! cargo run -p gossip-tokio --example node -- --name b --bind 127.0.0.1:7947 --key-file keys --join 127.0.0.1:7946
+//! ```
+//!
+//! With a key file the node requires sealed datagrams (`--encryption require`, the default
+//! then); `--encryption off|accept|send|require` picks another step, to turn encryption on in
+//! a running cluster one node at a time (restart every node with `accept`, then every node
+//! with `send`, then every node with `require`). Without a key file encryption is off, and
+//! asking for any other mode is an error. A key file that is missing or has a bad line stops
+//! the program at start, naming the line.
+//!
+//! ## Rotating the key of a running cluster
+//!
+//! On SIGHUP the node re-reads its key file and makes its keyring match it (installs every
+//! key of the file, makes the first line's key primary, removes the keys no longer in the
+//! file), then prints one line with its keys and, for each key, how many live members hold
+//! it and seal with it:
+//!
+//! ```text
+//! keyring: 5c1e2a90 (primary) a7f3b0c4; cluster: 5c1e2a90 held by 3/3, primary for 3/3; a7f3b0c4 held by 3/3, primary for 0/3
+//! ```
+//!
+//! A bad file changes nothing (the error is printed and the node keeps its keys). To rotate:
+//!
+//! 1. **Install**: on every node, add the new key as the *second* line of the key file and
+//!    `kill -HUP <pid>`. Wait until the printed line (send SIGHUP again to refresh it) shows
+//!    the new key held by every live member (`held by 3/3`).
+//! 2. **Use**: on every node, move the new key to the *first* line and send SIGHUP. Wait
+//!    until the new key is `primary for 3/3`.
+//! 3. **Remove**: on every node, delete the old key's line and send SIGHUP.
+//!
+//! A node that has not installed the new key cannot open what the others seal with it, so
+//! never move to step 2 before step 1 is done everywhere, nor to step 3 before step 2.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use futures_lite::StreamExt;
-use gossip_tokio::{Config, Event};
+use gossip_tokio::{Config, Event, Options};
 use serde_json::json;
+
+#[path = "node/keys.rs"]
+mod keys;
 
 /// Run one gossip node until Ctrl-C, printing its events.
 #[derive(Debug, Parser)]
@@ -34,6 +86,13 @@ struct Args {
     /// Timing preset.
     #[arg(long, value_enum, default_value_t = Preset::Lan)]
     config: Preset,
+    /// A file of keys to seal datagrams with: one per line, the base64 of 32 bytes
+    /// (`openssl rand -base64 32`), the first one primary. Re-read on SIGHUP.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// The encryption step: `require` by default with a key file, `off` without.
+    #[arg(long, value_enum)]
+    encryption: Option<keys::Mode>,
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
@@ -127,19 +186,53 @@ fn json(event: &Event) -> serde_json::Value {
 async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt().with_max_level(args.log).with_writer(std::io::stderr).init();
-    let config = match args.config {
+    let mut config = match args.config {
         Preset::Lan => Config::lan(),
         Preset::Wan => Config::wan(),
         Preset::Local => Config::local(),
     };
-    let (node, mut events) = match gossip_tokio::start(config, args.name.clone(), args.bind).await {
-        Ok(started) => started,
-        Err(error) => {
-            eprintln!("error: {error}");
+    config.encryption = match keys::encryption(args.encryption, args.key_file.is_some()) {
+        Ok(mode) => mode,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
+    let mut options = Options::default();
+    if let Some(path) = &args.key_file {
+        match keys::read(path) {
+            Ok(keys) => options = options.with_keys(keys),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut hangups = match Hangups::new(args.key_file.is_some()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            eprintln!("error: cannot watch for SIGHUP: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (node, mut events) =
+        match gossip_tokio::start_with(config, args.name.clone(), args.bind, options).await {
+            Ok(started) => started,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
     eprintln!("{} listening on {} (generation {})", node.name(), node.local_addr(), node.generation());
+    if args.key_file.is_some() {
+        let keys = node.keys().await.unwrap_or_default();
+        let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let mode = node.encryption().await.map(|mode| format!("{mode:?}")).unwrap_or_default();
+        eprintln!(
+            "encryption {mode}, keys {} (the first seals); SIGHUP re-reads the key file",
+            keys.join(" ")
+        );
+    }
     for (key, value) in &args.set {
         if let Err(error) = node.set(key.clone(), value.clone()).await {
             eprintln!("error: cannot set {key}: {error}");
@@ -165,6 +258,14 @@ async fn main() -> ExitCode {
                 None => break false,
             },
             _ = tokio::signal::ctrl_c() => break true,
+            () = hangups.next() => {
+                let Some(path) = &args.key_file else { continue };
+                match keys::reload(&node, path).await {
+                    Ok(line) if args.json => println!("{}", json!({"event": "keyring", "status": line})),
+                    Ok(line) => println!("{line}"),
+                    Err(error) => eprintln!("error: {error}"),
+                }
+            }
         }
     };
     if !interrupted {
@@ -186,5 +287,36 @@ async fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGHUP, watched only when there is a key file to re-read (otherwise SIGHUP keeps its
+/// default action and ends the program).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    #[cfg(unix)]
+    fn new(watch: bool) -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { signal: if watch { Some(signal(SignalKind::hangup())?) } else { None } })
+    }
+
+    #[cfg(not(unix))]
+    fn new(_watch: bool) -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// The next SIGHUP; never, when not watched.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
     }
 }
