@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use futures_lite::StreamExt;
-use gossip_tokio::{Config, DriverStats, Event, Events, Handle, Options};
+use gossip_tokio::{Config, DriverStats, EncryptionMode, Event, Events, Handle, Options, SecretKey};
 use serde_json::json;
 
 /// Run a gossip cluster on 127.0.0.1 through membership, key spread, idle traffic, a crash
@@ -71,6 +71,10 @@ struct Args {
     /// Print exactly one JSON object on stdout (the summary table goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Seal every datagram (AES-256-GCM, `EncryptionMode::Require`) under one key shared by
+    /// all nodes, to measure what encryption costs.
+    #[arg(long)]
+    encrypt: bool,
 }
 
 /// The `Config` presets.
@@ -187,6 +191,9 @@ fn config(args: &Args) -> Config {
     }
     if let Some(mult) = args.suspicion_mult {
         config.swim.suspicion_mult = mult;
+    }
+    if args.encrypt {
+        config.encryption = EncryptionMode::Require;
     }
     config
 }
@@ -309,6 +316,8 @@ struct Report {
     /// The mean of the nodes' count estimates when the aggregate phase ended.
     size_estimate: Option<f64>,
     traffic: DriverStats,
+    /// Whether every datagram was sealed.
+    encrypted: bool,
 }
 
 impl Report {
@@ -320,6 +329,7 @@ impl Report {
         let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
         json!({
             "nodes": self.nodes,
+            "encrypted": self.encrypted,
             "membership_converged_ms": self.membership.map(ms),
             "keys_converged_ms": self.keys.map(ms),
             "keys_converged_rounds": self.rounds(),
@@ -377,7 +387,12 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     let config = config(args);
     report.gossip_ms = config.gossip_interval.as_secs_f64() * 1e3;
     let scale = Duration::from_millis(40) * n as u32;
-    let options = Options::default().with_event_capacity(4_096.max(8 * n));
+    let mut options = Options::default().with_event_capacity(4_096.max(8 * n));
+    if args.encrypt {
+        // A fixed key: this is a measurement on loopback, not a deployment.
+        let key = SecretKey::from_bytes(&[0x5a; 32]).map_err(|e| e.to_string())?;
+        options = options.with_key(key);
+    }
     let shared =
         Arc::new(Shared { victim: name(n - 1), new_generation: AtomicU64::new(0), killed: Mutex::new(None) });
     let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -586,7 +601,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = Report { nodes: args.nodes, ..Report::default() };
+    let mut report = Report { nodes: args.nodes, encrypted: args.encrypt, ..Report::default() };
     let outcome = runtime.block_on(async {
         let mut members = Vec::new();
         let outcome = run(&args, &mut report, &mut members).await;
