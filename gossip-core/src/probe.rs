@@ -189,8 +189,12 @@ impl<R: Rng> Node<R> {
             return;
         }
         self.metrics.probes_failed += 1;
-        self.health_probe_failed(probe.nacks_expected, probe.nacked.len() as u32);
         let Some(index) = self.table.index_of(&probe.target) else { return };
+        // A member never heard from may not exist (a hostile peer can name thousands): its
+        // silence says nothing about our own health.
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            self.health_probe_failed(probe.nacks_expected, probe.nacked.len() as u32);
+        }
         let Some(mut claim) = self.claim_about(index) else { return };
         if claim.state == MemberState::Suspect {
             // Our own failed probe independently confirms the suspicion (as memberlist's
@@ -290,10 +294,18 @@ impl<R: Rng> Node<R> {
         let Some(target_identity) = self.table.index_of(&target).and_then(|i| self.identity_of(i)) else {
             return;
         };
-        let relays = self.random_live_members(self.config.swim.indirect_checks, &[&target]);
+        let chosen = self.random_live_member_indices(self.config.swim.indirect_checks, &[&target]);
+        let relays: Vec<(SocketAddr, bool)> = chosen
+            .into_iter()
+            .filter_map(|i| self.table.get(i).map(|(_, member)| (member.address, member.heard)))
+            .collect();
         let nack = self.config.swim.lifeguard;
+        // Only relays heard from are expected to nack: a missing nack from one only heard of
+        // says nothing about our own health.
+        let heard_relays = relays.iter().filter(|(_, heard)| *heard).count() as u32;
+        let relays: Vec<SocketAddr> = relays.into_iter().map(|(address, _)| address).collect();
         if let Some(probe) = self.prober.current.as_mut() {
-            probe.nacks_expected = if nack { relays.len() as u32 } else { 0 };
+            probe.nacks_expected = if nack { heard_relays } else { 0 };
             probe.relays = relays.clone();
         }
         for relay in relays {
