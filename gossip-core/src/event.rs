@@ -136,7 +136,7 @@ pub enum SelfHealReason {
     /// A delta or digest entry of this node's table, at its current generation, with a
     /// version it never wrote.
     VersionAhead,
-    /// A claim, delta, digest entry or sender naming this node under a higher generation
+    /// A claim, delta or digest entry naming this node under a higher generation
     /// that peers would accept (within `Config::max_generation_jump`).
     GenerationAhead,
 }

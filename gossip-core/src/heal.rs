@@ -9,7 +9,7 @@
 //! - a delta or digest entry of our table, at our generation, with a version we never wrote:
 //!   peers that took it hold entries we cannot overwrite, and ignore our next real writes
 //!   ([`SelfHealReason::VersionAhead`]);
-//! - a claim, delta, digest entry or sender naming us under a higher generation that peers
+//! - a claim, delta or digest entry naming us under a higher generation that peers
 //!   accept (within `Config::max_generation_jump` of ours): they believe we restarted and
 //!   take our real datagrams for stale ([`SelfHealReason::GenerationAhead`]). Beyond the
 //!   jump, peers refuse it as we do; it is only counted.

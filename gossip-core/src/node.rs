@@ -286,11 +286,10 @@ impl<R: Rng> Node<R> {
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
         };
         if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
+            // Even one speaking as a later generation of us: a dropped datagram changes
+            // nothing. Peers that took such a sender for our restart show it in their digests,
+            // and that makes us heal.
             self.metrics.stale_senders += 1;
-            if let Some(sender) = sender.filter(|sender| sender.name == self.identity.name) {
-                // Someone speaks as a later generation of us: peers take it for our restart.
-                self.heal_generation_ahead(sender.generation);
-            }
             return;
         }
         if sender.as_ref().is_some_and(|sender| self.table.too_far_ahead(&sender.name, sender.generation)) {
