@@ -26,7 +26,7 @@ use crate::budget::Budget;
 use crate::config::{AntiEntropyMode, Dissemination};
 use crate::delta::{self, DeltaPlan, InDelta};
 use crate::digest::{self, Comparison, RecentPart};
-use crate::membership::{Claim, MemberState};
+use crate::membership::{Claim, MemberState, Source};
 use crate::message::{InAck2, InSyn, InSynAck};
 use crate::node::Node;
 use crate::replica::Refusal;
@@ -280,10 +280,11 @@ impl<R: Rng> Node<R> {
     fn settle_claims(
         &mut self,
         comparison: &mut Comparison,
+        source: Source<'_>,
         budget: &mut Budget,
     ) -> Vec<v1::MembershipUpdate> {
         for claim in std::mem::take(&mut comparison.claims) {
-            self.apply_claim(claim, true);
+            self.apply_claim(claim, source, true);
         }
         let mut tell = Vec::new();
         for index in std::mem::take(&mut comparison.tell) {
@@ -299,7 +300,7 @@ impl<R: Rng> Node<R> {
 
     /// A peer opened an exchange: unless our summaries agree, apply the fresh news it
     /// pushed, then answer.
-    pub(crate) fn on_syn(&mut self, from: SocketAddr, syn: InSyn) {
+    pub(crate) fn on_syn(&mut self, from: SocketAddr, source: Source<'_>, syn: InSyn) {
         let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
         if theirs == Some(self.table.summary()) {
             // Its pushed deltas, if any, are already known.
@@ -309,12 +310,11 @@ impl<R: Rng> Node<R> {
         self.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
         // First, so that the comparison below sees what they brought.
-        self.apply_deltas(&syn.deltas);
+        self.apply_deltas(&syn.deltas, source);
         let push_pull = syn.mode() != ExchangeMode::Pull;
-        let mut comparison =
-            digest::compare(&self.table, &syn.digest, self.config.max_nodes, &mut self.metrics);
+        let mut comparison = self.compare_digest(&syn.digest, source);
         let mut budget = self.budget();
-        let tell = self.settle_claims(&mut comparison, &mut budget);
+        let tell = self.settle_claims(&mut comparison, source, &mut budget);
         let mut digest = Vec::new();
         if push_pull {
             // Room for what we lack, but at most a third: the deltas matter more.
@@ -353,13 +353,12 @@ impl<R: Rng> Node<R> {
 
     /// The peer answered our `Syn`: apply what it sent, then send what it lacks and ask
     /// for what we lack.
-    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, syn_ack: InSynAck) {
+    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, source: Source<'_>, syn_ack: InSynAck) {
         self.mark_out_of_sync();
-        self.apply_deltas(&syn_ack.deltas);
-        let mut comparison =
-            digest::compare(&self.table, &syn_ack.digest, self.config.max_nodes, &mut self.metrics);
+        self.apply_deltas(&syn_ack.deltas, source);
+        let mut comparison = self.compare_digest(&syn_ack.digest, source);
         let mut budget = self.budget();
-        let tell = self.settle_claims(&mut comparison, &mut budget);
+        let tell = self.settle_claims(&mut comparison, source, &mut budget);
         let mut request = Vec::new();
         digest::push_entries(comparison.behind, &mut budget, &mut request);
         let deltas = if self.config.mode != AntiEntropyMode::Pull {
@@ -375,12 +374,11 @@ impl<R: Rng> Node<R> {
     }
 
     /// The last step of an exchange we answered: apply, then send what was requested.
-    pub(crate) fn on_ack2(&mut self, from: SocketAddr, ack2: InAck2) {
-        self.apply_deltas(&ack2.deltas);
-        let mut comparison =
-            digest::compare(&self.table, &ack2.request, self.config.max_nodes, &mut self.metrics);
+    pub(crate) fn on_ack2(&mut self, from: SocketAddr, source: Source<'_>, ack2: InAck2) {
+        self.apply_deltas(&ack2.deltas, source);
+        let mut comparison = self.compare_digest(&ack2.request, source);
         let mut budget = self.budget();
-        let tell = self.settle_claims(&mut comparison, &mut budget);
+        let tell = self.settle_claims(&mut comparison, source, &mut budget);
         let plans = delta::by_need(comparison.deltas, &mut self.rng);
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         if !deltas.is_empty() || !tell.is_empty() {
@@ -388,9 +386,25 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Applies checked deltas, each node's independently; what was news becomes a hot rumor.
-    /// Returns the table indexes of the nodes whose deltas brought nothing new.
-    pub(crate) fn apply_deltas(&mut self, deltas: &[InDelta]) -> Vec<usize> {
+    /// Compares a peer's digest entries (passed on by `source`) with our table, and heals
+    /// when one offers our own table at a version or generation we never had.
+    pub(crate) fn compare_digest(&mut self, entries: &[v1::DigestEntry], source: Source<'_>) -> Comparison {
+        let limits = digest::Limits {
+            max_nodes: self.config.max_nodes,
+            max_version_jump: self.config.max_version_jump,
+        };
+        let comparison = digest::compare(&self.table, entries, limits, source, &mut self.metrics);
+        if let Some((generation, max_version)) = comparison.own_ahead {
+            self.heal_if_ahead_of_us(generation, max_version);
+        }
+        comparison
+    }
+
+    /// Applies checked deltas passed on by `source`, each node's independently; what was
+    /// news becomes a hot rumor. A delta relayed by a third party that raises a known
+    /// table's max version by more than `max_version_jump` is dropped. Returns the table
+    /// indexes of the nodes whose deltas brought nothing new.
+    pub(crate) fn apply_deltas(&mut self, deltas: &[InDelta], source: Source<'_>) -> Vec<usize> {
         let mut already_known = Vec::new();
         for node_delta in deltas {
             let Some(address) = delta::validate(node_delta, &self.config) else {
@@ -401,7 +415,6 @@ impl<R: Rng> Node<R> {
                 node_delta.name.as_str(),
                 node_delta.generation,
                 address,
-                false,
                 self.config.max_nodes,
             );
             let index = match upsert {
@@ -412,8 +425,22 @@ impl<R: Rng> Node<R> {
                             && node_delta.to_version > ours.max_version);
                     if newer {
                         self.metrics.rejected_own_deltas += 1;
+                        self.heal_if_ahead_of_us(node_delta.generation, node_delta.to_version);
                     } else {
                         self.metrics.stale_deltas += 1;
+                        // Its claim about us still gets its answer (a refutation, say).
+                        let current = node_delta.generation == self.identity.generation;
+                        if let Some(state) = MemberState::from_wire(node_delta.state).filter(|_| current) {
+                            let claim = Claim {
+                                name: node_delta.name.clone(),
+                                generation: node_delta.generation,
+                                address,
+                                incarnation: node_delta.incarnation,
+                                state,
+                                from: String::new(),
+                            };
+                            self.apply_claim(claim, source, false);
+                        }
                     }
                     continue;
                 }
@@ -429,7 +456,17 @@ impl<R: Rng> Node<R> {
                     self.metrics.generations_refused += 1;
                     continue;
                 }
-                Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
+                Upsert::Known(index) => {
+                    let known = self.table.get(index).map_or(0, |(_, member)| member.max_version);
+                    if !source.is_first_hand(&node_delta.name)
+                        && node_delta.to_version.saturating_sub(known) > self.config.max_version_jump
+                    {
+                        self.metrics.jumps_refused += 1;
+                        continue;
+                    }
+                    index
+                }
+                Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
             };
             self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);
             if let Some(state) = MemberState::from_wire(node_delta.state) {
@@ -443,7 +480,7 @@ impl<R: Rng> Node<R> {
                     from: String::new(),
                 };
                 // A member first learned through anti-entropy takes the sender's view quietly.
-                self.apply_claim(claim, !fresh);
+                self.apply_claim(claim, source, !fresh);
             }
             let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
             let max_keys = self.config.max_keys_per_node;

@@ -120,6 +120,24 @@ pub struct Config {
     /// another, still ratchet a node's generation up; only authenticated datagrams would
     /// stop that.
     pub max_generation_jump: u64,
+    /// Largest step by which a membership claim relayed by a third party (a datagram whose
+    /// sender is not the member itself) may raise the incarnation this node knows for a
+    /// member. Claims that jump further are dropped (the rest of the datagram still applies)
+    /// and counted in [`Metrics::jumps_refused`](crate::Metrics::jumps_refused): a forged
+    /// claim at an incarnation near `u32::MAX` would otherwise leave the member almost no
+    /// room to refute. A member raises its incarnation by one per refutation, so the default,
+    /// 65,536, is far more than any real member climbs between two claims a node hears.
+    /// What the member says about itself (it sent the datagram) is not bounded, nor is a
+    /// member not known yet. Must not be zero.
+    pub max_incarnation_jump: u32,
+    /// Largest step by which a node delta or digest entry relayed by a third party may raise
+    /// the max version this node holds for a node's table (of the same generation). Larger
+    /// steps are dropped and counted in
+    /// [`Metrics::jumps_refused`](crate::Metrics::jumps_refused): a forged version near
+    /// `u64::MAX` would otherwise freeze the owner's table everywhere (its next real write
+    /// would never look new). Default `1 << 32` writes. First-hand deltas (the owner sent
+    /// them) and nodes not known yet are not bounded. Must not be zero.
+    pub max_version_jump: u64,
     /// Whether datagrams are sealed and opened with the node's keyring (see
     /// [`EncryptionMode`] for moving a running cluster from one mode to the next). Any mode
     /// but `Off` needs a key: start the node with [`crate::Node::with_keyring`].
@@ -159,6 +177,8 @@ impl Config {
             max_value_size: 928,
             max_name_size: 64,
             max_generation_jump: 315_360_000_000,
+            max_incarnation_jump: 65_536,
+            max_version_jump: 1 << 32,
             max_pending_transmits: 1_024,
             max_pending_events: 4_096,
             encryption: EncryptionMode::Off,
@@ -245,6 +265,14 @@ impl Config {
         if self.max_generation_jump == 0 {
             // Every restart would be refused.
             return Err(ConfigError::Zero { field: "max_generation_jump" });
+        }
+        if self.max_incarnation_jump == 0 {
+            // Every refutation relayed by a peer would be refused.
+            return Err(ConfigError::Zero { field: "max_incarnation_jump" });
+        }
+        if self.max_version_jump == 0 {
+            // Every relayed write would be refused.
+            return Err(ConfigError::Zero { field: "max_version_jump" });
         }
         self.aggregation.validate(self)?;
         // A single entry of the largest allowed size must fit one datagram, or a node could

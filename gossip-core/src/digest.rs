@@ -19,7 +19,7 @@ use prost::Message;
 
 use crate::budget::{Budget, field_len};
 use crate::delta::DeltaPlan;
-use crate::membership::{Claim, MemberState, overrides};
+use crate::membership::{Claim, MemberState, Source, overrides};
 use crate::metrics::Metrics;
 use crate::replica::Replica;
 use crate::table::{LOCAL, NodeTable};
@@ -50,15 +50,31 @@ pub(crate) struct Comparison {
     pub(crate) claims: Vec<Claim>,
     /// Table indexes whose membership claim of ours overrides the peer's: tell it.
     pub(crate) tell: Vec<usize>,
+    /// The highest `(generation, max version)` the peer offered of our own table, when it is
+    /// ahead of what we hold (only we write it: see `heal.rs`).
+    pub(crate) own_ahead: Option<(u64, u64)>,
 }
 
-/// Compares the peer's `entries` with the local table.
+/// The bounds a comparison applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// `Config::max_nodes`.
+    pub(crate) max_nodes: usize,
+    /// `Config::max_version_jump`.
+    pub(crate) max_version_jump: u64,
+}
+
+/// Compares the peer's `entries`, passed on by `source`, with the local table. An entry
+/// relayed by a third party that is more than `max_version_jump` ahead of a known table (of
+/// the same generation) is dropped and counted.
 pub(crate) fn compare(
     table: &NodeTable,
     entries: &[v1::DigestEntry],
-    max_nodes: usize,
+    limits: Limits,
+    source: Source<'_>,
     metrics: &mut Metrics,
 ) -> Comparison {
+    let max_nodes = limits.max_nodes;
     let mut comparison = Comparison::default();
     let mut unknown = 0;
     for theirs in entries {
@@ -91,6 +107,16 @@ pub(crate) fn compare(
         if index == LOCAL && claims_newer {
             // Only this node writes its own table.
             metrics.rejected_own_deltas += 1;
+            let offered = (theirs.generation, theirs.max_version);
+            comparison.own_ahead = Some(comparison.own_ahead.map_or(offered, |held| held.max(offered)));
+            continue;
+        }
+        if index != LOCAL
+            && theirs.generation == ours.generation
+            && !source.is_first_hand(name)
+            && theirs.max_version.saturating_sub(ours.max_version) > limits.max_version_jump
+        {
+            metrics.jumps_refused += 1;
             continue;
         }
         if theirs.generation == ours.generation && !theirs.unknown {

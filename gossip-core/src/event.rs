@@ -78,6 +78,17 @@ pub enum Event {
         /// The address it has now.
         new: SocketAddr,
     },
+    /// This node rejoined the cluster under a new generation, because a claim about it that
+    /// it could not refute otherwise was heard (the claim may have been forged). Its table is
+    /// kept; [`Node::identity`](crate::Node::identity) now carries `new_generation`.
+    SelfHealed {
+        /// What was claimed.
+        reason: SelfHealReason,
+        /// The generation given up.
+        old_generation: u64,
+        /// The generation this node now runs under.
+        new_generation: u64,
+    },
     /// This node's `join` succeeded: a member answered.
     Joined {
         /// The address that answered first.
@@ -113,6 +124,21 @@ pub enum Event {
         /// The owner's version of the tombstone.
         version: u64,
     },
+}
+
+/// Why a node healed itself (see [`Event::SelfHealed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SelfHealReason {
+    /// A claim of this node's current generation at incarnation `u32::MAX`: no higher
+    /// incarnation is left to refute it with.
+    IncarnationExhausted,
+    /// A delta or digest entry of this node's table, at its current generation, with a
+    /// version it never wrote.
+    VersionAhead,
+    /// A claim, delta or digest entry naming this node under a higher generation
+    /// that peers would accept (within `Config::max_generation_jump`).
+    GenerationAhead,
 }
 
 /// An immutable string that is cheap to clone: a reference-counted, UTF-8 checked slice of

@@ -97,6 +97,7 @@ mod footprint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod heal;
 mod health;
 mod identity;
 pub mod keyring;
@@ -122,7 +123,7 @@ mod table;
 pub use aggregate::AggregateEstimate;
 pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{AggregateError, ConfigError, WriteError};
-pub use event::{Event, Output, SharedStr, Transmit};
+pub use event::{Event, Output, SelfHealReason, SharedStr, Transmit};
 pub use footprint::Footprint;
 pub use identity::Identity;
 pub use keyring::{

@@ -76,7 +76,7 @@ impl<R: Rng> Node<R> {
             self.broadcast(claim);
         }
         for peer in &peers {
-            let sequence = self.prober.sequence();
+            let sequence = self.prober.sequence(&mut self.rng);
             self.prober.leave_pings.push(sequence);
             let me = self.identity.name.clone();
             let ping = v1::Ping { sequence, target: String::new(), summary: None };

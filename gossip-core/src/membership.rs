@@ -81,6 +81,26 @@ pub(crate) fn overrides(
     }
 }
 
+/// Who passed on a claim, delta or digest entry. What a member says about itself is
+/// first-hand; anything else is relayed, and bounded by `Config::max_incarnation_jump` and
+/// `Config::max_version_jump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source<'a> {
+    /// The datagram's sender, by name, speaking from the address we hold for it (or new to
+    /// us: then there is nothing to bound its word about itself by).
+    Sender(&'a str),
+    /// A datagram without a sender, or whose sender's name we hold at another address (its
+    /// name proves nothing: anyone may put it in a datagram).
+    Relayed,
+}
+
+impl<'a> Source<'a> {
+    /// Whether the information about `member` comes from the member itself.
+    pub(crate) fn is_first_hand(self, member: &str) -> bool {
+        matches!(self, Self::Sender(sender) if sender == member)
+    }
+}
+
 /// A membership update checked against the protocol's rules.
 #[derive(Debug, Clone)]
 pub(crate) struct Claim {
@@ -134,20 +154,17 @@ impl<R: Rng> Node<R> {
         })
     }
 
-    /// Applies a membership claim heard from the network; when it wins and `gossip` is set,
-    /// it is queued for piggybacking (infection-style dissemination).
-    pub(crate) fn apply_claim(&mut self, claim: Claim, gossip: bool) {
+    /// Applies a membership claim heard from the network, passed on by `source`; when it wins
+    /// and `gossip` is set, it is queued for piggybacking (infection-style dissemination).
+    /// A relayed claim that raises a known member's incarnation by more than
+    /// `max_incarnation_jump` is dropped.
+    pub(crate) fn apply_claim(&mut self, mut claim: Claim, source: Source<'_>, gossip: bool) {
         if claim.name == self.identity.name {
             self.answer_claim_about_us(&claim);
             return;
         }
-        let upsert = self.table.upsert(
-            claim.name.as_str(),
-            claim.generation,
-            claim.address,
-            false,
-            self.config.max_nodes,
-        );
+        let upsert =
+            self.table.upsert(claim.name.as_str(), claim.generation, claim.address, self.config.max_nodes);
         let index = match upsert {
             Upsert::Known(index) => index,
             Upsert::Discovered(index) | Upsert::Restarted { index, .. } => {
@@ -171,6 +188,13 @@ impl<R: Rng> Node<R> {
         let Some((_, member)) = self.table.get(index) else { return };
         let (state, incarnation, address) = (member.state, member.incarnation, member.address);
         let fresh = matches!(upsert, Upsert::Discovered(_) | Upsert::Restarted { .. });
+        if !fresh
+            && !source.is_first_hand(&claim.name)
+            && claim.incarnation.saturating_sub(incarnation) > self.config.max_incarnation_jump
+        {
+            self.metrics.jumps_refused += 1;
+            return;
+        }
         if !fresh && !overrides(state, incarnation, claim.state, claim.incarnation) {
             if claim.state == MemberState::Suspect
                 && state == MemberState::Suspect
@@ -190,11 +214,19 @@ impl<R: Rng> Node<R> {
         }
         self.set_member(index, &claim, state, address);
         if gossip {
+            // Pass on the address we hold, which the claim may not have moved (see
+            // `set_member`).
+            if let Some((_, member)) = self.table.get(index) {
+                claim.address = member.address;
+            }
             self.broadcast(claim);
         }
     }
 
-    /// Records a member's new state and tells the application.
+    /// Records a member's new state and tells the application. The claim's address is taken
+    /// only when the claim raises the incarnation: the member itself raised it, and only it
+    /// speaks for its address (a claim of the same incarnation, say a suspicion relayed by a
+    /// peer, never moves it).
     pub(crate) fn set_member(
         &mut self,
         index: usize,
@@ -204,13 +236,20 @@ impl<R: Rng> Node<R> {
     ) {
         let now = self.now;
         self.note_activity();
-        self.table.modify(index, |_, member| {
-            member.state = claim.state;
-            member.incarnation = claim.incarnation;
-            member.address = claim.address;
-        });
+        let moved = self
+            .table
+            .modify(index, |_, member| {
+                let moves = claim.incarnation > member.incarnation && claim.address != member.address;
+                member.state = claim.state;
+                member.incarnation = claim.incarnation;
+                if moves {
+                    member.address = claim.address;
+                }
+                moves
+            })
+            .unwrap_or(false);
         let name = claim.name.clone();
-        if claim.address != old_address && claim.state.is_live() {
+        if moved && claim.state.is_live() {
             self.events.emit(Event::AddressChanged {
                 name: name.clone(),
                 old: old_address,
@@ -249,31 +288,49 @@ impl<R: Rng> Node<R> {
     }
 
     /// Someone says something about us: refute a suspicion or a death by raising our
-    /// incarnation, unless we are leaving.
+    /// incarnation, unless we are leaving; a claim we cannot refute that way (at incarnation
+    /// `u32::MAX`, or under a higher generation peers would take) makes us rejoin under a new
+    /// generation (see `heal.rs`).
     fn answer_claim_about_us(&mut self, claim: &Claim) {
         if claim.generation != self.identity.generation {
             if claim.generation > self.identity.generation {
                 self.metrics.rejected_own_deltas += 1;
+                self.heal_generation_ahead(claim.generation);
             } else {
                 self.metrics.stale_claims += 1;
             }
             return;
         }
         let ours = self.table.local();
+        if ours.state == MemberState::Left || claim.incarnation < ours.incarnation {
+            return;
+        }
         let accusing = matches!(claim.state, MemberState::Suspect | MemberState::Dead)
             || (claim.state == MemberState::Left && ours.state != MemberState::Left);
-        if !accusing || ours.state == MemberState::Left || claim.incarnation < ours.incarnation {
-            if !accusing && claim.incarnation > ours.incarnation {
+        // Only we speak for our address: life at our address under someone else's word
+        // needs no answer, at another address it is refuted like an accusation.
+        let forged_address = claim.address != ours.address;
+        if !accusing && !forged_address {
+            if claim.incarnation > ours.incarnation {
                 // Life at an incarnation we never took: nothing to refute (a suspicion at it
-                // later is), but counted.
+                // later is), but counted; at the top, no suspicion could be refuted any more.
                 self.metrics.rejected_own_deltas += 1;
+                if claim.incarnation == u32::MAX {
+                    self.heal(crate::event::SelfHealReason::IncarnationExhausted, self.identity.generation);
+                }
             }
             return;
         }
-        let incarnation = claim.incarnation.saturating_add(1);
+        let Some(incarnation) = claim.incarnation.checked_add(1) else {
+            // Nothing above it: only a new generation supersedes it.
+            self.heal(crate::event::SelfHealReason::IncarnationExhausted, self.identity.generation);
+            return;
+        };
         self.table.modify(LOCAL, |_, member| member.incarnation = incarnation);
         self.metrics.refutations += 1;
-        self.health_refuted();
+        if accusing {
+            self.health_refuted();
+        }
         if let Some(alive) = self.claim_about(LOCAL) {
             self.broadcast(alive);
         }

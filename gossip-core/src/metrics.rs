@@ -79,6 +79,13 @@ pub struct Metrics {
     pub stray_acks: u64,
     /// Times this node refuted a suspicion or death of itself.
     pub refutations: u64,
+    /// Times this node rejoined under a new generation because a claim about it could not be
+    /// refuted otherwise (see [`Event::SelfHealed`](crate::Event::SelfHealed)).
+    pub self_heals: u64,
+    /// Membership claims, node deltas and digest entries relayed by a third party that
+    /// raised a known member's incarnation by more than `Config::max_incarnation_jump`, or its
+    /// max version by more than `Config::max_version_jump`; dropped.
+    pub jumps_refused: u64,
     /// Membership claims about an older generation of a node than the one known (this node
     /// included), or about a member forgotten at that generation; ignored.
     pub stale_claims: u64,

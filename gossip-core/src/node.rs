@@ -19,7 +19,7 @@ use crate::health::LocalHealth;
 use crate::identity::Identity;
 use crate::keyring::Keyring;
 use crate::lifecycle::{Join, Leave};
-use crate::membership::{Claim, MemberState};
+use crate::membership::{Claim, MemberState, Source};
 use crate::message::{self, Drop, EnvelopeBuilder, InBody};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
@@ -321,6 +321,9 @@ impl<R: Rng> Node<R> {
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
         };
         if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
+            // Even one speaking as a later generation of us: a dropped datagram changes
+            // nothing. Peers that took such a sender for our restart show it in their digests,
+            // and that makes us heal.
             self.metrics.stale_senders += 1;
             return;
         }
@@ -328,29 +331,33 @@ impl<R: Rng> Node<R> {
             self.metrics.generations_refused += 1;
             return;
         }
+        // A sender without an address (a ping's) is placed at the datagram's source only if
+        // it is new to us: its word never moves a known member's address.
+        let stated_address = envelope.sender.as_ref().is_some_and(|sender| sender.address.is_some());
+        let source = self.source_of(sender.as_ref(), from);
         // Claims first: a newcomer's own Alive claim then discovers it, and is re-gossiped.
         for update in &envelope.membership {
             if let Some(claim) = Claim::from_wire(update) {
-                self.apply_claim(claim, true);
+                self.apply_claim(claim, source, true);
             }
         }
         if let Some(sender) = &sender {
-            self.observe_sender(sender);
+            self.observe_sender(sender, from, stated_address);
         }
         self.note_contact(from);
         let Some(body) = envelope.body else { return };
         match body {
             InBody::Ping(ping) => self.on_ping(from, ping),
             InBody::PingReq(request) => self.on_ping_req(from, request),
-            InBody::Ack(ack) => self.on_ack(ack),
-            InBody::Nack(nack) => self.on_nack(nack),
-            InBody::Syn(syn) => self.on_syn(from, syn),
-            InBody::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
-            InBody::Ack2(ack2) => self.on_ack2(from, ack2),
-            InBody::Push(push) => self.on_push(from, push),
+            InBody::Ack(ack) => self.on_ack(from, ack),
+            InBody::Nack(nack) => self.on_nack(from, nack),
+            InBody::Syn(syn) => self.on_syn(from, source, syn),
+            InBody::SynAck(syn_ack) => self.on_syn_ack(from, source, syn_ack),
+            InBody::Ack2(ack2) => self.on_ack2(from, source, ack2),
+            InBody::Push(push) => self.on_push(from, source, push),
             InBody::PushAck(ack) => self.on_push_ack(ack),
             InBody::DeltaReply(reply) => {
-                self.apply_deltas(&reply.deltas);
+                self.apply_deltas(&reply.deltas, source);
             }
             InBody::AggregateTransfer(transfer) => {
                 if let Some(sender) = &sender {
@@ -432,16 +439,31 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Registers the sender of a datagram (first-hand: its address is the one it gives).
-    fn observe_sender(&mut self, sender: &Identity) {
-        let upsert = self.table.upsert(
-            sender.name.as_str(),
-            sender.generation,
-            sender.address,
-            true,
-            self.config.max_nodes,
-        );
-        self.note_upsert(&sender.name, sender.generation, sender.address, upsert);
+    /// Who passes on what a datagram from `from` says: its sender, if it speaks from the
+    /// address we hold for it (or is new to us).
+    fn source_of<'a>(&self, sender: Option<&'a Identity>, from: SocketAddr) -> Source<'a> {
+        let Some(sender) = sender else { return Source::Relayed };
+        let elsewhere = self
+            .table
+            .by_name(&sender.name)
+            .is_some_and(|known| known.generation == sender.generation && known.address != from);
+        if elsewhere { Source::Relayed } else { Source::Sender(sender.name.as_str()) }
+    }
+
+    /// Registers the sender of a datagram that came from `from`. A new member (or a new
+    /// generation) is placed at the address it states, or at `from` when it states none (a
+    /// ping); a known member's address does not move (see `NodeTable::upsert`). The member
+    /// counts as heard from when the datagram came from the address we hold for it.
+    fn observe_sender(&mut self, sender: &Identity, from: SocketAddr, stated_address: bool) {
+        let address = if stated_address { sender.address } else { from };
+        let upsert =
+            self.table.upsert(sender.name.as_str(), sender.generation, address, self.config.max_nodes);
+        self.note_upsert(&sender.name, sender.generation, address, upsert);
+        if let Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } = upsert {
+            if self.table.get(index).is_some_and(|(_, member)| member.address == from) {
+                self.table.mark_heard(index);
+            }
+        }
     }
 
     /// Emits the event an upsert calls for; `false` when the information was refused.
@@ -484,9 +506,13 @@ impl<R: Rng> Node<R> {
     /// the name's allocation: the simulator builds large in-sync clusters with it.
     #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub(crate) fn insert_known_node(&mut self, name: Arc<str>, generation: u64, address: SocketAddr) {
-        let upsert = self.table.upsert(name, generation, address, true, self.config.max_nodes);
-        if upsert == Upsert::Full {
-            self.metrics.nodes_over_cap += 1;
+        let upsert = self.table.upsert(name, generation, address, self.config.max_nodes);
+        match upsert {
+            // The simulator's in-sync start stands for a cluster that has run a while: every
+            // member has been heard from.
+            Upsert::Discovered(index) | Upsert::Known(index) => self.table.mark_heard(index),
+            Upsert::Full => self.metrics.nodes_over_cap += 1,
+            _ => {}
         }
     }
 
@@ -522,28 +548,66 @@ impl<R: Rng> Node<R> {
     }
 
     /// The table indices of up to `count` distinct random live members other than this node
-    /// and `exclude`.
+    /// and `exclude`: members heard from directly first, and at most one never heard from (a
+    /// hostile peer may have made up any number of those; one still lets a fresh node reach
+    /// the members it knows only by name).
     pub(crate) fn random_live_member_indices(&mut self, count: usize, exclude: &[&str]) -> Vec<usize> {
         let len = self.table.len();
         let eligible = |table: &NodeTable, index: usize| {
             table.get(index).is_some_and(|(name, member)| member.state.is_live() && !exclude.contains(&name))
         };
+        let heard =
+            |table: &NodeTable, index: usize| table.get(index).is_some_and(|(_, member)| member.heard);
         let mut chosen: Vec<usize> = Vec::with_capacity(count);
-        if len <= 4 * count + 16 {
-            let mut all: Vec<usize> = (1..len).filter(|&i| eligible(&self.table, i)).collect();
-            let picked = rand::seq::index::sample(&mut self.rng, all.len(), count.min(all.len()));
-            chosen.extend(picked.into_iter().map(|i| all[i]));
-            all.clear();
+        let mut unheard: Option<usize> = None;
+        let heard_count = self.table.heard_count();
+        if len <= 4 * count + 16 || heard_count * 4 < len {
+            // Small tables, and tables of mostly unheard members (a flood of fakes): one pass.
+            // When heard members are rare, only they are collected.
+            let mut heard_members: Vec<usize> = Vec::new();
+            let mut unheard_members: Vec<usize> = Vec::new();
+            for index in 1..len {
+                if heard(&self.table, index) {
+                    if eligible(&self.table, index) {
+                        heard_members.push(index);
+                    }
+                } else if len <= 4 * count + 16 && eligible(&self.table, index) {
+                    unheard_members.push(index);
+                }
+            }
+            let picked =
+                rand::seq::index::sample(&mut self.rng, heard_members.len(), count.min(heard_members.len()));
+            chosen.extend(picked.into_iter().map(|i| heard_members[i]));
+            if chosen.len() < count && !unheard_members.is_empty() {
+                unheard = Some(unheard_members[self.rng.random_range(0..unheard_members.len())]);
+            } else if chosen.len() < count && len > 4 * count + 16 {
+                // A large table: draw the never-heard member at random.
+                for _ in 0..8 {
+                    let index = self.rng.random_range(1..len);
+                    if !heard(&self.table, index) && eligible(&self.table, index) {
+                        unheard = Some(index);
+                        break;
+                    }
+                }
+            }
         } else {
             for _ in 0..8 * count {
                 if chosen.len() == count {
                     break;
                 }
                 let index = self.rng.random_range(1..len);
-                if !chosen.contains(&index) && eligible(&self.table, index) {
+                if chosen.contains(&index) || Some(index) == unheard || !eligible(&self.table, index) {
+                    continue;
+                }
+                if heard(&self.table, index) {
                     chosen.push(index);
+                } else if unheard.is_none() {
+                    unheard = Some(index);
                 }
             }
+        }
+        if chosen.len() < count {
+            chosen.extend(unheard);
         }
         chosen
     }

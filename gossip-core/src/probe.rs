@@ -2,6 +2,13 @@
 //! shuffled round-robin; without an ack within `probe_timeout`, ask `indirect_checks` others
 //! to ping it (ping-req) and relay the ack, or a nack if it stays silent; without any ack by
 //! the end of the period, suspect it.
+//!
+//! Against hostile peers: sequence numbers are drawn from the node's RNG, so an ack cannot
+//! be guessed, and an ack counts only from the address pinged (the target's, or a relay's we
+//! asked). Members heard from directly and members only heard of (which a peer may make up
+//! by the thousand) are probed in two round-robin orders taken in turn, so every member
+//! heard from is probed at least once every two rounds of that order however many fakes
+//! there are, and fakes get at most every other probe.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,68 +33,47 @@ pub(crate) struct Probe {
     indirect_at: Instant,
     indirect_sent: bool,
     acked: bool,
+    /// Where the target was pinged.
+    address: SocketAddr,
+    /// The relays asked to ping it (their acks and nacks count).
+    relays: Vec<SocketAddr>,
+    /// The relays whose nack was counted.
+    nacked: Vec<SocketAddr>,
     nacks_expected: u32,
-    nacks: u32,
 }
 
 /// A ping-req we relay: our ping's sequence maps to the requester's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Relay {
     requester: SocketAddr,
+    /// Where we pinged the target: only an ack from there counts.
+    target: SocketAddr,
     sequence: u32,
     nack: bool,
     deadline: Instant,
 }
 
-/// Probe scheduling state.
-#[derive(Debug)]
-pub(crate) struct Prober {
-    /// Shuffled round-robin order of the members to probe.
-    order: Vec<Arc<str>>,
-    position: usize,
-    pub(crate) next_probe: Instant,
-    pub(crate) current: Option<Probe>,
-    relays: BTreeMap<u32, Relay>,
-    next_sequence: u32,
-    /// Sequences of the pings that announce our leave.
-    pub(crate) leave_pings: Vec<u32>,
+/// One shuffled round-robin order of members to probe.
+#[derive(Debug, Default)]
+pub(crate) struct Order {
+    pub(crate) names: Vec<Arc<str>>,
+    pub(crate) position: usize,
 }
 
-impl Prober {
-    pub(crate) fn new(first_probe: Instant) -> Self {
-        Self {
-            order: Vec::new(),
-            position: 0,
-            next_probe: first_probe,
-            current: None,
-            relays: BTreeMap::new(),
-            next_sequence: 1,
-            leave_pings: Vec::new(),
-        }
-    }
-
-    pub(crate) fn sequence(&mut self) -> u32 {
-        let sequence = self.next_sequence;
-        self.next_sequence = self.next_sequence.wrapping_add(1);
-        sequence
-    }
-
-    /// Puts a new member at a random place in the order, so it is probed within `2n - 1`
-    /// periods.
-    pub(crate) fn insert<R: Rng>(&mut self, name: Arc<str>, rng: &mut R) {
-        let at = rng.random_range(0..=self.order.len());
+impl Order {
+    /// Puts a name at a random place, so it comes within two rounds.
+    fn insert<R: Rng>(&mut self, name: Arc<str>, rng: &mut R) {
+        let at = rng.random_range(0..=self.names.len());
         if at < self.position {
             self.position += 1;
         }
-        self.order.insert(at, name);
+        self.names.insert(at, name);
     }
 
-    /// Drops from the order the names `keep` refuses (members forgotten since the last
-    /// reshuffle), so that the order never holds more names than the table: otherwise a
-    /// round kept long by live members would collect every name that came and went.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+    /// Drops the names `keep` refuses, keeping the position on the same next name.
+    fn retain(&mut self, keep: &mut impl FnMut(&str) -> bool) {
         let (old_position, mut position, mut at) = (self.position, self.position, 0);
-        self.order.retain(|name| {
+        self.names.retain(|name| {
             let kept = keep(name);
             if !kept && at < old_position {
                 position -= 1;
@@ -96,6 +82,64 @@ impl Prober {
             kept
         });
         self.position = position;
+    }
+}
+
+/// Probe scheduling state.
+#[derive(Debug)]
+pub(crate) struct Prober {
+    /// Round-robin order of the members heard from directly (see `Replica::heard`).
+    pub(crate) heard: Order,
+    /// Round-robin order of the members never heard from directly.
+    pub(crate) unheard: Order,
+    /// Whether the next probe goes to a member never heard from (when there is one).
+    unheard_turn: bool,
+    pub(crate) next_probe: Instant,
+    pub(crate) current: Option<Probe>,
+    relays: BTreeMap<u32, Relay>,
+    /// Sequences of the pings that announce our leave.
+    pub(crate) leave_pings: Vec<u32>,
+}
+
+impl Prober {
+    pub(crate) fn new(first_probe: Instant) -> Self {
+        Self {
+            heard: Order::default(),
+            unheard: Order::default(),
+            unheard_turn: false,
+            next_probe: first_probe,
+            current: None,
+            relays: BTreeMap::new(),
+            leave_pings: Vec::new(),
+        }
+    }
+
+    /// A fresh ping sequence number: random (a peer cannot answer a ping it did not see by
+    /// guessing), never 0, and not one in flight.
+    pub(crate) fn sequence<R: Rng>(&mut self, rng: &mut R) -> u32 {
+        loop {
+            let sequence: u32 = rng.random();
+            let in_use = self.relays.contains_key(&sequence)
+                || self.leave_pings.contains(&sequence)
+                || self.current.as_ref().is_some_and(|probe| probe.sequence == sequence);
+            if sequence != 0 && !in_use {
+                return sequence;
+            }
+        }
+    }
+
+    /// Puts a new member (never heard from yet) at a random place in its order, so it is
+    /// probed within two rounds of it.
+    pub(crate) fn insert<R: Rng>(&mut self, name: Arc<str>, rng: &mut R) {
+        self.unheard.insert(name, rng);
+    }
+
+    /// Drops from the orders the names `keep` refuses (members forgotten since the last
+    /// reshuffle), so that an order never holds more names than the table: otherwise a
+    /// round kept long by live members would collect every name that came and went.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.heard.retain(&mut keep);
+        self.unheard.retain(&mut keep);
     }
 
     pub(crate) fn pending_relays(&self) -> usize {
@@ -145,8 +189,12 @@ impl<R: Rng> Node<R> {
             return;
         }
         self.metrics.probes_failed += 1;
-        self.health_probe_failed(probe.nacks_expected, probe.nacks);
         let Some(index) = self.table.index_of(&probe.target) else { return };
+        // A member never heard from may not exist (a hostile peer can name thousands): its
+        // silence says nothing about our own health.
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            self.health_probe_failed(probe.nacks_expected, probe.nacked.len() as u32);
+        }
         let Some(mut claim) = self.claim_about(index) else { return };
         if claim.state == MemberState::Suspect {
             // Our own failed probe independently confirms the suspicion (as memberlist's
@@ -172,7 +220,7 @@ impl<R: Rng> Node<R> {
         let Some(index) = self.table.index_of(&target) else { return };
         let Some((_, member)) = self.table.get(index) else { return };
         let address = member.address;
-        let sequence = self.prober.sequence();
+        let sequence = self.prober.sequence(&mut self.rng);
         let timeout = self.health.scale(self.config.swim.probe_timeout);
         self.prober.current = Some(Probe {
             target: target.clone(),
@@ -180,8 +228,10 @@ impl<R: Rng> Node<R> {
             indirect_at: self.now + timeout,
             indirect_sent: false,
             acked: false,
+            address,
+            relays: Vec::new(),
+            nacked: Vec::new(),
             nacks_expected: 0,
-            nacks: 0,
         });
         self.metrics.probes_sent += 1;
         let summary = Some(self.table.summary().to_wire());
@@ -193,22 +243,46 @@ impl<R: Rng> Node<R> {
         self.send_with_claims(address, Body::Ping(ping), None, buddy.into_iter().collect());
     }
 
+    /// The next member to probe: from the order of members heard from and the order of the
+    /// others in turn (from the one that has a member when the other has none).
     fn next_probe_target(&mut self) -> Option<Arc<str>> {
+        let unheard_first = self.prober.unheard_turn;
+        for unheard in [unheard_first, !unheard_first] {
+            if let Some(name) = self.next_in_order(unheard) {
+                self.prober.unheard_turn = !unheard;
+                return Some(name);
+            }
+        }
+        None
+    }
+
+    /// The next live member of one order (`unheard` or heard), reshuffling it at the end of
+    /// its round. A member of the unheard order heard from since is left to the other.
+    fn next_in_order(&mut self, unheard: bool) -> Option<Arc<str>> {
         for _ in 0..2 {
-            while self.prober.position < self.prober.order.len() {
-                let name = self.prober.order[self.prober.position].clone();
-                self.prober.position += 1;
-                let live = self.table.index_of(&name).filter(|&i| i != LOCAL).and_then(|i| self.table.get(i));
-                if live.is_some_and(|(_, member)| member.state.is_live()) {
+            loop {
+                let order = if unheard { &mut self.prober.unheard } else { &mut self.prober.heard };
+                let Some(name) = order.names.get(order.position).cloned() else { break };
+                order.position += 1;
+                let member =
+                    self.table.index_of(&name).filter(|&i| i != LOCAL).and_then(|i| self.table.get(i));
+                if member.is_some_and(|(_, member)| member.state.is_live() && !(unheard && member.heard)) {
                     return Some(name);
                 }
             }
-            // End of the round: reshuffle the live members.
-            let mut order: Vec<Arc<str>> =
-                self.table.live_names().filter(|n| **n != *self.identity.name).collect();
-            order.shuffle(&mut self.rng);
-            self.prober.order = order;
-            self.prober.position = 0;
+            // End of the round: reshuffle the live members of this kind.
+            let mut names: Vec<Arc<str>> = self
+                .table
+                .live_names()
+                .filter(|name| **name != *self.identity.name)
+                .filter(|name| self.table.by_name(name).is_some_and(|member| member.heard != unheard))
+                .collect();
+            names.shuffle(&mut self.rng);
+            let order = if unheard { &mut self.prober.unheard } else { &mut self.prober.heard };
+            *order = Order { names, position: 0 };
+            if order.names.is_empty() {
+                return None;
+            }
         }
         None
     }
@@ -220,10 +294,19 @@ impl<R: Rng> Node<R> {
         let Some(target_identity) = self.table.index_of(&target).and_then(|i| self.identity_of(i)) else {
             return;
         };
-        let relays = self.random_live_members(self.config.swim.indirect_checks, &[&target]);
+        let chosen = self.random_live_member_indices(self.config.swim.indirect_checks, &[&target]);
+        let relays: Vec<(SocketAddr, bool)> = chosen
+            .into_iter()
+            .filter_map(|i| self.table.get(i).map(|(_, member)| (member.address, member.heard)))
+            .collect();
         let nack = self.config.swim.lifeguard;
+        // Only relays heard from are expected to nack: a missing nack from one only heard of
+        // says nothing about our own health.
+        let heard_relays = relays.iter().filter(|(_, heard)| *heard).count() as u32;
+        let relays: Vec<SocketAddr> = relays.into_iter().map(|(address, _)| address).collect();
         if let Some(probe) = self.prober.current.as_mut() {
-            probe.nacks_expected = if nack { relays.len() as u32 } else { 0 };
+            probe.nacks_expected = if nack { heard_relays } else { 0 };
+            probe.relays = relays.clone();
         }
         for relay in relays {
             let request = v1::PingReq { sequence, target: Some(target_identity.clone()), nack };
@@ -277,29 +360,46 @@ impl<R: Rng> Node<R> {
             self.metrics.relays_refused += 1;
             return;
         }
-        let sequence = self.prober.sequence();
+        let sequence = self.prober.sequence(&mut self.rng);
         // Answer within the requester's period: its ping-req left one probe timeout into a
         // period of about twice that, so a nack at a full timeout would always come too late
         // and count against the requester's health.
         let deadline = self.now + self.health.scale(swim.probe_timeout).mul_f64(0.8);
         self.prober.relays.insert(
             sequence,
-            Relay { requester: from, sequence: request.sequence, nack: request.nack, deadline },
+            Relay {
+                requester: from,
+                target: address,
+                sequence: request.sequence,
+                nack: request.nack,
+                deadline,
+            },
         );
         let summary = Some(self.table.summary().to_wire());
         self.send(address, Body::Ping(v1::Ping { sequence, target: target.name.clone(), summary }));
     }
 
-    /// An ack: our probe succeeded, a relayed probe succeeded, or a leave was heard.
-    pub(crate) fn on_ack(&mut self, ack: v1::Ack) {
+    /// An ack from `from`: our probe succeeded (the target answered from the address we
+    /// pinged, or a relay we asked passed the target's ack on), a relayed probe succeeded
+    /// (the target answered from the address we pinged), or a leave was heard. Anything else
+    /// is stray.
+    pub(crate) fn on_ack(&mut self, from: SocketAddr, ack: v1::Ack) {
         if let Some(probe) = self.prober.current.as_mut() {
-            if probe.sequence == ack.sequence {
+            if probe.sequence == ack.sequence && (from == probe.address || probe.relays.contains(&from)) {
                 probe.acked = true;
+                if from == probe.address {
+                    let target = probe.target.clone();
+                    if let Some(index) = self.table.index_of(&target) {
+                        self.table.mark_heard(index);
+                    }
+                }
                 return;
             }
         }
-        if let Some(relay) = self.prober.relays.remove(&ack.sequence) {
-            self.send(relay.requester, Body::Ack(v1::Ack { sequence: relay.sequence }));
+        if self.prober.relays.get(&ack.sequence).is_some_and(|relay| relay.target == from) {
+            if let Some(relay) = self.prober.relays.remove(&ack.sequence) {
+                self.send(relay.requester, Body::Ack(v1::Ack { sequence: relay.sequence }));
+            }
             return;
         }
         if self.prober.leave_pings.contains(&ack.sequence) {
@@ -310,11 +410,15 @@ impl<R: Rng> Node<R> {
     }
 
     /// A relay's nack: the relay is alive and answered, so our own link is not the problem.
-    /// At most one per relay asked counts.
-    pub(crate) fn on_nack(&mut self, nack: v1::Nack) {
+    /// Only from a relay asked, at most once each.
+    pub(crate) fn on_nack(&mut self, from: SocketAddr, nack: v1::Nack) {
         if let Some(probe) = self.prober.current.as_mut() {
-            if probe.sequence == nack.sequence && probe.nacks < probe.nacks_expected {
-                probe.nacks += 1;
+            if probe.sequence == nack.sequence
+                && probe.relays.contains(&from)
+                && !probe.nacked.contains(&from)
+                && (probe.nacked.len() as u32) < probe.nacks_expected
+            {
+                probe.nacked.push(from);
                 return;
             }
         }
@@ -376,7 +480,7 @@ mod tests {
         let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
         let mut node = Node::new(config, me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
         // No probe runs in between (the order is reshuffled only at the end of a round).
-        node.prober.position = 0;
+        node.prober.unheard.position = 0;
         for cycle in 0..50 {
             let names: Vec<String> = (0..10).map(|i| format!("c{cycle}-{i}")).collect();
             node.handle_input(now, from, &claims(&names, v1::MemberState::Alive));
@@ -385,13 +489,13 @@ mod tests {
             node.now = now;
             node.forget_departed();
             while node.poll().is_some() {}
+            let names = node.prober.heard.names.len() + node.prober.unheard.names.len();
             assert!(
-                node.prober.order.len() <= node.table.len(),
-                "cycle {cycle}: {} names in the probe order, {} in the table",
-                node.prober.order.len(),
+                names <= node.table.len(),
+                "cycle {cycle}: {names} names in the probe orders, {} in the table",
                 node.table.len()
             );
-            assert!(node.prober.position <= node.prober.order.len());
+            assert!(node.prober.unheard.position <= node.prober.unheard.names.len());
         }
         assert!(node.metrics.members_forgotten >= 400);
     }

@@ -88,6 +88,11 @@ pub(crate) struct Replica {
     pub(crate) incarnation: u32,
     /// SWIM: Alive, Suspect, Dead or Left.
     pub(crate) state: MemberState,
+    /// Whether this node heard from the member directly under this generation: a datagram
+    /// whose sender is the member came from its address, or our probe of it was acked from
+    /// there. Probing and gossip favour such members over ones only heard of (which may be
+    /// made up by a hostile peer). A bool rather than a time: it fits the replica's padding.
+    pub(crate) heard: bool,
     data: Option<Box<ReplicaData>>,
 }
 
@@ -269,6 +274,7 @@ impl Replica {
             address,
             incarnation: 0,
             state: MemberState::Alive,
+            heard: false,
             data: None,
         }
     }
@@ -509,6 +515,14 @@ impl Replica {
             data.recent_base = base;
         }
         data.last_changed = Some(now);
+    }
+
+    /// Makes the whole table a recent change, as of `now` (the owner rejoined under a new
+    /// generation: all of it is news to its peers).
+    pub(crate) fn touch_all(&mut self, now: Instant) {
+        let data = self.data_mut();
+        data.last_changed = Some(now);
+        data.recent_base = 0;
     }
 
     /// Ends the current run of recent changes (called when it is older than the window).

@@ -13,6 +13,7 @@ use rand_core::Rng;
 use crate::config::{Dissemination, RumorRule};
 use crate::delta::{self, DeltaPlan};
 use crate::digest;
+use crate::membership::Source;
 use crate::message::InPush;
 use crate::node::Node;
 
@@ -155,8 +156,8 @@ impl<R: Rng> Node<R> {
     }
 
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
-    pub(crate) fn on_push(&mut self, from: SocketAddr, push: InPush) {
-        let already_known = self.apply_deltas(&push.deltas);
+    pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: InPush) {
+        let already_known = self.apply_deltas(&push.deltas, source);
         if !push.want_ack || already_known.is_empty() {
             return;
         }
@@ -173,6 +174,10 @@ impl<R: Rng> Node<R> {
     pub(crate) fn on_push_ack(&mut self, ack: v1::PushAck) {
         for known in &ack.known {
             let Some(index) = self.table.index_of(&known.name) else { continue };
+            if index == crate::table::LOCAL {
+                // Only we write our table: a peer that knows more of it holds a forgery.
+                self.heal_if_ahead_of_us(known.generation, known.max_version);
+            }
             self.metrics.rumor_feedback += 1;
             let (rule, k) = (self.config.rumor_rule, self.config.rumor_k);
             let cooled =

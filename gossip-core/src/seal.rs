@@ -95,8 +95,6 @@ impl Sealer {
     }
 
     /// After a new generation: sessions are derived from it from now on.
-    // Called when the node takes a new generation (self-healing).
-    #[allow(dead_code)]
     pub(crate) fn set_generation(&mut self, generation: u64) {
         self.generation = generation;
         self.session = None;

@@ -100,9 +100,7 @@ impl Security {
         buffer
     }
 
-    /// After a new generation of this node.
-    // Called when the node takes a new generation (self-healing).
-    #[allow(dead_code)]
+    /// After a new generation of this node (a self-heal).
     pub(crate) fn set_generation(&mut self, generation: u64) {
         self.sealer.set_generation(generation);
     }

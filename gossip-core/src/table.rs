@@ -66,6 +66,8 @@ pub(crate) struct NodeTable {
     forgotten: HashMap<Arc<str>, (u64, Instant)>,
     /// How many members, this node included, are Alive or Suspect.
     live: usize,
+    /// How many members were heard from directly (see `Replica::heard`).
+    heard: usize,
     /// `Config::max_generation_jump` (no limit until set).
     max_generation_jump: u64,
 }
@@ -90,6 +92,7 @@ impl NodeTable {
             departed: HashMap::with_hasher(hasher.clone()),
             forgotten: HashMap::with_hasher(hasher),
             live: 1,
+            heard: 0,
             max_generation_jump: u64::MAX,
         };
         let local_replica = Replica::new(local.generation, local.address);
@@ -157,8 +160,10 @@ impl NodeTable {
     ) -> Option<T> {
         let (name, replica) = self.nodes.get_index_mut(index)?;
         let before = replica.summary_key();
+        let heard_before = replica.heard;
         let result = change(Owner { name, seed: self.seed }, replica);
         let after = replica.summary_key();
+        self.heard = self.heard + usize::from(replica.heard) - usize::from(heard_before);
         if before != after {
             self.summary.remove(name, before);
             self.summary.add(name, after);
@@ -175,14 +180,16 @@ impl NodeTable {
     }
 
     /// Finds or inserts the node `name` as known under `generation` at `address`.
-    /// `first_hand` says the information comes from the node itself, whose word on its
-    /// address wins; third parties only supply the address of a node new to us.
+    ///
+    /// `address` is taken only for a node new to us or a new generation of a known one: the
+    /// address of a known generation changes only through a membership claim that wins with
+    /// a higher incarnation (see `Node::set_member`), never because a datagram came from, or
+    /// a peer named, another address.
     pub(crate) fn upsert(
         &mut self,
         name: impl AsRef<str> + Into<Arc<str>>,
         generation: u64,
         address: SocketAddr,
-        first_hand: bool,
         max_nodes: usize,
     ) -> Upsert {
         if self.too_far_ahead(name.as_ref(), generation) {
@@ -205,9 +212,6 @@ impl NodeTable {
                     // or the running member would be forgotten after the retention time.
                     self.departed.remove(name.as_ref());
                     return Upsert::Restarted { index, old_generation: known };
-                }
-                if first_hand {
-                    self.nodes[index].address = address;
                 }
                 Upsert::Known(index)
             }
@@ -233,6 +237,18 @@ impl NodeTable {
     /// How many members, this node included, are Alive or Suspect.
     pub(crate) fn live_count(&self) -> usize {
         self.live
+    }
+
+    /// How many members (never this node) were heard from directly.
+    pub(crate) fn heard_count(&self) -> usize {
+        self.heard
+    }
+
+    /// Marks the member at `index` as heard from directly (see `Replica::heard`).
+    pub(crate) fn mark_heard(&mut self, index: usize) {
+        if index != LOCAL && self.nodes.get_index(index).is_some_and(|(_, replica)| !replica.heard) {
+            self.modify(index, |_, replica| replica.heard = true);
+        }
     }
 
     /// Names of the members that are Alive or Suspect, this node's included.
@@ -298,6 +314,7 @@ impl NodeTable {
         let (name, replica) = self.nodes.swap_remove_index(index)?;
         self.summary.remove(&name, replica.summary_key());
         self.live -= usize::from(replica.state.is_live());
+        self.heard -= usize::from(replica.heard);
         let moved = (index != last).then_some(last);
         let reindex = |i: usize| if Some(i) == moved { index } else { i };
         self.recent.retain(|&i| i != index);
@@ -382,9 +399,9 @@ mod tests {
         let now = Instant::now();
         let address = SocketAddr::from(([10, 0, 0, 1], 7946));
         let mut table = NodeTable::new(&Identity::new("me", 1, address));
-        assert!(matches!(table.upsert("x", 1, address, true, 8), Upsert::Discovered(_)));
+        assert!(matches!(table.upsert("x", 1, address, 8), Upsert::Discovered(_)));
         table.mark_departed(Arc::from("x"), 1, now);
-        assert!(matches!(table.upsert("x", 2, address, true, 8), Upsert::Restarted { .. }));
+        assert!(matches!(table.upsert("x", 2, address, 8), Upsert::Restarted { .. }));
         let retention = Duration::from_secs(600);
         assert!(table.forget_departed(now + retention, retention).is_empty(), "a running member forgotten");
         assert!(table.index_of("x").is_some());

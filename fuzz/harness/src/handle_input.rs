@@ -15,8 +15,10 @@
 //!   keys in any table, and every other table and queue within its cap
 //!   ([`Node::footprint`]);
 //! - the node never declares itself suspect, dead or failed (it may have left, when told
-//!   to), never changes its own identity, and its own table is at the version of the writes
-//!   the harness made;
+//!   to), never changes its own name or address, changes its own generation only by a
+//!   self-heal (an `Event::SelfHealed` from the generation it had to a higher one, which
+//!   `Node::identity` reports too), and its own table is at the version of the writes the
+//!   harness made;
 //! - for a known `(node, generation)`, the incarnation never goes down, nor the max version
 //!   except through a reset (a peer behind the sender's tombstone watermark rebuilds its
 //!   replica, and a reset cut short by the datagram size may end below the old version);
@@ -197,6 +199,8 @@ struct Harness {
     now: Instant,
     /// The version of the node's own table after the harness's writes.
     own_version: u64,
+    /// The node's own generation: 1, then what each self-heal reported.
+    own_generation: u64,
     left: bool,
     seen: HashMap<String, Seen>,
     step: usize,
@@ -224,6 +228,7 @@ impl Harness {
             base,
             now: base,
             own_version,
+            own_generation: 1,
             left: false,
             seen: HashMap::new(),
             step: 0,
@@ -359,6 +364,18 @@ impl Harness {
                 }
                 Some(Output::Event(event)) => {
                     events += 1;
+                    if let Event::SelfHealed { old_generation, new_generation, .. } = event {
+                        self.check(
+                            old_generation == self.own_generation && new_generation > old_generation,
+                            || {
+                                format!(
+                                    "a heal from {old_generation} to {new_generation}, at {}",
+                                    self.own_generation
+                                )
+                            },
+                        );
+                        self.own_generation = new_generation;
+                    }
                     if check_self {
                         self.check_event(&event);
                     }
@@ -400,9 +417,15 @@ impl Harness {
                     view.state == MemberState::Alive
                 };
                 self.check(allowed, || format!("the node holds itself {:?}", view.state));
-                self.check(view.generation == 1 && view.address == node_address(0), || {
-                    format!("the node's own identity changed: {view:?}")
-                });
+                let identity = self.node.identity();
+                let generation = self.own_generation;
+                self.check(
+                    view.generation == generation
+                        && identity.generation == generation
+                        && view.address == node_address(0)
+                        && identity.address == node_address(0),
+                    || format!("the node's own identity changed without a heal to it: {view:?}"),
+                );
                 self.check(view.max_version == self.own_version, || {
                     format!(
                         "own table at version {}, the harness wrote {}",
