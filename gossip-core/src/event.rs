@@ -139,6 +139,9 @@ pub enum SelfHealReason {
     /// A claim, delta or digest entry naming this node under a higher generation
     /// that peers would accept (within `Config::max_generation_jump`).
     GenerationAhead,
+    /// A claim that this node left, at its current generation, while it runs: Left is final
+    /// for a generation, so no incarnation refutes it.
+    LeftWhileRunning,
 }
 
 /// An immutable string that is cheap to clone: a reference-counted, UTF-8 checked slice of

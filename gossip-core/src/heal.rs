@@ -1,7 +1,7 @@
 //! Self-healing: a node never lets a claim about itself stand that it cannot refute.
 //!
 //! SWIM lets a member refute a suspicion or a death by raising its incarnation, and only the
-//! owner writes its table. Three claims escape that, whether a broken or a hostile peer made
+//! owner writes its table. Four claims escape that, whether a broken or a hostile peer made
 //! them up:
 //!
 //! - a claim of our generation at incarnation `u32::MAX`: there is no higher one to refute
@@ -12,7 +12,9 @@
 //! - a claim, delta or digest entry naming us under a higher generation that peers
 //!   accept (within `Config::max_generation_jump` of ours): they believe we restarted and
 //!   take our real datagrams for stale ([`SelfHealReason::GenerationAhead`]). Beyond the
-//!   jump, peers refuse it as we do; it is only counted.
+//!   jump, peers refuse it as we do; it is only counted;
+//! - a claim that we left, at our generation, while we run: Left is final for a generation,
+//!   so peers that took it never take a refutation ([`SelfHealReason::LeftWhileRunning`]).
 //!
 //! The node then rejoins under a new generation, `max(ours, seen) + 1`, at incarnation 0 and
 //! Alive, keeping its table: peers replace the replica they hold (forged or not) and pull the

@@ -305,8 +305,12 @@ impl<R: Rng> Node<R> {
         if ours.state == MemberState::Left || claim.incarnation < ours.incarnation {
             return;
         }
-        let accusing = matches!(claim.state, MemberState::Suspect | MemberState::Dead)
-            || (claim.state == MemberState::Left && ours.state != MemberState::Left);
+        if claim.state == MemberState::Left && !self.leaving() {
+            // Left is final for a generation: peers that took it never take our refutation.
+            self.heal(crate::event::SelfHealReason::LeftWhileRunning, self.identity.generation);
+            return;
+        }
+        let accusing = matches!(claim.state, MemberState::Suspect | MemberState::Dead);
         // Only we speak for our address: life at our address under someone else's word
         // needs no answer, at another address it is refuted like an accusation.
         let forged_address = claim.address != ours.address;

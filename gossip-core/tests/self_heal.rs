@@ -503,3 +503,26 @@ fn ten_thousand_fake_members_do_not_blind_probing() {
     h.run_until_true(Duration::from_secs(10), STEP, |h| h.all_see(0, "after-fakes", b"1"))
         .expect("node 0's write reaches the real members");
 }
+
+// ----- a forged leave -----
+
+/// Left is final for a generation: a member declared Left while it runs cannot refute it by
+/// incarnation, so it heals under a new generation and is a member again everywhere.
+#[test]
+fn a_forged_leave_is_superseded_by_a_new_generation() {
+    let mut h = cluster(Config::lan(), 221);
+    let incarnation = h.nodes[1].node(&name(0)).unwrap().incarnation;
+    let left = claims(vec![claim(&name(0), 1, port(0), incarnation, v1::MemberState::Left)]);
+    for peer in 1..3 {
+        h.inject(address(MALLORY), peer, &left);
+        assert_eq!(h.nodes[peer].node(&name(0)).map(|v| v.state), Some(MemberState::Left), "taken");
+    }
+    h.run_until_true(Duration::from_secs(20), STEP, |h| !heals(h, 0).is_empty()).expect("node 0 heals");
+    assert_eq!(heals(&h, 0), [(SelfHealReason::LeftWhileRunning, 1, 2)]);
+    node_0_is_whole_everywhere(&mut h, "forged leave");
+    // A real leave is not healed.
+    h.nodes[1].leave();
+    h.drain(1);
+    h.run_for(Duration::from_secs(10));
+    assert!(heals(&h, 1).is_empty(), "a node that leaves does not come back");
+}
