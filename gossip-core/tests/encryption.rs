@@ -45,6 +45,27 @@ fn sealed_cluster(n: usize, seed: u64) -> Harness {
     harness
 }
 
+/// Seals `plain` as `docs/SECURITY.md` specifies the framing, from outside the library.
+fn seal_as_documented(key: [u8; 32], cluster: &str, session: u64, counter: u32, plain: &[u8]) -> Vec<u8> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key_id = SecretKey::from_bytes(&key).expect("32 bytes").fingerprint().key_id();
+    let mut header = vec![0x01, key_id];
+    header.extend_from_slice(&session.to_be_bytes());
+    header.extend_from_slice(&counter.to_be_bytes());
+    let mut aad = header.clone();
+    aad.extend_from_slice(&gossip_core::proto::PROTOCOL_VERSION.to_le_bytes());
+    aad.extend_from_slice(cluster.as_bytes());
+    let nonce: [u8; 12] = header[2..14].try_into().expect("12 bytes");
+    let cipher = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("32 bytes"));
+    let mut body = plain.to_vec();
+    let tag = cipher
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad[..]), &mut body)
+        .expect("seals");
+    header.extend_from_slice(&body);
+    header.extend_from_slice(tag.as_ref());
+    header
+}
+
 fn failures(harness: &Harness) -> usize {
     harness.events.iter().flatten().filter(|e| matches!(e, Event::MemberFailed { .. })).count()
 }
@@ -284,4 +305,107 @@ fn caller_mistakes_are_typed_errors() {
     assert_eq!(node.get("a", KEYRING_KEY).map(|v| v.to_vec()), Some(fingerprint.to_string().into_bytes()));
     let error = KeyringError::RemovingPrimary(fingerprint).to_string();
     assert!(error.contains("use_key"), "the message says what to do: {error}");
+}
+
+/// Every attack a hostile peer made on the plain protocol, sent by a peer without the key
+/// (plain, or sealed under another key): refused and counted, no event, no state change.
+#[test]
+fn every_measured_attack_without_the_key_is_refused_whole() {
+    let mut harness = sealed_cluster(3, 8);
+    let from = address(9);
+    let wire = |name: String, generation: u64, port: u16, with_address: bool| v1::NodeIdentity {
+        name,
+        generation,
+        address: with_address
+            .then(|| v1::Address { ip: Bytes::from_static(&[127, 0, 0, 1]), port: u32::from(port) }),
+    };
+    let envelope = |sender: v1::NodeIdentity, body: Body, membership: Vec<v1::MembershipUpdate>| {
+        v1::Envelope {
+            protocol_version: gossip_core::proto::PROTOCOL_VERSION,
+            cluster: Config::lan().cluster,
+            sender: Some(sender),
+            body: Some(body),
+            membership,
+        }
+        .encode_to_vec()
+    };
+    let claim =
+        |victim: usize, generation: u64, incarnation: u32, state: v1::MemberState| v1::MembershipUpdate {
+            member: Some(wire(name(victim), generation, 10_000 + victim as u16, true)),
+            incarnation,
+            state: state as i32,
+            from: "mallory".to_owned(),
+        };
+    let ping = || Body::Ping(v1::Ping { sequence: 1, target: String::new(), summary: None });
+    let mallory = || wire("mallory".to_owned(), 1, 9_999, true);
+    let max = harness.nodes[0].node(&name(1)).expect("known").max_version;
+    let overwrite = |version: u64| {
+        Body::Push(v1::Push {
+            deltas: vec![v1::NodeDelta {
+                name: name(1),
+                generation: 1,
+                address: Some(v1::Address { ip: Bytes::from_static(&[127, 0, 0, 1]), port: 10_001 }),
+                from_version: max,
+                to_version: version,
+                entries: vec![v1::Entry {
+                    key: "secret".to_owned(),
+                    value: Bytes::from_static(b"pwned"),
+                    version,
+                    deleted: false,
+                }],
+                ..Default::default()
+            }],
+            want_ack: false,
+        })
+    };
+    let fakes: Vec<v1::MembershipUpdate> =
+        (100..140).map(|i| claim(i, 1, 0, v1::MemberState::Alive)).collect();
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dead at the top incarnation",
+            envelope(mallory(), ping(), vec![claim(1, 1, u32::MAX, v1::MemberState::Dead)]),
+        ),
+        (
+            "left at the current incarnation",
+            envelope(mallory(), ping(), vec![claim(1, 1, 0, v1::MemberState::Left)]),
+        ),
+        (
+            "the next allowed generation",
+            envelope(
+                mallory(),
+                ping(),
+                vec![claim(1, 1 + Config::lan().max_generation_jump, 0, v1::MemberState::Alive)],
+            ),
+        ),
+        ("a key at max + 1", envelope(mallory(), overwrite(max + 1), Vec::new())),
+        ("a key at u64::MAX", envelope(mallory(), overwrite(u64::MAX), Vec::new())),
+        ("a member without an address", envelope(wire(name(1), 1, 0, false), ping(), Vec::new())),
+        ("acks for every sequence", envelope(mallory(), Body::Ack(v1::Ack { sequence: 1 }), Vec::new())),
+        ("fake members", envelope(mallory(), ping(), fakes)),
+    ];
+    let mut counter = 0;
+    let mut wrong_key = |plain: &[u8]| {
+        counter += 1;
+        seal_as_documented([2; 32], &Config::lan().cluster, 0x5eed, counter, plain)
+    };
+    for (what, plain) in attacks {
+        let before = harness.snapshot(0);
+        let events = harness.events[0].len();
+        let dropped = harness.nodes[0].metrics().dropped_whole();
+        harness.inject(from, 0, &plain);
+        harness.inject(from, 0, &wrong_key(&plain));
+        assert_eq!(harness.snapshot(0), before, "{what}: the state changed");
+        assert_eq!(harness.events[0].len(), events, "{what}: an event");
+        assert_eq!(harness.nodes[0].metrics().dropped_whole(), dropped + 2, "{what}: not counted");
+    }
+    // The framing as documented, under the cluster's key, is accepted: a new member's ping
+    // makes it known, once; the same datagram again is a replay.
+    let hello = envelope(wire("newcomer".to_owned(), 1, 9_998, true), ping(), Vec::new());
+    let sealed = seal_as_documented([1; 32], &Config::lan().cluster, 0xfeed, 0, &hello);
+    let dropped = harness.nodes[0].metrics().dropped_whole();
+    harness.inject(from, 0, &sealed);
+    assert_eq!(harness.nodes[0].metrics().dropped_whole(), dropped);
+    assert!(harness.nodes[0].node("newcomer").is_some(), "the documented framing is the real one");
+    harness.inject(from, 0, &sealed);
+    assert_eq!(harness.nodes[0].metrics().replays, 1);
 }
