@@ -103,16 +103,19 @@ pub struct NodeView<'a> {
 }
 
 impl<'a> NodeView<'a> {
-    fn of(name: &'a str, replica: &'a crate::replica::Replica) -> Self {
+    fn of(name: &'a str, member: &'a crate::replica::Replica) -> Self {
+        // Table versions as the application sees them (a reset in progress is hidden); the
+        // membership fields as they are.
+        let replica = member.view();
         Self {
             name,
-            generation: replica.generation,
-            address: replica.address,
+            generation: member.generation,
+            address: member.address,
             max_version: replica.max_version,
             gc_watermark: replica.gc_watermark,
             keys: replica.len(),
-            state: replica.state,
-            incarnation: replica.incarnation,
+            state: member.state,
+            incarnation: member.incarnation,
         }
     }
 }
@@ -199,7 +202,7 @@ impl<R: Rng> Node<R> {
 
     /// The live value of `key` in `node`'s table with the owner's version of it.
     pub fn get_versioned(&self, node: &str, key: &str) -> Option<(&Bytes, u64)> {
-        let (entry, version) = self.table.by_name(node)?.get(key)?;
+        let (entry, version) = self.table.by_name(node)?.view().get(key)?;
         Some((&entry.value, version))
     }
 
@@ -216,7 +219,7 @@ impl<R: Rng> Node<R> {
 
     /// The live entries of `node`'s table as `(key, value, version)`, in version order.
     pub fn entries(&self, node: &str) -> Option<impl Iterator<Item = (&str, &Bytes, u64)>> {
-        let replica = self.table.by_name(node)?;
+        let replica = self.table.by_name(node)?.view();
         Some(
             replica
                 .live_entries()

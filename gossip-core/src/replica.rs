@@ -10,6 +10,18 @@
 //! collected version becomes the replica's `gc_watermark`. A peer whose replica is below our
 //! watermark may hold a key whose tombstone we no longer have, so it must rebuild its replica
 //! from scratch (a reset) instead of applying increments.
+//!
+//! A reset may be cut by the datagram size below the version the replica had reached. The
+//! rebuilt replica is then behind what the application has already seen, so the application
+//! keeps seeing the old state (the *shadow*, see [`Replica::view`]) until the rebuilt replica
+//! reaches both the old max version and the reset's watermark; then the difference is
+//! reported, in events, at once. So the versions the application sees for a (node,
+//! generation) only grow, and a key it held disappears only if the owner deleted it, or
+//! (the one case left, because a replica at version `v` may lack a write its owner has since
+//! overwritten above `v`, the Scuttlebutt rule) if the owner overwrote it above the version
+//! the rebuilt replica had reached when the shadow ended: the new value follows, as the next
+//! `KeyChanged` of that key. Closing that case needs a reset that is never cut (a snapshot
+//! sent in several datagrams and applied whole): not done yet.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -119,6 +131,9 @@ struct ReplicaData {
     recent_base: u64,
     /// Whether the table's recent list holds this replica.
     in_recent: bool,
+    /// While a reset cut short rebuilds this replica below the version it had reached: the
+    /// replica as it was, which the application keeps seeing (see [`Replica::view`]).
+    shadow: Option<Box<Replica>>,
 }
 
 /// One place of the log: an entry, or the hole it left.
@@ -330,6 +345,73 @@ impl Replica {
         Some((slot.entry.as_ref()?, slot.version))
     }
 
+    /// What the application sees of this replica: itself, or while a reset cut short rebuilds
+    /// it below the version it had reached, the replica as it was before the reset.
+    pub(crate) fn view(&self) -> &Replica {
+        self.data.as_ref().and_then(|data| data.shadow.as_deref()).unwrap_or(self)
+    }
+
+    /// Whether a reset in progress hides the rebuilt replica from the application.
+    pub(crate) fn is_shadowed(&self) -> bool {
+        self.data.as_ref().is_some_and(|data| data.shadow.is_some())
+    }
+
+    /// A copy of this replica's entries and versions, without its shadow.
+    fn snapshot(&self) -> Replica {
+        let data = self.data.as_ref().map(|data| {
+            let ReplicaData { log, index, holes, hasher, tombstones, .. } = &**data;
+            Box::new(ReplicaData {
+                log: log.clone(),
+                index: index.clone(),
+                holes: *holes,
+                hasher: hasher.clone(),
+                tombstones: tombstones.clone(),
+                ..ReplicaData::default()
+            })
+        });
+        Replica { data, ..Replica::new(self.generation, self.address) }
+            .with_versions(self.max_version, self.gc_watermark)
+    }
+
+    fn with_versions(mut self, max_version: u64, gc_watermark: u64) -> Self {
+        self.max_version = max_version;
+        self.gc_watermark = gc_watermark;
+        self
+    }
+
+    /// Ends the shadow once the rebuilt replica has reached both the version it hides and the
+    /// watermark of the reset (so every tombstone it lacks was collected by the owner): reports
+    /// every difference between what the application saw and what holds now.
+    fn settle_shadow(&mut self, owner: &str, events: &mut Events) {
+        let reached = self
+            .data
+            .as_ref()
+            .and_then(|data| data.shadow.as_ref())
+            .is_some_and(|shadow| self.max_version >= shadow.max_version.max(self.gc_watermark));
+        if !reached {
+            return;
+        }
+        let Some(shadow) = self.data.as_mut().and_then(|data| data.shadow.take()) else { return };
+        let node = SharedStr::from(owner);
+        for (_, seen) in shadow.live_entries() {
+            if self.get(&seen.key).is_none() {
+                // Deleted by the owner: its tombstone, or above the collected watermark.
+                let version = self.lookup(&seen.key).map_or(self.gc_watermark, |(_, version)| version);
+                events.emit(Event::KeyDeleted { node: node.clone(), key: seen.key.clone(), version });
+            }
+        }
+        for (version, entry) in self.live_entries() {
+            if shadow.get(&entry.key).is_none_or(|(_, seen)| seen != version) {
+                events.emit(Event::KeyChanged {
+                    node: node.clone(),
+                    key: entry.key.clone(),
+                    value: entry.value.clone(),
+                    version,
+                });
+            }
+        }
+    }
+
     /// The live entry of `key` with its version (tombstones are not returned).
     pub(crate) fn get(&self, key: &str) -> Option<(&StoredEntry, u64)> {
         self.lookup(key).filter(|(entry, _)| !entry.deleted)
@@ -397,11 +479,14 @@ impl Replica {
         let mut applied = Applied::default();
         let behind_watermark =
             self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
-        let mut dropped_live = Vec::new();
         if delta.reset && behind_watermark {
-            // We may hold keys whose tombstones the sender collected: start again, and tell
-            // the application about the keys that turn out to be gone.
-            dropped_live = self.live_entries().map(|(_, entry)| entry.key.clone()).collect();
+            // We may hold keys whose tombstones the sender collected: start again. The
+            // application keeps seeing the replica as it was (a reset in progress already
+            // saved it) until the rebuilt one reaches it; the difference is reported then.
+            if !self.is_shadowed() {
+                let shadow = Box::new(self.snapshot());
+                self.data_mut().shadow = Some(shadow);
+            }
             self.clear();
             self.gc_watermark = delta.gc_watermark;
             applied.reset = true;
@@ -426,6 +511,8 @@ impl Replica {
             node = Some(SharedStr::from(owner.name));
         }
         let node = node.unwrap_or_default();
+        // Under a shadow, the application hears of the changes when the shadow settles.
+        let silent = self.is_shadowed();
         for InEntry { key, value, version, deleted } in
             entries.into_iter().filter(|entry| entry.version > base)
         {
@@ -446,7 +533,9 @@ impl Replica {
                 )
             };
             data.insert(hash, StoredEntry { key, value, deleted }, version, grace_deadline);
-            events.emit(event);
+            if !silent {
+                events.emit(event);
+            }
             applied.entries += 1;
         }
         if reached <= base && !applied.reset {
@@ -459,11 +548,7 @@ impl Replica {
             // We hold every version up to the sender's watermark: collect what it collected.
             self.collect_up_to(delta.gc_watermark);
         }
-        for key in dropped_live {
-            if !self.contains_key(&key) {
-                events.emit(Event::KeyDeleted { node: owner.name.into(), key, version: delta.gc_watermark });
-            }
-        }
+        self.settle_shadow(owner.name, events);
         self.touch(now, base);
         applied.from = base;
         applied.to = self.max_version;
