@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::keyring::{EncryptionMode, KEYRING_KEY, KeyFingerprint, KeyringError, SecretKey};
 use crate::node::Node;
+use crate::sim::app_events::AppEvents;
 use crate::sim::clock::{self, ClockJump, NodeClock};
 use crate::sim::config::{Bootstrap, SimConfig};
 use crate::sim::invariants::{Checks, VersionMemory};
@@ -176,6 +177,8 @@ pub struct Simulation {
     pub(crate) steps: u64,
     pub(crate) failure: Option<Box<Violation>>,
     pub(crate) skipped_actions: u64,
+    /// What each node told its application, checked step by step (with every-step checks).
+    pub(crate) app_events: Option<AppEvents>,
 }
 
 impl Simulation {
@@ -216,6 +219,7 @@ impl Simulation {
             steps: 0,
             failure: None,
             skipped_actions: 0,
+            app_events: (config.checks == Checks::EveryStep).then(AppEvents::default),
         };
         for index in 0..n {
             let node = sim.start_node(index, 1)?;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::event::{Event, Output};
+use crate::sim::app_events::Seen;
 use crate::sim::cluster::{Scheduled, Simulation, index_at, index_of_name};
 use crate::sim::invariants::{self, ViolationKind};
 use crate::sim::kind::body_kind;
@@ -207,8 +208,11 @@ impl Simulation {
             restarted,
             addresses,
             moved,
+            app_events,
+            ledger,
             ..
         } = self;
+        let mut violation = None;
         let Some(node) = slots[index].node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
@@ -250,6 +254,17 @@ impl Simulation {
                                 generations[owner_index]
                             };
                             observer.learned(index, owner_index, generation, key, *version, now);
+                            if let Some(app_events) = app_events.as_mut() {
+                                let seen = Seen {
+                                    observer: index,
+                                    observer_generation: generations[index],
+                                    owner: owner_index,
+                                    owner_generation: generation,
+                                };
+                                if let Some(kind) = app_events.check(seen, &event, ledger) {
+                                    violation.get_or_insert(kind);
+                                }
+                            }
                         }
                     }
                     if let Some(log) = membership.as_mut() {
@@ -264,6 +279,10 @@ impl Simulation {
                     }
                 }
             }
+        }
+        if let Some(kind) = violation {
+            // The next step reports it.
+            let _ = self.fail(index, kind);
         }
         self.rearm(index);
     }

@@ -136,6 +136,30 @@ pub enum ViolationKind {
         /// The version it holds, if any.
         found: Option<u64>,
     },
+    /// The application was told of a key at a lower version than it was told before.
+    EventWentBack {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version reported before.
+        was: u64,
+        /// The version reported now.
+        now: u64,
+    },
+    /// The application was told a key was deleted that its owner did not delete.
+    FalseDelete {
+        /// The owner.
+        owner: String,
+        /// The generation.
+        generation: u64,
+        /// The key.
+        key: String,
+        /// The version of the event.
+        version: u64,
+    },
     /// A replica holds an entry the owner's table never had at that version.
     Unexpected {
         /// The owner.
@@ -264,6 +288,16 @@ impl fmt::Display for ViolationKind {
                 "hole in the replica of {owner} (generation {generation}): key {key:?} must be at \
                  version {expected_version}, found {}",
                 found.map_or_else(|| "nothing".to_owned(), |v| format!("version {v}"))
+            ),
+            Self::EventWentBack { owner, generation, key, was, now } => write!(
+                f,
+                "the application was told of key {key:?} of {owner} (generation {generation}) at \
+                 version {now} after version {was}"
+            ),
+            Self::FalseDelete { owner, generation, key, version } => write!(
+                f,
+                "the application was told key {key:?} of {owner} (generation {generation}) was \
+                 deleted (version {version}), which its owner never did"
             ),
             Self::Unexpected { owner, generation, key, version } => write!(
                 f,

@@ -58,6 +58,7 @@
 
 mod aggregate;
 mod agreement;
+mod app_events;
 mod chaos;
 mod clock;
 mod cluster;
