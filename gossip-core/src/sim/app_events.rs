@@ -60,9 +60,10 @@ impl AppEvents {
         let log = ledger.log(seen.owner, seen.owner_generation);
         let owners = log.is_some_and(|log| {
             let after = last.unwrap_or(0);
+            // A delete at or below the event's version, or any write of the key above it.
             (after + 1..=log.max_version()).any(|v| {
                 log.write(v).is_some_and(|write| {
-                    *write.key == **key && ((write.value.is_none() && v <= version) || v > version)
+                    *write.key == **key && (write.value.is_none() || v > version)
                 })
             })
         });
