@@ -62,9 +62,8 @@ impl AppEvents {
             let after = last.unwrap_or(0);
             // A delete at or below the event's version, or any write of the key above it.
             (after + 1..=log.max_version()).any(|v| {
-                log.write(v).is_some_and(|write| {
-                    *write.key == **key && (write.value.is_none() || v > version)
-                })
+                log.write(v)
+                    .is_some_and(|write| *write.key == **key && (write.value.is_none() || v > version))
             })
         });
         (!owners).then(|| ViolationKind::FalseDelete {
@@ -73,5 +72,48 @@ impl AppEvents {
             key: key.to_string(),
             version,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn changed(key: &str, version: u64) -> Event {
+        Event::KeyChanged { node: "n1".into(), key: key.into(), value: Bytes::new(), version }
+    }
+
+    fn deleted(key: &str, version: u64) -> Event {
+        Event::KeyDeleted { node: "n1".into(), key: key.into(), version }
+    }
+
+    #[test]
+    fn versions_back_and_deletes_the_owner_never_made_are_caught() {
+        let mut ledger = Ledger::default();
+        ledger.record(1, 1, "a", Some(Bytes::from_static(b"1"))); // 1
+        ledger.record(1, 1, "b", Some(Bytes::from_static(b"2"))); // 2
+        ledger.record(1, 1, "a", None); // 3: a deleted
+        ledger.record(1, 1, "b", Some(Bytes::from_static(b"4"))); // 4: b overwritten
+        let seen = Seen { observer: 0, observer_generation: 1, owner: 1, owner_generation: 1 };
+        let mut app = AppEvents::default();
+        assert_eq!(app.check(seen, &changed("a", 1), &ledger), None);
+        assert_eq!(app.check(seen, &changed("b", 2), &ledger), None);
+        // The delete of a at 3, reported as its tombstone or under a watermark above it.
+        assert_eq!(app.check(seen, &deleted("a", 3), &ledger), None);
+        // b was overwritten at 4, above a delete event at 3: the documented case.
+        assert_eq!(app.check(seen, &deleted("b", 3), &ledger), None);
+        assert!(matches!(
+            app.check(seen, &changed("b", 2), &ledger),
+            Some(ViolationKind::EventWentBack { .. })
+        ));
+        // Another observer saw b at 2; its owner never deleted b at or below 4.
+        let other = Seen { observer: 2, ..seen };
+        assert_eq!(app.check(other, &changed("b", 2), &ledger), None);
+        assert!(matches!(
+            app.check(other, &deleted("b", 4), &ledger),
+            Some(ViolationKind::FalseDelete { .. })
+        ));
     }
 }
