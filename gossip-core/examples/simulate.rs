@@ -47,11 +47,11 @@
 //!   every invariant checked after every step. Prints `seeds`, `violations`,
 //!   `failing_seeds`, `wall_seconds`, `seeds_per_second` and counts of faults and recovery
 //!   mechanisms; each violation goes to stderr with its replay command, and the exit status
-//!   is 1 if there was one.
+//!   is 1 if there was one. `--jobs N` spreads the seeds over N threads with the same report.
 //!
 //! ```sh
 //! cargo run --release -p gossip-core --features sim --example simulate -- \
-//!     --scenario chaos --seeds 1000 --json
+//!     --scenario chaos --seeds 1000 --jobs 2 --json
 //! ```
 //!
 //! Trial `t` runs with seed `seed + t`, so any trial replays alone with
@@ -168,6 +168,10 @@ struct Args {
     /// Seed of the first trial; trial t uses seed + t.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Chaos scenario: threads to spread the seeds over (the report is the same for any
+    /// number).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Chaos scenario: number of seeds to run (seed, seed + 1, ...); 1 replays --seed.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
@@ -1075,11 +1079,36 @@ fn chaos(args: &Args, bar: &ProgressBar) -> Result<serde_json::Value, String> {
         return Err("--seeds must be at least 1".to_owned());
     }
     let runner = Chaos::new().with_replay(chaos_replay());
+    // Seeds are spread over `--jobs` threads; each seed is a pure function of itself, and the
+    // outcomes are folded in seed order, so the report is the same for any number of jobs.
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let offset = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if offset >= args.seeds {
+                        break;
+                    }
+                    let seed = args.seed.wrapping_add(offset);
+                    let outcome = runner.run(seed).map_err(|e| failure(e, seed));
+                    if let Ok(Some(violation)) = outcome.as_ref().map(|o| o.violation.as_ref()) {
+                        bar.suspend(|| eprintln!("seed {seed}: {violation}"));
+                    }
+                    bar.inc(1);
+                    outcomes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((offset, outcome));
+                }
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    outcomes.sort_by_key(|(offset, _)| *offset);
     let (mut faults, mut failing, mut nodes, mut steps) = (FaultCounts::default(), Vec::new(), 0u64, 0u64);
     let (mut settled, mut settled_max, mut settled_count) = (0.0, 0.0f64, 0u64);
-    for offset in 0..args.seeds {
+    for (offset, outcome) in outcomes {
         let seed = args.seed.wrapping_add(offset);
-        let outcome = runner.run(seed).map_err(|e| failure(e, seed))?;
+        let outcome = outcome?;
         faults.add(&outcome.faults);
         nodes += outcome.nodes as u64;
         steps += outcome.steps;
@@ -1088,11 +1117,9 @@ fn chaos(args: &Args, bar: &ProgressBar) -> Result<serde_json::Value, String> {
             settled_max = settled_max.max(after.as_secs_f64());
             settled_count += 1;
         }
-        if let Some(violation) = &outcome.violation {
-            bar.suspend(|| eprintln!("seed {seed}: {violation}"));
+        if outcome.violation.is_some() {
             failing.push(seed);
         }
-        bar.inc(1);
     }
     let report = json!({
         "scenario": "chaos",
