@@ -5,8 +5,8 @@
 //! cargo run -p gossip-tokio --example node -- --name b --bind 127.0.0.1:7947 --join 127.0.0.1:7946
 //! ```
 //!
-//! It prints every event as one line (`--json`: one JSON object per line) until Ctrl-C, then
-//! leaves the cluster gracefully and exits.
+//! It prints every event as one line (`--json`: one JSON object per line) until Ctrl-C or
+//! SIGTERM, then leaves the cluster gracefully and exits.
 //!
 //! # Encryption
 //!
@@ -251,13 +251,22 @@ async fn main() -> ExitCode {
             println!("{}", text(event));
         }
     };
+    // Installed once, before the loop: a signal that lands while an event is being printed
+    // (or stdout is full) waits for the next pass instead of being lost.
+    let mut stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("error: cannot watch for Ctrl-C and SIGTERM: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let interrupted = loop {
         tokio::select! {
             event = events.next() => match event {
                 Some(event) => print(&event),
                 None => break false,
             },
-            _ = tokio::signal::ctrl_c() => break true,
+            () = stop.next() => break true,
             () = hangups.next() => {
                 let Some(path) = &args.key_file else { continue };
                 match keys::reload(&node, path).await {
@@ -287,6 +296,37 @@ async fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM (what systemd, Docker and Kubernetes send): both leave the
+/// cluster gracefully.
+struct Stop {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
