@@ -187,9 +187,15 @@ impl Config {
         }
     }
 
-    /// Defaults for a wide-area network: slower rounds, one more peer per round.
+    /// Defaults for a wide-area network: slower rounds, one more peer per round, and
+    /// memberlist's WAN failure detection ([`SwimConfig::wan`]: probe every 5 s, 3 s timeout).
     pub fn wan() -> Self {
-        Self { gossip_interval: Duration::from_millis(500), fanout: 4, ..Self::lan() }
+        Self {
+            gossip_interval: Duration::from_millis(500),
+            fanout: 4,
+            swim: SwimConfig::wan(),
+            ..Self::lan()
+        }
     }
 
     /// Defaults for one host or a fast, reliable network: faster rounds, shorter grace.
@@ -448,5 +454,19 @@ impl AggregationConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_is_valid_and_wan_detects_failures_with_wan_timings() {
+        for config in [Config::lan(), Config::wan(), Config::local(), Config::default()] {
+            config.validate().expect("a preset is valid");
+        }
+        assert_eq!(Config::wan().swim, SwimConfig::wan());
+        assert_eq!(Config::default(), Config::lan());
     }
 }
