@@ -240,7 +240,7 @@ impl<R: Runtime> State<R> {
     }
 
     fn emit(&mut self, event: Event) {
-        tracing::trace!(node = %self.node.identity().name, ?event, "event");
+        crate::log::event(&self.node.identity().name, &event);
         if let Err(async_channel::TrySendError::Full(_)) = self.events.try_send(event) {
             self.stats.events_dropped += 1;
             if self.stats.events_dropped.is_power_of_two() {

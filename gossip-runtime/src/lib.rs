@@ -36,6 +36,7 @@ mod driver;
 mod error;
 mod events;
 mod handle;
+mod log;
 mod runtime;
 mod start;
 #[cfg(feature = "test-suite")]

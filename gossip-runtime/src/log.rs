@@ -1,0 +1,44 @@
+//! What the driver logs of each event: membership changes at INFO (suspicions at DEBUG, a
+//! self-heal at WARN: someone made a claim about this node it could not let stand), key
+//! changes at TRACE.
+
+use gossip_core::Event;
+
+/// Logs `event` of node `node` at the level its kind deserves.
+pub(crate) fn event(node: &str, event: &Event) {
+    match event {
+        Event::NodeDiscovered { name, generation, address } => {
+            tracing::info!(%node, member = %name, generation, %address, "member joined");
+        }
+        Event::NodeRestarted { name, old_generation, generation } => {
+            tracing::info!(%node, member = %name, old_generation, generation, "member restarted");
+        }
+        Event::MemberSuspected { name, incarnation } => {
+            tracing::debug!(%node, member = %name, incarnation, "member suspected");
+        }
+        Event::MemberRecovered { name, incarnation } => {
+            tracing::info!(%node, member = %name, incarnation, "member recovered");
+        }
+        Event::MemberFailed { name, generation } => {
+            tracing::info!(%node, member = %name, generation, "member failed");
+        }
+        Event::MemberLeft { name, generation } => {
+            tracing::info!(%node, member = %name, generation, "member left");
+        }
+        Event::AddressChanged { name, old, new } => {
+            tracing::info!(%node, member = %name, %old, %new, "member moved");
+        }
+        Event::Joined { via } => tracing::info!(%node, %via, "joined the cluster"),
+        Event::LeaveComplete => tracing::info!(%node, "left the cluster"),
+        Event::SelfHealed { reason, old_generation, new_generation } => {
+            tracing::warn!(
+                %node,
+                ?reason,
+                old_generation,
+                new_generation,
+                "a claim about this node could not be refuted: rejoined under a new generation"
+            );
+        }
+        other => tracing::trace!(%node, event = ?other, "event"),
+    }
+}
