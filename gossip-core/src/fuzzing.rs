@@ -16,7 +16,7 @@ pub const FUZZ_KEY: [u8; 32] = [0x42; 32];
 
 /// The fuzz targets' keyring: [`FUZZ_KEY`] alone.
 pub fn fuzz_keyring() -> Keyring {
-    Keyring::new(SecretKey::from_bytes(&FUZZ_KEY).unwrap_or_else(|_| unreachable!("32 bytes")))
+    Keyring::new(SecretKey::from_array(FUZZ_KEY))
 }
 
 /// Seals encoded envelopes as a peer holding [`FUZZ_KEY`] would, so that fuzz inputs reach

@@ -85,6 +85,11 @@ impl SecretKey {
         Ok(Self(key))
     }
 
+    /// A key from an array (which has the right length by its type).
+    pub fn from_array(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
     /// The key's fingerprint: the first four bytes of SHA-256 over a label and the key.
     pub fn fingerprint(&self) -> KeyFingerprint {
         let mut input = Vec::with_capacity(FINGERPRINT_LABEL.len() + KEY_LEN);

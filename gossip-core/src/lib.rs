@@ -82,6 +82,7 @@
 //! every datagram is packed by exact encoded size to fit `max_datagram_size`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable))]
 #![deny(missing_docs)]
 
 mod aggregate;

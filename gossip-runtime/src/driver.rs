@@ -141,8 +141,11 @@ impl<R: Runtime> State<R> {
             // Commands from the handles.
             loop {
                 match self.commands.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Command::Shutdown { reply })) => return Flow::Stop(vec![reply]),
-                    Poll::Ready(Some(command)) => self.command(command),
+                    Poll::Ready(Some(command)) => {
+                        if let Some(reply) = self.command(command) {
+                            return Flow::Stop(vec![reply]);
+                        }
+                    }
                     // Every handle was dropped: nobody can use the node any more.
                     Poll::Ready(None) => return Flow::Stop(Vec::new()),
                     Poll::Pending => break,
@@ -278,7 +281,8 @@ impl<R: Runtime> State<R> {
         }
     }
 
-    fn command(&mut self, command: Command) {
+    /// Carries out a command; a shutdown's reply is returned for the loop to stop with.
+    fn command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
         match command {
             Command::Set { key, value, reply } => {
                 let _ = reply.send(self.node.set(key, value));
@@ -335,9 +339,10 @@ impl<R: Runtime> State<R> {
                 self.node.leave();
                 self.leaves.push(PendingLeave { give_up, reply });
             }
-            Command::Shutdown { .. } => unreachable!("handled by the loop"),
+            Command::Shutdown { reply } => return Some(reply),
         }
         self.drain();
+        None
     }
 
     /// Answers the leaves the core has not completed in time.

@@ -28,6 +28,7 @@
 //! ([`generation_from_clock`]).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::unreachable))]
 #![deny(missing_docs)]
 
 #[cfg(feature = "async-io")]

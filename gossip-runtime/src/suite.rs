@@ -5,6 +5,9 @@
 //! Every scenario runs real nodes on `127.0.0.1`, with a fast configuration
 //! ([`fast_config`]), bounded waits, and an overall limit of [`SCENARIO_LIMIT`].
 
+// A test suite: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
