@@ -11,13 +11,13 @@
 use crate::event::{Event, SharedStr};
 use crate::sim::invariants::ViolationKind;
 use crate::sim::ledger::Ledger;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The last version each observer reported for each key of each (owner, generation).
 #[derive(Debug, Default)]
 pub(crate) struct AppEvents {
     /// (observer, observer's generation, owner, owner's generation, key) -> version.
-    seen: HashMap<(u32, u64, u32, u64, SharedStr), u64>,
+    seen: BTreeMap<(u32, u64, u32, u64, SharedStr), u64>,
 }
 
 /// Who saw an event about whom.
