@@ -7,9 +7,9 @@ use gossip_proto::v1;
 
 /// Who a node is: a stable `name`, the `generation` it runs under, and where it listens.
 ///
-/// The generation must grow on every restart (a start time in seconds or milliseconds is
-/// the usual choice, as Cassandra does): a higher generation replaces all state of the
-/// lower one everywhere in the cluster.
+/// The generation must grow on every restart: use [`generation_at`] (the start time in Unix
+/// milliseconds, which every node of a cluster must agree on as a unit). A higher generation
+/// replaces all state of the lower one everywhere in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Stable name, unique in the cluster.
@@ -33,6 +33,17 @@ impl Identity {
             address: Some(address_to_wire(self.address)),
         }
     }
+}
+
+/// The generation of a process started at `start`: its Unix time in milliseconds, the unit
+/// every node of a cluster must use (a node refuses an unknown peer whose generation is more
+/// than `Config::max_generation_jump` above its own, so nodes counting in seconds and nodes
+/// counting in milliseconds refuse each other). The core reads no clock: pass
+/// `SystemTime::now()` at start-up. A time before 1970 gives 1.
+pub fn generation_at(start: std::time::SystemTime) -> u64 {
+    start
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
 /// Encodes a socket address for the wire.
@@ -65,6 +76,13 @@ pub(crate) fn address_from_wire(address: Option<&v1::Address>) -> Option<SocketA
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generations_are_unix_milliseconds() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_404_759_036);
+        assert_eq!(generation_at(at), 1_796_404_759_036);
+        assert_eq!(generation_at(std::time::UNIX_EPOCH - std::time::Duration::from_secs(1)), 1);
+    }
 
     #[test]
     fn addresses_round_trip_and_bad_ones_are_refused() {

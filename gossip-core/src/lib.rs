@@ -26,15 +26,16 @@
 //!
 //! ```no_run
 //! use std::net::UdpSocket;
-//! use std::time::{Instant, SystemTime, UNIX_EPOCH};
+//! use std::time::{Duration, Instant, SystemTime};
 //!
-//! use gossip_core::{Config, Identity, Node, Output};
+//! use gossip_core::{Config, Identity, Node, Output, generation_at};
 //! use rand_chacha::ChaCha8Rng;
 //! use rand_core::SeedableRng;
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let socket = UdpSocket::bind("127.0.0.1:7946")?;
-//! let generation = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+//! // Unix milliseconds: every node of a cluster must count generations the same way.
+//! let generation = generation_at(SystemTime::now());
 //! let identity = Identity::new("node-a", generation, socket.local_addr()?);
 //! let rng = ChaCha8Rng::seed_from_u64(generation);
 //! let mut node = Node::new(Config::lan(), identity, Instant::now(), rng).expect("valid config");
@@ -53,16 +54,20 @@
 //!             Output::Event(event) => println!("{event:?}"),
 //!         }
 //!     }
-//!     // Re-arm the timer, then wait for a datagram or the deadline.
-//!     let deadline = node.poll_timeout().unwrap_or_else(Instant::now);
-//!     let wait = deadline.saturating_duration_since(Instant::now());
-//!     socket.set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))))?;
+//!     // Wait for a datagram until the deadline, and handle it.
+//!     let wait = node.poll_timeout().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+//!     socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
 //!     match socket.recv_from(&mut buf) {
 //!         Ok((len, from)) => node.handle_input(Instant::now(), from, &buf[..len]),
-//!         Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-//!             node.handle_timeout(Instant::now());
-//!         }
+//!         Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
 //!         Err(e) => return Err(e),
+//!     }
+//!     // Then the timer, whenever it is due, whether a datagram came or not: a socket that
+//!     // never goes quiet must not starve the probes, and a datagram that was already waiting
+//!     // (an ack) is handled before the deadline it answers.
+//!     let now = Instant::now();
+//!     if node.poll_timeout().is_some_and(|deadline| deadline <= now) {
+//!         node.handle_timeout(now);
 //!     }
 //! }
 //! # }
@@ -126,7 +131,7 @@ pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, Rumo
 pub use error::{AggregateError, ConfigError, WriteError};
 pub use event::{Event, Output, SelfHealReason, SharedStr, Transmit};
 pub use footprint::Footprint;
-pub use identity::Identity;
+pub use identity::{Identity, generation_at};
 pub use keyring::{
     EncryptionMode, KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, SecretKey,
 };

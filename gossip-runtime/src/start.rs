@@ -1,7 +1,7 @@
 //! Starting a node: bind the socket, build the core, spawn the driver.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use gossip_core::{Config, Identity, Keyring, Node, SecretKey};
 use rand_chacha::ChaCha8Rng;
@@ -96,9 +96,10 @@ impl Options {
     }
 }
 
-/// The default generation: milliseconds since the Unix epoch.
+/// The default generation: milliseconds since the Unix epoch, now (see
+/// [`gossip_core::generation_at`]).
 pub fn generation_from_clock() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1)
+    gossip_core::generation_at(SystemTime::now())
 }
 
 /// Starts a node on `runtime`: binds a UDP socket to `bind`, builds the core node named `name`
