@@ -213,6 +213,10 @@ impl Simulation {
             ..
         } = self;
         let mut violation = None;
+        // Key events of this drain, and the restarts among them: a key event drained before
+        // its owner's restart (one datagram can carry both) is of the old generation.
+        let mut key_events = Vec::new();
+        let mut restarts: Vec<(usize, usize, u64)> = Vec::new();
         let Some(node) = slots[index].node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
@@ -254,17 +258,16 @@ impl Simulation {
                                 generations[owner_index]
                             };
                             observer.learned(index, owner_index, generation, key, *version, now);
-                            if let Some(app_events) = app_events.as_mut() {
-                                let seen = Seen {
-                                    observer: index,
-                                    observer_generation: generations[index],
-                                    owner: owner_index,
-                                    owner_generation: generation,
-                                };
-                                if let Some(kind) = app_events.check(seen, &event, ledger) {
-                                    violation.get_or_insert(kind);
-                                }
+                            if app_events.is_some() {
+                                key_events.push((owner_index, generation, event.clone()));
                             }
+                        }
+                    }
+                    if let (Some(_), Event::NodeRestarted { name, old_generation, .. }) =
+                        (&app_events, &event)
+                    {
+                        if let Some(owner_index) = index_of_name(name, len) {
+                            restarts.push((key_events.len(), owner_index, *old_generation));
                         }
                     }
                     if let Some(log) = membership.as_mut() {
@@ -277,6 +280,25 @@ impl Simulation {
                     if let Some(log) = events.as_mut() {
                         log.push((now, index, event));
                     }
+                }
+            }
+        }
+        if let Some(app_events) = app_events.as_mut() {
+            for (at, (owner, generation, event)) in key_events.iter().enumerate() {
+                let owner_generation = restarts
+                    .iter()
+                    .filter(|(before, restarted, _)| *restarted == *owner && at < *before)
+                    .map(|(_, _, old)| *old)
+                    .min()
+                    .unwrap_or(*generation);
+                let seen = Seen {
+                    observer: index,
+                    observer_generation: generations[index],
+                    owner: *owner,
+                    owner_generation,
+                };
+                if let Some(kind) = app_events.check(seen, event, ledger) {
+                    violation.get_or_insert(kind);
                 }
             }
         }
