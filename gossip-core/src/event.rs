@@ -40,6 +40,10 @@ pub enum Event {
         old_generation: u64,
         /// The new generation.
         generation: u64,
+        /// The address of the new generation.
+        address: SocketAddr,
+        /// The address of the old one (another when it restarted elsewhere).
+        old_address: SocketAddr,
     },
     /// A member is suspected of having failed; it may still refute.
     MemberSuspected {

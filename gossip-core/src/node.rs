@@ -487,9 +487,15 @@ impl<R: Rng> Node<R> {
                 self.events.emit(Event::NodeDiscovered { name: name.to_owned(), generation, address });
                 true
             }
-            Upsert::Restarted { index, old_generation } => {
+            Upsert::Restarted { index, old_generation, old_address } => {
                 self.rumors.forget(index);
-                self.events.emit(Event::NodeRestarted { name: name.to_owned(), old_generation, generation });
+                self.events.emit(Event::NodeRestarted {
+                    name: name.to_owned(),
+                    old_generation,
+                    generation,
+                    address,
+                    old_address,
+                });
                 true
             }
             // An unknown sender beyond the cap is still answered; it is just not recorded.

@@ -24,7 +24,7 @@ pub(crate) enum Upsert {
     /// New: inserted with an empty replica.
     Discovered(usize),
     /// Known under an older generation: the replica was replaced by an empty one.
-    Restarted { index: usize, old_generation: u64 },
+    Restarted { index: usize, old_generation: u64, old_address: SocketAddr },
     /// Known under a newer generation: the caller's information is stale.
     Stale,
     /// Unknown, and the table already holds `max_nodes`.
@@ -198,7 +198,7 @@ impl NodeTable {
         match self.nodes.get_index_of(name.as_ref()) {
             Some(LOCAL) => Upsert::Local,
             Some(index) => {
-                let known = self.nodes[index].generation;
+                let (known, old_address) = (self.nodes[index].generation, self.nodes[index].address);
                 if generation < known {
                     return Upsert::Stale;
                 }
@@ -211,7 +211,7 @@ impl NodeTable {
                     // The new generation starts alive: a departure of the old one ends here,
                     // or the running member would be forgotten after the retention time.
                     self.departed.remove(name.as_ref());
-                    return Upsert::Restarted { index, old_generation: known };
+                    return Upsert::Restarted { index, old_generation: known, old_address };
                 }
                 Upsert::Known(index)
             }

@@ -338,7 +338,7 @@ fn a_restarted_nodes_new_generation_replaces_its_old_state_everywhere() {
             h.nodes[i].entries(&name(1)).unwrap().map(|(k, _, v)| (k.to_owned(), v)).collect();
         assert_eq!(entries, [("z".to_owned(), 1)], "node {i}'s replica of node-1");
         let restarted = h.events[i].iter().any(|event| {
-            matches!(event, Event::NodeRestarted { name: n, old_generation: 1, generation: 2 } if *n == name(1))
+            matches!(event, Event::NodeRestarted { name: n, old_generation: 1, generation: 2, .. } if *n == name(1))
         });
         assert!(restarted, "node {i} got no NodeRestarted event for node-1");
     }

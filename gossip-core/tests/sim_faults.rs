@@ -101,3 +101,24 @@ fn a_clock_jumping_ahead_fires_timers_early() {
     assert_eq!(rounds(&sim, 1), frozen, "a clock set back stands still: no round for 30 s");
     sim.check_all().unwrap();
 }
+
+/// A node that restarts at a new address is reported with both addresses, so the
+/// application sees that it moved.
+#[test]
+fn a_restart_at_a_new_address_is_reported_with_both_addresses() {
+    let config = SimConfig::new(4, 7).with_bootstrap(Bootstrap::InSync).with_recorded_events();
+    let mut sim = Simulation::new(config).unwrap();
+    sim.run_for(s(5)).unwrap();
+    let old = sim.address(3).unwrap();
+    let new: std::net::SocketAddr = "10.200.0.3:7000".parse().unwrap();
+    sim.restart_at(3, new).unwrap();
+    sim.run_for(s(10)).unwrap();
+    for observer in 0..3 {
+        let reported = sim.events().unwrap().iter().any(|(_, at, event)| {
+            *at == observer
+                && matches!(event, gossip_core::Event::NodeRestarted { name, address, old_address, .. }
+                    if name == "n3" && *address == new && *old_address == old)
+        });
+        assert!(reported, "node {observer} did not report n3 moving from {old} to {new}");
+    }
+}

@@ -10,8 +10,8 @@ pub(crate) fn event(node: &str, event: &Event) {
         Event::NodeDiscovered { name, generation, address } => {
             tracing::info!(%node, member = %name, generation, %address, "member joined");
         }
-        Event::NodeRestarted { name, old_generation, generation } => {
-            tracing::info!(%node, member = %name, old_generation, generation, "member restarted");
+        Event::NodeRestarted { name, old_generation, generation, address, old_address } => {
+            tracing::info!(%node, member = %name, old_generation, generation, %address, %old_address, "member restarted");
         }
         Event::MemberSuspected { name, incarnation } => {
             tracing::debug!(%node, member = %name, incarnation, "member suspected");

@@ -123,8 +123,15 @@ fn text(event: &Event) -> String {
         Event::NodeDiscovered { name, generation, address } => {
             format!("discovered {name} (generation {generation}) at {address}")
         }
-        Event::NodeRestarted { name, old_generation, generation } => {
-            format!("restarted  {name}: generation {old_generation} -> {generation}")
+        Event::NodeRestarted { name, old_generation, generation, address, old_address }
+            if address != old_address =>
+        {
+            format!(
+                "restarted  {name}: generation {old_generation} -> {generation}, moved {old_address} -> {address}"
+            )
+        }
+        Event::NodeRestarted { name, old_generation, generation, address, .. } => {
+            format!("restarted  {name}: generation {old_generation} -> {generation} at {address}")
         }
         Event::MemberSuspected { name, incarnation } => {
             format!("suspected  {name} (incarnation {incarnation})")
@@ -151,9 +158,14 @@ fn json(event: &Event) -> serde_json::Value {
         Event::NodeDiscovered { name, generation, address } => {
             json!({"event": "discovered", "name": name, "generation": generation, "address": address.to_string()})
         }
-        Event::NodeRestarted { name, old_generation, generation } => {
-            json!({"event": "restarted", "name": name, "old_generation": old_generation, "generation": generation})
-        }
+        Event::NodeRestarted { name, old_generation, generation, address, old_address } => json!({
+            "event": "restarted",
+            "name": name,
+            "old_generation": old_generation,
+            "generation": generation,
+            "address": address.to_string(),
+            "old_address": old_address.to_string(),
+        }),
         Event::MemberSuspected { name, incarnation } => {
             json!({"event": "suspected", "name": name, "incarnation": incarnation})
         }
