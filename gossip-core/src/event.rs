@@ -100,7 +100,8 @@ pub enum Event {
     },
     /// This node's graceful leave is complete (acknowledged, or timed out).
     LeaveComplete,
-    /// A key of some node's table (this node's included) took a new value.
+    /// A key of another node's table took a new value. A node gets no event for its own
+    /// writes: `Node::set` returns their version.
     KeyChanged {
         /// The owner of the key.
         node: SharedStr,
@@ -119,7 +120,7 @@ pub enum Event {
         /// The estimate at the end of the epoch.
         estimate: crate::aggregate::AggregateEstimate,
     },
-    /// A key of some node's table was deleted.
+    /// A key of another node's table was deleted (no event for this node's own deletes).
     KeyDeleted {
         /// The owner of the key.
         node: SharedStr,
