@@ -93,6 +93,15 @@ pub enum Event {
         /// The generation this node now runs under.
         new_generation: u64,
     },
+    /// Datagrams of another cluster arrive from `from` (reported once per source, for the
+    /// first 64 sources; all are dropped and counted in `Metrics::cluster_mismatches`): a peer
+    /// configured with another `Config::cluster`, or two clusters sharing hosts and ports.
+    ForeignCluster {
+        /// Where they come from.
+        from: SocketAddr,
+        /// The cluster they name (at most 64 bytes of it).
+        cluster: String,
+    },
     /// This node's `join` succeeded: a member answered.
     Joined {
         /// The address that answered first.

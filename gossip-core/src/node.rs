@@ -79,7 +79,14 @@ pub struct Node<R> {
     pub(crate) aggregation: Aggregation,
     /// The keyring, sealing and anti-replay.
     pub(crate) security: Security,
+    /// Sources of datagrams of another cluster already reported (at most
+    /// [`FOREIGN_CLUSTERS_REPORTED`]).
+    pub(crate) foreign_clusters: std::collections::BTreeSet<SocketAddr>,
 }
+
+/// Most sources of another cluster's datagrams reported by [`Event::ForeignCluster`]; later
+/// ones are only counted.
+pub(crate) const FOREIGN_CLUSTERS_REPORTED: usize = 64;
 
 /// A read-only view of one known node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +157,7 @@ impl<R: Rng> Node<R> {
         let security = Security::new(&config, &identity, keyring);
         let mut node = Self {
             security,
+            foreign_clusters: std::collections::BTreeSet::new(),
             table: NodeTable::with_seed(&identity, rng.next_u64())
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
@@ -320,7 +328,10 @@ impl<R: Rng> Node<R> {
         let sender = match message::check(&envelope, &self.config, from) {
             Ok(sender) => sender,
             Err(Drop::Version) => return self.metrics.version_mismatches += 1,
-            Err(Drop::Cluster) => return self.metrics.cluster_mismatches += 1,
+            Err(Drop::Cluster) => {
+                self.metrics.cluster_mismatches += 1;
+                return self.report_foreign_cluster(from, &envelope.cluster);
+            }
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
         };
         if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
@@ -429,6 +440,19 @@ impl<R: Rng> Node<R> {
 
     fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
+    }
+
+    /// Tells the application, once per source, that datagrams of another cluster arrive (a
+    /// misconfigured peer, or two clusters sharing hosts and ports).
+    fn report_foreign_cluster(&mut self, from: SocketAddr, cluster: &str) {
+        if self.foreign_clusters.len() >= FOREIGN_CLUSTERS_REPORTED || !self.foreign_clusters.insert(from) {
+            return;
+        }
+        let mut end = cluster.len().min(64);
+        while !cluster.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.events.emit(Event::ForeignCluster { from, cluster: cluster[..end].to_owned() });
     }
 
     /// Whether a datagram comes from ourselves or from an older generation of its sender.

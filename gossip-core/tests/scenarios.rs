@@ -718,3 +718,41 @@ fn an_idle_cluster_stretches_its_gossip_interval_and_snaps_back_on_a_write() {
         .expect("the write did not spread");
     assert!(took < interval * 20, "a write after a long idle spell took {took:?}");
 }
+
+/// Datagrams of another cluster are dropped and counted, and reported to the application
+/// once per source, so a misconfigured peer does not go unnoticed.
+#[test]
+fn another_cluster_is_reported_once_per_source() {
+    let mut harness = Harness::new(2, Config::lan(), 31);
+    harness.run_for(Duration::from_secs(2));
+    let mut stranger = harness.outsider(
+        Config::lan().with_cluster("staging"),
+        gossip_core::Identity::new("stranger", 1, common::address(7)),
+        5,
+    );
+    stranger.join([common::address(0)]);
+    let mut datagrams = Vec::new();
+    while let Some(output) = stranger.poll() {
+        if let gossip_core::Output::Transmit(transmit) = output {
+            datagrams.push(transmit.payload);
+        }
+    }
+    assert!(!datagrams.is_empty());
+    for _ in 0..3 {
+        harness.inject(common::address(7), 0, &datagrams[0]);
+    }
+    harness.inject(common::address(8), 0, &datagrams[0]);
+    let reports: Vec<_> = harness.events[0]
+        .iter()
+        .filter_map(|event| match event {
+            Event::ForeignCluster { from, cluster } => Some((*from, cluster.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        vec![(common::address(7), "staging".to_owned()), (common::address(8), "staging".to_owned())]
+    );
+    assert_eq!(harness.nodes[0].metrics().cluster_mismatches, 4);
+    assert!(harness.nodes[0].node("stranger").is_none());
+}

@@ -28,6 +28,12 @@ pub(crate) fn event(node: &str, event: &Event) {
         Event::AddressChanged { name, old, new } => {
             tracing::info!(%node, member = %name, %old, %new, "member moved");
         }
+        Event::ForeignCluster { from, cluster } => tracing::warn!(
+            %node,
+            %from,
+            %cluster,
+            "datagrams of another cluster arrive; check that every node has the same Config::cluster"
+        ),
         Event::Joined { via } => tracing::info!(%node, %via, "joined the cluster"),
         Event::LeaveComplete => tracing::info!(%node, "left the cluster"),
         Event::SelfHealed { reason, old_generation, new_generation } => {

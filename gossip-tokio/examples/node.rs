@@ -148,6 +148,11 @@ fn text(event: &Event) -> String {
             format!("set        {node}: {key} = {} (version {version})", String::from_utf8_lossy(value))
         }
         Event::KeyDeleted { node, key, version } => format!("deleted    {node}: {key} (version {version})"),
+        Event::ForeignCluster { from, cluster } => {
+            format!(
+                "warning    datagrams of cluster {cluster:?} arrive from {from}; check --cluster / Config::cluster"
+            )
+        }
         other => format!("{other:?}"),
     }
 }
@@ -189,6 +194,9 @@ fn json(event: &Event) -> serde_json::Value {
         }),
         Event::KeyDeleted { node, key, version } => {
             json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})
+        }
+        Event::ForeignCluster { from, cluster } => {
+            json!({"event": "foreign_cluster", "from": from.to_string(), "cluster": cluster})
         }
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }

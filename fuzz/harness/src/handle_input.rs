@@ -362,6 +362,8 @@ impl Harness {
                         format!("a {len}-byte datagram to {}", transmit.to)
                     });
                 }
+                // The one output a dropped datagram may have: the report of another cluster.
+                Some(Output::Event(Event::ForeignCluster { .. })) => {}
                 Some(Output::Event(event)) => {
                     events += 1;
                     if let Event::SelfHealed { old_generation, new_generation, .. } = event {
