@@ -86,6 +86,10 @@ struct Args {
     /// Timing preset.
     #[arg(long, value_enum, default_value_t = Preset::Lan)]
     config: Preset,
+    /// The cluster identifier every datagram carries; datagrams of other clusters are
+    /// dropped (and reported once per source).
+    #[arg(long, default_value = "default")]
+    cluster: String,
     /// A file of keys to seal datagrams with: one per line, the base64 of 32 bytes
     /// (`openssl rand -base64 32`), the first one primary. Re-read on SIGHUP.
     #[arg(long)]
@@ -210,7 +214,8 @@ async fn main() -> ExitCode {
         Preset::Lan => Config::lan(),
         Preset::Wan => Config::wan(),
         Preset::Local => Config::local(),
-    };
+    }
+    .with_cluster(args.cluster.clone());
     config.encryption = match keys::encryption(args.encryption, args.key_file.is_some()) {
         Ok(mode) => mode,
         Err(message) => {
