@@ -30,6 +30,12 @@ pub(crate) struct Seen {
 }
 
 impl AppEvents {
+    /// Forgets what `observer` was told of `owner`'s tables: it discovered the owner anew (it
+    /// had forgotten it), so it learns them from scratch.
+    pub(crate) fn forget(&mut self, observer: usize, owner: usize) {
+        self.seen.retain(|(seen_by, _, of, _, _), _| !(*seen_by == observer as u32 && *of == owner as u32));
+    }
+
     /// Checks a key event and remembers it; the violation, if it breaks the invariant.
     pub(crate) fn check(&mut self, seen: Seen, event: &Event, ledger: &Ledger) -> Option<ViolationKind> {
         let (key, version, deleted, owner_name) = match event {

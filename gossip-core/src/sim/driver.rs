@@ -217,6 +217,8 @@ impl Simulation {
         // its owner's restart (one datagram can carry both) is of the old generation.
         let mut key_events = Vec::new();
         let mut restarts: Vec<(usize, usize, u64)> = Vec::new();
+        // Members (re)discovered: after a member is forgotten, its table is learned anew.
+        let mut discoveries: Vec<(usize, usize)> = Vec::new();
         let Some(node) = slots[index].node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
@@ -270,6 +272,11 @@ impl Simulation {
                             restarts.push((key_events.len(), owner_index, *old_generation));
                         }
                     }
+                    if let (Some(_), Event::NodeDiscovered { name, .. }) = (&app_events, &event) {
+                        if let Some(owner_index) = index_of_name(name, len) {
+                            discoveries.push((key_events.len(), owner_index));
+                        }
+                    }
                     if let Some(log) = membership.as_mut() {
                         let index_of = |name: &str| index_of_name(name, len);
                         let lookup = |name: &str| node.node(name).map(|view| view.incarnation);
@@ -285,6 +292,9 @@ impl Simulation {
         }
         if let Some(app_events) = app_events.as_mut() {
             for (at, (owner, generation, event)) in key_events.iter().enumerate() {
+                for (_, found) in discoveries.iter().filter(|(before, _)| *before == at) {
+                    app_events.forget(index, *found);
+                }
                 let owner_generation = restarts
                     .iter()
                     .filter(|(before, restarted, _)| *restarted == *owner && at < *before)
