@@ -34,8 +34,9 @@ use std::time::Instant;
 use gossip_runtime::{AsyncIoSocket, AsyncIoTimer};
 
 pub use gossip_core::{
-    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, KeyFingerprint, KeyStatus,
-    Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey, SharedStr, WriteError,
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
+    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey,
+    SharedStr, WriteError,
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Error, Events, Handle, Member, NodeMetrics, Options, generation_from_clock,

@@ -235,6 +235,7 @@ impl Config {
             ("aggregation.interval", self.aggregation.interval),
             ("swim.probe_interval", self.swim.probe_interval),
             ("swim.probe_timeout", self.swim.probe_timeout),
+            ("swim.join_timeout", self.swim.join_timeout),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(ConfigError::Zero { field });
@@ -337,6 +338,9 @@ pub struct SwimConfig {
     pub join_retry_initial: Duration,
     /// Longest delay between two join attempts.
     pub join_retry_max: Duration,
+    /// How long `join` waits for a seed to answer before it reports
+    /// [`Event::JoinFailed`](crate::Event::JoinFailed) (and keeps trying).
+    pub join_timeout: Duration,
     /// Gossip to a dead or unreachable member at least once every this many base gossip
     /// intervals (however stretched the idle interval is), so a healed partition re-merges.
     pub dead_gossip_every_rounds: u32,
@@ -365,6 +369,7 @@ impl SwimConfig {
             leave_acks: 3,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
             dead_gossip_every_rounds: 10,
             max_broadcasts: 4_096,
             max_pending_relays: 256,

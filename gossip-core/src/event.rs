@@ -102,6 +102,13 @@ pub enum Event {
         /// The cluster they name (at most 64 bytes of it).
         cluster: String,
     },
+    /// No seed answered this node's `join` within `swim.join_timeout`: each seed with what
+    /// happened. The node keeps trying in the background ([`Event::Joined`] follows if a seed
+    /// answers later).
+    JoinFailed {
+        /// Every seed given to `join`, with what it did.
+        seeds: Vec<(SocketAddr, crate::lifecycle::JoinProblem)>,
+    },
     /// This node's `join` succeeded: a member answered.
     Joined {
         /// The address that answered first.

@@ -135,6 +135,7 @@ pub use identity::{Identity, generation_at};
 pub use keyring::{
     EncryptionMode, KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, SecretKey,
 };
+pub use lifecycle::JoinProblem;
 pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};

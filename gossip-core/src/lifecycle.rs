@@ -22,6 +22,37 @@ pub(crate) struct Join {
     /// When to try the seeds again, while not joined.
     pub(crate) retry_at: Option<Instant>,
     pub(crate) backoff: Duration,
+    /// When the join is reported failed if no seed answered by then (once per `join` call).
+    pub(crate) deadline: Option<Instant>,
+    /// What each seed that answered something unusable sent (others sent nothing).
+    pub(crate) problems: std::collections::BTreeMap<SocketAddr, JoinProblem>,
+}
+
+/// Why a seed did not let this node join, as [`Event::JoinFailed`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JoinProblem {
+    /// Nothing came back from it: it is down, unreachable, or refused this node's
+    /// datagrams silently (another key, another cluster, encryption required there).
+    NoAnswer,
+    /// It sent datagrams of another cluster: its `Config::cluster` differs from this node's.
+    /// (A node of another cluster drops ours without answering, so this shows only when it
+    /// contacts this node on its own; otherwise the seed reads as `NoAnswer`.)
+    OtherCluster,
+    /// It answered with datagrams this node cannot open or will not take: sealed under a key
+    /// this node lacks, sealed while encryption is off here, or plain while it is required
+    /// here.
+    Unreadable,
+}
+
+impl std::fmt::Display for JoinProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NoAnswer => "no answer (down, unreachable, or it drops our datagrams: check its key, cluster and encryption mode)",
+            Self::OtherCluster => "it belongs to another cluster (check Config::cluster on both sides)",
+            Self::Unreadable => "its datagrams cannot be read here (check the keys and the encryption mode on both sides)",
+        })
+    }
 }
 
 /// Leave progress.
@@ -36,7 +67,9 @@ pub(crate) struct Leave {
 
 impl<R: Rng> Node<R> {
     /// Contacts seed addresses until one answers (then [`Event::Joined`]), retrying with
-    /// exponential backoff from `swim.join_retry_initial` to `swim.join_retry_max`. Seeds
+    /// exponential backoff from `swim.join_retry_initial` to `swim.join_retry_max`. If none
+    /// has answered within `swim.join_timeout`, [`Event::JoinFailed`] says what each seed did;
+    /// the node keeps trying in the background. Seeds
     /// keep a place in every anti-entropy round afterwards (Cassandra's rule against seed
     /// islands). Addresses of this node are ignored.
     pub fn join(&mut self, seeds: impl IntoIterator<Item = SocketAddr>) {
@@ -53,6 +86,20 @@ impl<R: Rng> Node<R> {
         if !self.join.joined && !self.join.seeds.is_empty() {
             self.join.backoff = self.config.swim.join_retry_initial;
             self.join.retry_at = Some(self.now + self.join.backoff);
+            self.join.deadline = Some(self.now + self.config.swim.join_timeout);
+        }
+    }
+
+    /// Whether a seed (or any member) has answered since the first [`join`](Self::join); a
+    /// node never asked to join counts as joined (it is the first of its cluster).
+    pub fn has_joined(&self) -> bool {
+        self.join.joined || self.join.seeds.is_empty()
+    }
+
+    /// A seed sent something unusable: remembered for the report of a failed join.
+    pub(crate) fn note_join_problem(&mut self, from: SocketAddr, problem: JoinProblem) {
+        if !self.join.joined && self.join.seeds.contains(&from) {
+            self.join.problems.insert(from, problem);
         }
     }
 
@@ -122,6 +169,16 @@ impl<R: Rng> Node<R> {
     /// Retries the join, finishes a leave that timed out, and forgets long-departed members.
     pub(crate) fn drive_lifecycle(&mut self) {
         let now = self.now;
+        if self.join.deadline.is_some_and(|deadline| !self.join.joined && now >= deadline) {
+            self.join.deadline = None;
+            let seeds = self
+                .join
+                .seeds
+                .iter()
+                .map(|seed| (*seed, self.join.problems.get(seed).copied().unwrap_or(JoinProblem::NoAnswer)))
+                .collect();
+            self.events.emit(Event::JoinFailed { seeds });
+        }
         if let Some(retry_at) = self.join.retry_at {
             if !self.join.joined && now >= retry_at {
                 for seed in self.join.seeds.clone() {
@@ -141,6 +198,8 @@ impl<R: Rng> Node<R> {
         if !self.join.joined && !self.join.seeds.is_empty() {
             self.join.joined = true;
             self.join.retry_at = None;
+            self.join.deadline = None;
+            self.join.problems.clear();
             self.events.emit(Event::Joined { via: from });
         }
     }
@@ -197,7 +256,8 @@ impl<R: Rng> Node<R> {
     /// The deadline of the join retry, of the leave, or of the next contact with the dead.
     pub(crate) fn next_lifecycle_deadline(&self) -> Option<Instant> {
         let join = self.join.retry_at.filter(|_| !self.join.joined);
+        let join_deadline = self.join.deadline.filter(|_| !self.join.joined);
         let leave = self.leave.as_ref().filter(|l| !l.done).map(|l| l.deadline);
-        [join, leave, self.next_dead_gossip()].into_iter().flatten().min()
+        [join, join_deadline, leave, self.next_dead_gossip()].into_iter().flatten().min()
     }
 }

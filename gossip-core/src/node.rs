@@ -319,7 +319,10 @@ impl<R: Rng> Node<R> {
         // decoded from it are slices of it.
         let encoded = match self.security.unseal(now, datagram) {
             Ok(encoded) => encoded,
-            Err(refusal) => return refusal.count(&mut self.metrics),
+            Err(refusal) => {
+                self.note_join_problem(from, crate::lifecycle::JoinProblem::Unreadable);
+                return refusal.count(&mut self.metrics);
+            }
         };
         let Ok(envelope) = message::decode(encoded) else {
             self.metrics.decode_errors += 1;
@@ -330,6 +333,7 @@ impl<R: Rng> Node<R> {
             Err(Drop::Version) => return self.metrics.version_mismatches += 1,
             Err(Drop::Cluster) => {
                 self.metrics.cluster_mismatches += 1;
+                self.note_join_problem(from, crate::lifecycle::JoinProblem::OtherCluster);
                 return self.report_foreign_cluster(from, &envelope.cluster);
             }
             Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,

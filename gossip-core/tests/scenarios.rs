@@ -756,3 +756,62 @@ fn another_cluster_is_reported_once_per_source() {
     assert_eq!(harness.nodes[0].metrics().cluster_mismatches, 4);
     assert!(harness.nodes[0].node("stranger").is_none());
 }
+
+/// A join that no seed answers is reported failed after `swim.join_timeout`, naming what each
+/// seed did: silence, another cluster, or datagrams that cannot be read here. A seed that
+/// answers ends the join with `Joined`.
+#[test]
+fn a_join_no_seed_answers_fails_with_what_each_seed_did() {
+    use gossip_core::{EncryptionMode, JoinProblem, Keyring, SecretKey};
+    let mut harness = Harness::new(3, Config::lan(), 41);
+    harness.run_for(Duration::from_secs(2));
+    // Node 1 answers for another cluster; node 2 seals under a key the joiner lacks.
+    harness.nodes[1] =
+        harness.outsider(Config::lan().with_cluster("other"), Identity::new(name(1), 2, address(1)), 7);
+    let mut sending = Config::lan();
+    sending.encryption = EncryptionMode::Send;
+    let key = SecretKey::from_bytes(&[3; 32]).expect("32 bytes");
+    harness.nodes[2] = Node::with_keyring(
+        sending,
+        Identity::new(name(2), 2, address(2)),
+        harness.now,
+        ChaCha8Rng::seed_from_u64(8),
+        Keyring::new(key),
+    )
+    .expect("valid");
+    let joiner = harness.add(Config::lan(), 0);
+    harness.nodes[joiner].join([address(1), address(2), address(9)]);
+    harness.drain(joiner);
+    harness.run_for(Config::lan().swim.join_timeout + Duration::from_secs(1));
+    let failed: Vec<_> = harness.events[joiner]
+        .iter()
+        .filter_map(|event| if let Event::JoinFailed { seeds } = event { Some(seeds.clone()) } else { None })
+        .collect();
+    // Node 0 (a real member) was given to `add` as its seed: it answered, so the join holds.
+    assert!(harness.nodes[joiner].has_joined());
+    assert!(failed.is_empty(), "a seed answered: {failed:?}");
+
+    // A lone node whose seeds never answer usable datagrams.
+    let lone = harness.add(Config::lan(), 9);
+    harness.nodes[lone].join([address(1), address(2)]);
+    harness.drain(lone);
+    // The other cluster's node does not answer datagrams of this one (it drops them), but
+    // it contacts the lone node on its own: then the lone node can tell why.
+    harness.nodes[1].join([address(lone)]);
+    harness.drain(1);
+    harness.run_for(Config::lan().swim.join_timeout + Duration::from_secs(1));
+    let failed: Vec<_> = harness.events[lone]
+        .iter()
+        .filter_map(|event| if let Event::JoinFailed { seeds } = event { Some(seeds.clone()) } else { None })
+        .collect();
+    assert!(!harness.nodes[lone].has_joined());
+    assert_eq!(
+        failed,
+        vec![vec![
+            (address(9), JoinProblem::NoAnswer),
+            (address(1), JoinProblem::OtherCluster),
+            (address(2), JoinProblem::Unreadable),
+        ]],
+        "one report, every seed with what it did"
+    );
+}

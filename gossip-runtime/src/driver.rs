@@ -64,6 +64,8 @@ struct State<R: Runtime> {
     outbox_capacity: usize,
     buffer: Box<[u8]>,
     leaves: Vec<PendingLeave>,
+    /// `join`s waiting for a seed to answer, or for the core to report the join failed.
+    joins: Vec<oneshot::Sender<Result<(), Error>>>,
     stats: DriverStats,
 }
 
@@ -103,6 +105,7 @@ impl<R: Runtime> Driver<R> {
                 outbox_capacity,
                 buffer: vec![0; RECV_BUFFER].into_boxed_slice(),
                 leaves: Vec::new(),
+                joins: Vec::new(),
                 stats: DriverStats::default(),
             }),
         }
@@ -244,6 +247,19 @@ impl<R: Runtime> State<R> {
 
     fn emit(&mut self, event: Event) {
         crate::log::event(&self.node.identity().name, &event);
+        match &event {
+            Event::Joined { .. } => {
+                for join in self.joins.drain(..) {
+                    let _ = join.send(Ok(()));
+                }
+            }
+            Event::JoinFailed { seeds } => {
+                for join in self.joins.drain(..) {
+                    let _ = join.send(Err(Error::JoinFailed(seeds.clone())));
+                }
+            }
+            _ => {}
+        }
         if let Err(async_channel::TrySendError::Full(_)) = self.events.try_send(event) {
             self.stats.events_dropped += 1;
             if self.stats.events_dropped.is_power_of_two() {
@@ -308,7 +324,11 @@ impl<R: Runtime> State<R> {
             }
             Command::Join { seeds, reply } => {
                 self.node.join(seeds);
-                let _ = reply.send(());
+                if self.node.has_joined() {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.joins.push(reply);
+                }
             }
             Command::Metrics { reply } => {
                 let _ = reply.send(NodeMetrics { core: self.node.metrics(), driver: self.stats });

@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::{AggregateError, ConfigError, KeyringError, WriteError};
+use gossip_core::{AggregateError, ConfigError, JoinProblem, KeyringError, WriteError};
 
 /// What went wrong when starting or talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -56,4 +56,12 @@ pub enum Error {
     /// spreading until [`crate::Handle::shutdown`].
     #[error("the leave was not acknowledged within {0:?}")]
     LeaveTimedOut(Duration),
+    /// No seed answered `join` within `Config::swim.join_timeout`. The node keeps trying in
+    /// the background.
+    #[error("no seed answered the join: {}", describe_seeds(.0))]
+    JoinFailed(Vec<(SocketAddr, JoinProblem)>),
+}
+
+fn describe_seeds(seeds: &[(SocketAddr, JoinProblem)]) -> String {
+    seeds.iter().map(|(seed, problem)| format!("{seed}: {problem}")).collect::<Vec<_>>().join("; ")
 }

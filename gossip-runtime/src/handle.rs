@@ -95,7 +95,7 @@ pub(crate) enum Command {
     Members { reply: oneshot::Sender<Vec<Member>> },
     AggregateSet { name: String, value: f64, reply: oneshot::Sender<Result<(), AggregateError>> },
     Aggregate { name: String, running: bool, reply: oneshot::Sender<Option<AggregateEstimate>> },
-    Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<()> },
+    Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<Result<(), Error>> },
     Metrics { reply: oneshot::Sender<NodeMetrics> },
     InstallKey { key: SecretKey, reply: oneshot::Sender<Result<KeyFingerprint, KeyringError>> },
     UseKey { fingerprint: KeyFingerprint, reply: oneshot::Sender<Result<(), KeyringError>> },
@@ -226,11 +226,15 @@ impl Handle {
         self.request(|reply| Command::Aggregate { name, running: true, reply }).await
     }
 
-    /// Contacts these seed addresses until one answers ([`gossip_core::Event::Joined`]
-    /// follows on the event stream). Returns once the request is under way.
+    /// Contacts these seed addresses and resolves once one answers (at once if the node has
+    /// joined already, or when `seeds` is empty and it never was asked to join: the first node
+    /// of a cluster). If none answered within `Config::swim.join_timeout`, it fails with
+    /// [`Error::JoinFailed`], naming each seed and what it did; the node keeps trying in the
+    /// background either way ([`gossip_core::Event::Joined`] follows on the event stream if a
+    /// seed answers later).
     pub async fn join(&self, seeds: impl IntoIterator<Item = SocketAddr>) -> Result<(), Error> {
         let seeds = seeds.into_iter().collect();
-        self.request(|reply| Command::Join { seeds, reply }).await
+        self.request(|reply| Command::Join { seeds, reply }).await?
     }
 
     /// The core's and the driver's counters.

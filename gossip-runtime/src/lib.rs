@@ -53,6 +53,7 @@ pub use start::{Options, generation_from_clock, start_on};
 
 pub use bytes::Bytes;
 pub use gossip_core::{
-    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, KeyFingerprint, KeyStatus,
-    Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey, SharedStr, WriteError,
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
+    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey,
+    SharedStr, WriteError,
 };

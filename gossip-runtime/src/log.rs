@@ -34,6 +34,11 @@ pub(crate) fn event(node: &str, event: &Event) {
             %cluster,
             "datagrams of another cluster arrive; check that every node has the same Config::cluster"
         ),
+        Event::JoinFailed { seeds } => {
+            let seeds: Vec<String> =
+                seeds.iter().map(|(seed, problem)| format!("{seed}: {problem}")).collect();
+            tracing::warn!(%node, seeds = %seeds.join("; "), "no seed answered the join; still trying");
+        }
         Event::Joined { via } => tracing::info!(%node, %via, "joined the cluster"),
         Event::LeaveComplete => tracing::info!(%node, "left the cluster"),
         Event::SelfHealed { reason, old_generation, new_generation } => {

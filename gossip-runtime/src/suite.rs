@@ -77,6 +77,11 @@ macro_rules! scenario_tests {
         }
 
         #[test]
+        fn a_join_nobody_answers_fails_naming_the_seed() {
+            $crate::suite::run::<$harness, _>($crate::suite::a_join_nobody_answers_fails::<$harness>());
+        }
+
+        #[test]
         fn malformed_datagram_is_counted_and_ignored() {
             $crate::suite::run::<$harness, _>($crate::suite::malformed_datagram_is_ignored::<$harness>());
         }
@@ -107,6 +112,7 @@ pub fn fast_config() -> Config {
     config.swim.probe_timeout = Duration::from_millis(150);
     config.swim.leave_timeout = Duration::from_secs(2);
     config.swim.join_retry_initial = Duration::from_millis(200);
+    config.swim.join_timeout = Duration::from_secs(2);
     // Aggregation epochs of 1.5 s.
     config.aggregation.interval = Duration::from_millis(50);
     config.aggregation.epoch_rounds = 30;
@@ -386,6 +392,32 @@ pub async fn malformed_datagram_is_ignored<H: Harness>() {
     shutdown_all(&nodes).await;
 }
 
+/// A join to an address where nothing answers fails after `join_timeout` with the seed and
+/// `NoAnswer`; a join to a live node succeeds once it answered.
+pub async fn a_join_nobody_answers_fails<H: Harness>() {
+    let nodes = start_cluster::<H>(2).await;
+    // A port that was just free on 127.0.0.1: nothing answers there.
+    let silent = UdpSocket::bind(localhost()).expect("a socket").local_addr().expect("an address");
+    let lone = start_node::<H>(2, localhost(), Options::default()).await;
+    let began = Instant::now();
+    match lone.handle.join([silent]).await {
+        Err(crate::Error::JoinFailed(seeds)) => {
+            assert_eq!(seeds, vec![(silent, gossip_core::JoinProblem::NoAnswer)]);
+            let message = crate::Error::JoinFailed(seeds).to_string();
+            assert!(message.contains(&silent.to_string()) && message.contains("no answer"), "{message}");
+        }
+        other => panic!("a join nobody answers must fail, got {other:?}"),
+    }
+    // Commands are stamped with the time of the node's latest input or timer (at most a
+    // probe interval ago here), so the timeout may end that much early.
+    let waited = began.elapsed();
+    assert!(waited + fast_config().swim.probe_interval >= fast_config().swim.join_timeout, "waited {waited:?}");
+    // Still trying in the background: a live seed given now answers, and the join resolves.
+    lone.handle.join([nodes[0].handle.local_addr()]).await.expect("a live seed answers");
+    shutdown_all(&nodes).await;
+    lone.handle.shutdown().await;
+}
+
 /// A test key: 32 bytes of `byte`.
 fn test_key(byte: u8) -> SecretKey {
     SecretKey::from_bytes(&[byte; 32]).expect("32 bytes")
@@ -468,7 +500,13 @@ pub async fn sealed_cluster_and_key_rotation<H: Harness>() {
         before.push(refused_sealed(&node.handle).await);
     }
     let intruder = start_sealed::<H>(3, &foreign).await;
-    intruder.handle.join(addresses.iter().copied()).await.expect("the intruder runs");
+    // Nobody answers it: its join fails (after `join_timeout`), naming every seed.
+    match intruder.handle.join(addresses.iter().copied()).await {
+        Err(crate::Error::JoinFailed(seeds)) => {
+            assert_eq!(seeds.iter().map(|(seed, _)| *seed).collect::<Vec<_>>(), addresses);
+        }
+        other => panic!("the intruder's join must fail, got {other:?}"),
+    }
     eventually!(H, nodes, "every node refuses the intruder's datagrams", {
         let mut all = true;
         for (node, before) in nodes.iter().zip(&before) {

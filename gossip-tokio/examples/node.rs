@@ -264,9 +264,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if !args.join.is_empty() && node.join(args.join.iter().copied()).await.is_err() {
-        eprintln!("error: the node stopped");
-        return ExitCode::FAILURE;
+    if !args.join.is_empty() {
+        if let Err(error) = node.join(args.join.iter().copied()).await {
+            eprintln!("error: {error}");
+            node.shutdown().await;
+            return ExitCode::FAILURE;
+        }
     }
 
     let print = |event: &Event| {
