@@ -411,7 +411,10 @@ pub async fn a_join_nobody_answers_fails<H: Harness>() {
     // Commands are stamped with the time of the node's latest input or timer (at most a
     // probe interval ago here), so the timeout may end that much early.
     let waited = began.elapsed();
-    assert!(waited + fast_config().swim.probe_interval >= fast_config().swim.join_timeout, "waited {waited:?}");
+    assert!(
+        waited + fast_config().swim.probe_interval >= fast_config().swim.join_timeout,
+        "waited {waited:?}"
+    );
     // Still trying in the background: a live seed given now answers, and the join resolves.
     lone.handle.join([nodes[0].handle.local_addr()]).await.expect("a live seed answers");
     shutdown_all(&nodes).await;
