@@ -7,7 +7,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::membership::MemberState;
 
 /// A summary of every (name, generation, max version, incarnation, membership state) a node
-/// knows.
+/// knows: itself included, and dead and departed members until they are forgotten.
 ///
 /// It is the wrapping sum of one hash per node, so a change to one node's entry updates it
 /// in constant time: subtract the old entry's hash, add the new one's. Garbage-collection
@@ -52,14 +52,32 @@ pub(crate) struct SummaryKey {
     pub(crate) state: MemberState,
 }
 
+/// The seed of the second hash (the 64-bit golden ratio).
+const ENTRY_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One node's hash (specified in docs/PROTOCOL.md, "Digest summary"): XXH3-64 of the name
+/// seeded with the generation, then XXH3-64 seeded with [`ENTRY_SEED`] of the 21 bytes
+/// `name_hash (u64 LE) || max_version (u64 LE) || incarnation (u32 LE) || state`, where
+/// `state` is the wire value of `v1::MemberState` (Alive 1, Suspect 2, Dead 3, Left 4).
 fn entry_hash(name: &str, key: SummaryKey) -> u64 {
     let name_hash = xxh3_64_with_seed(name.as_bytes(), key.generation);
     let mut versioned = [0u8; 21];
     versioned[..8].copy_from_slice(&name_hash.to_le_bytes());
     versioned[8..16].copy_from_slice(&key.max_version.to_le_bytes());
     versioned[16..20].copy_from_slice(&key.incarnation.to_le_bytes());
-    versioned[20] = key.state as u8;
-    xxh3_64_with_seed(&versioned, 0x9e37_79b9_7f4a_7c15)
+    versioned[20] = wire_state(key.state);
+    xxh3_64_with_seed(&versioned, ENTRY_SEED)
+}
+
+/// The state's number on the wire (1 to 4), as other implementations see it.
+fn wire_state(state: MemberState) -> u8 {
+    match state.to_wire() {
+        v1::MemberState::Unspecified => 0,
+        v1::MemberState::Alive => 1,
+        v1::MemberState::Suspect => 2,
+        v1::MemberState::Dead => 3,
+        v1::MemberState::Left => 4,
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +114,25 @@ mod tests {
         d.remove("n1", key(1, 5));
         d.add("n1", SummaryKey { state: MemberState::Suspect, ..key(1, 5) });
         assert_ne!(a, d, "a new membership state must change the summary");
+    }
+
+    #[test]
+    fn the_state_is_hashed_as_its_wire_value() {
+        for (state, wire) in [
+            (MemberState::Alive, 1u8),
+            (MemberState::Suspect, 2),
+            (MemberState::Dead, 3),
+            (MemberState::Left, 4),
+        ] {
+            assert_eq!(wire_state(state), wire);
+            assert_eq!(i32::from(wire), state.to_wire() as i32);
+            let key = SummaryKey { generation: 7, max_version: 3, incarnation: 2, state };
+            let mut bytes = [0u8; 21];
+            bytes[..8].copy_from_slice(&xxh3_64_with_seed(b"n1", 7).to_le_bytes());
+            bytes[8..16].copy_from_slice(&3u64.to_le_bytes());
+            bytes[16..20].copy_from_slice(&2u32.to_le_bytes());
+            bytes[20] = wire;
+            assert_eq!(entry_hash("n1", key), xxh3_64_with_seed(&bytes, 0x9e37_79b9_7f4a_7c15));
+        }
     }
 }
