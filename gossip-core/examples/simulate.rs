@@ -30,7 +30,10 @@
 //!   (and their timers `--slow-timer-delay-ms` late): false suspicions and deaths of the
 //!   healthy members, and apart, of the slow ones.
 //! - `partition`: two halves apart for `--split-seconds`: `heal_seconds`, from the heal until
-//!   every member sees every other Alive.
+//!   every member sees every other Alive; `false_failures_after_heal`, the `MemberFailed`
+//!   events (summed over the trials) emitted after the heal about a live member (every live
+//!   member is reachable once healed), counted until the longest suspicion timeout after
+//!   convergence.
 //! - `restart`: a member restarts under a new generation at a new address (`--same-address`
 //!   keeps it): `rejoin_seconds`, until every member sees it Alive there.
 //!
@@ -690,6 +693,12 @@ fn partition(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_
             "dead_at_heal": round3(mean(&|o| o.dead_at_heal as f64 / o.cross_pairs.max(1) as f64)),
             "suspect_at_heal": round3(mean(&|o| o.suspect_at_heal as f64 / o.cross_pairs.max(1) as f64)),
             "converged_members": round3(mean(&|o| o.converged as f64)),
+            "false_failures_after_heal": outcomes.iter().map(|o| o.false_failures_after_heal).sum::<usize>(),
+            "max_false_failures_after_heal":
+                outcomes.iter().map(|o| o.false_failures_after_heal).max().unwrap_or(0),
+            "false_failures_during_split":
+                outcomes.iter().map(|o| o.false_failures_during_split).sum::<usize>(),
+            "suspicions_after_heal": round3(mean(&|o| o.suspicions_after_heal as f64)),
         }),
     );
     Ok(report)
