@@ -182,3 +182,23 @@ fn a_slow_node_handles_datagrams_late_in_order_and_a_moved_node_leaves_its_old_a
     assert!(sim.take_membership_log().iter().all(|record| record.member < 5));
     sim.check_all().unwrap();
 }
+
+/// Issue 12: after a partition heals, the other side's Dead claims (made while it could not
+/// reach us) must not make a member declare failed a member it could reach the whole time.
+/// Before the fix every member of one side took the other side's Dead claims about its own
+/// side at the same incarnation at once.
+#[test]
+fn no_member_is_declared_failed_after_a_partition_heals() {
+    let seed = seed_from_env(71);
+    let study = SwimStudy::new(30, lan(true));
+    let outcome = study.partition(seed, s(30), s(60), |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcome.dead_at_heal * 2 > outcome.cross_pairs, "each side had declared the other dead");
+    assert_eq!(outcome.false_failures_during_split, 0);
+    assert_eq!(
+        outcome.false_failures_after_heal, 0,
+        "seed {seed}: MemberFailed about reachable members after the heal ({} suspicions)",
+        outcome.suspicions_after_heal
+    );
+    assert!(outcome.heal.expect("healed") <= s(30));
+    assert_eq!(outcome.converged, 30);
+}
