@@ -217,6 +217,17 @@ struct Args {
     /// SWIM suspicion multiplier [default: the preset's].
     #[arg(long)]
     suspicion_mult: Option<u32>,
+    /// SWIM probe timeout, in milliseconds [default: the preset's].
+    #[arg(long)]
+    probe_timeout_ms: Option<u64>,
+    /// Lifeguard: the longest suspicion timeout, as a multiple of the shortest [default:
+    /// the preset's].
+    #[arg(long)]
+    suspicion_max_mult: Option<u32>,
+    /// Lifeguard: confirmations that bring a suspicion down to the shortest timeout
+    /// [default: the preset's].
+    #[arg(long)]
+    suspicion_confirmations: Option<u32>,
     /// Slow scenario: the fraction of members that are slow.
     #[arg(long, default_value_t = 0.1)]
     slow_fraction: f64,
@@ -281,6 +292,15 @@ fn node_config(args: &Args) -> Result<Config, String> {
     if let Some(probe) = args.probe_ms {
         config.swim.probe_interval = Duration::from_millis(probe);
         config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
+    }
+    if let Some(timeout) = args.probe_timeout_ms {
+        config.swim.probe_timeout = Duration::from_millis(timeout);
+    }
+    if let Some(mult) = args.suspicion_max_mult {
+        config.swim.suspicion_max_timeout_mult = mult;
+    }
+    if let Some(k) = args.suspicion_confirmations {
+        config.swim.suspicion_confirmations = k;
     }
     let swim = args.scenario.runs_preset();
     if let Some(rounds) = args.epoch_rounds {
@@ -513,6 +533,9 @@ fn common_fields(args: &Args) -> serde_json::Value {
             "lifeguard": config.swim.lifeguard,
             "probe_interval_ms": config.swim.probe_interval.as_millis() as u64,
             "probe_timeout_ms": config.swim.probe_timeout.as_millis() as u64,
+            "suspicion_mult": config.swim.suspicion_mult,
+            "suspicion_max_timeout_mult": config.swim.suspicion_max_timeout_mult,
+            "suspicion_confirmations": config.swim.suspicion_confirmations,
             "gossip_interval_ms": config.gossip_interval.as_millis() as u64,
             "settle_periods": args.settle_periods,
             "trials": args.trials,

@@ -212,7 +212,11 @@ impl<R: Rng> Node<R> {
             }
             return;
         }
-        if claim.state == MemberState::Dead && state.is_live() && self.defer_death(&claim, state) {
+        if claim.state == MemberState::Dead
+            && state.is_live()
+            && !source.is_first_hand(&claim.name)
+            && self.defer_death(index, &claim, state)
+        {
             return;
         }
         self.set_member(index, &claim, state, address);
@@ -234,12 +238,12 @@ impl<R: Rng> Node<R> {
     /// *deferred* suspicion instead, held by this node alone (the member stays Alive in our
     /// table, our digest and our events, so the claim does not spread through us as a
     /// suspicion that others would then let the death override), with the claim's author
-    /// as its first accuser, and moves the member to the front of our probe order. Our ping
-    /// carries the accusation (the buddy system), so a live member refutes it at once, and
-    /// its ack ends the deferral; when the probe fails, or the suspicion times out, we
-    /// declare the death ourselves. Further Dead claims meanwhile only confirm it
-    /// (Lifeguard). Returns whether the claim was deferred (`false`: apply it).
-    fn defer_death(&mut self, claim: &Claim, state: MemberState) -> bool {
+    /// as its first accuser, and moves the member (if heard from directly) to the front of
+    /// our probe order. Our ping carries the accusation (the buddy system), so a live member
+    /// refutes it at once, and its ack ends the deferral; when the probe fails, or the
+    /// suspicion times out, we declare the death ourselves. Further Dead claims meanwhile
+    /// only confirm it (Lifeguard). Returns whether the claim was deferred (`false`: apply it).
+    fn defer_death(&mut self, index: usize, claim: &Claim, state: MemberState) -> bool {
         let deferred = self.suspicions.get(&claim.name).filter(|s| s.deferred).map(|s| s.incarnation);
         if deferred == Some(claim.incarnation) {
             self.confirm_suspicion(&claim.name, &claim.from);
@@ -254,7 +258,11 @@ impl<R: Rng> Node<R> {
         if let Some(suspicion) = self.suspicions.get_mut(&claim.name) {
             suspicion.deferred = true;
         }
-        self.prober.probe_soon(Arc::from(claim.name.as_str()));
+        // A member never heard from directly may be made up (see `probe.rs`): it is not
+        // probed out of turn.
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            self.prober.probe_soon(Arc::from(claim.name.as_str()));
+        }
         true
     }
 

@@ -235,6 +235,12 @@ impl<R: Rng> Node<R> {
         }
         claim.state = MemberState::Suspect;
         let address = claim.address;
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            // Probe it again next period: the ping carries the accusation (the buddy
+            // system), so a member that only lost a datagram refutes long before the
+            // suspicion can time out.
+            self.prober.probe_soon(probe.target.clone());
+        }
         self.set_member(index, &claim, MemberState::Alive, address);
         self.broadcast(claim);
     }
@@ -284,8 +290,11 @@ impl<R: Rng> Node<R> {
     /// others in turn (from the one that has a member when the other has none).
     fn next_probe_target(&mut self) -> Option<Arc<str>> {
         while let Some(name) = self.prober.soon.pop_front() {
-            let live = self.table.by_name(&name).is_some_and(|member| member.state.is_live());
-            if live && self.deferred_incarnation(&name).is_some() && *name != *self.identity.name {
+            let accused = self.table.by_name(&name).is_some_and(|member| {
+                member.state == MemberState::Suspect
+                    || (member.state == MemberState::Alive && self.deferred_incarnation(&name).is_some())
+            });
+            if accused && *name != *self.identity.name {
                 return Some(name);
             }
         }
@@ -462,6 +471,12 @@ impl<R: Rng> Node<R> {
                 && (probe.nacked.len() as u32) < probe.nacks_expected
             {
                 probe.nacked.push(from);
+                if probe.nacked.len() == probe.relays.len() {
+                    // Every relay asked answered that the target is silent to it too: no
+                    // ack can be on its way, so the probe has failed now rather than at the
+                    // end of the period (the suspicion starts up to half a period sooner).
+                    self.finish_probe();
+                }
                 return;
             }
         }

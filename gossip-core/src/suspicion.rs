@@ -101,8 +101,8 @@ impl<R: Rng> Node<R> {
         let n = self.table.len();
         let min = min_timeout(swim.suspicion_mult, n, swim.probe_interval);
         let (max, expected) = if swim.lifeguard {
-            // memberlist expects `suspicion_mult - 2` confirmations, fewer in small clusters.
-            let expected = swim.suspicion_mult.saturating_sub(2).min(n.saturating_sub(2) as u32);
+            // Fewer confirmations in small clusters (memberlist's rule).
+            let expected = swim.suspicion_confirmations.min(n.saturating_sub(2) as u32);
             (min * swim.suspicion_max_timeout_mult, expected)
         } else {
             (min, 0)

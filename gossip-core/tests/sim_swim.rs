@@ -116,10 +116,16 @@ fn lifeguard_cuts_the_false_suspicions_slow_members_make() {
 fn a_node_slow_at_everything_alike_accuses_nobody() {
     // Datagrams and timers equally late shift the node's life: its acks still come before
     // its timeouts (see `ProcessingDelay`).
+    // Without Lifeguard the whole suspicion timeout is the minimum, which `Config::lan()`
+    // now keeps at log10(n) periods (1.5 s here): shorter than the delay, so a slow member
+    // would be declared dead before its refutation could leave it. memberlist's multiplier
+    // (4) gives it the time this test is about.
     let seed = seed_from_env(53);
     let slowdown = Slowdown { fraction: 0.1, delay: ProcessingDelay::uniform(Duration::from_millis(1500)) };
+    let mut config = lan(false);
+    config.swim.suspicion_mult = 4;
     let outcome =
-        SwimStudy::new(30, lan(false)).slow(seed, 60, slowdown, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        SwimStudy::new(30, config).slow(seed, 60, slowdown, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.healthy.suspicions, 0, "{:?}", outcome.healthy);
     assert!(outcome.slowed.suspicions > 0, "the slow members themselves answer late");
 }
