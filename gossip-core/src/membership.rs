@@ -242,11 +242,15 @@ impl<R: Rng> Node<R> {
     /// our probe order. Our ping carries the accusation (the buddy system), so a live member
     /// refutes it at once, and its ack ends the deferral; when the probe fails, or the
     /// suspicion times out, we declare the death ourselves. Further Dead claims meanwhile
-    /// only confirm it (Lifeguard). Returns whether the claim was deferred (`false`: apply it).
+    /// are absorbed without confirming it. Returns whether the claim was deferred (`false`: apply it).
     fn defer_death(&mut self, index: usize, claim: &Claim, state: MemberState) -> bool {
         let deferred = self.suspicions.get(&claim.name).filter(|s| s.deferred).map(|s| s.incarnation);
         if deferred == Some(claim.incarnation) {
-            self.confirm_suspicion(&claim.name, &claim.from);
+            // Not a confirmation: after a heal every member of the other side repeats the
+            // same old news, which would shrink the suspicion to its minimum before the
+            // member's refutation could cross a large cluster (66 false failures at n =
+            // 1,000 after a 120 s split). Our own failed probe, or a suspicion someone
+            // else reached by probing, confirms it.
             return true;
         }
         if state != MemberState::Alive {
