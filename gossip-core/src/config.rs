@@ -349,17 +349,22 @@ pub struct SwimConfig {
 impl SwimConfig {
     /// memberlist's LAN defaults for probing (one probe per second, 3 indirect checks),
     /// with a faster failure detector at the same cost, chosen by the simulator's figures
-    /// (docs/FIGURES.md, "Failure detection"): every survivor knows of a crash after 4.6 s
-    /// at 200 members (memberlist: about 11.7 s), with no false death at 10% loss.
+    /// (docs/FIGURES.md, "Failure detection"): every survivor knows of a crash after 4.3 s
+    /// on average at 200 members (memberlist: about 11.7 s), with no false death at 10% loss.
     ///
     /// - `probe_timeout` 200 ms (memberlist: 500 ms): indirect probes go out sooner, and a
-    ///   probe whose relays all nack fails at once, so the first suspicion comes after 1.4
-    ///   periods instead of 2;
+    ///   probe whose relays all nack fails at once, so the first suspicion comes after 1.1
+    ///   to 1.5 periods instead of 1.7 to 2.2;
     /// - `suspicion_mult` 1 (memberlist: 4): the shortest suspicion is `log10(n)` periods,
     ///   reached with `suspicion_confirmations` 1 independent confirmation (a second member
     ///   whose probe failed); a suspicion nobody confirms (a lost datagram, one slow
     ///   accuser) still runs `suspicion_max_timeout_mult` 6 times as long, and the suspect
     ///   is pinged with the accusation by its accuser's next probe, so it refutes in time.
+    ///
+    /// The cost: a member whose receive path lags by a second or more cannot refute a
+    /// confirmed suspicion within `log10(n)` periods and is declared dead (then refutes);
+    /// raise `suspicion_mult` to 2 to tolerate a 1.5 s lag, at about 1.5 to 2.5 s more
+    /// to detect a crash.
     pub fn lan() -> Self {
         Self {
             probe_interval: Duration::from_secs(1),
