@@ -30,7 +30,10 @@
 //!   (and their timers `--slow-timer-delay-ms` late): false suspicions and deaths of the
 //!   healthy members, and apart, of the slow ones.
 //! - `partition`: two halves apart for `--split-seconds`: `heal_seconds`, from the heal until
-//!   every member sees every other Alive.
+//!   every member sees every other Alive; `false_failures_after_heal`, the `MemberFailed`
+//!   events (summed over the trials) emitted after the heal about a live member (every live
+//!   member is reachable once healed), counted until the longest suspicion timeout after
+//!   convergence.
 //! - `restart`: a member restarts under a new generation at a new address (`--same-address`
 //!   keeps it): `rejoin_seconds`, until every member sees it Alive there.
 //!
@@ -218,6 +221,17 @@ struct Args {
     /// SWIM suspicion multiplier [default: the preset's].
     #[arg(long)]
     suspicion_mult: Option<u32>,
+    /// SWIM probe timeout, in milliseconds [default: the preset's].
+    #[arg(long)]
+    probe_timeout_ms: Option<u64>,
+    /// Lifeguard: the longest suspicion timeout, as a multiple of the shortest [default:
+    /// the preset's].
+    #[arg(long)]
+    suspicion_max_mult: Option<u32>,
+    /// Lifeguard: confirmations that bring a suspicion down to the shortest timeout
+    /// [default: the preset's].
+    #[arg(long)]
+    suspicion_confirmations: Option<u32>,
     /// Slow scenario: the fraction of members that are slow.
     #[arg(long, default_value_t = 0.1)]
     slow_fraction: f64,
@@ -282,6 +296,15 @@ fn node_config(args: &Args) -> Result<Config, String> {
     if let Some(probe) = args.probe_ms {
         config.swim.probe_interval = Duration::from_millis(probe);
         config.swim.probe_timeout = config.swim.probe_timeout.min(config.swim.probe_interval / 2);
+    }
+    if let Some(timeout) = args.probe_timeout_ms {
+        config.swim.probe_timeout = Duration::from_millis(timeout);
+    }
+    if let Some(mult) = args.suspicion_max_mult {
+        config.swim.suspicion_max_timeout_mult = mult;
+    }
+    if let Some(k) = args.suspicion_confirmations {
+        config.swim.suspicion_confirmations = k;
     }
     let swim = args.scenario.runs_preset();
     if let Some(rounds) = args.epoch_rounds {
@@ -514,6 +537,9 @@ fn common_fields(args: &Args) -> serde_json::Value {
             "lifeguard": config.swim.lifeguard,
             "probe_interval_ms": config.swim.probe_interval.as_millis() as u64,
             "probe_timeout_ms": config.swim.probe_timeout.as_millis() as u64,
+            "suspicion_mult": config.swim.suspicion_mult,
+            "suspicion_max_timeout_mult": config.swim.suspicion_max_timeout_mult,
+            "suspicion_confirmations": config.swim.suspicion_confirmations,
             "gossip_interval_ms": config.gossip_interval.as_millis() as u64,
             "settle_periods": args.settle_periods,
             "trials": args.trials,
@@ -694,6 +720,12 @@ fn partition(args: &Args, study: &SwimStudy, bar: &ProgressBar) -> Result<serde_
             "dead_at_heal": round3(mean(&|o| o.dead_at_heal as f64 / o.cross_pairs.max(1) as f64)),
             "suspect_at_heal": round3(mean(&|o| o.suspect_at_heal as f64 / o.cross_pairs.max(1) as f64)),
             "converged_members": round3(mean(&|o| o.converged as f64)),
+            "false_failures_after_heal": outcomes.iter().map(|o| o.false_failures_after_heal).sum::<usize>(),
+            "max_false_failures_after_heal":
+                outcomes.iter().map(|o| o.false_failures_after_heal).max().unwrap_or(0),
+            "false_failures_during_split":
+                outcomes.iter().map(|o| o.false_failures_during_split).sum::<usize>(),
+            "suspicions_after_heal": round3(mean(&|o| o.suspicions_after_heal as f64)),
         }),
     );
     Ok(report)

@@ -212,6 +212,13 @@ impl<R: Rng> Node<R> {
             }
             return;
         }
+        if claim.state == MemberState::Dead
+            && state.is_live()
+            && !source.is_first_hand(&claim.name)
+            && self.defer_death(index, &claim, state)
+        {
+            return;
+        }
         self.set_member(index, &claim, state, address);
         if gossip {
             // Pass on the address we hold, which the claim may not have moved (see
@@ -221,6 +228,46 @@ impl<R: Rng> Node<R> {
             }
             self.broadcast(claim);
         }
+    }
+
+    /// A third party says a member we hold live is Dead. We take it at once only about a
+    /// member we already suspect ourselves (SWIM's usual path: the suspicion spread before
+    /// the death, so a member that really crashed is declared dead here by the first Dead
+    /// claim). About a member we hold Alive, the claim may be old news from members that
+    /// could not reach it (the other side of a partition that just healed): it starts a
+    /// *deferred* suspicion instead, held by this node alone (the member stays Alive in our
+    /// table, our digest and our events, so the claim does not spread through us as a
+    /// suspicion that others would then let the death override), with the claim's author
+    /// as its first accuser, and moves the member (if heard from directly) to the front of
+    /// our probe order. Our ping carries the accusation (the buddy system), so a live member
+    /// refutes it at once, and its ack ends the deferral; when the probe fails, or the
+    /// suspicion times out, we declare the death ourselves. Further Dead claims meanwhile
+    /// are absorbed without confirming it. Returns whether the claim was deferred (`false`: apply it).
+    fn defer_death(&mut self, index: usize, claim: &Claim, state: MemberState) -> bool {
+        let deferred = self.suspicions.get(&claim.name).filter(|s| s.deferred).map(|s| s.incarnation);
+        if deferred == Some(claim.incarnation) {
+            // Not a confirmation: after a heal every member of the other side repeats the
+            // same old news, which would shrink the suspicion to its minimum before the
+            // member's refutation could cross a large cluster (66 false failures at n =
+            // 1,000 after a 120 s split). Our own failed probe, or a suspicion someone
+            // else reached by probing, confirms it.
+            return true;
+        }
+        if state != MemberState::Alive {
+            return false;
+        }
+        self.metrics.deaths_deferred += 1;
+        self.stop_suspicion(&claim.name);
+        self.start_suspicion(&claim.name, claim.incarnation, &claim.from);
+        if let Some(suspicion) = self.suspicions.get_mut(&claim.name) {
+            suspicion.deferred = true;
+        }
+        // A member never heard from directly may be made up (see `probe.rs`): it is not
+        // probed out of turn.
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            self.prober.probe_soon(Arc::from(claim.name.as_str()));
+        }
+        true
     }
 
     /// Records a member's new state and tells the application. The claim's address is taken

@@ -89,6 +89,10 @@ pub struct Metrics {
     /// Membership claims about an older generation of a node than the one known (this node
     /// included), or about a member forgotten at that generation; ignored.
     pub stale_claims: u64,
+    /// Dead claims by a third party about a member this node held Alive, taken as the start
+    /// of this node's own suspicion instead of a death (the member may have been out of the
+    /// claimant's reach only, as across a partition that just healed).
+    pub deaths_deferred: u64,
     /// Membership updates dropped because the piggyback queue was full.
     pub broadcasts_dropped: u64,
     /// Dead or departed members forgotten after the retention time.

@@ -517,6 +517,9 @@ impl<R: Rng> Node<R> {
             }
             Upsert::Restarted { index, old_generation, old_address } => {
                 self.rumors.forget(index);
+                // A suspicion of the old generation says nothing of the new one (a deferred
+                // one would otherwise declare it dead, see `Node::defer_death`).
+                self.stop_suspicion(name);
                 self.events.emit(Event::NodeRestarted {
                     name: name.to_owned(),
                     old_generation,

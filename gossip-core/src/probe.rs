@@ -94,6 +94,9 @@ pub(crate) struct Prober {
     pub(crate) unheard: Order,
     /// Whether the next probe goes to a member never heard from (when there is one).
     unheard_turn: bool,
+    /// Members to probe before the round-robin orders, oldest first: those whose death a
+    /// third party claimed while we held them Alive (see `Node::defer_death`).
+    soon: std::collections::VecDeque<Arc<str>>,
     pub(crate) next_probe: Instant,
     pub(crate) current: Option<Probe>,
     relays: BTreeMap<u32, Relay>,
@@ -107,6 +110,7 @@ impl Prober {
             heard: Order::default(),
             unheard: Order::default(),
             unheard_turn: false,
+            soon: std::collections::VecDeque::new(),
             next_probe: first_probe,
             current: None,
             relays: BTreeMap::new(),
@@ -125,6 +129,16 @@ impl Prober {
             if sequence != 0 && !in_use {
                 return sequence;
             }
+        }
+    }
+
+    /// Most members waiting in the `soon` queue.
+    const MAX_SOON: usize = 64;
+
+    /// Probes `name` before the round-robin orders (once; at most `MAX_SOON` wait).
+    pub(crate) fn probe_soon(&mut self, name: Arc<str>) {
+        if self.soon.len() < Self::MAX_SOON && !self.soon.contains(&name) {
+            self.soon.push_back(name);
         }
     }
 
@@ -186,6 +200,11 @@ impl<R: Rng> Node<R> {
         let Some(probe) = self.prober.current.take() else { return };
         if probe.acked {
             self.health_probe_succeeded();
+            if self.deferred_incarnation(&probe.target).is_some() {
+                // It answered us after the Dead claim we deferred: it is alive, whatever
+                // others could not reach (its refutation of our ping's accusation follows).
+                self.stop_suspicion(&probe.target);
+            }
             return;
         }
         self.metrics.probes_failed += 1;
@@ -196,6 +215,12 @@ impl<R: Rng> Node<R> {
             self.health_probe_failed(probe.nacks_expected, probe.nacked.len() as u32);
         }
         let Some(mut claim) = self.claim_about(index) else { return };
+        if let Some(incarnation) = self.deferred_incarnation(&claim.name) {
+            // A third party's Dead claim that we deferred, and now we cannot reach the
+            // member either: the death is confirmed first-hand.
+            self.declare_deferred_death(index, incarnation);
+            return;
+        }
         if claim.state == MemberState::Suspect {
             // Our own failed probe independently confirms the suspicion (as memberlist's
             // suspectNode does), so Lifeguard's timeout shrinks toward its minimum.
@@ -210,6 +235,12 @@ impl<R: Rng> Node<R> {
         }
         claim.state = MemberState::Suspect;
         let address = claim.address;
+        if self.table.get(index).is_some_and(|(_, member)| member.heard) {
+            // Probe it again next period: the ping carries the accusation (the buddy
+            // system), so a member that only lost a datagram refutes long before the
+            // suspicion can time out.
+            self.prober.probe_soon(probe.target.clone());
+        }
         self.set_member(index, &claim, MemberState::Alive, address);
         self.broadcast(claim);
     }
@@ -239,13 +270,34 @@ impl<R: Rng> Node<R> {
         // The buddy system: a suspect learns of the suspicion from the ping itself, even
         // when the suspicion has used up its piggyback transmissions.
         let suspected = self.config.swim.lifeguard && member.state == MemberState::Suspect;
-        let buddy = if suspected { self.claim_about(index).map(|claim| claim.to_wire()) } else { None };
+        let deferred = self.deferred_incarnation(&target);
+        let buddy = if suspected || deferred.is_some() {
+            self.claim_about(index).map(|mut claim| {
+                // A deferred Dead claim: the accusation to refute is the claim's.
+                if let Some(incarnation) = deferred {
+                    claim.state = MemberState::Suspect;
+                    claim.incarnation = claim.incarnation.max(incarnation);
+                }
+                claim.to_wire()
+            })
+        } else {
+            None
+        };
         self.send_with_claims(address, Body::Ping(ping), None, buddy.into_iter().collect());
     }
 
     /// The next member to probe: from the order of members heard from and the order of the
     /// others in turn (from the one that has a member when the other has none).
     fn next_probe_target(&mut self) -> Option<Arc<str>> {
+        while let Some(name) = self.prober.soon.pop_front() {
+            let accused = self.table.by_name(&name).is_some_and(|member| {
+                member.state == MemberState::Suspect
+                    || (member.state == MemberState::Alive && self.deferred_incarnation(&name).is_some())
+            });
+            if accused && *name != *self.identity.name {
+                return Some(name);
+            }
+        }
         let unheard_first = self.prober.unheard_turn;
         for unheard in [unheard_first, !unheard_first] {
             if let Some(name) = self.next_in_order(unheard) {
@@ -419,6 +471,12 @@ impl<R: Rng> Node<R> {
                 && (probe.nacked.len() as u32) < probe.nacks_expected
             {
                 probe.nacked.push(from);
+                if probe.nacked.len() == probe.relays.len() {
+                    // Every relay asked answered that the target is silent to it too: no
+                    // ack can be on its way, so the probe has failed now rather than at the
+                    // end of the period (the suspicion starts up to half a period sooner).
+                    self.finish_probe();
+                }
                 return;
             }
         }

@@ -24,6 +24,10 @@ pub(crate) struct Suspicion {
     /// Distinct members that confirmed (the first accuser included).
     confirmed_by: Vec<String>,
     pub(crate) deadline: Instant,
+    /// Started by a third party's Dead claim about a member this node held Alive (see
+    /// `Node::defer_death`): further Dead claims only confirm it, and it ends in a death
+    /// when it times out or when this node's own probe of the member fails.
+    pub(crate) deferred: bool,
 }
 
 impl Suspicion {
@@ -43,6 +47,7 @@ impl Suspicion {
             expected,
             confirmed_by: vec![from.to_owned()],
             deadline: now + max,
+            deferred: false,
         };
         suspicion.deadline = now + suspicion.timeout();
         suspicion
@@ -96,8 +101,8 @@ impl<R: Rng> Node<R> {
         let n = self.table.len();
         let min = min_timeout(swim.suspicion_mult, n, swim.probe_interval);
         let (max, expected) = if swim.lifeguard {
-            // memberlist expects `suspicion_mult - 2` confirmations, fewer in small clusters.
-            let expected = swim.suspicion_mult.saturating_sub(2).min(n.saturating_sub(2) as u32);
+            // Fewer confirmations in small clusters (memberlist's rule).
+            let expected = swim.suspicion_confirmations.min(n.saturating_sub(2) as u32);
             (min * swim.suspicion_max_timeout_mult, expected)
         } else {
             (min, 0)
@@ -115,18 +120,23 @@ impl<R: Rng> Node<R> {
         self.suspicions.remove(name);
     }
 
-    /// Declares dead the suspects whose timeout has passed.
+    /// Declares dead the suspects whose timeout has passed (and the members under a
+    /// deferred suspicion whose timeout has passed, see `Node::defer_death`).
     pub(crate) fn expire_suspicions(&mut self) {
         let now = self.now;
-        let due: Vec<(String, u32)> = self
+        let due: Vec<(String, u32, bool)> = self
             .suspicions
             .iter()
             .filter(|(_, s)| s.deadline <= now)
-            .map(|(name, s)| (name.clone(), s.incarnation))
+            .map(|(name, s)| (name.clone(), s.incarnation, s.deferred))
             .collect();
-        for (name, incarnation) in due {
+        for (name, incarnation, deferred) in due {
             self.suspicions.remove(&name);
             let Some(index) = self.table.index_of(&name) else { continue };
+            if deferred {
+                self.declare_deferred_death(index, incarnation);
+                continue;
+            }
             let Some(mut claim) = self.claim_about(index) else { continue };
             if claim.state != MemberState::Suspect || claim.incarnation != incarnation {
                 continue;
@@ -136,6 +146,28 @@ impl<R: Rng> Node<R> {
             self.set_member(index, &claim, MemberState::Suspect, address);
             self.broadcast(claim);
         }
+    }
+
+    /// Declares Dead, at `incarnation`, a member under a deferred suspicion (its timeout
+    /// passed, or our own probe failed too): the third party's claim is now our own.
+    pub(crate) fn declare_deferred_death(&mut self, index: usize, incarnation: u32) {
+        let Some(mut claim) = self.claim_about(index) else { return };
+        self.suspicions.remove(&claim.name);
+        if !claim.state.is_live() || claim.incarnation > incarnation {
+            return;
+        }
+        let old = claim.state;
+        claim.state = MemberState::Dead;
+        claim.incarnation = incarnation;
+        let address = claim.address;
+        self.set_member(index, &claim, old, address);
+        self.broadcast(claim);
+    }
+
+    /// The accusation a deferred suspicion of `name` stands for, at its incarnation (sent
+    /// with our ping of it, so a live member refutes it).
+    pub(crate) fn deferred_incarnation(&self, name: &str) -> Option<u32> {
+        self.suspicions.get(name).filter(|s| s.deferred).map(|s| s.incarnation)
     }
 
     /// The earliest suspicion deadline.

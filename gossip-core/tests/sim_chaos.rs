@@ -61,7 +61,8 @@ fn settled() -> Simulation {
 fn a_forged_death_of_a_live_member_breaks_agreement() {
     let mut sim = settled();
     let incarnation = sim.node(0).unwrap().node("n2").unwrap().incarnation;
-    // n1 tells n0 that n2 died, at n2's current incarnation: n0 believes it until n2 refutes.
+    // n1 tells n0 that n2 is suspected, then died, at n2's current incarnation: n0 believes
+    // it until n2 refutes.
     let claim = v1::MembershipUpdate {
         member: Some(v1::NodeIdentity {
             name: "n2".into(),
@@ -72,7 +73,10 @@ fn a_forged_death_of_a_live_member_breaks_agreement() {
         state: v1::MemberState::Dead as i32,
         from: "n1".into(),
     };
-    let envelope = with_claim(&sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0 })), claim);
+    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0 }));
+    // After a suspicion (SWIM's usual path), the death is taken at once.
+    let suspect = v1::MembershipUpdate { state: v1::MemberState::Suspect as i32, ..claim.clone() };
+    let envelope = with_claim(&with_claim(&forged, suspect), claim.clone());
     sim.inject(0, sim.address(1).unwrap(), &envelope).unwrap();
     let violation = check_agreement(&sim).unwrap_err();
     assert_eq!(violation.node, 0);
@@ -81,6 +85,17 @@ fn a_forged_death_of_a_live_member_breaks_agreement() {
         "{violation}"
     );
     // The live member refutes, and agreement comes back.
+    sim.run_for(Duration::from_secs(10)).unwrap();
+    check_agreement(&sim).unwrap();
+    // Alone, a third party's Dead claim about a member n0 holds Alive only starts n0's own
+    // (deferred) suspicion: n2 stays Alive there, and agreement holds.
+    let incarnation = sim.node(0).unwrap().node("n2").unwrap().incarnation;
+    let claim = v1::MembershipUpdate { incarnation, ..claim };
+    let deferred = sim.node(0).unwrap().metrics().deaths_deferred;
+    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0 }));
+    sim.inject(0, sim.address(1).unwrap(), &with_claim(&forged, claim)).unwrap();
+    check_agreement(&sim).unwrap();
+    assert_eq!(sim.node(0).unwrap().metrics().deaths_deferred, deferred + 1);
     sim.run_for(Duration::from_secs(10)).unwrap();
     check_agreement(&sim).unwrap();
 }

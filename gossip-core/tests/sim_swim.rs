@@ -116,10 +116,16 @@ fn lifeguard_cuts_the_false_suspicions_slow_members_make() {
 fn a_node_slow_at_everything_alike_accuses_nobody() {
     // Datagrams and timers equally late shift the node's life: its acks still come before
     // its timeouts (see `ProcessingDelay`).
+    // Without Lifeguard the whole suspicion timeout is the minimum, which `Config::lan()`
+    // now keeps at log10(n) periods (1.5 s here): shorter than the delay, so a slow member
+    // would be declared dead before its refutation could leave it. memberlist's multiplier
+    // (4) gives it the time this test is about.
     let seed = seed_from_env(53);
     let slowdown = Slowdown { fraction: 0.1, delay: ProcessingDelay::uniform(Duration::from_millis(1500)) };
+    let mut config = lan(false);
+    config.swim.suspicion_mult = 4;
     let outcome =
-        SwimStudy::new(30, lan(false)).slow(seed, 60, slowdown, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        SwimStudy::new(30, config).slow(seed, 60, slowdown, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.healthy.suspicions, 0, "{:?}", outcome.healthy);
     assert!(outcome.slowed.suspicions > 0, "the slow members themselves answer late");
 }
@@ -181,4 +187,24 @@ fn a_slow_node_handles_datagrams_late_in_order_and_a_moved_node_leaves_its_old_a
     }
     assert!(sim.take_membership_log().iter().all(|record| record.member < 5));
     sim.check_all().unwrap();
+}
+
+/// Issue 12: after a partition heals, the other side's Dead claims (made while it could not
+/// reach us) must not make a member declare failed a member it could reach the whole time.
+/// Before the fix every member of one side took the other side's Dead claims about its own
+/// side at the same incarnation at once.
+#[test]
+fn no_member_is_declared_failed_after_a_partition_heals() {
+    let seed = seed_from_env(71);
+    let study = SwimStudy::new(30, lan(true));
+    let outcome = study.partition(seed, s(30), s(60), |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcome.dead_at_heal * 2 > outcome.cross_pairs, "each side had declared the other dead");
+    assert_eq!(outcome.false_failures_during_split, 0);
+    assert_eq!(
+        outcome.false_failures_after_heal, 0,
+        "seed {seed}: MemberFailed about reachable members after the heal ({} suspicions)",
+        outcome.suspicions_after_heal
+    );
+    assert!(outcome.heal.expect("healed") <= s(30));
+    assert_eq!(outcome.converged, 30);
 }

@@ -14,7 +14,8 @@
 //!   false suspicions and false deaths, on a lossy network or with a fraction of slow
 //!   members (a [`ProcessingDelay`]).
 //! - [`partition`](SwimStudy::partition): the cluster splits in two halves, then heals; how
-//!   long until every member sees every other Alive again.
+//!   long until every member sees every other Alive again, and how many `MemberFailed`
+//!   events name a member the observer could reach (`false_failures_after_heal`).
 //! - [`restart`](SwimStudy::restart): a member restarts under a new generation (at a new
 //!   address); how long until every member sees the new generation Alive there.
 
@@ -240,6 +241,19 @@ pub struct PartitionOutcome {
     pub suspect_at_heal: usize,
     /// Members that saw every other Alive at the end of the trial.
     pub converged: usize,
+    /// `MemberFailed` events emitted during the split by a member about a member of its own
+    /// side (which it could reach the whole time).
+    pub false_failures_during_split: usize,
+    /// `MemberFailed` events emitted after the heal (from the heal until the trial's end:
+    /// convergence, or `max_wait`, plus the longest suspicion timeout so that a suspicion
+    /// still running at convergence is counted too) about a live member. After the heal every
+    /// live member can reach every other (the trial crashes nobody), so each one names a
+    /// member the observer could reach at that moment: an application acting on it would
+    /// move shards off a member that never failed.
+    pub false_failures_after_heal: usize,
+    /// `MemberSuspected` events in the same window (information: suspicions cost the
+    /// application nothing, failures do).
+    pub suspicions_after_heal: usize,
     /// The trace hash of the run.
     pub trace_hash: u64,
 }
@@ -553,6 +567,12 @@ impl SwimStudy {
             progress(Progress::Running { period, of: split_periods });
         }
         sim.run_until(split_at + split)?;
+        let same_side = |a: usize, b: usize| (a < half) == (b < half);
+        let false_failures_during_split = sim
+            .take_membership_log()
+            .iter()
+            .filter(|r| r.change == MemberChange::Failed && same_side(r.observer, r.member))
+            .count();
         let (mut dead_at_heal, mut suspect_at_heal) = (0, 0);
         for observer in 0..self.nodes {
             let Some(node) = sim.node(observer) else { continue };
@@ -567,6 +587,18 @@ impl SwimStudy {
         sim.heal(cut);
         let healed_at = sim.now();
         let heal = wait_for(&mut sim, healed_at, max_wait, see_everyone_alive, &mut progress)?;
+        let converged = see_everyone_alive(&sim);
+        // A suspicion still running at convergence may yet end in a false failure: watch on
+        // for the longest suspicion timeout.
+        sim.run_for(self.suspicion_timeouts().1)?;
+        let (mut false_failures_after_heal, mut suspicions_after_heal) = (0, 0);
+        for record in sim.take_membership_log() {
+            if sim.node(record.member).is_none() {
+                continue;
+            }
+            false_failures_after_heal += usize::from(record.change == MemberChange::Failed);
+            suspicions_after_heal += usize::from(record.change == MemberChange::Suspected);
+        }
         Ok(PartitionOutcome {
             seed,
             nodes: self.nodes,
@@ -575,7 +607,10 @@ impl SwimStudy {
             cross_pairs: 2 * half * (self.nodes - half),
             dead_at_heal,
             suspect_at_heal,
-            converged: see_everyone_alive(&sim),
+            converged,
+            false_failures_during_split,
+            false_failures_after_heal,
+            suspicions_after_heal,
             trace_hash: sim.trace_hash(),
         })
     }
