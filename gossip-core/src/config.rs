@@ -410,12 +410,16 @@ impl SwimConfig {
         }
     }
 
-    /// memberlist's local defaults: fast probes, short suspicion.
+    /// For one host or a fast, reliable network: probes every 500 ms (memberlist's local preset
+    /// probes every second), a 200 ms timeout, one indirect check, LAN's short suspicion.
     pub fn local() -> Self {
         Self {
+            // Twice LAN's probe rate with LAN's suspicion: crashes are seen about twice as fast,
+            // for twice the probe traffic.
+            probe_interval: Duration::from_millis(500),
             probe_timeout: Duration::from_millis(200),
             indirect_checks: 1,
-            suspicion_mult: 3,
+            suspicion_mult: 1,
             suspicion_confirmations: 1,
             retransmit_mult: 2,
             ..Self::lan()
@@ -497,5 +501,10 @@ mod tests {
         }
         assert_eq!(Config::wan().swim, SwimConfig::wan());
         assert_eq!(Config::default(), Config::lan());
+        // `local` detects failures faster than `lan`: it probes more often, with no longer a
+        // suspicion (in probe periods).
+        let (local, lan) = (Config::local().swim, Config::lan().swim);
+        assert!(local.probe_interval < lan.probe_interval);
+        assert!(local.suspicion_mult <= lan.suspicion_mult);
     }
 }
