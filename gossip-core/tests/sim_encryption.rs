@@ -43,6 +43,16 @@ fn step(sim: &mut Simulation, seed: u64, duration: Duration) {
     sim.run_for(duration).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
 }
 
+/// Runs until `done` holds, checked every 500 ms of virtual time (it reads every node's
+/// keyring status: too costly after every step), for at most a minute.
+fn wait_until(sim: &mut Simulation, seed: u64, what: &str, done: impl Fn(&Simulation) -> bool) {
+    let give_up = sim.now() + Duration::from_secs(60);
+    while !done(sim) {
+        assert!(sim.now() < give_up, "seed {seed}: not within a minute: {what}");
+        step(sim, seed, Duration::from_millis(500));
+    }
+}
+
 /// Every node, one after another `gap` apart, moves to `mode`.
 fn roll(sim: &mut Simulation, seed: u64, mode: EncryptionMode, gap: Duration) {
     for i in 0..N {
@@ -92,22 +102,14 @@ fn a_key_rotates_across_a_hundred_nodes_under_loss_without_refusing_a_datagram()
     let held = |sim: &Simulation, what: &dyn Fn(&gossip_core::KeyStatus) -> bool| {
         (0..N).all(|i| sim.node(i).is_some_and(|node| node.keyring_status().key(new).is_some_and(what)))
     };
-    let mut waited = Duration::ZERO;
-    while !held(&sim, &|k| k.holders == N) {
-        step(&mut sim, seed, Duration::from_millis(500));
-        waited += Duration::from_millis(500);
-        assert!(waited < Duration::from_secs(60), "seed {seed}: the new key's holders never reached {N}");
-    }
+    wait_until(&mut sim, seed, "every member holds the new key", |sim| held(sim, &|k| k.holders == N));
     // 2. Make it primary everywhere; wait until nobody publishes the old one as primary.
     for i in 0..N {
         sim.use_key(i, new).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
-    let mut waited = Duration::ZERO;
-    while !held(&sim, &|k| k.primary_for == N) {
-        step(&mut sim, seed, Duration::from_millis(500));
-        waited += Duration::from_millis(500);
-        assert!(waited < Duration::from_secs(60), "seed {seed}: the new key never became everyone's primary");
-    }
+    wait_until(&mut sim, seed, "every member seals with the new key", |sim| {
+        held(sim, &|k| k.primary_for == N)
+    });
     // 3. Remove the old key everywhere.
     for i in 0..N {
         sim.remove_key(i, old).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
