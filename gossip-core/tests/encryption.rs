@@ -123,24 +123,18 @@ fn without_the_key_nothing_is_accepted_and_nothing_changes() {
     // Plain forged claims, the same sealed under a wrong key, garbage after the marker, and
     // a datagram of a node of another cluster sealed with the very same key.
     harness.inject(from, 0, &forged_death(1, u32::MAX));
-    let mut wrong_key = Node::with_keyring(
-        sealed_config(),
-        Identity::new("mallory", 1, from),
-        harness.now,
-        ChaCha8Rng::seed_from_u64(5),
-        Keyring::new(key(2)),
-    )
-    .expect("valid");
-    wrong_key.join([address(0)]);
-    let mut other_cluster = Node::with_keyring(
-        sealed_config().with_cluster("other"),
-        Identity::new("mallory-2", 1, from),
-        harness.now,
-        ChaCha8Rng::seed_from_u64(6),
-        Keyring::new(key(1)),
-    )
-    .expect("valid");
-    other_cluster.join([address(0)]);
+    // A sealing node outside the harness at `from`, joining node 0.
+    let outsider = |config: Config, name: &str, seed: u64, keyring: Keyring| {
+        let identity = Identity::new(name, 1, from);
+        let mut node =
+            Node::with_keyring(config, identity, harness.now, ChaCha8Rng::seed_from_u64(seed), keyring)
+                .expect("valid");
+        node.join([address(0)]);
+        node
+    };
+    let mut wrong_key = outsider(sealed_config(), "mallory", 5, Keyring::new(key(2)));
+    let mut other_cluster =
+        outsider(sealed_config().with_cluster("other"), "mallory-2", 6, Keyring::new(key(1)));
     let mut sent = 0;
     for outsider in [&mut wrong_key, &mut other_cluster] {
         while let Some(output) = outsider.poll() {
