@@ -397,6 +397,13 @@ impl<R: Rng> Node<R> {
         if let Some((generation, max_version)) = comparison.own_ahead {
             self.heal_if_ahead_of_us(generation, max_version);
         }
+        let events = &mut self.events;
+        for &(index, version) in &comparison.advertised {
+            self.table.modify(index, |owner, replica| {
+                let first_hand = source.is_first_hand(owner.name);
+                replica.note_advertised(owner.name, version, first_hand, events);
+            });
+        }
         comparison
     }
 
@@ -411,6 +418,13 @@ impl<R: Rng> Node<R> {
                 // `message::check` refused such datagrams already.
                 continue;
             };
+            let gone = MemberState::from_wire(node_delta.state).is_some_and(|state| !state.is_live());
+            if gone && self.table.index_of(&node_delta.name).is_none() {
+                // A node we do not know that the sender holds dead or departed: not learned
+                // (see `apply_claim`), its table neither.
+                self.metrics.stale_deltas += 1;
+                continue;
+            }
             let upsert = self.table.upsert(
                 node_delta.name.as_str(),
                 node_delta.generation,
@@ -480,7 +494,7 @@ impl<R: Rng> Node<R> {
                     from: String::new(),
                 };
                 // A member first learned through anti-entropy takes the sender's view quietly.
-                self.apply_claim(claim, source, !fresh);
+                self.apply_claim_as(claim, source, !fresh, fresh);
             }
             let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
             let max_keys = self.config.max_keys_per_node;

@@ -68,6 +68,7 @@ pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_l
         reset: true,
         incarnation: u32::MAX,
         state: v1::MemberState::Left as i32,
+        sender_max_version: u64::MAX,
         entries: vec![v1::Entry {
             key: "k".repeat(key_len),
             value: vec![0xff; value_len].into(),

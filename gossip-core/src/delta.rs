@@ -146,6 +146,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         entries: Vec::new(),
         incarnation: replica.incarnation,
         state: replica.state.to_wire() as i32,
+        sender_max_version: 0,
     };
     let mut len = delta.encoded_len();
     let room = budget.remaining();
@@ -153,6 +154,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         return None;
     }
     let mut truncated = false;
+    let mut lengths = Vec::new();
     for (version, entry) in replica.entries_after(plan.from) {
         let entry_len =
             field_len(entry_encoded_len(entry.key.len(), entry.value.len(), version, entry.deleted));
@@ -161,6 +163,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
             break;
         }
         len += entry_len;
+        lengths.push(entry_len);
         delta.entries.push(v1::Entry {
             key: entry.key.as_str().to_owned(),
             value: entry.value.clone(),
@@ -169,6 +172,15 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         });
     }
     if truncated {
+        // Cut short: the sender's max version goes too (how far a rebuilt replica must catch
+        // up), in place of the last entries if need be.
+        let extra = 1 + encoded_len_varint(replica.max_version);
+        while field_len(len + extra) > room {
+            delta.entries.pop()?;
+            len -= lengths.pop()?;
+        }
+        len += extra;
+        delta.sender_max_version = replica.max_version;
         // The receiver's max version becomes the last version sent: a prefix, no hole.
         delta.to_version = delta.entries.last()?.version;
     }

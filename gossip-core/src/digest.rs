@@ -53,6 +53,9 @@ pub(crate) struct Comparison {
     /// The highest `(generation, max version)` the peer offered of our own table, when it is
     /// ahead of what we hold (only we write it: see `heal.rs`).
     pub(crate) own_ahead: Option<(u64, u64)>,
+    /// `(index, max version)` the peer holds of nodes whose replica a reset is rebuilding
+    /// here (how far it must catch up, see `Replica::note_advertised`).
+    pub(crate) advertised: Vec<(usize, u64)>,
 }
 
 /// The bounds a comparison applies.
@@ -84,6 +87,11 @@ pub(crate) fn compare(
             continue;
         }
         let Some(index) = table.index_of(&theirs.name) else {
+            if MemberState::from_wire(theirs.state).is_some_and(|state| !state.is_live()) {
+                // A node we do not know that the peer holds dead or departed: it would not
+                // be learned (see `Node::apply_claim`), so it is not asked for.
+                continue;
+            }
             if table.len() + unknown >= max_nodes {
                 metrics.nodes_over_cap += 1;
                 continue;
@@ -121,6 +129,9 @@ pub(crate) fn compare(
         }
         if theirs.generation == ours.generation && !theirs.unknown {
             compare_claims(index, name, ours, theirs, &mut comparison);
+            if ours.is_shadowed() {
+                comparison.advertised.push((index, theirs.max_version));
+            }
         }
         if theirs.generation < ours.generation || (theirs.unknown && theirs.generation == ours.generation) {
             // The peer lacks this generation entirely: send all of it, even an empty table,

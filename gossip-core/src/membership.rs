@@ -158,9 +158,23 @@ impl<R: Rng> Node<R> {
     /// and `gossip` is set, it is queued for piggybacking (infection-style dissemination).
     /// A relayed claim that raises a known member's incarnation by more than
     /// `max_incarnation_jump` is dropped.
-    pub(crate) fn apply_claim(&mut self, mut claim: Claim, source: Source<'_>, gossip: bool) {
+    pub(crate) fn apply_claim(&mut self, claim: Claim, source: Source<'_>, gossip: bool) {
+        self.apply_claim_as(claim, source, gossip, false);
+    }
+
+    /// [`apply_claim`](Self::apply_claim); `fresh` says the member's record was created or
+    /// replaced by a new generation just before (by the delta carrying the claim), so the
+    /// claim is its first state, not news about a member we held.
+    pub(crate) fn apply_claim_as(&mut self, mut claim: Claim, source: Source<'_>, gossip: bool, fresh: bool) {
         if claim.name == self.identity.name {
             self.answer_claim_about_us(&claim);
+            return;
+        }
+        if !claim.state.is_live() && self.table.index_of(&claim.name).is_none() {
+            // The death or departure of a member we do not know (memberlist's rule): learning
+            // it would only bring back, for another retention time, a member the others are
+            // forgetting, and a node that forgot it before them would learn it again.
+            self.metrics.stale_claims += 1;
             return;
         }
         let upsert =
@@ -187,7 +201,7 @@ impl<R: Rng> Node<R> {
         };
         let Some((_, member)) = self.table.get(index) else { return };
         let (state, incarnation, address) = (member.state, member.incarnation, member.address);
-        let fresh = matches!(upsert, Upsert::Discovered(_) | Upsert::Restarted { .. });
+        let fresh = fresh || matches!(upsert, Upsert::Discovered(_) | Upsert::Restarted { .. });
         if !fresh
             && !source.is_first_hand(&claim.name)
             && claim.incarnation.saturating_sub(incarnation) > self.config.max_incarnation_jump
@@ -213,6 +227,7 @@ impl<R: Rng> Node<R> {
             return;
         }
         if claim.state == MemberState::Dead
+            && !fresh
             && state.is_live()
             && !source.is_first_hand(&claim.name)
             && self.defer_death(index, &claim, state)

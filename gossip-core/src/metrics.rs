@@ -25,8 +25,8 @@ pub struct Metrics {
     pub malformed_messages: u64,
     /// Envelopes from an older generation of a known node, or that claim to be from us.
     pub stale_senders: u64,
-    /// Node deltas not applied: older generation, a gap before their first version, or
-    /// nothing new.
+    /// Node deltas not applied: older generation, a gap before their first version, nothing
+    /// new, or about a node this node does not know that the sender holds dead or departed.
     pub stale_deltas: u64,
     /// Node deltas, digest entries or membership claims that claimed newer state of this node
     /// than it has (a newer generation or table version, or life at a higher incarnation).
@@ -87,7 +87,8 @@ pub struct Metrics {
     /// max version by more than `Config::max_version_jump`; dropped.
     pub jumps_refused: u64,
     /// Membership claims about an older generation of a node than the one known (this node
-    /// included), or about a member forgotten at that generation; ignored.
+    /// included), about a member forgotten at that generation, or that a member this node
+    /// does not know is dead or departed; ignored.
     pub stale_claims: u64,
     /// Dead claims by a third party about a member this node held Alive, taken as the start
     /// of this node's own suspicion instead of a death (the member may have been out of the

@@ -14,14 +14,23 @@
 //! A reset may be cut by the datagram size below the version the replica had reached. The
 //! rebuilt replica is then behind what the application has already seen, so the application
 //! keeps seeing the old state (the *shadow*, see [`Replica::view`]) until the rebuilt replica
-//! reaches both the old max version and the reset's watermark; then the difference is
-//! reported, in events, at once. So the versions the application sees for a (node,
-//! generation) only grow, and a key it held disappears only if the owner deleted it, or
-//! (the one case left, because a replica at version `v` may lack a write its owner has since
-//! overwritten above `v`, the Scuttlebutt rule) if the owner overwrote it above the version
-//! the rebuilt replica had reached when the shadow ended: the new value follows, as the next
-//! `KeyChanged` of that key. Closing that case needs a reset that is never cut (a snapshot
-//! sent in several datagrams and applied whole): not done yet.
+//! has caught up; then the difference is reported, in events, at once. Caught up means: it
+//! reached the old max version, the reset's watermark (every tombstone it lacks below it
+//! was collected by the owner), and the highest version of the owner's table a peer said it
+//! holds (the `sender_max_version` of a delta cut short, or a digest entry), fixed when the
+//! first two were reached. The last one matters for a key the owner overwrote above the cut:
+//! a replica at version `v` lacks any key whose latest write is above `v` (the Scuttlebutt
+//! rule), so a shadow ended at the old max version would report such a key deleted, then
+//! changed. The owner's own digest lowers a target others raised (a made-up version would
+//! otherwise hold the shadow).
+//!
+//! Guarantee: the versions the application sees for a (node, generation) only grow, and a
+//! key it held disappears only if the owner deleted it. One case is left, by design of the
+//! Scuttlebutt rule: a key the owner overwrites *again* while the rebuilt replica catches up
+//! to its target, above the version the replica reaches by then, or that the peers it catches
+//! up from lacked themselves (their own replicas rebuilt and still catching up). The chaos
+//! simulation checks every key event against the owners' writes (`sim/app_events.rs`) and
+//! counts any such delete as a violation.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -134,6 +143,18 @@ struct ReplicaData {
     /// While a reset cut short rebuilds this replica below the version it had reached: the
     /// replica as it was, which the application keeps seeing (see [`Replica::view`]).
     shadow: Option<Box<Replica>>,
+    /// While shadowed: the version the rebuilt replica must reach before the shadow ends.
+    catch_up: CatchUp,
+}
+
+/// How far a rebuilt replica must catch up before its shadow ends (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+struct CatchUp {
+    /// The highest version of the owner's table peers said they hold since the reset.
+    advertised: u64,
+    /// The target, fixed when the rebuilt replica first reached the shadow's version and the
+    /// reset's watermark: the highest version then known to exist.
+    target: Option<u64>,
 }
 
 /// One place of the log: an entry, or the hole it left.
@@ -383,15 +404,19 @@ impl Replica {
     /// watermark of the reset (so every tombstone it lacks was collected by the owner): reports
     /// every difference between what the application saw and what holds now.
     fn settle_shadow(&mut self, owner: &str, events: &mut Events) {
-        let reached = self
-            .data
-            .as_ref()
-            .and_then(|data| data.shadow.as_ref())
-            .is_some_and(|shadow| self.max_version >= shadow.max_version.max(self.gc_watermark));
-        if !reached {
+        let (max_version, gc_watermark) = (self.max_version, self.gc_watermark);
+        let Some(data) = self.data.as_deref_mut() else { return };
+        let Some(shadow) = data.shadow.as_ref() else { return };
+        let base = shadow.max_version.max(gc_watermark);
+        if max_version < base {
             return;
         }
-        let Some(shadow) = self.data.as_mut().and_then(|data| data.shadow.take()) else { return };
+        let target = *data.catch_up.target.get_or_insert(data.catch_up.advertised.max(base));
+        if max_version < target {
+            return;
+        }
+        data.catch_up = CatchUp::default();
+        let Some(shadow) = data.shadow.take() else { return };
         let node = SharedStr::from(owner);
         for (_, seen) in shadow.live_entries() {
             if self.get(&seen.key).is_none() {
@@ -410,6 +435,29 @@ impl Replica {
                 });
             }
         }
+    }
+
+    /// A peer holds this replica's owner (same generation) up to `version`; `first_hand` when
+    /// the peer is the owner itself. While a reset rebuilds the replica, this is how it
+    /// learns how far it must catch up (see the module docs). The owner's own word is the
+    /// truth: it lowers a target others raised (a hostile peer's made-up version would
+    /// otherwise hold the shadow until the owner wrote that far).
+    pub(crate) fn note_advertised(
+        &mut self,
+        owner: &str,
+        version: u64,
+        first_hand: bool,
+        events: &mut Events,
+    ) {
+        let Some(data) = self.data.as_deref_mut().filter(|data| data.shadow.is_some()) else { return };
+        let catch_up = &mut data.catch_up;
+        if first_hand {
+            catch_up.advertised = version;
+            catch_up.target = catch_up.target.map(|target| target.min(version));
+        } else {
+            catch_up.advertised = catch_up.advertised.max(version);
+        }
+        self.settle_shadow(owner, events);
     }
 
     /// The live entry of `key` with its version (tombstones are not returned).
@@ -485,7 +533,9 @@ impl Replica {
             // saved it) until the rebuilt one reaches it; the difference is reported then.
             if !self.is_shadowed() {
                 let shadow = Box::new(self.snapshot());
-                self.data_mut().shadow = Some(shadow);
+                let data = self.data_mut();
+                data.shadow = Some(shadow);
+                data.catch_up = CatchUp::default();
             }
             self.clear();
             self.gc_watermark = delta.gc_watermark;
@@ -494,6 +544,10 @@ impl Replica {
             return Err(Refusal::AlreadyKnown);
         } else if behind_watermark || delta.from_version > self.max_version {
             return Err(Refusal::Gap);
+        }
+        if let Some(data) = self.data.as_deref_mut().filter(|data| data.shadow.is_some()) {
+            // How far the sender's replica goes: the rebuilt one catches up that far first.
+            data.catch_up.advertised = data.catch_up.advertised.max(delta.sender_max_version);
         }
         let base = self.max_version;
         let mut reached = delta.to_version;

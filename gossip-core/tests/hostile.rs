@@ -246,6 +246,41 @@ fn flood(h: &mut Harness, datagrams: &[Vec<u8>]) {
     }
 }
 
+/// A member reported dead or departed that a node does not know (it forgot it, or never
+/// met it) is not learned, by claim, by delta or by digest: otherwise a node that forgot a
+/// member before the others learns it again from them, and the member lives on.
+#[test]
+fn unknown_members_reported_gone_are_not_learned() {
+    let mut h = cluster(capped(), 102);
+    let m0 = h.nodes[0].metrics();
+    let ack = || Body::Ack(v1::Ack { sequence: 0, ..Default::default() });
+    for (i, state) in [v1::MemberState::Dead, v1::MemberState::Left].into_iter().enumerate() {
+        let ghost = format!("ghost-{i}");
+        let by_claim =
+            v1::Envelope { membership: vec![claim(&ghost, 1, 200 + i, 3, state)], ..from_mallory(ack()) };
+        let gone = v1::NodeDelta {
+            state: state as i32,
+            ..delta(&ghost, 1, 200 + i, 0, 1, vec![entry("k", b"v", 1)])
+        };
+        let listed = v1::DigestEntry { state: state as i32, ..digest_entry(&ghost, 1, 1) };
+        let by_syn = from_mallory(syn(vec![listed], vec![gone.clone()]));
+        let by_push = from_mallory(push(vec![gone]));
+        flood(&mut h, &[by_claim.encode_to_vec(), by_syn.encode_to_vec(), by_push.encode_to_vec()]);
+        assert!(h.nodes[0].node(&ghost).is_none(), "{state:?}: {ghost} was learned");
+    }
+    let m1 = h.nodes[0].metrics();
+    assert_eq!(m1.stale_claims - m0.stale_claims, 2, "each claim is counted");
+    assert_eq!(m1.stale_deltas - m0.stale_deltas, 4, "each delta is counted");
+    assert_eq!(drops(&m1), drops(&m0), "well-formed datagrams were refused");
+    // A live claim about the same name is still taken.
+    let alive = v1::Envelope {
+        membership: vec![claim("ghost-0", 1, 200, 4, v1::MemberState::Alive)],
+        ..from_mallory(ack())
+    };
+    flood(&mut h, &[alive.encode_to_vec()]);
+    assert!(h.nodes[0].node("ghost-0").is_some(), "a live claim introduces the member");
+}
+
 // ----- 1. a million fake members -----
 
 /// How the fake members are announced.

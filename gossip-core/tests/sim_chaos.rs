@@ -14,8 +14,12 @@ use gossip_core::{AntiEntropyMode, Config, Dissemination, Footprint, MemberState
 /// never reached the seeds (their exchanges with seeds were pulls) before the fix; 4363 and
 /// 11148: a reset cut short took a replica's version back (with the plans and the protocol of
 /// their time: later changes moved their schedules, so they are kept as plain regressions,
-/// and the property tests of `laws.rs` hold the bug itself).
-const SEEDS: [u64; 8] = [2, 3, 5, 19, 116, 174, 4363, 11148];
+/// and the property tests of `laws.rs` hold the bug itself); 500655 and 500740: a member
+/// down for good came back to life forever, because a node that had forgotten it learned it
+/// again from one that had not, as a fresh Alive record whose death claim was then deferred
+/// (a third party's word), so it stayed Alive there until its own probe failed, and spread
+/// again: unknown members reported dead are now not learned at all (memberlist's rule).
+const SEEDS: [u64; 10] = [2, 3, 5, 19, 116, 174, 4363, 11148, 500655, 500740];
 
 #[test]
 fn fixed_seeds_end_in_agreement() {

@@ -123,6 +123,12 @@ pub fn delta(r: &mut Reader<'_>) -> v1::NodeDelta {
         1 => u64::from(r.below(4)),
         _ => 0,
     };
+    // Drawn after the other fields: an older corpus input keeps its first delta.
+    let sender_max_version = match r.below(4) {
+        0 => to_version + u64::from(r.below(8)),
+        1 => u64::MAX,
+        _ => 0,
+    };
     v1::NodeDelta {
         name,
         generation,
@@ -134,6 +140,7 @@ pub fn delta(r: &mut Reader<'_>) -> v1::NodeDelta {
         entries,
         incarnation,
         state,
+        sender_max_version,
     }
 }
 

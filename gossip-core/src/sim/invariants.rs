@@ -430,9 +430,11 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
 /// version above zero are remembered, so memory follows the data, not n².
 #[derive(Debug, Clone, Default)]
 pub struct VersionMemory {
-    seen: Vec<HashMap<u32, (u64, u64)>>,
+    /// `(generation, max_version)` per observer, indexed by owner (dense: simulator indices
+    /// are small, and this runs for every member at every step).
+    seen: Vec<Vec<Option<(u64, u64)>>>,
     /// `(generation, incarnation)` per observer and member, once above zero.
-    incarnations: Vec<HashMap<u32, (u64, u32)>>,
+    incarnations: Vec<Vec<Option<(u64, u32)>>>,
     /// Members each observer had forgotten at its last check (its `members_forgotten`).
     forgotten: Vec<u64>,
 }
@@ -453,19 +455,16 @@ impl VersionMemory {
         generation: u64,
         max_version: u64,
     ) -> Result<bool, ViolationKind> {
-        if self.seen.len() <= observer {
-            self.seen.resize_with(observer + 1, HashMap::new);
-        }
-        let seen = &mut self.seen[observer];
+        let seen = slot(&mut self.seen, observer, owner);
         let now = (generation, max_version);
-        match seen.get(&(owner as u32)).copied() {
+        match *seen {
             Some(was) if now < was => {
                 Err(ViolationKind::VersionWentBack { owner: owner_name.to_owned(), was, now })
             }
             Some(was) if was == now => Ok(false),
             None if max_version == 0 => Ok(false),
             _ => {
-                seen.insert(owner as u32, now);
+                *seen = Some(now);
                 Ok(true)
             }
         }
@@ -482,11 +481,8 @@ impl VersionMemory {
         generation: u64,
         incarnation: u32,
     ) -> Result<(), ViolationKind> {
-        if self.incarnations.len() <= observer {
-            self.incarnations.resize_with(observer + 1, HashMap::new);
-        }
-        let seen = &mut self.incarnations[observer];
-        match seen.get(&(member as u32)).copied() {
+        let seen = slot(&mut self.incarnations, observer, member);
+        match *seen {
             Some((was_generation, was)) if was_generation == generation && incarnation < was => {
                 Err(ViolationKind::IncarnationWentBack {
                     member: member_name.to_owned(),
@@ -500,7 +496,7 @@ impl VersionMemory {
             Some(was) if was == (generation, incarnation) => Ok(()),
             None if incarnation == 0 => Ok(()),
             _ => {
-                seen.insert(member as u32, (generation, incarnation));
+                *seen = Some((generation, incarnation));
                 Ok(())
             }
         }
@@ -517,27 +513,46 @@ impl VersionMemory {
         if std::mem::replace(&mut self.forgotten[observer], forgotten) == forgotten {
             return;
         }
-        let held: std::collections::HashSet<u32> = held.map(|i| i as u32).collect();
+        let mut kept = Vec::new();
+        for member in held {
+            if kept.len() <= member {
+                kept.resize(member + 1, false);
+            }
+            kept[member] = true;
+        }
+        let is_held = |member: usize| kept.get(member).copied().unwrap_or(false);
         if let Some(seen) = self.seen.get_mut(observer) {
-            seen.retain(|member, _| held.contains(member));
+            seen.iter_mut().enumerate().filter(|(member, _)| !is_held(*member)).for_each(|(_, s)| *s = None);
         }
         if let Some(seen) = self.incarnations.get_mut(observer) {
-            seen.retain(|member, _| held.contains(member));
+            seen.iter_mut().enumerate().filter(|(member, _)| !is_held(*member)).for_each(|(_, s)| *s = None);
         }
     }
 
     /// Forgets what `observer` showed (it crashed or restarted with an empty table).
     pub fn forget(&mut self, observer: usize) {
         if let Some(seen) = self.seen.get_mut(observer) {
-            *seen = HashMap::new();
+            seen.clear();
         }
         if let Some(seen) = self.incarnations.get_mut(observer) {
-            *seen = HashMap::new();
+            seen.clear();
         }
         if let Some(count) = self.forgotten.get_mut(observer) {
             *count = 0;
         }
     }
+}
+
+/// The entry of `table` for (`observer`, `member`), grown on first use.
+fn slot<T>(table: &mut Vec<Vec<Option<T>>>, observer: usize, member: usize) -> &mut Option<T> {
+    if table.len() <= observer {
+        table.resize_with(observer + 1, Vec::new);
+    }
+    let row = &mut table[observer];
+    if row.len() <= member {
+        row.resize_with(member + 1, || None);
+    }
+    &mut row[member]
 }
 
 /// Runs the checks on one live node.
