@@ -8,6 +8,11 @@ use gossip_core::sim::invariants::{self, ViolationKind, check_agreement};
 use gossip_core::sim::{Bootstrap, Chaos, SimConfig, Simulation, seed_from_env};
 use gossip_core::{AntiEntropyMode, Config, Dissemination, Footprint, MemberState};
 
+// The simulator allocates per datagram: mimalloc makes the 200 seeds of CI about a fifth
+// faster than the system allocator (as in the `simulate` example).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Seeds that cover small and large clusters, crashes left down, restarts at new addresses;
 /// 116: a replica skipped a write its owner had already overwritten (allowed, see
 /// `invariants`); 2 and 174: push mode, where the news of a member known only to non-seeds
