@@ -8,6 +8,7 @@ use crate::seal::SEAL_OVERHEAD;
 
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum AntiEntropyMode {
     /// The initiator sends its recent deltas without learning the peer's digest (one datagram).
@@ -21,6 +22,7 @@ pub enum AntiEntropyMode {
 
 /// Which mechanisms spread key-value updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum Dissemination {
     /// Periodic anti-entropy exchanges only.
@@ -33,6 +35,7 @@ pub enum Dissemination {
 
 /// When a hot rumor stops being spread (Demers et al., feedback variants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum RumorRule {
     /// After `rumor_k` contacts that already knew it.
@@ -46,6 +49,11 @@ pub enum RumorRule {
 /// Start from a preset ([`Config::lan`], [`Config::wan`], [`Config::local`]), change fields,
 /// then let [`crate::Node::new`] check them with [`Config::validate`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct Config {
     /// Cluster identifier carried by every datagram; datagrams of other clusters are dropped.
@@ -54,6 +62,7 @@ pub struct Config {
     /// common MTUs).
     pub max_datagram_size: usize,
     /// Time between two anti-entropy rounds.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub gossip_interval: Duration,
     /// Peers contacted per anti-entropy round.
     pub fanout: usize,
@@ -64,6 +73,7 @@ pub struct Config {
     /// the digest summary meanwhile, so a difference is still noticed within a probe period.
     /// Set it to `gossip_interval` to keep a fixed interval; probes then leave anti-entropy
     /// alone (the simulator's convergence study measures anti-entropy that way).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_idle_gossip_interval: Duration,
     /// Anti-entropy, rumors, or both.
     pub dissemination: Dissemination,
@@ -81,6 +91,7 @@ pub struct Config {
     /// rotating window of its digest to the `Syn`s it sends.
     pub out_of_sync_rounds: u32,
     /// How long a tombstone (a deleted key) is kept before it is garbage-collected.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub tombstone_grace: Duration,
     /// Most nodes (including this one) whose state this node keeps.
     pub max_nodes: usize,
@@ -230,15 +241,36 @@ impl Config {
         if self.cluster.len() > 64 {
             return Err(ConfigError::ClusterTooLong { len: self.cluster.len(), max: 64 });
         }
+        if self.cluster.is_empty() {
+            return Err(ConfigError::EmptyCluster);
+        }
         let durations = [
             ("gossip_interval", self.gossip_interval),
+            ("tombstone_grace", self.tombstone_grace),
             ("aggregation.interval", self.aggregation.interval),
             ("swim.probe_interval", self.swim.probe_interval),
             ("swim.probe_timeout", self.swim.probe_timeout),
             ("swim.join_timeout", self.swim.join_timeout),
+            ("swim.dead_retention", self.swim.dead_retention),
+            ("swim.join_retry_initial", self.swim.join_retry_initial),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(ConfigError::Zero { field });
+        }
+        let ordered = [
+            (
+                ("max_idle_gossip_interval", self.max_idle_gossip_interval),
+                ("gossip_interval", self.gossip_interval),
+            ),
+            (
+                ("swim.join_retry_max", self.swim.join_retry_max),
+                ("swim.join_retry_initial", self.swim.join_retry_initial),
+            ),
+        ];
+        for ((longer, longer_value), (shorter, shorter_value)) in ordered {
+            if longer_value < shorter_value {
+                return Err(ConfigError::DurationOrder { longer, longer_value, shorter, shorter_value });
+            }
         }
         if self.swim.probe_timeout >= self.swim.probe_interval {
             return Err(ConfigError::ProbeTimeout {
@@ -268,6 +300,9 @@ impl Config {
         ];
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
+        }
+        if self.max_nodes < 2 {
+            return Err(ConfigError::TooFewNodes { max_nodes: self.max_nodes });
         }
         if self.max_generation_jump == 0 {
             // Every restart would be refused.
@@ -306,11 +341,18 @@ impl Default for Config {
 
 /// SWIM failure detection with Lifeguard's refinements (memberlist's figures by default).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct SwimConfig {
     /// Time between two probes (scaled up by the local-health score under Lifeguard).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub probe_interval: Duration,
     /// How long a direct ping may take before indirect probes go out.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub probe_timeout: Duration,
     /// Members asked to probe an unresponsive member on this node's behalf.
     pub indirect_checks: usize,
@@ -332,18 +374,23 @@ pub struct SwimConfig {
     pub max_health_score: u32,
     /// How long a dead or departed member is still gossiped before it is forgotten along with
     /// its key-value state.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub dead_retention: Duration,
     /// How long `leave` keeps gossiping before it reports done.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub leave_timeout: Duration,
     /// Acknowledgements of the leave after which it reports done early.
     pub leave_acks: usize,
     /// First retry delay of `join` while no seed has answered; doubles up to
     /// `join_retry_max`.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub join_retry_initial: Duration,
     /// Longest delay between two join attempts.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub join_retry_max: Duration,
     /// How long `join` waits for a seed to answer before it reports
     /// [`Event::JoinFailed`](crate::Event::JoinFailed) (and keeps trying).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub join_timeout: Duration,
     /// Gossip to a dead or unreachable member at least once every this many base gossip
     /// intervals (however stretched the idle interval is), so a healed partition re-merges.
@@ -427,13 +474,26 @@ impl SwimConfig {
     }
 }
 
+impl Default for SwimConfig {
+    /// [`SwimConfig::lan`].
+    fn default() -> Self {
+        Self::lan()
+    }
+}
+
 /// Push-sum aggregation: how often shares of mass move, how long an epoch lasts, and the
 /// limits on names.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct AggregationConfig {
     /// Time between two push-sum rounds (each sends half of this node's mass to one random
     /// member). Rounds run only while this node holds an aggregate.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub interval: Duration,
     /// Rounds per epoch. Each epoch restarts the computation from every node's own values, so
     /// estimates follow churn; the estimate of an epoch is read once it ends. In the
@@ -450,6 +510,13 @@ pub struct AggregationConfig {
     /// An [`crate::Event::AggregateChanged`] is emitted when an epoch's estimate differs
     /// from the last one reported by more than this fraction (0.01 = 1%).
     pub change_threshold: f64,
+}
+
+impl Default for AggregationConfig {
+    /// [`AggregationConfig::lan`].
+    fn default() -> Self {
+        Self::lan()
+    }
 }
 
 impl AggregationConfig {
@@ -506,5 +573,36 @@ mod tests {
         let (local, lan) = (Config::local().swim, Config::lan().swim);
         assert!(local.probe_interval < lan.probe_interval);
         assert!(local.suspicion_mult <= lan.suspicion_mult);
+    }
+
+    /// Settings that cannot work are refused with the field named, not accepted silently.
+    #[test]
+    fn nonsense_is_refused_by_name() {
+        let refused = |change: fn(&mut Config)| {
+            let mut config = Config::lan();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert_eq!(refused(|c| c.max_nodes = 1), ConfigError::TooFewNodes { max_nodes: 1 });
+        assert_eq!(
+            refused(|c| c.tombstone_grace = Duration::ZERO),
+            ConfigError::Zero { field: "tombstone_grace" }
+        );
+        assert_eq!(
+            refused(|c| c.swim.dead_retention = Duration::ZERO),
+            ConfigError::Zero { field: "swim.dead_retention" }
+        );
+        assert_eq!(refused(|c| c.cluster.clear()), ConfigError::EmptyCluster);
+        assert!(matches!(
+            refused(|c| c.swim.join_retry_max = Duration::from_millis(100)),
+            ConfigError::DurationOrder {
+                longer: "swim.join_retry_max",
+                shorter: "swim.join_retry_initial",
+                ..
+            }
+        ));
+        let error = refused(|c| c.max_idle_gossip_interval = Duration::from_millis(50));
+        assert!(matches!(error, ConfigError::DurationOrder { longer: "max_idle_gossip_interval", .. }));
+        assert!(error.to_string().contains("gossip_interval"), "{error}");
     }
 }

@@ -29,6 +29,29 @@ pub enum ConfigError {
         /// The field's name.
         field: &'static str,
     },
+    /// The cluster identifier is empty.
+    #[error(
+        "the cluster identifier is empty; name the cluster (Config::with_cluster), the same on every node"
+    )]
+    EmptyCluster,
+    /// `max_nodes` leaves no room for a peer.
+    #[error("max_nodes is {max_nodes}; a node needs room for itself and at least one peer (2 or more)")]
+    TooFewNodes {
+        /// The configured cap.
+        max_nodes: usize,
+    },
+    /// Two durations are in the wrong order.
+    #[error("`{longer}` ({longer_value:?}) must be at least `{shorter}` ({shorter_value:?})")]
+    DurationOrder {
+        /// The field that must be the longer one.
+        longer: &'static str,
+        /// Its value.
+        longer_value: std::time::Duration,
+        /// The field it must not be shorter than.
+        shorter: &'static str,
+        /// Its value.
+        shorter_value: std::time::Duration,
+    },
     /// An entry of the largest allowed key and value sizes would not fit a datagram.
     #[error(
         "an entry with a {max_key_size}-byte key and a {max_value_size}-byte value needs a \

@@ -42,6 +42,7 @@ pub const RESERVED_PREFIX: &str = "gossip.";
 /// [`Accept`](Self::Accept), then every node to [`Send`](Self::Send), then every node to
 /// [`Require`](Self::Require). Turn it off in the reverse order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 #[non_exhaustive]
 pub enum EncryptionMode {
     /// Send plain datagrams; drop sealed ones.

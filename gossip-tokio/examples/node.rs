@@ -5,8 +5,14 @@
 //! cargo run -p gossip-tokio --example node -- --name b --bind 127.0.0.1:7947 --join 127.0.0.1:7946
 //! ```
 //!
-//! It prints every event as one line (`--json`: one JSON object per line) until Ctrl-C or
-//! SIGTERM, then leaves the cluster gracefully and exits.
+//! It prints every event as one line, after the time it was printed (`--json`: one JSON
+//! object per line, the time as `"time"`), until Ctrl-C or SIGTERM, then leaves the cluster
+//! gracefully and exits.
+//!
+//! `--config-file PATH` reads the whole configuration from a TOML file (every field is
+//! optional; see `docs/config-example.toml`); a field that cannot work stops the program at
+//! start, naming it. `--advertise ADDR` is the address the others send to, when it is not
+//! the bound one (behind NAT, or bound to 0.0.0.0).
 //!
 //! # Encryption
 //!
@@ -83,13 +89,21 @@ struct Args {
     /// A `key=value` to write in this node's table; repeatable.
     #[arg(long = "set", value_parser = parse_pair)]
     set: Vec<(String, String)>,
-    /// Timing preset.
+    /// The address other nodes should send to, when it differs from `--bind` (required
+    /// when binding 0.0.0.0 or ::).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// Timing preset (ignored with `--config-file`).
     #[arg(long, value_enum, default_value_t = Preset::Lan)]
     config: Preset,
-    /// The cluster identifier every datagram carries; datagrams of other clusters are
-    /// dropped (and reported once per source).
-    #[arg(long, default_value = "default")]
-    cluster: String,
+    /// A TOML file with the whole configuration (see docs/config-example.toml); fields left
+    /// out take `Config::lan()`'s values. Checked at start: a bad field stops the program.
+    #[arg(long, conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+    /// The cluster identifier every datagram carries (default: the config file's, or
+    /// "default"); datagrams of other clusters are dropped (and reported once per source).
+    #[arg(long)]
+    cluster: Option<String>,
     /// A file of keys to seal datagrams with: one per line, the base64 of 32 bytes
     /// (`openssl rand -base64 32`), the first one primary. Re-read on SIGHUP.
     #[arg(long)]
@@ -114,6 +128,15 @@ enum Preset {
     Wan,
     /// `Config::local()`.
     Local,
+}
+
+/// Reads and checks a TOML configuration file.
+fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let config: Config = toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+    config.validate().map_err(|error| format!("{}: {error}", path.display()))?;
+    Ok(config)
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -210,12 +233,23 @@ fn json(event: &Event) -> serde_json::Value {
 async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt().with_max_level(args.log).with_writer(std::io::stderr).init();
-    let mut config = match args.config {
-        Preset::Lan => Config::lan(),
-        Preset::Wan => Config::wan(),
-        Preset::Local => Config::local(),
+    let mut config = match &args.config_file {
+        Some(path) => match load_config(path) {
+            Ok(config) => config,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match args.config {
+            Preset::Lan => Config::lan(),
+            Preset::Wan => Config::wan(),
+            Preset::Local => Config::local(),
+        },
+    };
+    if let Some(cluster) = &args.cluster {
+        config = config.with_cluster(cluster.clone());
     }
-    .with_cluster(args.cluster.clone());
     config.encryption = match keys::encryption(args.encryption, args.key_file.is_some()) {
         Ok(mode) => mode,
         Err(message) => {
@@ -224,6 +258,9 @@ async fn main() -> ExitCode {
         }
     };
     let mut options = Options::default();
+    if let Some(address) = args.advertise {
+        options = options.with_advertise(address);
+    }
     if let Some(path) = &args.key_file {
         match keys::read(path) {
             Ok(keys) => options = options.with_keys(keys),
@@ -272,11 +309,16 @@ async fn main() -> ExitCode {
         }
     }
 
+    // Each line starts with the wall-clock time (RFC 3339, UTC, milliseconds); a JSON line
+    // carries it as "time".
     let print = |event: &Event| {
+        let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         if args.json {
-            println!("{}", json(event));
+            let mut line = json(event);
+            line["time"] = json!(time.to_string());
+            println!("{line}");
         } else {
-            println!("{}", text(event));
+            println!("{time} {}", text(event));
         }
     };
     // Installed once, before the loop: a signal that lands while an event is being printed
@@ -389,5 +431,39 @@ impl Hangups {
             }
         }
         std::future::pending::<()>().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("gossip-node-config-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_documented_config_file_loads() {
+        let path = file("example", include_str!("../../docs/config-example.toml"));
+        let config = load_config(&path).unwrap();
+        assert_eq!(config.cluster, "payments-prod");
+    }
+
+    #[test]
+    fn a_bad_config_file_is_refused_naming_the_file_and_the_field() {
+        let typo = file("typo", "gossip_intervall = \"1s\"\n");
+        let message = load_config(&typo).unwrap_err();
+        assert!(
+            message.contains(&typo.display().to_string()) && message.contains("gossip_intervall"),
+            "{message}"
+        );
+        let invalid = file("invalid", "[swim]\nprobe_timeout = \"2s\"\n");
+        let message = load_config(&invalid).unwrap_err();
+        assert!(message.contains("probe_timeout"), "{message}");
+        let missing = load_config(std::path::Path::new("/nonexistent/gossip.toml")).unwrap_err();
+        assert!(missing.contains("cannot read"), "{missing}");
     }
 }
