@@ -116,6 +116,14 @@ pub enum Event {
     },
     /// This node's graceful leave is complete (acknowledged, or timed out).
     LeaveComplete,
+    /// Events were lost before this one: the queue was full (`Config::max_pending_events`,
+    /// or the adapters' event stream) because they were not read fast enough. A mirror of the
+    /// cluster built from events is now stale: rebuild it from the node's state (`nodes`,
+    /// `entries`, or the adapters' `snapshot` and watches, which never lose the latest state).
+    Lagged {
+        /// How many events were lost.
+        missed: u64,
+    },
     /// A key of another node's table took a new value. A node gets no event for its own
     /// writes: `Node::set` returns their version.
     KeyChanged {
@@ -346,20 +354,29 @@ pub(crate) struct Events {
     queue: BoundedQueue<Event>,
     /// Events dropped because the queue was full.
     pub(crate) dropped: u64,
+    /// Of those, the ones not yet reported by an [`Event::Lagged`].
+    unreported: u64,
 }
 
 impl Events {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { queue: BoundedQueue::new(capacity), dropped: 0 }
+        Self { queue: BoundedQueue::new(capacity), dropped: 0, unreported: 0 }
     }
 
     pub(crate) fn emit(&mut self, event: Event) {
         if self.queue.push_dropping_oldest(event) {
             self.dropped += 1;
+            self.unreported += 1;
         }
     }
 
+    /// The next event; after a loss, first an [`Event::Lagged`] saying how many were lost
+    /// (the oldest go first, so it comes before the events that survived).
     pub(crate) fn pop(&mut self) -> Option<Event> {
+        if self.unreported > 0 {
+            let missed = std::mem::take(&mut self.unreported);
+            return Some(Event::Lagged { missed });
+        }
         self.queue.pop()
     }
 
@@ -370,5 +387,31 @@ impl Events {
     /// Makes room for `additional` more events (see [`BoundedQueue::reserve`]).
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.queue.reserve(additional);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(i: u32) -> Event {
+        Event::MemberLeft { name: format!("n{i}"), generation: 1 }
+    }
+
+    /// A full queue drops its oldest events, and the reader is told how many before it reads
+    /// the ones that are left; a queue that never overflowed says nothing.
+    #[test]
+    fn a_loss_is_reported_before_the_events_that_survived() {
+        let mut events = Events::new(2);
+        for i in 0..5 {
+            events.emit(left(i));
+        }
+        assert_eq!(events.pop(), Some(Event::Lagged { missed: 3 }));
+        assert_eq!(events.pop(), Some(left(3)));
+        assert_eq!(events.pop(), Some(left(4)));
+        assert_eq!(events.pop(), None);
+        assert_eq!(events.dropped, 3);
+        events.emit(left(5));
+        assert_eq!(events.pop(), Some(left(5)), "reported once");
     }
 }

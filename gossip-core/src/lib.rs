@@ -126,6 +126,12 @@ mod summary;
 mod suspicion;
 mod table;
 
+/// The `rand_core` (0.10) whose `Rng` a [`Node`] takes: an RNG of another `rand_core`
+/// version (rand 0.9's, say) does not implement it. Seed one with
+/// `rand_chacha::ChaCha8Rng::seed_from_u64` (rand_chacha 0.10), or implement
+/// `rand_core::TryRng` for your own.
+pub use rand_core;
+
 pub use aggregate::AggregateEstimate;
 pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{AggregateError, ConfigError, WriteError};

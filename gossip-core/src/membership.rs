@@ -15,6 +15,7 @@ use crate::table::{LOCAL, Upsert};
 
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum MemberState {
     /// Answering probes.
     #[default]

@@ -21,6 +21,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::Error;
 use crate::handle::{Command, DriverStats, Member, NodeMetrics};
 use crate::runtime::{Runtime, Timer, UdpSocket};
+use crate::state::KeyValue;
+use crate::watch::Publisher;
 
 /// Datagrams and commands handled in one poll before the driver yields.
 const BUDGET: usize = 256;
@@ -67,7 +71,27 @@ struct State<R: Runtime> {
     /// `join`s waiting for a seed to answer, or for the core to report the join failed.
     joins: Vec<oneshot::Sender<Result<(), Error>>>,
     stats: DriverStats,
+    /// Events dropped from the stream and not yet reported by an `Event::Lagged` (shared
+    /// with the stream, which reports them once it is empty, if the driver has not).
+    lost: Arc<AtomicU64>,
+    watches: Watches,
 }
+
+/// The watches of the handles, and what may have changed since they were last refreshed.
+#[derive(Default)]
+struct Watches {
+    members: Vec<Publisher<Vec<Member>>>,
+    prefixes: Vec<(String, Publisher<Vec<KeyValue>>)>,
+    /// The table summary at the last refresh: any change of a member's generation, state,
+    /// incarnation or table version changes it.
+    summary: Option<(u64, u32)>,
+    /// Events since the last refresh that the summary does not cover.
+    members_touched: bool,
+    keys_touched: bool,
+}
+
+/// Most watches a node keeps (members and prefixes together).
+const MAX_WATCHES: usize = 1_024;
 
 /// A `leave` waiting for the core to report it complete.
 struct PendingLeave {
@@ -91,6 +115,7 @@ impl<R: Runtime> Driver<R> {
         armed: Instant,
         commands: async_channel::Receiver<Command>,
         events: async_channel::Sender<Event>,
+        lost: Arc<AtomicU64>,
     ) -> Self {
         let outbox_capacity = node.config().max_pending_transmits;
         Self {
@@ -107,6 +132,8 @@ impl<R: Runtime> Driver<R> {
                 leaves: Vec::new(),
                 joins: Vec::new(),
                 stats: DriverStats::default(),
+                lost,
+                watches: Watches::default(),
             }),
         }
     }
@@ -238,6 +265,7 @@ impl<R: Runtime> State<R> {
                 Output::Event(event) => self.emit(event),
             }
         }
+        self.refresh_watches();
         if !self.leaves.is_empty() && self.node.has_left() {
             for leave in self.leaves.drain(..) {
                 let _ = leave.reply.send(Ok(()));
@@ -258,18 +286,94 @@ impl<R: Runtime> State<R> {
                     let _ = join.send(Err(Error::JoinFailed(seeds.clone())));
                 }
             }
-            _ => {}
+            Event::KeyChanged { .. } | Event::KeyDeleted { .. } => self.watches.keys_touched = true,
+            Event::Lagged { .. } => {
+                self.watches.keys_touched = true;
+                self.watches.members_touched = true;
+            }
+            _ => self.watches.members_touched = true,
         }
-        if let Err(async_channel::TrySendError::Full(_)) = self.events.try_send(event) {
-            self.stats.events_dropped += 1;
-            if self.stats.events_dropped.is_power_of_two() {
-                tracing::warn!(
-                    node = %self.node.identity().name,
-                    dropped = self.stats.events_dropped,
-                    "event stream full; events dropped"
-                );
+        // After a loss, the next event that finds room is preceded by the count of the lost
+        // (unless the stream, found empty, reported them first).
+        let event = match event {
+            Event::Lagged { missed } => {
+                Event::Lagged { missed: missed + self.lost.swap(0, Ordering::AcqRel) }
+            }
+            event if self.events.is_full() => {
+                self.drop_event(&event);
+                return;
+            }
+            event => {
+                let missed = self.lost.swap(0, Ordering::AcqRel);
+                if missed > 0 && self.events.try_send(Event::Lagged { missed }).is_err() {
+                    // Full again, or closed: still to report.
+                    self.lost.fetch_add(missed, Ordering::AcqRel);
+                    self.drop_event(&event);
+                    return;
+                }
+                event
+            }
+        };
+        if let Err(async_channel::TrySendError::Full(event)) = self.events.try_send(event) {
+            self.drop_event(&event);
+        }
+    }
+
+    /// Counts an event the full stream could not take.
+    fn drop_event(&mut self, event: &Event) {
+        self.stats.events_dropped += 1;
+        // A lost `Lagged` carries its count over to the next one.
+        let lost = match event {
+            Event::Lagged { missed } => *missed,
+            _ => 1,
+        };
+        self.lost.fetch_add(lost, Ordering::AcqRel);
+        if self.stats.events_dropped.is_power_of_two() {
+            tracing::warn!(
+                node = %self.node.identity().name,
+                dropped = self.stats.events_dropped,
+                "event stream full; events dropped (the stream says so with Event::Lagged)"
+            );
+        }
+    }
+
+    /// Brings the watches up to date with the node, when something they show may have
+    /// changed (cheap otherwise: one summary comparison).
+    fn refresh_watches(&mut self) {
+        let watches = &mut self.watches;
+        if watches.members.is_empty() && watches.prefixes.is_empty() {
+            return;
+        }
+        let summary = self.node.digest_summary();
+        let summary = Some((summary.hash, summary.nodes));
+        let table_changed = watches.summary != summary;
+        watches.summary = summary;
+        if table_changed || watches.members_touched {
+            watches.members.retain(Publisher::is_watched);
+            if !watches.members.is_empty() {
+                let members = crate::state::members(&self.node);
+                for watch in &watches.members {
+                    watch.publish(members.clone());
+                }
             }
         }
+        if table_changed || watches.keys_touched {
+            watches.prefixes.retain(|(_, watch)| watch.is_watched());
+            for (prefix, watch) in &watches.prefixes {
+                watch.publish(crate::state::with_prefix(&self.node, prefix));
+            }
+        }
+        watches.members_touched = false;
+        watches.keys_touched = false;
+    }
+
+    /// Room for one more watch, after dropping the ones nobody reads.
+    fn watch_room(&mut self) -> Result<(), Error> {
+        let watches = &mut self.watches;
+        watches.members.retain(Publisher::is_watched);
+        watches.prefixes.retain(|(_, watch)| watch.is_watched());
+        let count = watches.members.len() + watches.prefixes.len();
+        if count >= MAX_WATCHES { Err(Error::TooManyWatches(count)) } else { Ok(()) }
     }
 
     /// Sends queued datagrams until the socket is busy.
@@ -313,6 +417,31 @@ impl<R: Runtime> State<R> {
             }
             Command::Members { reply } => {
                 let _ = reply.send(self.node.nodes().map(Member::from).collect());
+            }
+            Command::Entries { node, reply } => {
+                let _ = reply.send(crate::state::entries(&self.node, &node));
+            }
+            Command::WithPrefix { prefix, reply } => {
+                let _ = reply.send(crate::state::with_prefix(&self.node, &prefix));
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(crate::state::snapshot(&self.node));
+            }
+            Command::WatchMembers { reply } => {
+                let watch = self.watch_room().map(|()| {
+                    let (publisher, watch) = Publisher::new(crate::state::members(&self.node));
+                    self.watches.members.push(publisher);
+                    watch
+                });
+                let _ = reply.send(watch);
+            }
+            Command::WatchPrefix { prefix, reply } => {
+                let watch = self.watch_room().map(|()| {
+                    let (publisher, watch) = Publisher::new(crate::state::with_prefix(&self.node, &prefix));
+                    self.watches.prefixes.push((prefix, publisher));
+                    watch
+                });
+                let _ = reply.send(watch);
             }
             Command::AggregateSet { name, value, reply } => {
                 let _ = reply.send(self.node.aggregate_set(&name, value));

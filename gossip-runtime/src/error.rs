@@ -56,6 +56,9 @@ pub enum Error {
     /// spreading until [`crate::Handle::shutdown`].
     #[error("the leave was not acknowledged within {0:?}")]
     LeaveTimedOut(Duration),
+    /// The node already has as many watches as it keeps (1,024); drop some first.
+    #[error("too many watches ({0}); drop watches no longer read")]
+    TooManyWatches(usize),
     /// No seed answered `join` within `Config::swim.join_timeout`. The node keeps trying in
     /// the background.
     #[error("no seed answered the join: {}", describe_seeds(.0))]

@@ -12,9 +12,12 @@ use gossip_core::{
 };
 
 use crate::error::Error;
+use crate::state::{Entry, KeyValue, Snapshot};
+use crate::watch::Watch;
 
 /// One member of the cluster as a node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Member {
     /// Its stable name.
@@ -93,6 +96,11 @@ pub(crate) enum Command {
     Delete { key: String, reply: oneshot::Sender<Result<Option<u64>, WriteError>> },
     Get { node: String, key: String, reply: oneshot::Sender<Option<(Bytes, u64)>> },
     Members { reply: oneshot::Sender<Vec<Member>> },
+    Entries { node: String, reply: oneshot::Sender<Option<Vec<Entry>>> },
+    WithPrefix { prefix: String, reply: oneshot::Sender<Vec<KeyValue>> },
+    Snapshot { reply: oneshot::Sender<Snapshot> },
+    WatchMembers { reply: oneshot::Sender<Result<Watch<Vec<Member>>, Error>> },
+    WatchPrefix { prefix: String, reply: oneshot::Sender<Result<Watch<Vec<KeyValue>>, Error>> },
     AggregateSet { name: String, value: f64, reply: oneshot::Sender<Result<(), AggregateError>> },
     Aggregate { name: String, running: bool, reply: oneshot::Sender<Option<AggregateEstimate>> },
     Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<Result<(), Error>> },
@@ -200,6 +208,45 @@ impl Handle {
     /// members stay listed until they are forgotten).
     pub async fn members(&self) -> Result<Vec<Member>, Error> {
         self.request(|reply| Command::Members { reply }).await
+    }
+
+    /// The live entries of `node`'s table as this node holds it, in version order; `None`
+    /// for a node it does not know.
+    pub async fn entries(&self, node: impl Into<String>) -> Result<Option<Vec<Entry>>, Error> {
+        let node = node.into();
+        self.request(|reply| Command::Entries { node, reply }).await
+    }
+
+    /// Every live entry whose key starts with `prefix`, of every live (alive or suspected)
+    /// member, this node included, ordered by node then key. An empty prefix gives every key.
+    pub async fn entries_with_prefix(&self, prefix: impl Into<String>) -> Result<Vec<KeyValue>, Error> {
+        let prefix = prefix.into();
+        self.request(|reply| Command::WithPrefix { prefix, reply }).await
+    }
+
+    /// Everything this node holds at one moment: every member (dead and departed ones until
+    /// they are forgotten) with its live entries. The way to (re)build a mirror of the
+    /// cluster, for example after [`gossip_core::Event::Lagged`]. Serializable with the
+    /// `serde` feature.
+    pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.request(|reply| Command::Snapshot { reply }).await
+    }
+
+    /// A [`Watch`] of the membership: every member as [`members`](Self::members) lists them
+    /// (ordered by name), updated whenever a member is discovered, changes state, incarnation,
+    /// address or table version, or is forgotten. It never loses the latest state, however
+    /// slowly it is read. At most 1,024 watches per node ([`Error::TooManyWatches`]); a
+    /// dropped watch frees its place.
+    pub async fn watch_members(&self) -> Result<Watch<Vec<Member>>, Error> {
+        self.request(|reply| Command::WatchMembers { reply }).await?
+    }
+
+    /// A [`Watch`] of every live entry under `prefix` across the cluster, as
+    /// [`entries_with_prefix`](Self::entries_with_prefix) gives them: a service registry
+    /// that cannot go stale. Same limits as [`watch_members`](Self::watch_members).
+    pub async fn watch_prefix(&self, prefix: impl Into<String>) -> Result<Watch<Vec<KeyValue>>, Error> {
+        let prefix = prefix.into();
+        self.request(|reply| Command::WatchPrefix { prefix, reply }).await?
     }
 
     /// Contributes `value` to the cluster-wide aggregate `name` (push-sum): every member can

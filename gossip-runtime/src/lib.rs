@@ -40,8 +40,10 @@ mod handle;
 mod log;
 mod runtime;
 mod start;
+mod state;
 #[cfg(feature = "test-suite")]
 pub mod suite;
+mod watch;
 
 #[cfg(feature = "async-io")]
 pub use crate::async_io::{AsyncIoSocket, AsyncIoTimer};
@@ -50,6 +52,8 @@ pub use events::Events;
 pub use handle::{DriverStats, Handle, Member, NodeMetrics};
 pub use runtime::{BoxFuture, Runtime, Timer, UdpSocket};
 pub use start::{Options, generation_from_clock, start_on};
+pub use state::{Entry, KeyValue, MemberSnapshot, Snapshot};
+pub use watch::Watch;
 
 pub use bytes::Bytes;
 pub use gossip_core::{

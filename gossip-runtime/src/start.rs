@@ -147,9 +147,12 @@ pub fn start_on<R: Runtime>(
     let deadline = node.poll_timeout().unwrap_or(now);
     let timer = runtime.new_timer(deadline);
     tracing::debug!(node = %name, generation, %bound, %address, "starting");
-    let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx);
+    // Events the full stream dropped and no `Event::Lagged` has reported yet: the driver adds,
+    // whichever of the driver and the stream reports them first takes them.
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx, lost.clone());
     runtime.spawn(Box::pin(driver));
-    Ok((Handle::new(command_tx, name, generation, bound), Events::new(event_rx)))
+    Ok((Handle::new(command_tx, name, generation, bound), Events::new(event_rx, lost)))
 }
 
 /// The ring of `keys`, the first one primary.

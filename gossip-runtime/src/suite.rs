@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use gossip_core::{Config, EncryptionMode, Event, KeyringError, MemberState, SecretKey};
 
-use crate::{Error, Events, Handle, Member, Options};
+use crate::{Error, Events, Handle, KeyValue, Member, Options};
 
 /// The longest one scenario may run before it fails.
 pub const SCENARIO_LIMIT: Duration = Duration::from_secs(25);
@@ -79,6 +79,11 @@ macro_rules! scenario_tests {
         #[test]
         fn a_join_nobody_answers_fails_naming_the_seed() {
             $crate::suite::run::<$harness, _>($crate::suite::a_join_nobody_answers_fails::<$harness>());
+        }
+
+        #[test]
+        fn state_is_read_whole_and_watched_without_loss() {
+            $crate::suite::run::<$harness, _>($crate::suite::state_is_read_and_watched::<$harness>());
         }
 
         #[test]
@@ -579,4 +584,86 @@ pub async fn sealed_cluster_and_key_rotation<H: Harness>() {
     }
     shutdown_all(&nodes).await;
     intruder.handle.shutdown().await;
+}
+
+/// Three nodes register services under `svc/`: the prefix query and a prefix watch list them
+/// across the cluster, a snapshot holds every member with its table, a watch that is never
+/// read while many updates happen still gives the latest state, and an event stream too
+/// small for the updates says how many events it lost (`Event::Lagged`).
+pub async fn state_is_read_and_watched<H: Harness>() {
+    let mut nodes = start_cluster::<H>(3).await;
+    eventually!(H, nodes, "every node sees the two others alive", all_alive(&nodes).await);
+    let observer = nodes[0].handle.clone();
+    let mut services = observer.watch_prefix("svc/").await.expect("the node runs");
+    let mut membership = observer.watch_members().await.expect("the node runs");
+    assert_eq!(membership.get().len(), 3, "the watch starts with the current members");
+    for (index, node) in nodes.iter().enumerate() {
+        node.handle.set(format!("svc/{index}"), format!("10.0.0.{index}:80")).await.expect("runs");
+        node.handle.set("other", "x").await.expect("runs");
+    }
+    let wanted = |list: &[KeyValue]| {
+        list.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>() == ["svc/0", "svc/1", "svc/2"]
+    };
+    eventually!(H, nodes, "the prefix query lists the three services", {
+        wanted(&observer.entries_with_prefix("svc/").await.expect("runs"))
+    });
+    // The watch has the latest state, however late it is read.
+    let mut latest = services.get();
+    while !wanted(&latest) {
+        latest = services.changed().await.expect("the node runs");
+    }
+    assert!(
+        latest.iter().all(|kv| kv.key.starts_with("svc/") && kv.node == format!("node-{}", &kv.key[4..]))
+    );
+    // Many updates of one service while nobody reads the watch: the watch skips to the last.
+    for round in 0..50 {
+        nodes[1].handle.set("svc/1", format!("10.0.0.1:{round}")).await.expect("runs");
+    }
+    let last = b"10.0.0.1:49";
+    eventually!(H, nodes, "the last update reaches the observer", {
+        observer.get("node-1", "svc/1").await.expect("runs").as_deref() == Some(&last[..])
+    });
+    let mut seen = services.get();
+    while !seen.iter().any(|kv| kv.key == "svc/1" && kv.value[..] == last[..]) {
+        seen = services.changed().await.expect("the node runs");
+    }
+    // A snapshot: every member, each with its whole table.
+    let snapshot = observer.snapshot().await.expect("runs");
+    assert_eq!(snapshot.members.len(), 3);
+    for member in &snapshot.members {
+        let keys: Vec<&str> = member.entries.iter().map(|entry| entry.key.as_str()).collect();
+        assert!(keys.contains(&"other"), "{}: {keys:?}", member.member.name);
+    }
+    assert_eq!(observer.entries("node-2").await.expect("runs").map(|e| e.len()), Some(2));
+    assert_eq!(observer.entries("nobody").await.expect("runs"), None);
+    // A member leaving changes the membership watch.
+    nodes[2].handle.leave().await.expect("the leave completes");
+    let mut members = membership.changed().await.expect("runs");
+    while !members.iter().any(|m| m.name == "node-2" && m.state == MemberState::Left) {
+        members = membership.changed().await.expect("runs");
+    }
+    // A stream of 4 events, not read, against about 20 key events: the loss is reported.
+    let options = Options::default().with_event_capacity(4);
+    let mut small = start_node::<H>(9, localhost(), options).await;
+    small.handle.join([observer.local_addr()]).await.expect("the join succeeds");
+    eventually!(H, nodes, "the small node holds the services", {
+        small.handle.entries_with_prefix("svc/").await.expect("runs").len() >= 2
+    });
+    let mut lagged = 0;
+    while let Some(event) = small.events.try_next() {
+        if let Event::Lagged { missed } = event {
+            lagged += missed;
+        }
+    }
+    let dropped = small.handle.metrics().await.expect("runs").driver.events_dropped;
+    assert!(dropped > 0, "the small stream overflowed");
+    assert!(lagged > 0 && lagged <= dropped, "Lagged reported {lagged} of {dropped} lost events");
+    small.handle.shutdown().await;
+    shutdown_all(&nodes).await;
+    // A stopped node's watch gives the values it had not returned yet, then says so.
+    let mut last_values = 0;
+    while services.changed().await.is_ok() {
+        last_values += 1;
+        assert!(last_values < 10, "a watch of a stopped node ends");
+    }
 }

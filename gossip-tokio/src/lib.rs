@@ -42,7 +42,8 @@ pub use gossip_core::{
     SharedStr, WriteError,
 };
 pub use gossip_runtime::{
-    Bytes, DriverStats, Error, Events, Handle, Member, NodeMetrics, Options, generation_from_clock,
+    Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,
+    Snapshot, Watch, generation_from_clock,
 };
 
 /// Starts a node named `name` with `config` on a UDP socket bound to `bind` (port 0 picks a
