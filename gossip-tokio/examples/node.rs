@@ -9,6 +9,10 @@
 //! object per line, the time as `"time"`), until Ctrl-C or SIGTERM, then leaves the cluster
 //! gracefully and exits.
 //!
+//! While it runs it takes commands on standard input, one per line (`set KEY VALUE`,
+//! `delete KEY`, `get NODE KEY`, `entries NODE`, `prefix PREFIX`, `members`, `snapshot`,
+//! `metrics`, `keys`, `leave`, `help`), and answers each with one line (see `node/control.rs`).
+//!
 //! `--config-file PATH` reads the whole configuration from a TOML file (every field is
 //! optional; see `docs/config-example.toml`); a field that cannot work stops the program at
 //! start, naming it. `--advertise ADDR` is the address the others send to, when it is not
@@ -71,6 +75,8 @@ use futures_lite::StreamExt;
 use gossip_tokio::{Config, Event, Options};
 use serde_json::json;
 
+#[path = "node/control.rs"]
+mod control;
 #[path = "node/keys.rs"]
 mod keys;
 
@@ -128,6 +134,17 @@ enum Preset {
     Wan,
     /// `Config::local()`.
     Local,
+}
+
+/// The next command line; `None` at the end of input (or a read error). Never ready once
+/// stdin has ended.
+async fn next_line(
+    stdin: &mut Option<tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>>,
+) -> Option<String> {
+    match stdin {
+        Some(lines) => lines.next_line().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads and checks a TOML configuration file.
@@ -330,6 +347,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut stdin = Some(tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin())));
     let interrupted = loop {
         tokio::select! {
             event = events.next() => match event {
@@ -337,6 +355,17 @@ async fn main() -> ExitCode {
                 None => break false,
             },
             () = stop.next() => break true,
+            line = next_line(&mut stdin) => match line {
+                Some(line) => {
+                    let (answer, after) = control::run(&node, &line, args.json).await;
+                    println!("{answer}");
+                    if matches!(after, control::After::Leave) {
+                        break true;
+                    }
+                }
+                // End of input: no more commands, the node runs on.
+                None => stdin = None,
+            },
             () = hangups.next() => {
                 let Some(path) = &args.key_file else { continue };
                 match keys::reload(&node, path).await {
