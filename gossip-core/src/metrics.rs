@@ -128,6 +128,64 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Every counter with its field name, in declaration order: what an exporter publishes
+    /// (the `node` program serves them in the Prometheus text format).
+    pub fn counters(&self) -> [(&'static str, u64); 51] {
+        [
+            ("datagrams_in", self.datagrams_in),
+            ("bytes_in", self.bytes_in),
+            ("datagrams_out", self.datagrams_out),
+            ("bytes_out", self.bytes_out),
+            ("oversized_datagrams", self.oversized_datagrams),
+            ("decode_errors", self.decode_errors),
+            ("version_mismatches", self.version_mismatches),
+            ("cluster_mismatches", self.cluster_mismatches),
+            ("malformed_messages", self.malformed_messages),
+            ("stale_senders", self.stale_senders),
+            ("stale_deltas", self.stale_deltas),
+            ("rejected_own_deltas", self.rejected_own_deltas),
+            ("generations_refused", self.generations_refused),
+            ("deltas_applied", self.deltas_applied),
+            ("entries_applied", self.entries_applied),
+            ("replica_resets", self.replica_resets),
+            ("tombstones_collected", self.tombstones_collected),
+            ("nodes_over_cap", self.nodes_over_cap),
+            ("keys_over_cap", self.keys_over_cap),
+            ("gossip_rounds", self.gossip_rounds),
+            ("exchanges_in_sync", self.exchanges_in_sync),
+            ("exchanges_out_of_sync", self.exchanges_out_of_sync),
+            ("rounds_skipped_in_sync", self.rounds_skipped_in_sync),
+            ("rumor_pushes", self.rumor_pushes),
+            ("rumor_feedback", self.rumor_feedback),
+            ("rumors_cooled", self.rumors_cooled),
+            ("rumors_dropped", self.rumors_dropped),
+            ("probes_sent", self.probes_sent),
+            ("probes_failed", self.probes_failed),
+            ("ping_reqs_sent", self.ping_reqs_sent),
+            ("relays_refused", self.relays_refused),
+            ("misdirected_pings", self.misdirected_pings),
+            ("stray_acks", self.stray_acks),
+            ("refutations", self.refutations),
+            ("self_heals", self.self_heals),
+            ("jumps_refused", self.jumps_refused),
+            ("stale_claims", self.stale_claims),
+            ("deaths_deferred", self.deaths_deferred),
+            ("broadcasts_dropped", self.broadcasts_dropped),
+            ("members_forgotten", self.members_forgotten),
+            ("transmits_dropped", self.transmits_dropped),
+            ("aggregate_rounds", self.aggregate_rounds),
+            ("aggregate_transfers_refused", self.aggregate_transfers_refused),
+            ("aggregate_names_over_cap", self.aggregate_names_over_cap),
+            ("aggregate_peers_abandoned", self.aggregate_peers_abandoned),
+            ("sealed_refused", self.sealed_refused),
+            ("plain_refused", self.plain_refused),
+            ("unauthentic_datagrams", self.unauthentic_datagrams),
+            ("unknown_key_ids", self.unknown_key_ids),
+            ("replays", self.replays),
+            ("events_dropped", self.events_dropped),
+        ]
+    }
+
     /// Datagrams dropped whole before they could change anything: oversized, undecodable,
     /// of another protocol version or cluster, malformed, from a stale sender, or refused by
     /// the sealed framing (sealed while off, plain while required, unauthentic, unknown key
@@ -144,5 +202,22 @@ impl Metrics {
             + self.unauthentic_datagrams
             + self.unknown_key_ids
             + self.replays
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `counters` lists every field: a counter added to the struct and not to the list fails
+    /// here (the Debug output names every field).
+    #[test]
+    fn counters_list_every_field() {
+        let debug = format!("{:?}", Metrics::default());
+        let fields = debug.matches(": ").count();
+        assert_eq!(Metrics::default().counters().len(), fields, "{debug}");
+        for (name, _) in Metrics::default().counters() {
+            assert!(debug.contains(&format!("{name}: ")), "{name}");
+        }
     }
 }

@@ -79,6 +79,25 @@ pub struct DriverStats {
     pub timer_resets: u64,
 }
 
+impl DriverStats {
+    /// Every counter with its field name, in declaration order (for exporters).
+    pub fn counters(&self) -> [(&'static str, u64); 11] {
+        [
+            ("datagrams_sent", self.datagrams_sent),
+            ("bytes_sent", self.bytes_sent),
+            ("max_datagram_sent", self.max_datagram_sent),
+            ("send_errors", self.send_errors),
+            ("datagrams_received", self.datagrams_received),
+            ("bytes_received", self.bytes_received),
+            ("recv_errors", self.recv_errors),
+            ("transmits_dropped", self.transmits_dropped),
+            ("events_dropped", self.events_dropped),
+            ("timeouts", self.timeouts),
+            ("timer_resets", self.timer_resets),
+        ]
+    }
+}
+
 /// What [`Handle::metrics`] returns: the core's counters and the driver's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -352,5 +371,17 @@ impl Handle {
         if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
             let _ = answer.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `DriverStats::counters` lists every field (the Debug output names each one).
+    #[test]
+    fn driver_counters_list_every_field() {
+        let debug = format!("{:?}", DriverStats::default());
+        assert_eq!(DriverStats::default().counters().len(), debug.matches(": ").count(), "{debug}");
     }
 }

@@ -79,6 +79,8 @@ use serde_json::json;
 mod control;
 #[path = "node/keys.rs"]
 mod keys;
+#[path = "node/metrics.rs"]
+mod metrics;
 
 /// Run one gossip node until Ctrl-C, printing its events.
 #[derive(Debug, Parser)]
@@ -120,6 +122,10 @@ struct Args {
     /// Print events as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Serve the node's counters and gauges in the Prometheus text format over HTTP on this
+    /// address (for example 127.0.0.1:9100); off by default.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
     /// Log level of the library's own messages on stderr (error, warn, info, debug, trace).
     #[arg(long, default_value = "warn")]
     log: tracing::Level,
@@ -311,6 +317,14 @@ async fn main() -> ExitCode {
             "encryption {mode}, keys {} (the first seals); SIGHUP re-reads the key file",
             keys.join(" ")
         );
+    }
+    if let Some(address) = args.metrics {
+        if let Err(error) = metrics::serve(node.clone(), address).await {
+            eprintln!("error: cannot serve metrics on {address}: {error}");
+            node.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+        eprintln!("metrics on http://{address}/metrics");
     }
     for (key, value) in &args.set {
         if let Err(error) = node.set(key.clone(), value.clone()).await {
