@@ -56,6 +56,10 @@ pub enum Error {
     /// spreading until [`crate::Handle::shutdown`].
     #[error("the leave was not acknowledged within {0:?}")]
     LeaveTimedOut(Duration),
+    /// No seed name given to [`crate::Handle::join_hosts`] resolved: each with why. Nothing
+    /// was joined.
+    #[error("no seed name resolved: {}", describe_hosts(.0))]
+    Resolve(Vec<(String, String)>),
     /// The node already has as many watches as it keeps (1,024); drop some first.
     #[error("too many watches ({0}); drop watches no longer read")]
     TooManyWatches(usize),
@@ -67,4 +71,8 @@ pub enum Error {
 
 fn describe_seeds(seeds: &[(SocketAddr, JoinProblem)]) -> String {
     seeds.iter().map(|(seed, problem)| format!("{seed}: {problem}")).collect::<Vec<_>>().join("; ")
+}
+
+fn describe_hosts(hosts: &[(String, String)]) -> String {
+    hosts.iter().map(|(host, why)| format!("{host}: {why}")).collect::<Vec<_>>().join("; ")
 }

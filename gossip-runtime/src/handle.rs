@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -12,6 +13,7 @@ use gossip_core::{
 };
 
 use crate::error::Error;
+use crate::seeds::Background;
 use crate::state::{Entry, KeyValue, Snapshot};
 use crate::watch::Watch;
 
@@ -141,6 +143,24 @@ struct Fixed {
     name: String,
     generation: u64,
     local_addr: SocketAddr,
+    /// The runtime, for seeds by name (see [`Handle::join_hosts`]).
+    background: Arc<dyn Background>,
+    /// How often seed names are resolved again.
+    reresolve_every: Duration,
+}
+
+/// A handle that does not keep the node running (for background tasks of the node's own).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakHandle {
+    commands: async_channel::WeakSender<Command>,
+    fixed: Arc<Fixed>,
+}
+
+impl WeakHandle {
+    /// The handle, while some other handle keeps the node running.
+    pub(crate) fn upgrade(&self) -> Option<Handle> {
+        Some(Handle { commands: self.commands.upgrade()?, fixed: self.fixed.clone() })
+    }
 }
 
 /// A cloneable handle to a running node.
@@ -163,8 +183,11 @@ impl Handle {
         name: String,
         generation: u64,
         local_addr: SocketAddr,
+        background: Arc<dyn Background>,
+        reresolve_every: Duration,
     ) -> Self {
-        Self { commands, fixed: Arc::new(Fixed { name, generation, local_addr }) }
+        let fixed = Fixed { name, generation, local_addr, background, reresolve_every };
+        Self { commands, fixed: Arc::new(fixed) }
     }
 
     /// This node's name.
@@ -266,6 +289,30 @@ impl Handle {
     pub async fn watch_prefix(&self, prefix: impl Into<String>) -> Result<Watch<Vec<KeyValue>>, Error> {
         let prefix = prefix.into();
         self.request(|reply| Command::WatchPrefix { prefix, reply }).await?
+    }
+
+    /// Joins through seeds given by name (`"seed-1.internal:7946"`) or address
+    /// (`"10.0.0.5:7946"`), as memberlist's `Join` and chitchat's seeds take them. The names are
+    /// resolved by the adapter (the system resolver, on a thread of its own), every address
+    /// found is joined as [`join`](Self::join) does, and from then on the names are resolved
+    /// again every `Options::seed_reresolve` (60 s by default): an address that is new and not
+    /// a member's (a seed replaced behind its name) is joined. Fails with
+    /// [`Error::Resolve`] when no name resolves (each named with why), or as `join` fails.
+    pub async fn join_hosts(&self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Result<(), Error> {
+        let hosts: Vec<String> = hosts.into_iter().map(Into::into).collect();
+        let background = self.fixed.background.clone();
+        let (found, failed) = crate::seeds::resolve_all(&*background, &hosts).await;
+        if found.is_empty() {
+            return Err(Error::Resolve(failed));
+        }
+        for (host, why) in &failed {
+            tracing::warn!(node = self.name(), %host, %why, "seed did not resolve; trying again later");
+        }
+        let weak = WeakHandle { commands: self.commands.downgrade(), fixed: self.fixed.clone() };
+        let every = self.fixed.reresolve_every;
+        let again = crate::seeds::keep_resolving(weak, background.clone(), hosts, found.clone(), every);
+        background.spawn(Box::pin(again));
+        self.join(found).await
     }
 
     /// Contributes `value` to the cluster-wide aggregate `name` (push-sum): every member can

@@ -39,6 +39,7 @@ mod events;
 mod handle;
 mod log;
 mod runtime;
+mod seeds;
 mod start;
 mod state;
 #[cfg(feature = "test-suite")]

@@ -1,7 +1,7 @@
 //! Starting a node: bind the socket, build the core, spawn the driver.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use gossip_core::{Config, Identity, Keyring, Node, SecretKey};
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +35,9 @@ pub struct Options {
     /// `Config::encryption` other than `Off` needs at least one; change the ring of a running
     /// node with [`Handle::install_key`], [`Handle::use_key`] and [`Handle::remove_key`].
     pub keys: Vec<SecretKey>,
+    /// How often the seed names given to [`Handle::join_hosts`] are resolved again
+    /// (default 60 s).
+    pub seed_reresolve: Duration,
 }
 
 impl Default for Options {
@@ -46,6 +49,7 @@ impl Default for Options {
             command_capacity: 64,
             event_capacity: 4_096,
             keys: Vec::new(),
+            seed_reresolve: Duration::from_secs(60),
         }
     }
 }
@@ -60,6 +64,12 @@ impl Options {
     /// Seeds the node's RNG with `seed`.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Resolves the seed names of [`Handle::join_hosts`] again every `every`.
+    pub fn with_seed_reresolve(mut self, every: Duration) -> Self {
+        self.seed_reresolve = every;
         self
     }
 
@@ -112,7 +122,7 @@ pub fn generation_from_clock() -> u64 {
 ///
 /// The adapter crates call this with their runtime; applications call the adapter's `start`.
 /// Must be called where the runtime can register sockets (inside it, for tokio).
-pub fn start_on<R: Runtime>(
+pub fn start_on<R: Runtime + Clone>(
     runtime: &R,
     config: Config,
     name: impl Into<String>,
@@ -152,7 +162,9 @@ pub fn start_on<R: Runtime>(
     let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx, lost.clone());
     runtime.spawn(Box::pin(driver));
-    Ok((Handle::new(command_tx, name, generation, bound), Events::new(event_rx, lost)))
+    let background = std::sync::Arc::new(runtime.clone());
+    let handle = Handle::new(command_tx, name, generation, bound, background, options.seed_reresolve);
+    Ok((handle, Events::new(event_rx, lost)))
 }
 
 /// The ring of `keys`, the first one primary.

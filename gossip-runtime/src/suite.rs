@@ -87,6 +87,11 @@ macro_rules! scenario_tests {
         }
 
         #[test]
+        fn seeds_given_by_name_are_resolved_and_joined() {
+            $crate::suite::run::<$harness, _>($crate::suite::seeds_by_name::<$harness>());
+        }
+
+        #[test]
         fn malformed_datagram_is_counted_and_ignored() {
             $crate::suite::run::<$harness, _>($crate::suite::malformed_datagram_is_ignored::<$harness>());
         }
@@ -666,4 +671,20 @@ pub async fn state_is_read_and_watched<H: Harness>() {
         last_values += 1;
         assert!(last_values < 10, "a watch of a stopped node ends");
     }
+}
+
+/// A seed given as `localhost:PORT` is resolved by the adapter and joined; names that do not
+/// resolve fail the join with each name and why.
+pub async fn seeds_by_name<H: Harness>() {
+    let mut nodes = vec![start_node::<H>(0, localhost(), Options::default()).await];
+    let joiner = start_node::<H>(1, localhost(), Options::default()).await;
+    let port = nodes[0].handle.local_addr().port();
+    joiner.handle.join_hosts([format!("localhost:{port}")]).await.expect("the seed answers");
+    nodes.push(joiner);
+    eventually!(H, nodes, "both nodes see each other alive", all_alive(&nodes).await);
+    let error = nodes[1].handle.join_hosts(["no-such-host.invalid:7946", "missing-port"]).await.unwrap_err();
+    let Error::Resolve(failed) = &error else { panic!("{error}") };
+    assert_eq!(failed.len(), 2, "{error}");
+    assert!(error.to_string().contains("missing-port"), "{error}");
+    shutdown_all(&nodes).await;
 }

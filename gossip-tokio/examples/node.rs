@@ -91,9 +91,10 @@ struct Args {
     /// The address to listen on (and advertise).
     #[arg(long, default_value = "127.0.0.1:7946")]
     bind: SocketAddr,
-    /// Seed addresses to join, comma-separated.
+    /// Seeds to join, comma-separated: addresses or `host:port` names (resolved at start,
+    /// then every minute, so that a seed replaced behind its name is found).
     #[arg(long, value_delimiter = ',')]
-    join: Vec<SocketAddr>,
+    join: Vec<String>,
     /// A `key=value` to write in this node's table; repeatable.
     #[arg(long = "set", value_parser = parse_pair)]
     set: Vec<(String, String)>,
@@ -333,7 +334,7 @@ async fn main() -> ExitCode {
         }
     }
     if !args.join.is_empty() {
-        if let Err(error) = node.join(args.join.iter().copied()).await {
+        if let Err(error) = node.join_hosts(args.join.iter().cloned()).await {
             eprintln!("error: {error}");
             node.shutdown().await;
             return ExitCode::FAILURE;
