@@ -70,8 +70,9 @@ pub(crate) fn index_at(
     index_of_address(address, addresses.len()).filter(|index| addresses[*index] == address)
 }
 
-/// The index of the node named `name`, if it is one of the `len` simulated names.
-pub(crate) fn index_of_name(name: &str, len: usize) -> Option<usize> {
+/// The index of the node named `name` (`n0`, `n1`, ...; see [`node_name`]), if it is one of
+/// the `len` simulated names.
+pub fn index_of_name(name: &str, len: usize) -> Option<usize> {
     let digits = name.strip_prefix('n')?;
     if digits.starts_with('0') && digits.len() > 1 {
         return None;
@@ -79,8 +80,11 @@ pub(crate) fn index_of_name(name: &str, len: usize) -> Option<usize> {
     digits.parse::<usize>().ok().filter(|index| *index < len)
 }
 
-/// A seed for one purpose derived from the run's seed.
-pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+/// A seed for one purpose derived from the run's seed: the xxh3 hash of `(a, b)` under
+/// `seed`. The simulator derives every node's RNG and every link's randomness this way;
+/// drivers built on it (the studies of `gossip-sim`) derive their own RNGs from purposes the
+/// simulator does not use (`a` near `u64::MAX`), so a run stays a pure function of its seed.
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut input = [0u8; 16];
     input[..8].copy_from_slice(&a.to_le_bytes());
     input[8..].copy_from_slice(&b.to_le_bytes());
