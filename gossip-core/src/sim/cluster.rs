@@ -1,7 +1,7 @@
 //! The simulated cluster: its nodes, how it is built, what can be read from it, and the
 //! commands that change it (writes, faults, partitions). Running it is in `driver.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::keyring::{EncryptionMode, KEYRING_KEY, KeyFingerprint, KeyringError, SecretKey};
 use crate::node::Node;
+use crate::sim::FixedHashMap;
 use crate::sim::app_events::AppEvents;
 use crate::sim::clock::{self, ClockJump, NodeClock};
 use crate::sim::config::{Bootstrap, SimConfig};
@@ -58,7 +59,7 @@ pub(crate) fn index_of_address(address: SocketAddr, len: usize) -> Option<usize>
 /// to (`moved` holds the addresses that are not defaults).
 pub(crate) fn index_at(
     addresses: &[SocketAddr],
-    moved: &HashMap<SocketAddr, usize>,
+    moved: &FixedHashMap<SocketAddr, usize>,
     address: SocketAddr,
 ) -> Option<usize> {
     if moved.is_empty() {
@@ -164,7 +165,7 @@ pub struct Simulation {
     /// Current address of each node.
     pub(crate) addresses: Vec<SocketAddr>,
     /// The nodes that moved to an address other than their default one, by that address.
-    pub(crate) moved: HashMap<SocketAddr, usize>,
+    pub(crate) moved: FixedHashMap<SocketAddr, usize>,
     /// Current generation of each node.
     pub(crate) generations: Vec<u64>,
     /// Whether each node ever restarted (then replicas may hold other generations of it).
@@ -208,7 +209,7 @@ impl Simulation {
             slots: Vec::with_capacity(n),
             names: (0..n).map(|i| Arc::from(node_name(i))).collect(),
             addresses: (0..n).map(node_address).collect(),
-            moved: HashMap::new(),
+            moved: FixedHashMap::default(),
             generations: vec![1; n],
             restarted: vec![false; n],
             queue: EventQueue::new(),

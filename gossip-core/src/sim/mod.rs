@@ -54,6 +54,10 @@
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
 
+/// The hash map of the simulator: lookups only, hashed with a fixed seed (no OS entropy, so
+/// nothing about a run depends on the process; see `clippy.toml`).
+type FixedHashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 mod aggregate;
 mod agreement;
 mod app_events;
