@@ -1,9 +1,10 @@
 //! Ready-made trials of push-sum aggregation, shared by the `simulate` command and the
 //! simulation tests.
 //!
-//! Every trial starts from an in-sync cluster ([`Bootstrap::InSync`]) in which every node
-//! contributes a random value (uniform in `[0, 100)`, from the seed) to one aggregate at
-//! time zero. A round is `aggregation.interval`; rounds are counted from time zero.
+//! Every trial starts from an in-sync cluster
+//! ([`Bootstrap::InSync`](gossip_core::sim::Bootstrap::InSync)) in which every node
+//! contributes a random value (uniform in `[0, 100)`, from the seed) to one aggregate at time
+//! zero. A round is `aggregation.interval`; rounds are counted from time zero.
 //!
 //! - [`convergence`](AggregateStudy::convergence): rounds until every node's running
 //!   average is within 1e-3 and 1e-6 (relative) of the true average, and the errors of the

@@ -32,7 +32,7 @@ const KEYS: u32 = 12;
 ///    deletes keys on them concurrently. The node configuration is drawn too (intervals,
 ///    Lifeguard on or off, short tombstone grace and dead retention so that collection and
 ///    forgetting happen within the run, a small key cap). Every invariant of
-///    [`invariants`](gossip_core::sim::invariants) is checked after every step.
+///    [`invariants`] is checked after every step.
 /// 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
 ///    up, and each crashed node is restarted or left down for good (a seed is always
 ///    brought back). The run then waits, up to a deadline computed from the configuration

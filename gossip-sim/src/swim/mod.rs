@@ -1,8 +1,9 @@
 //! Ready-made trials of membership and failure detection (SWIM with Lifeguard), shared by
 //! the `simulate` command and the simulation tests.
 //!
-//! Every trial starts from an in-sync cluster ([`Bootstrap::InSync`]: every node knows every
-//! other as Alive) that runs [`SwimStudy::settle_periods`] probe periods before anything
+//! Every trial starts from an in-sync cluster
+//! ([`Bootstrap::InSync`](gossip_core::sim::Bootstrap::InSync): every node knows every other
+//! as Alive) that runs [`SwimStudy::settle_periods`] probe periods before anything
 //! happens, so that probing is in its steady state. Times are measured from the moment of
 //! the fault (or of the heal) with the simulator's exact event times; "periods" are
 //! `swim.probe_interval`s.

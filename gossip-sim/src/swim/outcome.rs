@@ -46,7 +46,8 @@ impl Tally {
     }
 }
 
-/// What one crash trial measured (see [`SwimStudy::crash`]). Times are from the crash.
+/// What one crash trial measured (see [`SwimStudy::crash`](super::SwimStudy::crash)). Times
+/// are from the crash.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CrashOutcome {
@@ -106,7 +107,8 @@ impl CrashOutcome {
     }
 }
 
-/// What one healthy or slow trial measured (see [`SwimStudy::healthy`]).
+/// What one healthy or slow trial measured (see
+/// [`SwimStudy::healthy`](super::SwimStudy::healthy)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FalsePositives {
@@ -145,7 +147,8 @@ impl FalsePositives {
     }
 }
 
-/// What one partition trial measured (see [`SwimStudy::partition`]).
+/// What one partition trial measured (see
+/// [`SwimStudy::partition`](super::SwimStudy::partition)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionOutcome {
@@ -183,7 +186,7 @@ pub struct PartitionOutcome {
     pub trace_hash: u64,
 }
 
-/// What one restart trial measured (see [`SwimStudy::restart`]).
+/// What one restart trial measured (see [`SwimStudy::restart`](super::SwimStudy::restart)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RestartOutcome {
