@@ -15,12 +15,12 @@ chunks=${2:?number of chunks}
 size=${3:-5000}
 jobs=${4:-2}
 log=${5:-target/chaos-chunks.jsonl}
-cargo build --release -p gossip-core --features sim --example simulate
+cargo build --release -p gossip-sim --bin simulate
 tree=$(git rev-parse --short HEAD)
 git diff --quiet HEAD || tree="$tree+dirty"
 for ((chunk = 0; chunk < chunks; chunk++)); do
     start=$((first + chunk * size))
-    out=$(./target/release/examples/simulate --scenario chaos --seeds "$size" --seed "$start" \
+    out=$("${CARGO_TARGET_DIR:-target}/release/simulate" --scenario chaos --seeds "$size" --seed "$start" \
         --jobs "$jobs" --json) || true
     python3 - "$tree" "$start" "$size" "$jobs" "$out" >> "$log" <<'PY'
 import json, sys

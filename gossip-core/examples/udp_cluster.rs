@@ -25,20 +25,52 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
 use gossip_core::{Config, DigestSummary, Identity, Metrics, Node, Output};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-/// Run a gossip cluster over UDP on localhost until every node knows every node's key.
-#[derive(Debug, Parser)]
+/// What `--help` prints.
+const USAGE: &str = "Run a gossip cluster over UDP on localhost until every node knows every node's key.
+
+Usage: udp_cluster [--nodes N] [--timeout-secs S]
+
+Options:
+  --nodes <N>           Number of nodes (at least 1) [default: 5]
+  --timeout-secs <S>    Give up (exit code 1) if the cluster has not converged after this many seconds [default: 20]
+  -h, --help            Print help";
+
+/// The command line (parsed by hand: the core keeps its dev-dependencies small).
+#[derive(Debug)]
 struct Args {
     /// Number of nodes (at least 1).
-    #[arg(long, default_value_t = 5)]
     nodes: usize,
     /// Give up (exit code 1) if the cluster has not converged after this many seconds.
-    #[arg(long, default_value_t = 20)]
     timeout_secs: u64,
+}
+
+impl Args {
+    /// Reads `--nodes N` and `--timeout-secs S` (also as `--flag=value`); `Ok(None)` for
+    /// `--help`.
+    fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        let mut args = Self { nodes: 5, timeout_secs: 20 };
+        while let Some(word) = words.next() {
+            let (flag, inline) = match word.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+                None => (word, None),
+            };
+            if flag == "-h" || flag == "--help" {
+                return Ok(None);
+            }
+            let value = inline.or_else(|| words.next()).ok_or_else(|| format!("{flag} needs a value"))?;
+            let number = |value: &str| value.parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
+            match flag.as_str() {
+                "--nodes" => args.nodes = number(&value)? as usize,
+                "--timeout-secs" => args.timeout_secs = number(&value)?,
+                _ => return Err(format!("unknown argument {flag}")),
+            }
+        }
+        Ok(Some(args))
+    }
 }
 
 /// The longest a node thread blocks on its socket, so it notices the stop flag quickly.
@@ -164,7 +196,17 @@ fn run_node(
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("udp_cluster: {message}\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.nodes == 0 {
         eprintln!("--nodes must be at least 1");
         return ExitCode::FAILURE;

@@ -12,7 +12,7 @@
 
 #![allow(clippy::needless_update)]
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -342,7 +342,7 @@ struct WindowScenario {
     feeder_address: SocketAddr,
     /// Digest entries of the largest size that fit one `Syn`.
     w: usize,
-    seen: HashSet<String>,
+    seen: BTreeSet<String>,
     syns: usize,
     logged: usize,
 }
@@ -371,7 +371,7 @@ impl WindowScenario {
             feeder,
             feeder_address: address(255, 255, 255, 7946),
             w,
-            seen: HashSet::new(),
+            seen: BTreeSet::new(),
             syns: 0,
             logged: 0,
         };

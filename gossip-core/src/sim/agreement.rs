@@ -21,7 +21,7 @@ use crate::sim::{Simulation, Violation};
 ///   what the owner wrote ([`check_replica`] against the [`Ledger`](crate::sim::Ledger)).
 ///
 /// Call it after the faults have healed and the protocol had time to settle (the chaos
-/// runs do, see [`crate::sim::Chaos`]); during faults, disagreement is expected. A paused node
+/// runs do, see `gossip_sim::chaos`); during faults, disagreement is expected. A paused node
 /// counts as live. O(n² + total table size).
 // A plain `Violation` (not boxed) keeps the signature the fuzz targets call; it is built
 // once, at the end of a run.

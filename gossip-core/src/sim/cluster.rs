@@ -1,7 +1,7 @@
 //! The simulated cluster: its nodes, how it is built, what can be read from it, and the
 //! commands that change it (writes, faults, partitions). Running it is in `driver.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::keyring::{EncryptionMode, KEYRING_KEY, KeyFingerprint, KeyringError, SecretKey};
 use crate::node::Node;
+use crate::sim::FixedHashMap;
 use crate::sim::app_events::AppEvents;
 use crate::sim::clock::{self, ClockJump, NodeClock};
 use crate::sim::config::{Bootstrap, SimConfig};
@@ -58,7 +59,7 @@ pub(crate) fn index_of_address(address: SocketAddr, len: usize) -> Option<usize>
 /// to (`moved` holds the addresses that are not defaults).
 pub(crate) fn index_at(
     addresses: &[SocketAddr],
-    moved: &HashMap<SocketAddr, usize>,
+    moved: &FixedHashMap<SocketAddr, usize>,
     address: SocketAddr,
 ) -> Option<usize> {
     if moved.is_empty() {
@@ -70,8 +71,9 @@ pub(crate) fn index_at(
     index_of_address(address, addresses.len()).filter(|index| addresses[*index] == address)
 }
 
-/// The index of the node named `name`, if it is one of the `len` simulated names.
-pub(crate) fn index_of_name(name: &str, len: usize) -> Option<usize> {
+/// The index of the node named `name` (`n0`, `n1`, ...; see [`node_name`]), if it is one of
+/// the `len` simulated names.
+pub fn index_of_name(name: &str, len: usize) -> Option<usize> {
     let digits = name.strip_prefix('n')?;
     if digits.starts_with('0') && digits.len() > 1 {
         return None;
@@ -79,8 +81,11 @@ pub(crate) fn index_of_name(name: &str, len: usize) -> Option<usize> {
     digits.parse::<usize>().ok().filter(|index| *index < len)
 }
 
-/// A seed for one purpose derived from the run's seed.
-pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+/// A seed for one purpose derived from the run's seed: the xxh3 hash of `(a, b)` under
+/// `seed`. The simulator derives every node's RNG and every link's randomness this way;
+/// drivers built on it (the studies of `gossip-sim`) derive their own RNGs from purposes the
+/// simulator does not use (`a` near `u64::MAX`), so a run stays a pure function of its seed.
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut input = [0u8; 16];
     input[..8].copy_from_slice(&a.to_le_bytes());
     input[8..].copy_from_slice(&b.to_le_bytes());
@@ -160,7 +165,7 @@ pub struct Simulation {
     /// Current address of each node.
     pub(crate) addresses: Vec<SocketAddr>,
     /// The nodes that moved to an address other than their default one, by that address.
-    pub(crate) moved: HashMap<SocketAddr, usize>,
+    pub(crate) moved: FixedHashMap<SocketAddr, usize>,
     /// Current generation of each node.
     pub(crate) generations: Vec<u64>,
     /// Whether each node ever restarted (then replicas may hold other generations of it).
@@ -204,7 +209,7 @@ impl Simulation {
             slots: Vec::with_capacity(n),
             names: (0..n).map(|i| Arc::from(node_name(i))).collect(),
             addresses: (0..n).map(node_address).collect(),
-            moved: HashMap::new(),
+            moved: FixedHashMap::default(),
             generations: vec![1; n],
             restarted: vec![false; n],
             queue: EventQueue::new(),

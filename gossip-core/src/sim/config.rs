@@ -1,8 +1,8 @@
 //! The settings of a simulation run.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, SwimConfig};
 use crate::sim::invariants::Checks;
 use crate::sim::link::LinkModel;
 
@@ -96,26 +96,6 @@ impl SimConfig {
         self
     }
 
-    /// The start the studies share: an in-sync cluster ([`Bootstrap::InSync`]) of `nodes`
-    /// running `node_config` over `link`, checked by `checks`, with `replay` printed with a
-    /// violation.
-    pub(crate) fn in_sync(
-        nodes: usize,
-        seed: u64,
-        node_config: &Config,
-        link: LinkModel,
-        checks: Checks,
-        replay: Option<String>,
-    ) -> Self {
-        let mut config = Self::new(nodes, seed)
-            .with_node_config(node_config.clone())
-            .with_link(link)
-            .with_bootstrap(Bootstrap::InSync)
-            .with_checks(checks);
-        config.replay = replay;
-        config
-    }
-
     /// Checking invariants this often.
     pub fn with_checks(mut self, checks: Checks) -> Self {
         self.checks = checks;
@@ -151,6 +131,14 @@ impl SimConfig {
             ),
         }
     }
+}
+
+/// The shortest suspicion timeout of a node running `swim` in a cluster of `nodes`:
+/// `suspicion_mult x max(1, log10(nodes)) x probe_interval`. With Lifeguard a suspicion
+/// starts at `suspicion_max_timeout_mult` times this and shrinks toward it as members confirm
+/// it; local health stretches both.
+pub fn min_suspicion_timeout(swim: &SwimConfig, nodes: usize) -> Duration {
+    crate::suspicion::min_timeout(swim.suspicion_mult, nodes, swim.probe_interval)
 }
 
 /// The seed in the `GOSSIP_SIM_SEED` environment variable, or `default`: lets a test with a

@@ -27,7 +27,6 @@
 //! functions over snapshots ([`check_replica`], [`VersionMemory`]), so they can be tested on
 //! synthetic observations as well as on a running cluster.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -37,6 +36,7 @@ use rand_core::Rng;
 use crate::footprint::Footprint;
 use crate::membership::MemberState;
 use crate::node::Node;
+use crate::sim::FixedHashMap;
 use crate::sim::ledger::{Ledger, OwnerLog};
 
 /// How often the simulator runs the invariant checks.
@@ -360,7 +360,7 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
     let current = log.state_at(log.max_version());
     // Written again above the replica's max version: its write at or below it may be gone.
     let superseded = |key: &str| current.get(key).is_some_and(|(latest, _)| *latest > replica.max_version);
-    let held: HashMap<&str, (u64, &Bytes)> =
+    let held: FixedHashMap<&str, (u64, &Bytes)> =
         replica.entries.iter().map(|(key, value, version)| (*key, (*version, *value))).collect();
     // Deletes first: a resurrection is the most specific diagnosis.
     for (key, (tombstone_version, value)) in &expected {

@@ -2,10 +2,12 @@
 //! in version order. It is the truth the invariant checks compare replicas against; it stays
 //! valid after the owner crashed or restarted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::sim::FixedHashMap;
 
 /// One write of an owner: a value, or a tombstone when `value` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ impl OwnerLog {
 /// The logs of every (node index, generation) the simulator ran.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    logs: HashMap<(usize, u64), OwnerLog>,
+    logs: FixedHashMap<(usize, u64), OwnerLog>,
 }
 
 impl Ledger {

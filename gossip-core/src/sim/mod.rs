@@ -26,12 +26,10 @@
 //!   (O(n) per invariant check of one node, so sample them on large runs; O(n) per member
 //!   reported failed or left, when the membership log is on).
 //!
-//! [`Study`] runs the convergence and traffic trials, [`SwimStudy`] the membership
-//! trials (crash, false positives under loss or slow members, partition, restart),
-//! [`AggregateStudy`] the push-sum aggregation trials (convergence, churn), and [`Chaos`]
-//! random fault schedules followed by a calm phase that must end in agreement, behind the
-//! `simulate` example:
-//! `cargo run --release -p gossip-core --features sim --example simulate -- --help`.
+//! The studies built on this engine (convergence and traffic trials, SWIM trials, push-sum
+//! aggregation trials, and chaos: random fault schedules followed by a calm phase that must
+//! end in agreement) live in the `gossip-sim` crate, with the `simulate` command:
+//! `cargo run --release -p gossip-sim --bin simulate -- --help`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -56,10 +54,13 @@
 //! [`Simulation::delete`], [`Action::Set`]): its [`Ledger`] of writes is the truth the
 //! invariant checks compare replicas against.
 
+/// The hash map of the simulator: lookups only, hashed with a fixed seed (no OS entropy, so
+/// nothing about a run depends on the process; see `clippy.toml`).
+type FixedHashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
 mod aggregate;
 mod agreement;
 mod app_events;
-mod chaos;
 mod clock;
 mod cluster;
 mod config;
@@ -73,16 +74,12 @@ mod network;
 mod observe;
 mod queue;
 mod scenario;
-mod swim;
 mod trace;
-mod trial;
 mod watch;
 
-pub use aggregate::{AGGREGATE, AggregateStudy, ChurnOutcome, ConvergenceOutcome};
-pub use chaos::{Chaos, ChaosOutcome, ChaosPlan, FaultCounts};
 pub use clock::ClockJump;
-pub use cluster::{Simulation, node_address, node_name};
-pub use config::{Bootstrap, SimConfig, seed_from_env};
+pub use cluster::{Simulation, derive_seed, index_of_name, node_address, node_name};
+pub use config::{Bootstrap, SimConfig, min_suspicion_timeout, seed_from_env};
 pub use error::{SimError, Violation};
 pub use invariants::{Checks, ReplicaSnapshot, VersionMemory, ViolationKind};
 pub use kind::{BodyKind, KindCounts, body_kind};
@@ -91,6 +88,4 @@ pub use link::{GilbertElliott, Latency, LinkModel, Loss};
 pub use network::CutId;
 pub use observe::{NetworkStats, TrackedWrite, Traffic, WriteId};
 pub use scenario::{Action, Scenario};
-pub use swim::{CrashOutcome, FalsePositives, PartitionOutcome, RestartOutcome, Slowdown, SwimStudy, Tally};
-pub use trial::{Progress, SpreadOutcome, SteadyOutcome, Study};
 pub use watch::{MemberChange, MemberRecord, ProcessingDelay, SentRecord};

@@ -4,12 +4,12 @@
 //! Loss, latency and duplication are decided when a datagram is sent; partitions are checked
 //! when it would arrive, so a partition that starts while a datagram is in flight drops it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use rand::RngExt;
 use rand_core::Rng;
 
+use crate::sim::FixedHashMap;
 use crate::sim::link::{LinkModel, Loss};
 
 /// Identifies a cut made by [`crate::sim::Simulation::partition`] or
@@ -68,16 +68,22 @@ pub(crate) enum Fate {
 pub(crate) struct Network {
     default: LinkModel,
     /// Links whose model differs from the default, by (from, to).
-    links: HashMap<(u32, u32), LinkModel>,
+    links: FixedHashMap<(u32, u32), LinkModel>,
     /// Gilbert-Elliott state (`true` = bad) of the links that use bursty loss.
-    bursts: HashMap<(u32, u32), bool>,
+    bursts: FixedHashMap<(u32, u32), bool>,
     cuts: Vec<Cut>,
     next_cut: u64,
 }
 
 impl Network {
     pub(crate) fn new(default: LinkModel) -> Self {
-        Self { default, links: HashMap::new(), bursts: HashMap::new(), cuts: Vec::new(), next_cut: 0 }
+        Self {
+            default,
+            links: FixedHashMap::default(),
+            bursts: FixedHashMap::default(),
+            cuts: Vec::new(),
+            next_cut: 0,
+        }
     }
 
     /// The model of the link from `from` to `to`.

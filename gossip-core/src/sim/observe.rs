@@ -4,10 +4,10 @@
 //! A node that learns a later version of the same key (the earlier one was overwritten
 //! before it arrived) counts as having learned the earlier one too, at that moment.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sim::FixedHashMap;
 use crate::sim::kind::{BodyKind, KindCounts};
 use crate::sim::network::NodeSet;
 use crate::sim::watch::SentRecord;
@@ -103,7 +103,7 @@ pub(crate) struct Observer {
     pub(crate) sent_by: Vec<Traffic>,
     writes: Vec<TrackedWrite>,
     /// (owner, generation) -> key -> writes of that key, in version order.
-    by_key: HashMap<(usize, u64), HashMap<Arc<str>, Vec<usize>>>,
+    by_key: FixedHashMap<(usize, u64), FixedHashMap<Arc<str>, Vec<usize>>>,
     /// Nodes currently up.
     live: usize,
     /// Nodes whose inbound datagrams are logged in `watch_log`.

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,9 @@ pub struct Harness {
     pub start: Instant,
     pub latency: Duration,
     /// Nodes that are stopped: they receive nothing and their timers do not fire.
-    pub down: HashSet<usize>,
+    pub down: BTreeSet<usize>,
     /// Cut links (from, to).
-    pub cut: HashSet<(usize, usize)>,
+    pub cut: BTreeSet<(usize, usize)>,
     /// Largest datagram seen.
     pub max_datagram: usize,
     /// Datagrams sent to an address that is not a node of the harness.
@@ -99,8 +99,8 @@ impl Harness {
             now: start,
             start,
             latency: Duration::from_millis(1),
-            down: HashSet::new(),
-            cut: HashSet::new(),
+            down: BTreeSet::new(),
+            cut: BTreeSet::new(),
             max_datagram: 0,
             lost: 0,
             recorded: None,

@@ -10,15 +10,12 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use crate::config::{AntiEntropyMode, Config, Dissemination};
-use crate::sim::clock::ClockJump;
-use crate::sim::cluster::{derive_seed, node_address};
-use crate::sim::config::{Bootstrap, SimConfig};
-use crate::sim::invariants::{self, Checks};
-use crate::sim::link::{Latency, LinkModel};
-use crate::sim::scenario::{Action, Scenario};
-use crate::sim::watch::ProcessingDelay;
-use crate::sim::{SimError, Simulation, Violation};
+use gossip_core::sim::invariants::{self, Checks};
+use gossip_core::sim::{
+    Action, Bootstrap, ClockJump, Latency, LinkModel, ProcessingDelay, Scenario, SimConfig, SimError,
+    Simulation, Violation, derive_seed, min_suspicion_timeout, node_address,
+};
+use gossip_core::{AntiEntropyMode, Config, Dissemination};
 
 /// Keys the writes draw from: few, so that writes and deletes collide.
 const KEYS: u32 = 12;
@@ -35,17 +32,17 @@ const KEYS: u32 = 12;
 ///    deletes keys on them concurrently. The node configuration is drawn too (intervals,
 ///    Lifeguard on or off, short tombstone grace and dead retention so that collection and
 ///    forgetting happen within the run, a small key cap). Every invariant of
-///    [`invariants`](crate::sim::invariants) is checked after every step.
+///    [`invariants`] is checked after every step.
 /// 2. **Calm.** Every cut heals, links become perfect, paused nodes resume, slow ones speed
 ///    up, and each crashed node is restarted or left down for good (a seed is always
 ///    brought back). The run then waits, up to a deadline computed from the configuration
 ///    (suspicion timeouts, dead retention, join backoff), for
-///    [`check_agreement`](crate::sim::invariants::check_agreement) to pass twice, a few
+///    [`check_agreement`](gossip_core::sim::invariants::check_agreement) to pass twice, a few
 ///    probe periods apart; if the deadline passes first, the last disagreement is the
 ///    violation.
 ///
 /// ```
-/// use gossip_core::sim::Chaos;
+/// use gossip_sim::chaos::Chaos;
 ///
 /// let outcome = Chaos::new().run(7).unwrap();
 /// assert!(outcome.violation.is_none(), "{}", outcome.violation.unwrap());
@@ -314,7 +311,7 @@ fn settle(sim: &mut Simulation, plan: &ChaosPlan) -> Result<Duration, SimError> 
 /// join backoff at its longest, and a minute to spread.
 fn calm_deadline(config: &Config, n: usize) -> Duration {
     let swim = &config.swim;
-    let min = crate::suspicion::min_timeout(swim.suspicion_mult, n, swim.probe_interval);
+    let min = min_suspicion_timeout(swim, n);
     let suspicion = min * swim.suspicion_max_timeout_mult * (swim.max_health_score + 1);
     suspicion + swim.dead_retention * 2 + swim.join_retry_max + Duration::from_secs(60)
 }

@@ -8,10 +8,8 @@
 use std::time::Duration;
 
 use gossip_core::Config;
-use gossip_core::sim::{
-    BodyKind, Checks, CrashOutcome, LinkModel, ProcessingDelay, SimConfig, Simulation, Slowdown, SwimStudy,
-    seed_from_env,
-};
+use gossip_core::sim::{BodyKind, Checks, LinkModel, ProcessingDelay, SimConfig, Simulation, seed_from_env};
+use gossip_sim::swim::{CrashOutcome, Slowdown, SwimStudy};
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{AGGREGATE, AggregateStudy, LinkModel, SimConfig, Simulation, seed_from_env};
+use gossip_core::sim::{LinkModel, SimConfig, Simulation, seed_from_env};
 use gossip_core::{AggregateError, Config, Event};
+use gossip_sim::aggregate::{AGGREGATE, AggregateStudy};
 
 fn config(epoch_rounds: u32) -> Config {
     let mut config = Config::lan();

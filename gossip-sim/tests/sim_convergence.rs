@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{Study, seed_from_env};
+use gossip_core::sim::{LinkModel, seed_from_env};
 use gossip_core::{AntiEntropyMode, Config, Dissemination};
+use gossip_sim::trial::Study;
 
 const NODES: usize = 200;
 const TRIALS: u64 = 3;
@@ -57,4 +58,18 @@ fn pull_reaches_everyone_within_the_push_bound() {
 fn push_pull_reaches_everyone_within_log3_n_plus_log2_ln_n() {
     let n = NODES as f64;
     assert_within(AntiEntropyMode::PushPull, n.log(3.0) + n.ln().log2());
+}
+
+#[test]
+fn spread_trials_replay_exactly() {
+    let mut config = Config::lan();
+    config.gossip_interval = Duration::from_secs(1);
+    config.fanout = 1;
+    config.mode = AntiEntropyMode::PushPull;
+    let study = Study::new(60, config).with_link(LinkModel::default().with_loss(0.2));
+    let first = study.spread(3, 60, |_| {}).unwrap();
+    let again = study.spread(3, 60, |_| {}).unwrap();
+    let other = study.spread(4, 60, |_| {}).unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first.trace_hash, other.trace_hash);
 }

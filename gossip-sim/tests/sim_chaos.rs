@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use gossip_core::proto::v1;
 use gossip_core::sim::invariants::{self, ViolationKind, check_agreement};
-use gossip_core::sim::{Bootstrap, Chaos, SimConfig, Simulation, seed_from_env};
+use gossip_core::sim::{Bootstrap, SimConfig, Simulation, seed_from_env};
 use gossip_core::{AntiEntropyMode, Config, Dissemination, Footprint, MemberState};
+use gossip_sim::chaos::Chaos;
 
 // The simulator allocates per datagram: mimalloc makes the 200 seeds of CI about a fifth
-// faster than the system allocator (as in the `simulate` example).
+// faster than the system allocator (as in the `simulate` command).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -188,7 +189,7 @@ fn a_table_over_its_cap_is_caught() {
 fn two_hundred_seeds_break_no_invariant() {
     let count: u64 = std::env::var("GOSSIP_CHAOS_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let replay = "cargo run --release -p gossip-core --features sim --example simulate -- --scenario chaos --seed {seed}";
+    let replay = "cargo run --release -p gossip-sim --bin simulate -- --scenario chaos --seed {seed}";
     let chaos = Chaos::new().with_replay(replay);
     let failures: Vec<String> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

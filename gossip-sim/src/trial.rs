@@ -1,4 +1,4 @@
-//! Ready-made trials for convergence and traffic studies, shared by the `simulate` example
+//! Ready-made trials for convergence and traffic studies, shared by the `simulate` command
 //! and the simulation tests.
 //!
 //! - [`Study::spread`]: an in-sync cluster idles until no node counts as recently changed,
@@ -18,65 +18,11 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use crate::config::{Config, Dissemination};
-use crate::sim::cluster::derive_seed;
-use crate::sim::config::SimConfig;
-use crate::sim::invariants::Checks;
-use crate::sim::link::LinkModel;
-use crate::sim::observe::Traffic;
-use crate::sim::{SimError, Simulation};
+use gossip_core::sim::{Checks, LinkModel, SimError, Simulation, Traffic, derive_seed};
+use gossip_core::{Config, Dissemination};
 
-/// Where a trial is, for progress reports (one per simulated interval).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Progress {
-    /// The cluster was built and idles; `round` of `of` done.
-    Idle {
-        /// Intervals idled.
-        round: u32,
-        /// Intervals to idle.
-        of: u32,
-    },
-    /// The write is spreading.
-    Spreading {
-        /// Intervals since the write.
-        round: u32,
-        /// Live nodes that have it.
-        informed: usize,
-        /// Live nodes.
-        live: usize,
-    },
-    /// Background traffic is being measured.
-    Measuring {
-        /// Intervals measured.
-        round: u32,
-        /// Intervals to measure.
-        of: u32,
-    },
-    /// A membership trial's cluster settles before its fault.
-    Settling {
-        /// Probe periods done.
-        period: u32,
-        /// Probe periods to settle.
-        of: u32,
-    },
-    /// A membership trial runs for a planned number of probe periods.
-    Running {
-        /// Probe periods done.
-        period: u32,
-        /// Probe periods planned.
-        of: u32,
-    },
-    /// A membership trial waits for the members to reach a state.
-    Waiting {
-        /// Seconds waited so far.
-        seconds: u32,
-        /// Members in that state.
-        done: usize,
-        /// Members to wait for.
-        of: usize,
-    },
-}
+use crate::progress::Progress;
+use crate::setup::{InSync, start_in_sync};
 
 /// The cluster a study runs on, and its two trials.
 ///
@@ -144,15 +90,15 @@ impl Study {
 
     /// Builds the in-sync cluster and idles it.
     fn start(&self, seed: u64, progress: &mut impl FnMut(Progress)) -> Result<Simulation, SimError> {
-        let config = SimConfig::in_sync(
-            self.nodes,
+        let mut sim = start_in_sync(InSync {
+            nodes: self.nodes,
             seed,
-            &self.node_config,
-            self.link,
-            self.checks,
-            self.replay.clone(),
-        );
-        let mut sim = Simulation::new(config)?;
+            node_config: &self.node_config,
+            link: self.link,
+            checks: self.checks,
+            replay: self.replay.as_deref(),
+            membership_log: false,
+        })?;
         let idle = self.idle_rounds.unwrap_or(self.node_config.recent_rounds + 1);
         for round in 1..=idle {
             sim.run_until(self.interval() * round)?;

@@ -1,0 +1,117 @@
+//! The convergence and traffic scenarios: spread and steady.
+
+use gossip_sim::trial::{SpreadOutcome, Study};
+use indicatif::ProgressBar;
+use serde_json::json;
+
+use crate::args::{Args, Mode, mode};
+use crate::plot::plot;
+use crate::progress::describe;
+use crate::report::{common_fields, failure, mean_of, merge, percentile, round3, round6};
+
+pub(crate) fn spread(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let mut outcomes = Vec::new();
+    for trial in 0..args.trials {
+        let seed = args.seed.wrapping_add(trial);
+        let outcome = study
+            .spread(seed, args.max_rounds, |p| bar.set_message(describe(p)))
+            .map_err(|e| failure(e, seed))?;
+        bar.inc(1);
+        outcomes.push(outcome);
+    }
+    let mut rounds: Vec<f64> = outcomes.iter().filter_map(|o| o.rounds).collect();
+    rounds.sort_by(f64::total_cmp);
+    let n = outcomes.len() as f64;
+    let mean = |f: &dyn Fn(&SpreadOutcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
+    let messages = mean(&|o| o.traffic.datagrams as f64 / o.nodes as f64);
+    let bytes = mean(&|o| o.traffic.bytes as f64 / o.nodes as f64);
+    let bytes_per_round = mean(&|o| {
+        let window = o.measured.as_secs_f64() / o.interval.as_secs_f64();
+        o.traffic.bytes as f64 / o.nodes as f64 / window.max(1e-9)
+    });
+    let theory = theory_rounds(args);
+    let mut report = common_fields(args);
+    let fields = json!({
+        "mean_rounds": round3(mean_of(&rounds)),
+        "p50_rounds": round3(percentile(&rounds, 0.50)),
+        "p99_rounds": round3(percentile(&rounds, 0.99)),
+        "max_rounds": round3(rounds.last().copied()),
+        "incomplete_trials": outcomes.len() - rounds.len(),
+        "theory_rounds": round3(theory.as_ref().map(|(value, _)| *value)),
+        "residue": round6(Some(mean(&|o| o.residue))),
+        "messages_per_node": round3(Some(messages)),
+        "bytes_per_node": round3(Some(bytes)),
+        "bytes_per_node_per_round": round3(Some(bytes_per_round)),
+        "rumor_pushes_per_node": round3(Some(mean(&|o| o.rumor_pushes as f64 / o.nodes as f64))),
+    });
+    merge(&mut report, fields);
+    if let Some(path) = &args.plot {
+        plot(path, args, &outcomes, theory).map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+    }
+    Ok(report)
+}
+
+pub(crate) fn steady(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let mut outcomes = Vec::new();
+    for trial in 0..args.trials {
+        let seed = args.seed.wrapping_add(trial);
+        let outcome = study
+            .steady(seed, args.rounds, |p| bar.set_message(describe(p)))
+            .map_err(|e| failure(e, seed))?;
+        bar.inc(1);
+        outcomes.push(outcome);
+    }
+    let n = outcomes.len() as f64;
+    let per_round = outcomes.iter().map(|o| o.bytes_per_node_per_round()).sum::<f64>() / n;
+    let messages_per_round = outcomes.iter().map(|o| o.messages_per_node_per_round()).sum::<f64>() / n;
+    let rounds = f64::from(args.rounds);
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "mean_rounds": null,
+            "p50_rounds": null,
+            "p99_rounds": null,
+            "max_rounds": null,
+            "residue": 0.0,
+            "measured_rounds": args.rounds,
+            "messages_per_node": round3(Some(messages_per_round * rounds)),
+            "bytes_per_node": round3(Some(per_round * rounds)),
+            "messages_per_node_per_round": round3(Some(messages_per_round)),
+            "bytes_per_node_per_round": round3(Some(per_round)),
+        }),
+    );
+    Ok(report)
+}
+
+/// The theoretical round count of REFERENCES.md for this setting, with its formula.
+///
+/// - push: `log_{1+q} n + ln n / q` with `q = b (1 - p)` (Frieze & Grimmett, Pittel);
+/// - push-pull: `log3 n + log2 ln n` (Karp et al.; stated for fanout 1 without loss);
+/// - pull: REFERENCES.md gives no closed form, so the sim means of its table (9.8, 13.7,
+///   17.5, 21.0 at n = 10², 10³, 10⁴, 10⁵), interpolated in log n, are used for fanout 1
+///   without loss; otherwise `log2 n + ln n` as an approximation;
+/// - rumor: none.
+pub(crate) fn theory_rounds(args: &Args) -> Option<(f64, String)> {
+    let n = args.nodes.max(2) as f64;
+    let b = args.fanout.unwrap_or(1) as f64;
+    let q = b * (1.0 - args.loss);
+    match mode(args) {
+        Mode::Push if q > 0.0 => {
+            let value = n.ln() / (1.0 + q).ln() + n.ln() / q;
+            Some((value, "push: log_{1+q} n + ln n / q".to_owned()))
+        }
+        Mode::PushPull => Some((n.log(3.0) + n.ln().log2(), "push-pull: log3 n + log2 ln n".to_owned())),
+        Mode::Pull
+            if args.fanout.unwrap_or(1) == 1 && args.loss == 0.0 && (100.0..=100_000.0).contains(&n) =>
+        {
+            let table = [(2.0, 9.8), (3.0, 13.7), (4.0, 17.5), (5.0, 21.0)];
+            let x = n.log10();
+            let i = table.iter().rposition(|(at, _)| *at <= x).unwrap_or(0).min(table.len() - 2);
+            let ((x0, y0), (x1, y1)) = (table[i], table[i + 1]);
+            Some((y0 + (y1 - y0) * (x - x0) / (x1 - x0), "pull: sim mean of REFERENCES.md".to_owned()))
+        }
+        Mode::Pull => Some((n.log2() + n.ln(), "pull: log2 n + ln n (approximation)".to_owned())),
+        _ => None,
+    }
+}

@@ -1,0 +1,33 @@
+//! Studies on the deterministic simulator of [`gossip_core::sim`], and the `simulate` command
+//! that runs them.
+//!
+//! The simulation engine (virtual network and clock, faults, invariant checks) lives in
+//! `gossip-core` behind its `sim` feature, so that anyone can drive the core in a simulation.
+//! This crate holds the ready-made trials built on it, each a pure function of its seed:
+//!
+//! - [`trial`]: convergence and traffic ([`Study::spread`](trial::Study::spread),
+//!   [`Study::steady`](trial::Study::steady));
+//! - [`swim`]: membership and failure detection ([`SwimStudy`](swim::SwimStudy): crash,
+//!   false positives under loss or slow members, partition, restart);
+//! - [`aggregate`]: push-sum aggregation ([`AggregateStudy`](aggregate::AggregateStudy):
+//!   convergence, churn);
+//! - [`chaos`]: random fault schedules followed by a calm phase that must end in agreement
+//!   ([`Chaos`](chaos::Chaos)).
+//!
+//! Every study starts from the same in-sync cluster (every node knows every other, all
+//! tables equal, without a datagram) and reports its progress as a [`Progress`].
+//!
+//! The command line (feature `cli`, on by default):
+//! `cargo run --release -p gossip-sim --bin simulate -- --help`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod aggregate;
+pub mod chaos;
+mod progress;
+mod setup;
+pub mod swim;
+pub mod trial;
+
+pub use progress::Progress;
