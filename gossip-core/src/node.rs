@@ -339,29 +339,28 @@ impl<R: Rng> Node<R> {
             Err(DropReason::Malformed) => return self.metrics.malformed_messages += 1,
         };
         let message::Envelope { sender, membership, body } = envelope;
-        if sender.as_ref().is_some_and(|sender| self.is_stale_sender(&sender.identity)) {
+        let stated_address = sender.as_ref().is_some_and(|sender| sender.stated_address);
+        let sender = sender.map(|sender| sender.identity);
+        if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
             // Even one speaking as a later generation of us: a dropped datagram changes
             // nothing. Peers that took such a sender for our restart show it in their digests,
             // and that makes us heal.
             self.metrics.stale_senders += 1;
             return;
         }
-        if sender
-            .as_ref()
-            .is_some_and(|sender| self.table.too_far_ahead(&sender.identity.name, sender.identity.generation))
-        {
+        if sender.as_ref().is_some_and(|sender| self.table.too_far_ahead(&sender.name, sender.generation)) {
             self.metrics.generations_refused += 1;
             return;
         }
         // A sender without an address (a ping's) is placed at the datagram's source only if
         // it is new to us: its word never moves a known member's address.
-        let source = self.source_of(sender.as_ref().map(|sender| &sender.identity), from);
+        let source = self.source_of(sender.as_ref(), from);
         // Claims first: a newcomer's own Alive claim then discovers it, and is re-gossiped.
         for claim in membership {
             self.apply_claim(claim, source, ClaimKind::News);
         }
         if let Some(sender) = &sender {
-            self.observe_sender(&sender.identity, from, sender.stated_address);
+            self.observe_sender(sender, from, stated_address);
         }
         self.note_contact(from);
         match body {
@@ -379,12 +378,12 @@ impl<R: Rng> Node<R> {
             }
             message::Body::AggregateTransfer(transfer) => {
                 if let Some(sender) = &sender {
-                    self.on_aggregate_transfer(from, &sender.identity, transfer);
+                    self.on_aggregate_transfer(from, sender, transfer);
                 }
             }
             message::Body::AggregateAck(ack) => {
                 if let Some(sender) = &sender {
-                    self.on_aggregate_ack(&sender.identity, ack);
+                    self.on_aggregate_ack(sender, ack);
                 }
             }
         }
