@@ -195,7 +195,7 @@ impl ReplicaData {
     fn insert(&mut self, hash: u64, entry: StoredEntry, version: u64, grace_deadline: Instant) {
         let at = self.log.len();
         if self.log.last().is_some_and(|last| last.version >= version) {
-            // Not an append (only callers that skip `delta::validate` get here): keep the log
+            // Not an append (only callers that skip `ReceivedDelta::check` get here): keep the log
             // sorted the slow way.
             self.insert_unordered(entry, version, grace_deadline);
             return;
