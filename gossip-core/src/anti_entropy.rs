@@ -24,12 +24,12 @@ use rand_core::Rng;
 use crate::broadcast::membership_field_len;
 use crate::budget::Budget;
 use crate::config::{AntiEntropyMode, Dissemination};
-use crate::delta::{self, DeltaPlan, InDelta};
+use crate::delta::{self, DeltaPlan, ReceivedDelta};
 use crate::digest::{self, Comparison, RecentPart};
-use crate::membership::{Claim, MemberState, Source};
-use crate::message::{InAck2, InSyn, InSynAck};
+use crate::membership::{Claim, ClaimKind, Source};
+use crate::message::{Ack2, Syn, SynAck};
 use crate::node::Node;
-use crate::replica::Refusal;
+use crate::replica::NotApplied;
 use crate::table::Upsert;
 
 /// A `Syn` names the nodes changed within this many gossip intervals...
@@ -284,7 +284,7 @@ impl<R: Rng> Node<R> {
         budget: &mut Budget,
     ) -> Vec<v1::MembershipUpdate> {
         for claim in std::mem::take(&mut comparison.claims) {
-            self.apply_claim(claim, source, true);
+            self.apply_claim(claim, source, ClaimKind::News);
         }
         let mut tell = Vec::new();
         for index in std::mem::take(&mut comparison.tell) {
@@ -300,7 +300,7 @@ impl<R: Rng> Node<R> {
 
     /// A peer opened an exchange: unless our summaries agree, apply the fresh news it
     /// pushed, then answer.
-    pub(crate) fn on_syn(&mut self, from: SocketAddr, source: Source<'_>, syn: InSyn) {
+    pub(crate) fn on_syn(&mut self, from: SocketAddr, source: Source<'_>, syn: Syn) {
         let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
         if theirs == Some(self.table.summary()) {
             // Its pushed deltas, if any, are already known.
@@ -310,8 +310,8 @@ impl<R: Rng> Node<R> {
         self.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
         // First, so that the comparison below sees what they brought.
-        self.apply_deltas(&syn.deltas, source);
-        let push_pull = syn.mode() != ExchangeMode::Pull;
+        self.apply_deltas(syn.deltas, source);
+        let push_pull = syn.mode != ExchangeMode::Pull;
         let mut comparison = self.compare_digest(&syn.digest, source);
         let mut budget = self.budget();
         let tell = self.settle_claims(&mut comparison, source, &mut budget);
@@ -353,9 +353,9 @@ impl<R: Rng> Node<R> {
 
     /// The peer answered our `Syn`: apply what it sent, then send what it lacks and ask
     /// for what we lack.
-    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, source: Source<'_>, syn_ack: InSynAck) {
+    pub(crate) fn on_syn_ack(&mut self, from: SocketAddr, source: Source<'_>, syn_ack: SynAck) {
         self.mark_out_of_sync();
-        self.apply_deltas(&syn_ack.deltas, source);
+        self.apply_deltas(syn_ack.deltas, source);
         let mut comparison = self.compare_digest(&syn_ack.digest, source);
         let mut budget = self.budget();
         let tell = self.settle_claims(&mut comparison, source, &mut budget);
@@ -374,8 +374,8 @@ impl<R: Rng> Node<R> {
     }
 
     /// The last step of an exchange we answered: apply, then send what was requested.
-    pub(crate) fn on_ack2(&mut self, from: SocketAddr, source: Source<'_>, ack2: InAck2) {
-        self.apply_deltas(&ack2.deltas, source);
+    pub(crate) fn on_ack2(&mut self, from: SocketAddr, source: Source<'_>, ack2: Ack2) {
+        self.apply_deltas(ack2.deltas, source);
         let mut comparison = self.compare_digest(&ack2.request, source);
         let mut budget = self.budget();
         let tell = self.settle_claims(&mut comparison, source, &mut budget);
@@ -411,14 +411,11 @@ impl<R: Rng> Node<R> {
     /// news becomes a hot rumor. A delta relayed by a third party that raises a known
     /// table's max version by more than `max_version_jump` is dropped. Returns the table
     /// indexes of the nodes whose deltas brought nothing new.
-    pub(crate) fn apply_deltas(&mut self, deltas: &[InDelta], source: Source<'_>) -> Vec<usize> {
+    pub(crate) fn apply_deltas(&mut self, deltas: Vec<ReceivedDelta>, source: Source<'_>) -> Vec<usize> {
         let mut already_known = Vec::new();
         for node_delta in deltas {
-            let Some(address) = delta::validate(node_delta, &self.config) else {
-                // `message::check` refused such datagrams already.
-                continue;
-            };
-            let gone = MemberState::from_wire(node_delta.state).is_some_and(|state| !state.is_live());
+            let address = node_delta.address;
+            let gone = node_delta.state.is_some_and(|state| !state.is_live());
             if gone && self.table.index_of(&node_delta.name).is_none() {
                 // A node we do not know that the sender holds dead or departed: not learned
                 // (see `apply_claim`), its table neither.
@@ -444,16 +441,17 @@ impl<R: Rng> Node<R> {
                         self.metrics.stale_deltas += 1;
                         // Its claim about us still gets its answer (a refutation, say).
                         let current = node_delta.generation == self.identity.generation;
-                        if let Some(state) = MemberState::from_wire(node_delta.state).filter(|_| current) {
+                        if let Some(state) = node_delta.state.filter(|_| current) {
                             let claim = Claim {
-                                name: node_delta.name.clone(),
+                                name: node_delta.name,
                                 generation: node_delta.generation,
                                 address,
                                 incarnation: node_delta.incarnation,
                                 state,
                                 from: String::new(),
                             };
-                            self.apply_claim(claim, source, false);
+                            // About us: answered, never passed on, whatever its kind.
+                            self.apply_claim(claim, source, ClaimKind::News);
                         }
                     }
                     continue;
@@ -483,8 +481,7 @@ impl<R: Rng> Node<R> {
                 Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
             };
             self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);
-            if let Some(state) = MemberState::from_wire(node_delta.state) {
-                let fresh = !matches!(upsert, Upsert::Known(_));
+            if let Some(state) = node_delta.state {
                 let claim = Claim {
                     name: node_delta.name.clone(),
                     generation: node_delta.generation,
@@ -493,9 +490,11 @@ impl<R: Rng> Node<R> {
                     state,
                     from: String::new(),
                 };
-                // A member first learned through anti-entropy takes the sender's view quietly.
-                self.apply_claim_as(claim, source, !fresh, fresh);
+                let kind =
+                    if matches!(upsert, Upsert::Known(_)) { ClaimKind::News } else { ClaimKind::FirstState };
+                self.apply_claim(claim, source, kind);
             }
+            let generation = node_delta.generation;
             let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
             let max_keys = self.config.max_keys_per_node;
             let events = &mut self.events;
@@ -509,15 +508,15 @@ impl<R: Rng> Node<R> {
                     self.metrics.replica_resets += u64::from(applied.reset);
                     self.metrics.keys_over_cap += applied.over_cap as u64;
                     if applied.to > applied.from || applied.reset {
-                        self.heat_rumor(index, node_delta.generation, applied.from, applied.to);
+                        self.heat_rumor(index, generation, applied.from, applied.to);
                         self.note_activity();
                     }
                 }
-                Some(Err(Refusal::AlreadyKnown)) => {
+                Some(Err(NotApplied::AlreadyKnown)) => {
                     self.metrics.stale_deltas += 1;
                     already_known.push(index);
                 }
-                Some(Err(Refusal::Gap)) | None => self.metrics.stale_deltas += 1,
+                Some(Err(NotApplied::Gap)) | None => self.metrics.stale_deltas += 1,
             }
         }
         already_known

@@ -1,10 +1,8 @@
 //! Deltas: checking the ones that arrive, and packing the ones to send into the datagram
 //! budget (most useful first, each a contiguous run in version order).
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::net::SocketAddr;
-use std::ops::Deref;
 
 use bytes::Bytes;
 use gossip_proto::v1;
@@ -16,69 +14,83 @@ use crate::budget::{Budget, field_len};
 use crate::config::Config;
 use crate::event::SharedStr;
 use crate::identity::{address_from_wire, address_to_wire};
+use crate::membership::MemberState;
+use crate::message::DecodedDelta;
 use crate::table::NodeTable;
 
-/// A received `NodeDelta`: the prost message without its entries (it derefs to it), and the
-/// entries with their keys and values as slices of the datagram (see
-/// [`crate::message::decode`]), so that storing them and reporting them costs no copy.
-///
-/// Applying the delta ([`crate::replica::Replica::apply`]) moves the entries into the
-/// replica: the cell is empty after that.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct InDelta {
-    /// Everything but the entries (`header.entries` is empty).
-    pub(crate) header: v1::NodeDelta,
-    pub(crate) entries: RefCell<Vec<InEntry>>,
+/// A received delta that passed the checks ([`ReceivedDelta::check`]): the address and the
+/// member's state parsed, and the entries owned, with their keys and values as slices of the
+/// datagram (see [`crate::message::decode`]), so that storing them and reporting them costs
+/// no copy. Applying it ([`crate::replica::Replica::apply`]) moves the entries into the
+/// replica.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReceivedDelta {
+    pub(crate) name: String,
+    pub(crate) generation: u64,
+    pub(crate) address: SocketAddr,
+    pub(crate) from_version: u64,
+    pub(crate) to_version: u64,
+    pub(crate) gc_watermark: u64,
+    pub(crate) reset: bool,
+    pub(crate) incarnation: u32,
+    /// `None` for an unspecified or unknown state: the delta then makes no claim.
+    pub(crate) state: Option<MemberState>,
+    /// Set when the sender cut the delta short: how far its replica goes.
+    pub(crate) sender_max_version: u64,
+    /// In strictly increasing version order, within `(from_version, to_version]`.
+    pub(crate) entries: Vec<ReceivedEntry>,
 }
 
 /// A received `Entry`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct InEntry {
+pub(crate) struct ReceivedEntry {
     pub(crate) key: SharedStr,
     pub(crate) value: Bytes,
     pub(crate) version: u64,
     pub(crate) deleted: bool,
 }
 
-impl Deref for InDelta {
-    type Target = v1::NodeDelta;
-
-    fn deref(&self) -> &v1::NodeDelta {
-        &self.header
-    }
-}
-
-impl From<v1::NodeDelta> for InDelta {
-    fn from(mut header: v1::NodeDelta) -> Self {
-        let entries = std::mem::take(&mut header.entries).into_iter().map(InEntry::from).collect();
-        Self { header, entries: RefCell::new(entries) }
-    }
-}
-
-impl From<v1::Entry> for InEntry {
+impl From<v1::Entry> for ReceivedEntry {
     fn from(entry: v1::Entry) -> Self {
         Self { key: entry.key.into(), value: entry.value, version: entry.version, deleted: entry.deleted }
     }
 }
 
-/// Checks a received delta against the protocol's rules and the config's limits; returns
-/// the node's address when the delta is well formed.
-pub(crate) fn validate(delta: &InDelta, config: &Config) -> Option<SocketAddr> {
-    if !valid_name(&delta.name, config) || delta.from_version > delta.to_version {
-        return None;
-    }
-    if delta.reset && delta.from_version != 0 {
-        return None;
-    }
-    let mut previous = delta.from_version;
-    for entry in delta.entries.borrow().iter() {
-        let in_order = entry.version > previous && entry.version <= delta.to_version;
-        if !in_order || entry.key.len() > config.max_key_size || entry.value.len() > config.max_value_size {
+impl ReceivedDelta {
+    /// Checks a decoded delta against the protocol's rules and the config's limits; `None`
+    /// when it breaks one (the whole datagram is then dropped).
+    pub(crate) fn check(delta: DecodedDelta, config: &Config) -> Option<Self> {
+        let DecodedDelta { header, entries } = delta;
+        if !valid_name(&header.name, config) || header.from_version > header.to_version {
             return None;
         }
-        previous = entry.version;
+        if header.reset && header.from_version != 0 {
+            return None;
+        }
+        let mut previous = header.from_version;
+        for entry in &entries {
+            let in_order = entry.version > previous && entry.version <= header.to_version;
+            if !in_order || entry.key.len() > config.max_key_size || entry.value.len() > config.max_value_size
+            {
+                return None;
+            }
+            previous = entry.version;
+        }
+        let address = address_from_wire(header.address.as_ref())?;
+        Some(Self {
+            state: MemberState::from_wire(header.state),
+            name: header.name,
+            generation: header.generation,
+            address,
+            from_version: header.from_version,
+            to_version: header.to_version,
+            gc_watermark: header.gc_watermark,
+            reset: header.reset,
+            incarnation: header.incarnation,
+            sender_max_version: header.sender_max_version,
+            entries,
+        })
     }
-    address_from_wire(delta.address.as_ref())
 }
 
 /// Whether a node name from the network is acceptable.

@@ -8,7 +8,7 @@ use prost::Message;
 use rand_core::Rng;
 
 use crate::keyring::{Keyring, SecretKey};
-use crate::message::{self, InEnvelope};
+use crate::message::{self, DecodedEnvelope};
 use crate::seal::{HEADER_LEN, Sealer};
 
 /// The key of the fuzz targets' sealed mode.
@@ -55,7 +55,7 @@ pub fn decode_both(datagram: &[u8]) -> Result<Option<v1::Envelope>, String> {
     let ours = message::decode(Bytes::copy_from_slice(datagram));
     match (theirs, ours) {
         (Ok(theirs), Ok(ours)) => {
-            let converted = InEnvelope::from(theirs.clone());
+            let converted = DecodedEnvelope::from(theirs.clone());
             // Aggregation shares carry floats: a NaN is not equal to itself, but prints the
             // same, as every other value prints exactly.
             if converted == ours || format!("{converted:?}") == format!("{ours:?}") {

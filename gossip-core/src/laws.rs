@@ -36,12 +36,12 @@ use rand_core::SeedableRng;
 
 use crate::budget::Budget;
 use crate::config::Config;
-use crate::delta;
+use crate::delta::{self, ReceivedDelta};
 use crate::digest;
 use crate::event::{Event, Events, SharedStr};
 use crate::identity::{Identity, address_to_wire};
 use crate::metrics::Metrics;
-use crate::replica::{Applied, Refusal, Replica, StoredEntry};
+use crate::replica::{Applied, NotApplied, Replica, StoredEntry};
 use crate::table::{LOCAL, NodeTable};
 
 /// The keys the owner writes: few, so that overwrites and deletes of live keys are common.
@@ -188,11 +188,13 @@ fn cut(owner: &Replica, from: u64, take: usize, reset: bool) -> v1::NodeDelta {
         // As `delta::pack_one` does: a delta cut short says how far the sender's table goes.
         delta.sender_max_version = owner.max_version;
     }
-    assert!(
-        delta::validate(&delta.clone().into(), &Config::lan()).is_some(),
-        "the test built an invalid delta: {delta:?}"
-    );
+    assert!(checked(&delta).is_some(), "the test built an invalid delta: {delta:?}");
     delta
+}
+
+/// `delta` as a node receives it once checked (`None`: the check refuses it).
+fn checked(delta: &v1::NodeDelta) -> Option<ReceivedDelta> {
+    ReceivedDelta::check(delta.clone().into(), &Config::lan())
 }
 
 fn full(owner: &Replica, from: u64) -> v1::NodeDelta {
@@ -236,11 +238,14 @@ fn apply_capped(
     delta: &v1::NodeDelta,
     now: Instant,
     max_keys: usize,
-) -> Result<(Result<Applied, Refusal>, Vec<Event>), TestCaseError> {
+) -> Result<(Result<Applied, NotApplied>, Vec<Event>), TestCaseError> {
     let before = replica.max_version;
     let (seen_before, shadowed_before) = (replica.view().max_version, replica.is_shadowed());
     let mut events = Events::new(usize::MAX);
-    let result = replica.apply(OWNER, &delta.clone().into(), now, now + GRACE, max_keys, &mut events);
+    let Some(received) = checked(delta) else {
+        return Err(TestCaseError::fail(format!("the test built an invalid delta: {delta:?}")));
+    };
+    let result = replica.apply(OWNER, received, now, now + GRACE, max_keys, &mut events);
     let events: Vec<Event> = std::iter::from_fn(|| events.pop()).collect();
     match result {
         Ok(applied) => {
@@ -264,7 +269,8 @@ fn apply_capped(
         Err(refusal) => {
             prop_assert!(events.is_empty());
             // A refusal says why, and rumor feedback relies on `AlreadyKnown` being exact.
-            let expected = if delta.to_version <= before { Refusal::AlreadyKnown } else { Refusal::Gap };
+            let expected =
+                if delta.to_version <= before { NotApplied::AlreadyKnown } else { NotApplied::Gap };
             prop_assert_eq!(refusal, expected, "{:?} refused at max {}", delta, before);
         }
     }
@@ -278,7 +284,7 @@ fn apply(
     replica: &mut Replica,
     delta: &v1::NodeDelta,
     now: Instant,
-) -> Result<Result<Applied, Refusal>, TestCaseError> {
+) -> Result<Result<Applied, NotApplied>, TestCaseError> {
     Ok(apply_capped(replica, delta, now, NO_CAP)?.0)
 }
 
@@ -452,12 +458,12 @@ proptest! {
         prop_assert!(delta.from_version > replica.max_version);
 
         let before = full_state(&replica);
-        prop_assert_eq!(apply(&mut replica, &delta, now)?, Err(Refusal::Gap));
+        prop_assert_eq!(apply(&mut replica, &delta, now)?, Err(NotApplied::Gap));
         prop_assert_eq!(full_state(&replica), before.clone());
 
         // A delta of the replica's own past brings nothing and is refused as well.
         let old = stale.delta(&earlier);
-        prop_assert_eq!(apply(&mut replica, &old, now)?, Err(Refusal::AlreadyKnown));
+        prop_assert_eq!(apply(&mut replica, &old, now)?, Err(NotApplied::AlreadyKnown));
         prop_assert_eq!(full_state(&replica), before);
     }
 }
@@ -532,7 +538,7 @@ fn run_gc_case(case: &GcCase, coverage: &mut Coverage) -> Result<(), TestCaseErr
         // Increments are refused, whatever their start and cut.
         let before = full_state(&replica);
         let from_max = cut(&owner, replica.max_version, usize::MAX, false);
-        prop_assert_eq!(apply(&mut replica, &from_max, now)?, Err(Refusal::Gap));
+        prop_assert_eq!(apply(&mut replica, &from_max, now)?, Err(NotApplied::Gap));
         let from_any = case.increment.delta(&owner);
         if from_any.from_version <= replica.max_version {
             prop_assert!(apply(&mut replica, &from_any, now)?.is_err());

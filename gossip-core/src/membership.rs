@@ -115,15 +115,17 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
-    pub(crate) fn from_wire(update: &v1::MembershipUpdate) -> Option<Self> {
-        let member = update.member.as_ref()?;
+    /// Parses a received update (the check of a datagram does, once); `None` when it names
+    /// no member, no valid address or no state.
+    pub(crate) fn from_wire(update: v1::MembershipUpdate) -> Option<Self> {
+        let member = update.member?;
         Some(Self {
-            name: member.name.clone(),
-            generation: member.generation,
             address: address_from_wire(member.address.as_ref())?,
-            incarnation: update.incarnation,
             state: MemberState::from_wire(update.state)?,
-            from: update.from.clone(),
+            name: member.name,
+            generation: member.generation,
+            incarnation: update.incarnation,
+            from: update.from,
         })
     }
 
@@ -141,6 +143,19 @@ impl Claim {
     }
 }
 
+/// What a received claim is to the member's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimKind {
+    /// News about a member: bounded by `max_incarnation_jump` when relayed, weighed against
+    /// the state we hold, and, when it wins, queued for piggybacking (infection-style
+    /// dissemination).
+    News,
+    /// The first state of a record that the delta carrying the claim created or replaced by
+    /// a new generation just before: taken as it is, quietly (a member first learned
+    /// through anti-entropy takes the sender's view).
+    FirstState,
+}
+
 impl<R: Rng> Node<R> {
     /// The claim this node makes about a member as it holds it now.
     pub(crate) fn claim_about(&self, index: usize) -> Option<Claim> {
@@ -155,18 +170,11 @@ impl<R: Rng> Node<R> {
         })
     }
 
-    /// Applies a membership claim heard from the network, passed on by `source`; when it wins
-    /// and `gossip` is set, it is queued for piggybacking (infection-style dissemination).
-    /// A relayed claim that raises a known member's incarnation by more than
+    /// Applies a membership claim heard from the network, passed on by `source` (see
+    /// [`ClaimKind`]). A relayed claim that raises a known member's incarnation by more than
     /// `max_incarnation_jump` is dropped.
-    pub(crate) fn apply_claim(&mut self, claim: Claim, source: Source<'_>, gossip: bool) {
-        self.apply_claim_as(claim, source, gossip, false);
-    }
-
-    /// [`apply_claim`](Self::apply_claim); `fresh` says the member's record was created or
-    /// replaced by a new generation just before (by the delta carrying the claim), so the
-    /// claim is its first state, not news about a member we held.
-    pub(crate) fn apply_claim_as(&mut self, mut claim: Claim, source: Source<'_>, gossip: bool, fresh: bool) {
+    pub(crate) fn apply_claim(&mut self, mut claim: Claim, source: Source<'_>, kind: ClaimKind) {
+        let gossip = kind == ClaimKind::News;
         if claim.name == self.identity.name {
             self.answer_claim_about_us(&claim);
             return;
@@ -202,7 +210,8 @@ impl<R: Rng> Node<R> {
         };
         let Some((_, member)) = self.table.get(index) else { return };
         let (state, incarnation, address) = (member.state, member.incarnation, member.address);
-        let fresh = fresh || matches!(upsert, Upsert::Discovered(_) | Upsert::Restarted { .. });
+        let fresh = kind == ClaimKind::FirstState
+            || matches!(upsert, Upsert::Discovered(_) | Upsert::Restarted { .. });
         if !fresh
             && !source.is_first_hand(&claim.name)
             && claim.incarnation.saturating_sub(incarnation) > self.config.max_incarnation_jump

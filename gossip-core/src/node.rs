@@ -19,8 +19,8 @@ use crate::health::LocalHealth;
 use crate::identity::Identity;
 use crate::keyring::Keyring;
 use crate::lifecycle::{Join, Leave};
-use crate::membership::{Claim, MemberState, Source};
-use crate::message::{self, Drop, EnvelopeBuilder, InBody};
+use crate::membership::{Claim, ClaimKind, MemberState, Source};
+use crate::message::{self, DropReason, EnvelopeBuilder};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::replica::StoredEntry;
@@ -324,20 +324,23 @@ impl<R: Rng> Node<R> {
                 return refusal.count(&mut self.metrics);
             }
         };
-        let Ok(envelope) = message::decode(encoded) else {
+        let Ok(decoded) = message::decode(encoded) else {
             self.metrics.decode_errors += 1;
             return;
         };
-        let sender = match message::check(&envelope, &self.config, from) {
-            Ok(sender) => sender,
-            Err(Drop::Version) => return self.metrics.version_mismatches += 1,
-            Err(Drop::Cluster) => {
+        let envelope = match message::check(decoded, &self.config, from) {
+            Ok(envelope) => envelope,
+            Err(DropReason::Version) => return self.metrics.version_mismatches += 1,
+            Err(DropReason::Cluster(cluster)) => {
                 self.metrics.cluster_mismatches += 1;
                 self.note_join_problem(from, crate::lifecycle::JoinProblem::OtherCluster);
-                return self.report_foreign_cluster(from, &envelope.cluster);
+                return self.report_foreign_cluster(from, &cluster);
             }
-            Err(Drop::Malformed) => return self.metrics.malformed_messages += 1,
+            Err(DropReason::Malformed) => return self.metrics.malformed_messages += 1,
         };
+        let message::Envelope { sender, membership, body } = envelope;
+        let stated_address = sender.as_ref().is_some_and(|sender| sender.stated_address);
+        let sender = sender.map(|sender| sender.identity);
         if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
             // Even one speaking as a later generation of us: a dropped datagram changes
             // nothing. Peers that took such a sender for our restart show it in their digests,
@@ -351,38 +354,34 @@ impl<R: Rng> Node<R> {
         }
         // A sender without an address (a ping's) is placed at the datagram's source only if
         // it is new to us: its word never moves a known member's address.
-        let stated_address = envelope.sender.as_ref().is_some_and(|sender| sender.address.is_some());
         let source = self.source_of(sender.as_ref(), from);
         // Claims first: a newcomer's own Alive claim then discovers it, and is re-gossiped.
-        for update in &envelope.membership {
-            if let Some(claim) = Claim::from_wire(update) {
-                self.apply_claim(claim, source, true);
-            }
+        for claim in membership {
+            self.apply_claim(claim, source, ClaimKind::News);
         }
         if let Some(sender) = &sender {
             self.observe_sender(sender, from, stated_address);
         }
         self.note_contact(from);
-        let Some(body) = envelope.body else { return };
         match body {
-            InBody::Ping(ping) => self.on_ping(from, ping),
-            InBody::PingReq(request) => self.on_ping_req(from, request),
-            InBody::Ack(ack) => self.on_ack(from, ack),
-            InBody::Nack(nack) => self.on_nack(from, nack),
-            InBody::Syn(syn) => self.on_syn(from, source, syn),
-            InBody::SynAck(syn_ack) => self.on_syn_ack(from, source, syn_ack),
-            InBody::Ack2(ack2) => self.on_ack2(from, source, ack2),
-            InBody::Push(push) => self.on_push(from, source, push),
-            InBody::PushAck(ack) => self.on_push_ack(ack),
-            InBody::DeltaReply(reply) => {
-                self.apply_deltas(&reply.deltas, source);
+            message::Body::Ping(ping) => self.on_ping(from, ping),
+            message::Body::PingReq(request) => self.on_ping_req(from, request),
+            message::Body::Ack(ack) => self.on_ack(from, ack),
+            message::Body::Nack(nack) => self.on_nack(from, nack),
+            message::Body::Syn(syn) => self.on_syn(from, source, syn),
+            message::Body::SynAck(syn_ack) => self.on_syn_ack(from, source, syn_ack),
+            message::Body::Ack2(ack2) => self.on_ack2(from, source, ack2),
+            message::Body::Push(push) => self.on_push(from, source, push),
+            message::Body::PushAck(ack) => self.on_push_ack(ack),
+            message::Body::DeltaReply(deltas) => {
+                self.apply_deltas(deltas, source);
             }
-            InBody::AggregateTransfer(transfer) => {
+            message::Body::AggregateTransfer(transfer) => {
                 if let Some(sender) = &sender {
                     self.on_aggregate_transfer(from, sender, transfer);
                 }
             }
-            InBody::AggregateAck(ack) => {
+            message::Body::AggregateAck(ack) => {
                 if let Some(sender) = &sender {
                     self.on_aggregate_ack(sender, ack);
                 }

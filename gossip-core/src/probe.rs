@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use rand_core::Rng;
 
 use crate::membership::MemberState;
+use crate::message::PingReq;
 use crate::node::Node;
 use crate::table::LOCAL;
 
@@ -401,9 +402,8 @@ impl<R: Rng> Node<R> {
     }
 
     /// A member asks us to probe another: ping it and remember whom to tell.
-    pub(crate) fn on_ping_req(&mut self, from: SocketAddr, request: v1::PingReq) {
-        let Some(target) = request.target.as_ref() else { return };
-        let Some(address) = crate::identity::address_from_wire(target.address.as_ref()) else { return };
+    pub(crate) fn on_ping_req(&mut self, from: SocketAddr, request: PingReq) {
+        let address = request.address;
         let swim = &self.config.swim;
         let from_requester = self.prober.relays.values().filter(|r| r.requester == from).count();
         if self.prober.pending_relays() >= swim.max_pending_relays
@@ -428,7 +428,7 @@ impl<R: Rng> Node<R> {
             },
         );
         let summary = Some(self.table.summary().to_wire());
-        self.send(address, Body::Ping(v1::Ping { sequence, target: target.name.clone(), summary }));
+        self.send(address, Body::Ping(v1::Ping { sequence, target: request.target, summary }));
     }
 
     /// An ack from `from`: our probe succeeded (the target answered from the address we

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
-use crate::delta::{InDelta, InEntry};
+use crate::delta::{ReceivedDelta, ReceivedEntry};
 use crate::event::{Event, Events, SharedStr};
 use crate::membership::MemberState;
 
@@ -72,7 +72,7 @@ impl<'a> From<&'a str> for Owner<'a> {
 
 /// Why a delta was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum NotApplied {
     /// It brings nothing we do not hold already.
     AlreadyKnown,
     /// It starts above our max version (a hole would open), or we are behind the sender's
@@ -195,7 +195,7 @@ impl ReplicaData {
     fn insert(&mut self, hash: u64, entry: StoredEntry, version: u64, grace_deadline: Instant) {
         let at = self.log.len();
         if self.log.last().is_some_and(|last| last.version >= version) {
-            // Not an append (only callers that skip `delta::validate` get here): keep the log
+            // Not an append (only callers that skip `ReceivedDelta::check` get here): keep the log
             // sorted the slow way.
             self.insert_unordered(entry, version, grace_deadline);
             return;
@@ -511,18 +511,17 @@ impl Replica {
         version
     }
 
-    /// Applies a validated delta (see [`crate::delta::validate`]); the caller has checked
-    /// the generation. The news moves into the replica: a delta that is not refused is left
-    /// without entries.
+    /// Applies a checked delta (see [`ReceivedDelta::check`]); the caller has checked the
+    /// generation. The news moves into the replica.
     pub(crate) fn apply<'o>(
         &mut self,
         owner: impl Into<Owner<'o>>,
-        delta: &InDelta,
+        delta: ReceivedDelta,
         now: Instant,
         grace_deadline: Instant,
         max_keys: usize,
         events: &mut Events,
-    ) -> Result<Applied, Refusal> {
+    ) -> Result<Applied, NotApplied> {
         let owner = owner.into();
         let mut applied = Applied::default();
         let behind_watermark =
@@ -541,9 +540,9 @@ impl Replica {
             self.gc_watermark = delta.gc_watermark;
             applied.reset = true;
         } else if delta.to_version <= self.max_version {
-            return Err(Refusal::AlreadyKnown);
+            return Err(NotApplied::AlreadyKnown);
         } else if behind_watermark || delta.from_version > self.max_version {
-            return Err(Refusal::Gap);
+            return Err(NotApplied::Gap);
         }
         if let Some(data) = self.data.as_deref_mut().filter(|data| data.shadow.is_some()) {
             // How far the sender's replica goes: the rebuilt one catches up that far first.
@@ -552,7 +551,7 @@ impl Replica {
         let base = self.max_version;
         let mut reached = delta.to_version;
         // The entries move into the replica (and their events).
-        let entries = delta.entries.take();
+        let entries = delta.entries;
         // The owner's name, shared by the events.
         let mut node = None;
         if entries.last().is_some_and(|last| last.version > base) {
@@ -567,7 +566,7 @@ impl Replica {
         let node = node.unwrap_or_default();
         // Under a shadow, the application hears of the changes when the shadow settles.
         let silent = self.is_shadowed();
-        for InEntry { key, value, version, deleted } in
+        for ReceivedEntry { key, value, version, deleted } in
             entries.into_iter().filter(|entry| entry.version > base)
         {
             let data = self.data_mut();
@@ -595,7 +594,7 @@ impl Replica {
         if reached <= base && !applied.reset {
             applied.from = base;
             applied.to = self.max_version;
-            return if applied.over_cap > 0 { Ok(applied) } else { Err(Refusal::AlreadyKnown) };
+            return if applied.over_cap > 0 { Ok(applied) } else { Err(NotApplied::AlreadyKnown) };
         }
         self.max_version = reached.max(self.max_version);
         if self.max_version >= delta.gc_watermark && delta.gc_watermark > self.gc_watermark {

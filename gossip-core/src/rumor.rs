@@ -14,7 +14,7 @@ use crate::config::{Dissemination, RumorRule};
 use crate::delta::{self, DeltaPlan};
 use crate::digest;
 use crate::membership::Source;
-use crate::message::InPush;
+use crate::message::Push;
 use crate::node::Node;
 
 /// One hot rumor: the run `(from, to]` of a node's versions.
@@ -156,8 +156,8 @@ impl<R: Rng> Node<R> {
     }
 
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
-    pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: InPush) {
-        let already_known = self.apply_deltas(&push.deltas, source);
+    pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: Push) {
+        let already_known = self.apply_deltas(push.deltas, source);
         if !push.want_ack || already_known.is_empty() {
             return;
         }

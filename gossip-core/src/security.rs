@@ -30,7 +30,7 @@ pub(crate) struct Security {
 
 /// Why a datagram was dropped before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum UnsealRefusal {
     /// Sealed, but encryption is off here.
     SealedWhileOff,
     /// Plain, but this node requires sealed datagrams.
@@ -41,7 +41,7 @@ pub(crate) enum Refusal {
     Replay,
 }
 
-impl Refusal {
+impl UnsealRefusal {
     /// Counts the refusal.
     pub(crate) fn count(self, metrics: &mut Metrics) {
         match self {
@@ -71,20 +71,20 @@ impl Security {
 
     /// The encoded envelope of a received datagram: the datagram itself when plain, its
     /// opened contents when sealed.
-    pub(crate) fn unseal(&mut self, now: Instant, datagram: &[u8]) -> Result<Bytes, Refusal> {
+    pub(crate) fn unseal(&mut self, now: Instant, datagram: &[u8]) -> Result<Bytes, UnsealRefusal> {
         if !is_sealed(datagram) {
             return if self.mode.accepts_plain() {
                 Ok(Bytes::copy_from_slice(datagram))
             } else {
-                Err(Refusal::PlainRequired)
+                Err(UnsealRefusal::PlainRequired)
             };
         }
         if !self.mode.opens() {
-            return Err(Refusal::SealedWhileOff);
+            return Err(UnsealRefusal::SealedWhileOff);
         }
-        let opened = self.sealer.open(&self.keyring, datagram).map_err(Refusal::Open)?;
+        let opened = self.sealer.open(&self.keyring, datagram).map_err(UnsealRefusal::Open)?;
         if !self.replay.accept(opened.session, u64::from(opened.counter), now) {
-            return Err(Refusal::Replay);
+            return Err(UnsealRefusal::Replay);
         }
         Ok(Bytes::from(opened.plaintext))
     }

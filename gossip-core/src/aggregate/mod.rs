@@ -47,7 +47,7 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::node::Node;
 use crate::table::LOCAL;
-use state::Refusal;
+use state::TransferRefusal;
 
 impl<R: Rng> Node<R> {
     /// Contributes `value` to the aggregate `name` (replacing this node's earlier value):
@@ -213,12 +213,12 @@ impl<R: Rng> Node<R> {
         let was_active = self.aggregation.is_active();
         let ack = match self.aggregation.receive(&sender.name, sender.generation, &transfer) {
             Ok(ack) => ack,
-            Err(Refusal::StaleEpoch) => {
+            Err(TransferRefusal::StaleEpoch) => {
                 self.metrics.aggregate_transfers_refused += 1;
                 // Tell the sender where the cluster is, so it moves on.
                 v1::AggregateAck { epoch: self.aggregation.epoch(), sequence: 0 }
             }
-            Err(Refusal::Shrank | Refusal::TooManyPeers | Refusal::Overflow) => {
+            Err(TransferRefusal::Shrank | TransferRefusal::TooManyPeers | TransferRefusal::Overflow) => {
                 self.metrics.aggregate_transfers_refused += 1;
                 return;
             }

@@ -191,7 +191,7 @@ struct Incoming {
 
 /// Why a transfer was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum TransferRefusal {
     /// From an earlier epoch: the sender is told ours.
     StaleEpoch,
     /// Its cumulative weights went down: not from an honest sender.
@@ -466,12 +466,12 @@ impl Aggregation {
         sender: &str,
         generation: u64,
         transfer: &v1::AggregateTransfer,
-    ) -> Result<v1::AggregateAck, Refusal> {
+    ) -> Result<v1::AggregateAck, TransferRefusal> {
         if transfer.epoch < self.epoch {
-            return Err(Refusal::StaleEpoch);
+            return Err(TransferRefusal::StaleEpoch);
         }
         if !self.incoming.contains_key(sender) && self.incoming.len() >= self.max_peers {
-            return Err(Refusal::TooManyPeers);
+            return Err(TransferRefusal::TooManyPeers);
         }
         let incoming = self.incoming.get(sender).filter(|incoming| incoming.generation == generation);
         let applied = incoming.map_or(0, |incoming| incoming.sequence);
@@ -486,7 +486,7 @@ impl Aggregation {
             now[0] < then[0] || now[1] < then[1]
         });
         if shrank {
-            return Err(Refusal::Shrank);
+            return Err(TransferRefusal::Shrank);
         }
         let overflows = transfer.shares.iter().any(|share| {
             let held = self.held.get(share.name.as_str()).map(|held| held.mass).unwrap_or_default();
@@ -495,7 +495,7 @@ impl Aggregation {
             !held.plus(delta).is_finite()
         });
         if overflows {
-            return Err(Refusal::Overflow);
+            return Err(TransferRefusal::Overflow);
         }
         for share in &transfer.shares {
             let name: Arc<str> = self

@@ -1,0 +1,213 @@
+//! The drop rules: checking a decoded envelope against the protocol's rules and the config's
+//! limits before anything is applied, and parsing it, once, into the typed [`Envelope`] that
+//! the handlers consume.
+
+use std::net::SocketAddr;
+
+use gossip_proto::v1;
+
+use super::decode::{DecodedBody, DecodedDelta, DecodedEnvelope};
+use crate::config::Config;
+use crate::delta::{ReceivedDelta, valid_name};
+use crate::identity::{Identity, address_from_wire};
+use crate::membership::Claim;
+
+/// Why an envelope was dropped before it touched any state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// Another protocol version.
+    Version,
+    /// Another cluster, named as the envelope names it.
+    Cluster(String),
+    /// Broke a rule of the protocol or a limit of the config.
+    Malformed,
+}
+
+/// A received envelope that passed every check: what it says, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    /// `None` only for acks and nacks, which may be anonymous.
+    pub(crate) sender: Option<Sender>,
+    /// The piggybacked membership claims.
+    pub(crate) membership: Vec<Claim>,
+    pub(crate) body: Body,
+}
+
+/// The sender of a received envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    /// Its address is the one it states, else the datagram's source.
+    pub(crate) identity: Identity,
+    /// Whether it stated an address (a ping's sender does not).
+    pub(crate) stated_address: bool,
+}
+
+/// A checked body (see `v1::envelope::Body`): deltas and the target of a `PingReq` parsed,
+/// every name and limit checked.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Syn(Syn),
+    SynAck(SynAck),
+    Ack2(Ack2),
+    Push(Push),
+    DeltaReply(Vec<ReceivedDelta>),
+    PushAck(v1::PushAck),
+    Ping(v1::Ping),
+    PingReq(PingReq),
+    Ack(v1::Ack),
+    Nack(v1::Nack),
+    AggregateTransfer(v1::AggregateTransfer),
+    AggregateAck(v1::AggregateAck),
+}
+
+/// A checked `Syn`.
+#[derive(Debug, Clone)]
+pub(crate) struct Syn {
+    pub(crate) summary: Option<v1::Summary>,
+    pub(crate) digest: Vec<v1::DigestEntry>,
+    /// As prost's getter reads it: an unknown value is the default.
+    pub(crate) mode: v1::ExchangeMode,
+    pub(crate) deltas: Vec<ReceivedDelta>,
+}
+
+/// A checked `SynAck`.
+#[derive(Debug, Clone)]
+pub(crate) struct SynAck {
+    pub(crate) deltas: Vec<ReceivedDelta>,
+    pub(crate) digest: Vec<v1::DigestEntry>,
+}
+
+/// A checked `Ack2`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ack2 {
+    pub(crate) deltas: Vec<ReceivedDelta>,
+    pub(crate) request: Vec<v1::DigestEntry>,
+}
+
+/// A checked `Push`.
+#[derive(Debug, Clone)]
+pub(crate) struct Push {
+    pub(crate) deltas: Vec<ReceivedDelta>,
+    pub(crate) want_ack: bool,
+}
+
+/// A checked `PingReq`.
+#[derive(Debug, Clone)]
+pub(crate) struct PingReq {
+    pub(crate) sequence: u32,
+    /// The member to probe: its name and address.
+    pub(crate) target: String,
+    pub(crate) address: SocketAddr,
+    pub(crate) nack: bool,
+}
+
+/// Checks the whole envelope (sender, every delta, every digest entry, every membership
+/// claim) so that a bad datagram is dropped whole and leaves the state unchanged, and parses
+/// it on the way. The sender's address defaults to the datagram's source `from`.
+///
+/// The rules apply in this order: version, cluster, then everything else (all `Malformed`).
+pub(crate) fn check(
+    envelope: DecodedEnvelope,
+    config: &Config,
+    from: SocketAddr,
+) -> Result<Envelope, DropReason> {
+    if envelope.protocol_version != gossip_proto::PROTOCOL_VERSION {
+        return Err(DropReason::Version);
+    }
+    if envelope.cluster != config.cluster {
+        return Err(DropReason::Cluster(envelope.cluster));
+    }
+    let body = envelope.body.ok_or(DropReason::Malformed)?;
+    let sender = match envelope.sender {
+        None if matches!(body, DecodedBody::Ack(_) | DecodedBody::Nack(_)) => None,
+        None => return Err(DropReason::Malformed),
+        Some(sender) => Some(check_sender(sender, config, from).ok_or(DropReason::Malformed)?),
+    };
+    let body = check_body(body, config).ok_or(DropReason::Malformed)?;
+    let membership = envelope
+        .membership
+        .into_iter()
+        .map(|update| Claim::from_wire(update).filter(|claim| valid_name(&claim.name, config)))
+        .collect::<Option<Vec<Claim>>>()
+        .ok_or(DropReason::Malformed)?;
+    Ok(Envelope { sender, membership, body })
+}
+
+fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> Option<Sender> {
+    if !valid_name(&sender.name, config) {
+        return None;
+    }
+    let stated_address = sender.address.is_some();
+    let address = match sender.address.as_ref() {
+        None => from,
+        Some(address) => address_from_wire(Some(address))?,
+    };
+    Some(Sender { identity: Identity::new(sender.name, sender.generation, address), stated_address })
+}
+
+fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
+    let digest_ok = |entries: &[v1::DigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
+    let deltas = |deltas: Vec<DecodedDelta>| {
+        deltas.into_iter().map(|delta| ReceivedDelta::check(delta, config)).collect::<Option<Vec<_>>>()
+    };
+    Some(match body {
+        DecodedBody::Syn(m) => {
+            let mode = m.rest.mode();
+            let v1::Syn { summary, digest, .. } = m.rest;
+            if !digest_ok(&digest) {
+                return None;
+            }
+            Body::Syn(Syn { summary, digest, mode, deltas: deltas(m.deltas)? })
+        }
+        DecodedBody::SynAck(m) => {
+            let digest = m.rest.digest;
+            if !digest_ok(&digest) {
+                return None;
+            }
+            Body::SynAck(SynAck { deltas: deltas(m.deltas)?, digest })
+        }
+        DecodedBody::Ack2(m) => {
+            let request = m.rest.request;
+            if !digest_ok(&request) {
+                return None;
+            }
+            Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request })
+        }
+        DecodedBody::Push(m) => Body::Push(Push { deltas: deltas(m.deltas)?, want_ack: m.rest.want_ack }),
+        DecodedBody::DeltaReply(m) => Body::DeltaReply(deltas(m.deltas)?),
+        DecodedBody::PushAck(ack) => {
+            if !digest_ok(&ack.known) {
+                return None;
+            }
+            Body::PushAck(ack)
+        }
+        DecodedBody::Ping(ping) => {
+            if ping.target.len() > config.max_name_size {
+                return None;
+            }
+            Body::Ping(ping)
+        }
+        DecodedBody::PingReq(request) => {
+            let target = request.target?;
+            if !valid_name(&target.name, config) {
+                return None;
+            }
+            let address = address_from_wire(target.address.as_ref())?;
+            Body::PingReq(PingReq {
+                sequence: request.sequence,
+                target: target.name,
+                address,
+                nack: request.nack,
+            })
+        }
+        DecodedBody::Ack(ack) => Body::Ack(ack),
+        DecodedBody::Nack(nack) => Body::Nack(nack),
+        DecodedBody::AggregateTransfer(transfer) => {
+            if !crate::aggregate::valid_transfer(&transfer, &config.aggregation) {
+                return None;
+            }
+            Body::AggregateTransfer(transfer)
+        }
+        DecodedBody::AggregateAck(ack) => Body::AggregateAck(ack),
+    })
+}

@@ -1,0 +1,285 @@
+//! Decoding a received datagram: exactly prost's merge of a `v1::Envelope`, with the entries
+//! of deltas taken zero-copy (see `entries.rs`).
+
+use bytes::{Buf, BufMut, Bytes};
+use gossip_proto::v1::{self, envelope::Body};
+use prost::encoding::{self, DecodeContext, WireType};
+use prost::{DecodeError, Message};
+
+use super::entries::DeltaMerge;
+use crate::delta::ReceivedEntry;
+
+/// A decoded envelope, not checked yet: `v1::Envelope`, with the deltas of its body in their
+/// received form ([`DecodedDelta`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DecodedEnvelope {
+    pub(crate) protocol_version: u32,
+    pub(crate) cluster: String,
+    pub(crate) sender: Option<v1::NodeIdentity>,
+    pub(crate) body: Option<DecodedBody>,
+    pub(crate) membership: Vec<v1::MembershipUpdate>,
+}
+
+/// A decoded body (see `v1::envelope::Body`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DecodedBody {
+    Syn(WithDeltas<v1::Syn>),
+    SynAck(WithDeltas<v1::SynAck>),
+    Ack2(WithDeltas<v1::Ack2>),
+    Push(WithDeltas<v1::Push>),
+    DeltaReply(WithDeltas<v1::DeltaReply>),
+    PushAck(v1::PushAck),
+    Ping(v1::Ping),
+    PingReq(v1::PingReq),
+    Ack(v1::Ack),
+    Nack(v1::Nack),
+    AggregateTransfer(v1::AggregateTransfer),
+    AggregateAck(v1::AggregateAck),
+}
+
+/// A body message with a `repeated NodeDelta` field: the deltas, decoded apart, in `deltas`;
+/// every other field in `rest` (whose own deltas stay empty).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct WithDeltas<M> {
+    pub(crate) rest: M,
+    pub(crate) deltas: Vec<DecodedDelta>,
+}
+
+/// A decoded `NodeDelta`, not checked yet: the message without its entries, and the entries
+/// with their keys and values as slices of the datagram.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DecodedDelta {
+    /// Everything but the entries (`header.entries` is empty).
+    pub(crate) header: v1::NodeDelta,
+    pub(crate) entries: Vec<ReceivedEntry>,
+}
+
+/// A body message that carries deltas, and the number of its `repeated NodeDelta` field.
+pub(crate) trait CarriesDeltas: Message + Default {
+    const DELTAS: u32;
+
+    /// The deltas field (for the conversion from prost's decoding).
+    fn deltas_mut(&mut self) -> &mut Vec<v1::NodeDelta>;
+}
+
+macro_rules! carries_deltas {
+    ($($message:ident: $tag:literal),*) => {$(
+        impl CarriesDeltas for v1::$message {
+            const DELTAS: u32 = $tag;
+
+            fn deltas_mut(&mut self) -> &mut Vec<v1::NodeDelta> {
+                &mut self.deltas
+            }
+        }
+    )*};
+}
+
+carries_deltas!(Syn: 4, SynAck: 1, Ack2: 1, Push: 1, DeltaReply: 1);
+
+impl From<v1::NodeDelta> for DecodedDelta {
+    fn from(mut header: v1::NodeDelta) -> Self {
+        let entries = std::mem::take(&mut header.entries).into_iter().map(ReceivedEntry::from).collect();
+        Self { header, entries }
+    }
+}
+
+impl<M: CarriesDeltas> From<M> for WithDeltas<M> {
+    fn from(mut rest: M) -> Self {
+        let deltas = std::mem::take(rest.deltas_mut()).into_iter().map(DecodedDelta::from).collect();
+        Self { rest, deltas }
+    }
+}
+
+impl From<Body> for DecodedBody {
+    fn from(body: Body) -> Self {
+        match body {
+            Body::Syn(m) => Self::Syn(m.into()),
+            Body::SynAck(m) => Self::SynAck(m.into()),
+            Body::Ack2(m) => Self::Ack2(m.into()),
+            Body::Push(m) => Self::Push(m.into()),
+            Body::DeltaReply(m) => Self::DeltaReply(m.into()),
+            Body::PushAck(m) => Self::PushAck(m),
+            Body::Ping(m) => Self::Ping(m),
+            Body::PingReq(m) => Self::PingReq(m),
+            Body::Ack(m) => Self::Ack(m),
+            Body::Nack(m) => Self::Nack(m),
+            Body::AggregateTransfer(m) => Self::AggregateTransfer(m),
+            Body::AggregateAck(m) => Self::AggregateAck(m),
+        }
+    }
+}
+
+/// What prost's own decoding gives, in the decoded form (the reference the fast path is
+/// tested and fuzzed against).
+impl From<v1::Envelope> for DecodedEnvelope {
+    fn from(envelope: v1::Envelope) -> Self {
+        Self {
+            protocol_version: envelope.protocol_version,
+            cluster: envelope.cluster,
+            sender: envelope.sender,
+            body: envelope.body.map(DecodedBody::from),
+            membership: envelope.membership,
+        }
+    }
+}
+
+/// Decodes a received datagram.
+///
+/// The result is exactly what prost's `v1::Envelope::decode` gives for the same bytes
+/// (converted to [`DecodedEnvelope`]), and an error exactly when it gives one; only the hot
+/// part is done by hand. Every `Entry` of every delta is parsed straight from the buffer when
+/// it is laid out plainly (the four known fields, one-byte field keys, well-formed varints):
+/// its key and value are then slices of `datagram`, and the entry costs no allocation. Any
+/// other entry (unknown fields, odd encodings, a truncated entry) goes to prost's own decoder,
+/// which decides. Prost also drives everything around the entries, so limits and errors are
+/// its own.
+///
+/// The slices keep `datagram` alive as long as any stored key or value from it lives: at
+/// most one datagram (`max_datagram_size`) per held entry.
+pub(crate) fn decode(datagram: Bytes) -> Result<DecodedEnvelope, DecodeError> {
+    let mut scratch = EnvelopeScratch::default();
+    Message::merge(&mut scratch, datagram)?;
+    let EnvelopeScratch { envelope, with_deltas } = scratch;
+    Ok(DecodedEnvelope {
+        protocol_version: envelope.protocol_version,
+        cluster: envelope.cluster,
+        sender: envelope.sender,
+        body: with_deltas.or_else(|| envelope.body.map(DecodedBody::from)),
+        membership: envelope.membership,
+    })
+}
+
+/// An envelope being decoded. The body (a oneof) is either in `envelope` or, for the kinds
+/// that carry deltas, in `with_deltas` (only those kinds), never in both.
+#[derive(Debug, Default)]
+struct EnvelopeScratch {
+    envelope: v1::Envelope,
+    with_deltas: Option<DecodedBody>,
+}
+
+/// Merges a body with deltas into the oneof as prost's generated `Body::merge` does: into
+/// the body there if it is of the same kind, else into a new one that replaces it.
+fn merge_body<M: CarriesDeltas>(
+    scratch: &mut EnvelopeScratch,
+    wrap: fn(WithDeltas<M>) -> DecodedBody,
+    unwrap: fn(&mut DecodedBody) -> Option<&mut WithDeltas<M>>,
+    wire_type: WireType,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    if let Some(existing) = scratch.with_deltas.as_mut().and_then(unwrap) {
+        return encoding::message::merge(wire_type, existing, buf, ctx);
+    }
+    let mut owned = WithDeltas::default();
+    encoding::message::merge(wire_type, &mut owned, buf, ctx)?;
+    scratch.with_deltas = Some(wrap(owned));
+    scratch.envelope.body = None;
+    Ok(())
+}
+
+impl Message for EnvelopeScratch {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        self.envelope.encode_raw(buf);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        match tag {
+            4 => merge_body(
+                self,
+                DecodedBody::Syn,
+                |b| if let DecodedBody::Syn(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
+            5 => merge_body(
+                self,
+                DecodedBody::SynAck,
+                |b| if let DecodedBody::SynAck(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
+            6 => merge_body(
+                self,
+                DecodedBody::Ack2,
+                |b| if let DecodedBody::Ack2(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
+            7 => merge_body(
+                self,
+                DecodedBody::Push,
+                |b| if let DecodedBody::Push(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
+            8 => merge_body(
+                self,
+                DecodedBody::DeltaReply,
+                |b| if let DecodedBody::DeltaReply(m) = b { Some(m) } else { None },
+                wire_type,
+                buf,
+                ctx,
+            ),
+            // Every other field of the `body` oneof (keep in step with proto/gossip.proto).
+            9..=15 => {
+                // Another kind of body replaces one with deltas.
+                self.envelope.merge_field(tag, wire_type, buf, ctx)?;
+                self.with_deltas = None;
+                Ok(())
+            }
+            _ => self.envelope.merge_field(tag, wire_type, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.envelope.encoded_len()
+    }
+
+    fn clear(&mut self) {
+        self.envelope.clear();
+        self.with_deltas = None;
+    }
+}
+
+impl<M: CarriesDeltas> Message for WithDeltas<M> {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        self.rest.encode_raw(buf);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        if tag != M::DELTAS {
+            return self.rest.merge_field(tag, wire_type, buf, ctx);
+        }
+        // As prost's `merge_repeated`.
+        encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
+        let mut delta = DecodedDelta::default();
+        encoding::message::merge(wire_type, &mut DeltaMerge(&mut delta), buf, ctx)?;
+        self.deltas.push(delta);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.rest.encoded_len()
+    }
+
+    fn clear(&mut self) {
+        self.rest.clear();
+        self.deltas.clear();
+    }
+}
