@@ -150,6 +150,12 @@ pub enum WriteError {
         /// The key.
         key: String,
     },
+    /// This node gave its name up to a newer process under the same name (see
+    /// [`crate::Event::NameConflict`]); nobody would see the write.
+    #[error(
+        "this node gave its name up to another process started under the same name; start it again under a unique name"
+    )]
+    NameGivenUp,
 }
 
 /// A [`crate::Node::aggregate_set`] that was refused. Nothing changed.

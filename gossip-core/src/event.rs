@@ -73,6 +73,20 @@ pub enum Event {
         /// Its generation.
         generation: u64,
     },
+    /// Two live processes use this node's name (two nodes started under one name). The one
+    /// holding the higher generation when they meet keeps the name, normally the one started
+    /// last; the other gives it up and turns inert (see
+    /// [`Node::has_given_up_name`](crate::Node::has_given_up_name)). Both report it: the
+    /// keeper once per other process, with `kept: true`.
+    NameConflict {
+        /// The address of the other process.
+        other_address: SocketAddr,
+        /// The other process's generation.
+        other_generation: u64,
+        /// Whether this node keeps the name. `false`: it gave the name up, sends nothing any
+        /// more and must be started again under a unique name.
+        kept: bool,
+    },
     /// A member kept its name but moved to a new address.
     AddressChanged {
         /// Its name.

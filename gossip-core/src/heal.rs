@@ -46,13 +46,19 @@ impl<R: Rng> Node<R> {
     }
 
     /// Someone holds, or offers, our table at `generation` up to `max_version`: heal if it
-    /// is a version we never wrote, or a higher generation peers would take.
+    /// is a version we never wrote; a higher generation peers would take is checked first for
+    /// a second process under our name, and healed past if none answers.
     pub(crate) fn heal_if_ahead_of_us(&mut self, generation: u64, max_version: u64) {
         let ours = self.table.local();
         if generation == ours.generation && max_version > ours.max_version {
             self.heal(SelfHealReason::VersionAhead, generation);
-        } else if generation > ours.generation {
-            self.heal_generation_ahead(generation);
+        } else if generation
+            .checked_sub(ours.generation)
+            .is_some_and(|jump| jump > 0 && jump <= self.config.max_generation_jump)
+        {
+            // Maybe a second process under our name, of which we do not know the address yet
+            // (see `conflict.rs`): wait for a claim before healing.
+            self.await_name_holder(generation);
         }
     }
 
@@ -60,11 +66,12 @@ impl<R: Rng> Node<R> {
     /// kept; announces it and reports it. Nothing happens while leaving (a node that leaves
     /// does not come back), nor at generation `u64::MAX`.
     pub(crate) fn heal(&mut self, reason: SelfHealReason, seen: u64) {
-        if self.leaving() {
+        if self.leaving() || self.name_check.given_up() {
             return;
         }
         let old_generation = self.identity.generation;
         let Some(generation) = old_generation.max(seen).checked_add(1) else { return };
+        self.name_check.cancel();
         self.identity.generation = generation;
         self.envelopes = EnvelopeBuilder::new(&self.config, &self.identity);
         self.security.set_generation(generation);

@@ -95,6 +95,7 @@ mod anti_entropy;
 mod broadcast;
 mod budget;
 mod config;
+mod conflict;
 mod delta;
 mod digest;
 mod error;

@@ -111,6 +111,12 @@ impl<R: Rng> Node<R> {
         if self.leave.is_some() {
             return;
         }
+        if self.has_given_up_name() {
+            // No longer a member: nothing to announce.
+            self.leave = Some(Leave { deadline: self.now, acks: 0, needed: 0, done: false });
+            self.finish_leave();
+            return;
+        }
         let incarnation = self.table.local().incarnation.saturating_add(1);
         self.table.modify(LOCAL, |_, me| {
             me.incarnation = incarnation;

@@ -367,7 +367,14 @@ impl<R: Rng> Node<R> {
         if claim.generation != self.identity.generation {
             if claim.generation > self.identity.generation {
                 self.metrics.rejected_own_deltas += 1;
-                self.heal_generation_ahead(claim.generation);
+                let live = matches!(claim.state, MemberState::Alive | MemberState::Suspect);
+                let jump = claim.generation - self.identity.generation;
+                if live && claim.address != self.identity.address && jump <= self.config.max_generation_jump {
+                    // Maybe a second process under our name: see `conflict.rs`.
+                    self.check_name_holder(claim.address, claim.generation);
+                } else {
+                    self.heal_generation_ahead(claim.generation);
+                }
             } else {
                 self.metrics.stale_claims += 1;
             }

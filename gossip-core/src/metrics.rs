@@ -31,6 +31,14 @@ pub struct Metrics {
     /// Node deltas, digest entries or membership claims that claimed newer state of this node
     /// than it has (a newer generation or table version, or life at a higher incarnation).
     pub rejected_own_deltas: u64,
+    /// Checks that found another live process under this node's name (see
+    /// [`Event::NameConflict`](crate::Event::NameConflict)), on either side.
+    pub name_conflicts: u64,
+    /// Pings from an older generation of a member, from another address than the current
+    /// generation's, answered with an ack that carries the current claim: a process under a
+    /// name now held by another is told (see `Event::NameConflict`). Not dropped, so not in
+    /// `stale_senders`.
+    pub displaced_answered: u64,
     /// Senders, membership claims, node deltas and digest entries refused because their
     /// generation was more than `Config::max_generation_jump` ahead of the one known for the
     /// node (of this node's own, for a node not known); a sender's whole datagram is dropped.
@@ -130,7 +138,7 @@ pub struct Metrics {
 impl Metrics {
     /// Every counter with its field name, in declaration order: what an exporter publishes
     /// (the `node` program serves them in the Prometheus text format).
-    pub fn counters(&self) -> [(&'static str, u64); 51] {
+    pub fn counters(&self) -> [(&'static str, u64); 53] {
         [
             ("datagrams_in", self.datagrams_in),
             ("bytes_in", self.bytes_in),
@@ -144,6 +152,8 @@ impl Metrics {
             ("stale_senders", self.stale_senders),
             ("stale_deltas", self.stale_deltas),
             ("rejected_own_deltas", self.rejected_own_deltas),
+            ("name_conflicts", self.name_conflicts),
+            ("displaced_answered", self.displaced_answered),
             ("generations_refused", self.generations_refused),
             ("deltas_applied", self.deltas_applied),
             ("entries_applied", self.entries_applied),

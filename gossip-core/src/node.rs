@@ -13,6 +13,7 @@ use rand_core::Rng;
 use crate::aggregate::Aggregation;
 use crate::broadcast::Broadcasts;
 use crate::config::Config;
+use crate::conflict::NameCheck;
 use crate::error::{ConfigError, WriteError};
 use crate::event::{BoundedQueue, Event, Events, Output, Transmit};
 use crate::health::LocalHealth;
@@ -82,6 +83,8 @@ pub struct Node<R> {
     /// Sources of datagrams of another cluster already reported (at most
     /// [`FOREIGN_CLUSTERS_REPORTED`]).
     pub(crate) foreign_clusters: std::collections::BTreeSet<SocketAddr>,
+    /// Whether another process runs under our name (see `conflict.rs`).
+    pub(crate) name_check: NameCheck,
 }
 
 /// Most sources of another cluster's datagrams reported by [`Event::ForeignCluster`]; later
@@ -158,6 +161,7 @@ impl<R: Rng> Node<R> {
         let mut node = Self {
             security,
             foreign_clusters: std::collections::BTreeSet::new(),
+            name_check: NameCheck::default(),
             table: NodeTable::with_seed(&identity, rng.next_u64())
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
@@ -264,6 +268,9 @@ impl<R: Rng> Node<R> {
     /// On error the table is unchanged. This node gets no event for its own writes.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<u64, WriteError> {
         let (key, value) = (key.into(), value.into());
+        if self.name_check.given_up() {
+            return Err(WriteError::NameGivenUp);
+        }
         if key.starts_with(crate::keyring::RESERVED_PREFIX) {
             return Err(WriteError::ReservedKey { key });
         }
@@ -276,6 +283,9 @@ impl<R: Rng> Node<R> {
     /// Deletes `key` from this node's table by writing a tombstone; returns its version, or
     /// `None` when the key was not there.
     pub fn delete(&mut self, key: &str) -> Result<Option<u64>, WriteError> {
+        if self.name_check.given_up() {
+            return Err(WriteError::NameGivenUp);
+        }
         if key.starts_with(crate::keyring::RESERVED_PREFIX) {
             return Err(WriteError::ReservedKey { key: key.to_owned() });
         }
@@ -286,6 +296,9 @@ impl<R: Rng> Node<R> {
     }
 
     pub(crate) fn write(&mut self, key: String, value: Option<Bytes>) -> Result<u64, WriteError> {
+        if self.name_check.given_up() {
+            return Err(WriteError::NameGivenUp);
+        }
         if key.len() > self.config.max_key_size {
             return Err(WriteError::KeyTooLarge { len: key.len(), max: self.config.max_key_size });
         }
@@ -311,6 +324,9 @@ impl<R: Rng> Node<R> {
         self.advance(now);
         self.metrics.datagrams_in += 1;
         self.metrics.bytes_in += datagram.len() as u64;
+        if self.name_check.given_up() {
+            return;
+        }
         if datagram.len() > self.config.max_datagram_size {
             self.metrics.oversized_datagrams += 1;
             return;
@@ -341,11 +357,22 @@ impl<R: Rng> Node<R> {
         let message::Envelope { sender, membership, body } = envelope;
         let stated_address = sender.as_ref().is_some_and(|sender| sender.stated_address);
         let sender = sender.map(|sender| sender.identity);
-        if sender.as_ref().is_some_and(|sender| self.is_stale_sender(sender)) {
-            // Even one speaking as a later generation of us: a dropped datagram changes
-            // nothing. Peers that took such a sender for our restart show it in their digests,
-            // and that makes us heal.
-            self.metrics.stale_senders += 1;
+        if let Some(sender) = sender.as_ref().filter(|sender| {
+            sender.name == self.identity.name && sender.generation != self.identity.generation
+        }) {
+            // Another process under our name: a conflict's check, or dropped as stale.
+            return self.on_own_name(from, sender, body);
+        }
+        if let Some(sender) = sender.as_ref().filter(|sender| self.is_stale_sender(sender)) {
+            // Dropped, changing nothing; but a ping from a displaced process elsewhere gets an
+            // ack that tells it who holds its name now.
+            let answered = match &body {
+                message::Body::Ping(ping) => self.answer_displaced(from, sender, ping),
+                _ => false,
+            };
+            if !answered {
+                self.metrics.stale_senders += 1;
+            }
             return;
         }
         if sender.as_ref().is_some_and(|sender| self.table.too_far_ahead(&sender.name, sender.generation)) {
@@ -392,6 +419,10 @@ impl<R: Rng> Node<R> {
     /// Runs what is due at `now`. Calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        if self.name_check.given_up() {
+            return;
+        }
+        self.drive_name_check();
         self.drive_probes();
         self.drive_lifecycle();
         // After the probes: a failed probe may have confirmed a suspicion and pulled its
@@ -426,7 +457,14 @@ impl<R: Rng> Node<R> {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.name_check.given_up() {
+            // Inert: nothing is ever due, but a deadline keeps a driver's loop simple.
+            return Some(self.now + crate::conflict::INERT_DEADLINE);
+        }
         let mut next = self.next_gossip.min(self.prober.next_deadline());
+        if let Some(deadline) = self.name_check.deadline() {
+            next = next.min(deadline);
+        }
         if let Some(deadline) = self.next_suspicion_deadline() {
             next = next.min(deadline);
         }

@@ -458,6 +458,9 @@ impl<R: Rng> Node<R> {
             self.on_leave_ack(ack.sequence);
             return;
         }
+        if self.answers_name_check(from, ack.sequence) {
+            return;
+        }
         self.metrics.stray_acks += 1;
     }
 

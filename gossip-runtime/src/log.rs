@@ -1,6 +1,5 @@
 //! What the driver logs of each event: membership changes at INFO (suspicions at DEBUG, a
-//! self-heal at WARN: someone made a claim about this node it could not let stand), key
-//! changes at TRACE.
+//! self-heal or a name conflict at WARN, giving the name up at ERROR), key changes at TRACE.
 
 use gossip_core::Event;
 
@@ -39,6 +38,18 @@ pub(crate) fn event(node: &str, event: &Event) {
                 seeds.iter().map(|(seed, problem)| format!("{seed}: {problem}")).collect();
             tracing::warn!(%node, seeds = %seeds.join("; "), "no seed answered the join; still trying");
         }
+        Event::NameConflict { other_address, other_generation, kept: true } => tracing::warn!(
+            %node,
+            %other_address,
+            other_generation,
+            "another process runs under this node's name; it gives the name up (give every node a unique name)"
+        ),
+        Event::NameConflict { other_address, other_generation, kept: false } => tracing::error!(
+            %node,
+            %other_address,
+            other_generation,
+            "a newer process runs under this node's name: this node gave the name up and is inert; start it under a unique name"
+        ),
         Event::Joined { via } => tracing::info!(%node, %via, "joined the cluster"),
         Event::LeaveComplete => tracing::info!(%node, "left the cluster"),
         Event::SelfHealed { reason, old_generation, new_generation } => {

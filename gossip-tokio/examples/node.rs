@@ -7,7 +7,8 @@
 //!
 //! It prints every event as one line, after the time it was printed (`--json`: one JSON
 //! object per line, the time as `"time"`), until Ctrl-C or SIGTERM, then leaves the cluster
-//! gracefully and exits.
+//! gracefully and exits. When a newer process under the same name makes it give the name up
+//! (a `conflict` line), it exits with status 3.
 //!
 //! While it runs it takes commands on standard input, one per line (`set KEY VALUE`,
 //! `delete KEY`, `get NODE KEY`, `entries NODE`, `prefix PREFIX`, `members`, `snapshot`,
@@ -204,6 +205,12 @@ fn text(event: &Event) -> String {
                 "warning    datagrams of cluster {cluster:?} arrive from {from}; check --cluster / Config::cluster"
             )
         }
+        Event::NameConflict { other_address, other_generation, kept: true } => format!(
+            "conflict   another process under this name runs at {other_address} (generation {other_generation}); it gave the name up"
+        ),
+        Event::NameConflict { other_address, other_generation, kept: false } => format!(
+            "conflict   a newer process under this name runs at {other_address} (generation {other_generation}); this one gave the name up"
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -249,6 +256,10 @@ fn json(event: &Event) -> serde_json::Value {
         Event::ForeignCluster { from, cluster } => {
             json!({"event": "foreign_cluster", "from": from.to_string(), "cluster": cluster})
         }
+        Event::NameConflict { other_address, other_generation, kept } => json!({
+            "event": "name_conflict", "other_address": other_address.to_string(),
+            "other_generation": other_generation, "kept": kept
+        }),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
@@ -366,7 +377,14 @@ async fn main() -> ExitCode {
     let interrupted = loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(event) => print(&event),
+                Some(event) => {
+                    print(&event);
+                    if matches!(event, Event::NameConflict { kept: false, .. }) {
+                        eprintln!("error: another process took this node's name; start this one under a unique --name");
+                        node.shutdown().await;
+                        return ExitCode::from(3);
+                    }
+                }
                 None => break false,
             },
             () = stop.next() => break true,

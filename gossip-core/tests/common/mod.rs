@@ -245,6 +245,19 @@ impl Harness {
         index
     }
 
+    /// As [`add`](Self::add), under `name` and `generation` (another process started under
+    /// a name in use, for one); returns its index.
+    pub fn add_named(&mut self, config: Config, name: &str, generation: u64, seed: usize) -> usize {
+        let index = self.nodes.len();
+        let rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(1000).wrapping_add(index as u64));
+        let identity = Identity::new(name, generation, address(index));
+        self.nodes.push(Node::new(config, identity, self.now, rng).unwrap());
+        self.events.push(Vec::new());
+        self.nodes[index].join([address(seed)]);
+        self.drain(index);
+        index
+    }
+
     /// Hands a raw datagram to node `to` as if it came from `from`.
     pub fn inject(&mut self, from: SocketAddr, to: usize, datagram: &[u8]) {
         let now = self.now;
