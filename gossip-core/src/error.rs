@@ -156,6 +156,12 @@ pub enum WriteError {
         "this node gave its name up to another process started under the same name; start it again under a unique name"
     )]
     NameGivenUp,
+    /// [`crate::Node::set_with_ttl`] with a zero TTL, or one too large to add to an `Instant`.
+    #[error("the TTL {ttl:?} is zero or too large; give a positive TTL of at most a few years")]
+    InvalidTtl {
+        /// The TTL given.
+        ttl: std::time::Duration,
+    },
 }
 
 /// A [`crate::Node::aggregate_set`] that was refused. Nothing changed.

@@ -126,6 +126,7 @@ pub mod sim;
 mod summary;
 mod suspicion;
 mod table;
+mod ttl;
 
 /// The `rand_core` (0.10) whose `Rng` a [`Node`] takes: an RNG of another `rand_core`
 /// version (rand 0.9's, say) does not implement it. Seed one with

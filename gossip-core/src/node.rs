@@ -30,6 +30,7 @@ use crate::security::Security;
 use crate::summary::DigestSummary;
 use crate::suspicion::Suspicions;
 use crate::table::{LOCAL, NodeTable, Upsert};
+use crate::ttl::Expiries;
 
 /// One gossip node: a deterministic state machine that performs no I/O.
 ///
@@ -85,6 +86,8 @@ pub struct Node<R> {
     pub(crate) foreign_clusters: std::collections::BTreeSet<SocketAddr>,
     /// Whether another process runs under our name (see `conflict.rs`).
     pub(crate) name_check: NameCheck,
+    /// This node's keys that delete themselves (see `ttl.rs`).
+    pub(crate) expiries: Expiries,
 }
 
 /// Most sources of another cluster's datagrams reported by [`Event::ForeignCluster`]; later
@@ -162,6 +165,7 @@ impl<R: Rng> Node<R> {
             security,
             foreign_clusters: std::collections::BTreeSet::new(),
             name_check: NameCheck::default(),
+            expiries: Expiries::default(),
             table: NodeTable::with_seed(&identity, rng.next_u64())
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
@@ -277,6 +281,7 @@ impl<R: Rng> Node<R> {
         if value.len() > self.config.max_value_size {
             return Err(WriteError::ValueTooLarge { len: value.len(), max: self.config.max_value_size });
         }
+        self.keep_key(&key);
         self.write(key, Some(value))
     }
 
@@ -289,6 +294,7 @@ impl<R: Rng> Node<R> {
         if key.starts_with(crate::keyring::RESERVED_PREFIX) {
             return Err(WriteError::ReservedKey { key: key.to_owned() });
         }
+        self.keep_key(key);
         if self.table.local().get(key).is_none() {
             return Ok(None);
         }
@@ -423,6 +429,7 @@ impl<R: Rng> Node<R> {
             return;
         }
         self.drive_name_check();
+        self.expire_keys();
         self.drive_probes();
         self.drive_lifecycle();
         // After the probes: a failed probe may have confirmed a suspicion and pulled its
@@ -463,6 +470,9 @@ impl<R: Rng> Node<R> {
         }
         let mut next = self.next_gossip.min(self.prober.next_deadline());
         if let Some(deadline) = self.name_check.deadline() {
+            next = next.min(deadline);
+        }
+        if let Some(deadline) = self.expiries.next_deadline() {
             next = next.min(deadline);
         }
         if let Some(deadline) = self.next_suspicion_deadline() {

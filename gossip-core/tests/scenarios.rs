@@ -815,3 +815,27 @@ fn a_join_no_seed_answers_fails_with_what_each_seed_did() {
         "one report, every seed with what it did"
     );
 }
+
+/// A key written with a TTL spreads, then its owner deletes it when the time is up and every
+/// peer sees it go, as an ordinary delete.
+#[test]
+fn a_key_with_a_ttl_spreads_then_goes_everywhere_when_the_time_is_up() {
+    let mut h = Harness::new(4, Config::lan(), 41);
+    h.run_for(Duration::from_secs(5));
+    let version = h.nodes[1].set_with_ttl("lease", "holder", Duration::from_secs(20)).unwrap();
+    h.run_until_true(Duration::from_secs(10), STEP, |h| h.all_see(1, "lease", b"holder"))
+        .expect("the key spreads");
+    h.run_for(Duration::from_secs(5));
+    assert!(h.all_see(1, "lease", b"holder"), "gone before its time");
+    h.run_until_true(Duration::from_secs(30), STEP, |h| {
+        (0..4).all(|i| h.nodes[i].get(&name(1), "lease").is_none())
+    })
+    .expect("the key goes everywhere");
+    for peer in [0, 2, 3] {
+        let deleted = h.events[peer].iter().any(|event| {
+            matches!(event, Event::KeyDeleted { node, key, version: v }
+                if **node == name(1) && **key == *"lease" && *v == version + 1)
+        });
+        assert!(deleted, "node {peer} was not told of the delete");
+    }
+}

@@ -407,6 +407,9 @@ impl<R: Runtime> State<R> {
             Command::Set { key, value, reply } => {
                 let _ = reply.send(self.node.set(key, value));
             }
+            Command::SetWithTtl { key, value, ttl, reply } => {
+                let _ = reply.send(self.node.set_with_ttl(key, value, ttl));
+            }
             Command::Delete { key, reply } => {
                 let _ = reply.send(self.node.delete(&key));
             }

@@ -114,6 +114,7 @@ pub struct NodeMetrics {
 #[derive(Debug)]
 pub(crate) enum Command {
     Set { key: String, value: Bytes, reply: oneshot::Sender<Result<u64, WriteError>> },
+    SetWithTtl { key: String, value: Bytes, ttl: Duration, reply: oneshot::Sender<Result<u64, WriteError>> },
     Delete { key: String, reply: oneshot::Sender<Result<Option<u64>, WriteError>> },
     Get { node: String, key: String, reply: oneshot::Sender<Option<(Bytes, u64)>> },
     Members { reply: oneshot::Sender<Vec<Member>> },
@@ -221,6 +222,19 @@ impl Handle {
     pub async fn set(&self, key: impl Into<String>, value: impl Into<Bytes>) -> Result<u64, Error> {
         let (key, value) = (key.into(), value.into());
         Ok(self.request(|reply| Command::Set { key, value, reply }).await??)
+    }
+
+    /// Writes `key = value` in this node's table, deleted by this node `ttl` later unless
+    /// written again before (see [`gossip_core::Node::set_with_ttl`]); returns the version of
+    /// the write.
+    pub async fn set_with_ttl(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+        ttl: Duration,
+    ) -> Result<u64, Error> {
+        let (key, value) = (key.into(), value.into());
+        Ok(self.request(|reply| Command::SetWithTtl { key, value, ttl, reply }).await??)
     }
 
     /// Deletes `key` from this node's table (a versioned tombstone); returns its version, or

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! set KEY VALUE        write KEY (the value is the rest of the line)
+//! expire TTL KEY VALUE write KEY, deleted after TTL ("30s", "5m") unless written again
 //! delete KEY           delete KEY
 //! get NODE KEY         one key of a node's table
 //! entries NODE         a node's whole table
@@ -31,7 +32,7 @@ pub enum After {
 }
 
 /// The list of commands, as `help` prints it.
-pub const HELP: &str = "commands: set KEY VALUE | delete KEY | get NODE KEY | entries NODE | prefix PREFIX | members | snapshot | metrics | keys | leave | help";
+pub const HELP: &str = "commands: set KEY VALUE | expire TTL KEY VALUE | delete KEY | get NODE KEY | entries NODE | prefix PREFIX | members | snapshot | metrics | keys | leave | help";
 
 /// Runs one command line; returns its answer (one line) and what to do next.
 pub async fn run(node: &Handle, line: &str, as_json: bool) -> (String, After) {
@@ -57,6 +58,15 @@ async fn answer(node: &Handle, command: &str, rest: &str) -> Result<Reply, Strin
             let (key, value) = rest.split_once(char::is_whitespace).ok_or("usage: set KEY VALUE")?;
             let version = node.set(key, value.trim().to_owned()).await.map_err(|e| e.to_string())?;
             json!({ "key": key, "version": version })
+        }
+        "expire" => {
+            const USAGE: &str = "usage: expire TTL KEY VALUE (TTL as 30s, 5m)";
+            let (ttl, rest) = rest.split_once(char::is_whitespace).ok_or(USAGE)?;
+            let ttl = humantime::parse_duration(ttl).map_err(|e| format!("{USAGE}: {e}"))?;
+            let (key, value) = rest.trim_start().split_once(char::is_whitespace).ok_or(USAGE)?;
+            let version =
+                node.set_with_ttl(key, value.trim().to_owned(), ttl).await.map_err(|e| e.to_string())?;
+            json!({ "key": key, "version": version, "ttl": humantime::format_duration(ttl).to_string() })
         }
         "delete" => {
             let key = one(rest, "usage: delete KEY")?;
