@@ -12,10 +12,10 @@ use rand_core::Rng;
 
 use crate::budget::{Budget, field_len};
 use crate::config::Config;
-use crate::event::SharedStr;
 use crate::identity::{address_from_wire, address_to_wire};
 use crate::membership::MemberState;
 use crate::message::DecodedDelta;
+use crate::shared_str::SharedStr;
 use crate::table::NodeTable;
 
 /// A received delta that passed the checks ([`ReceivedDelta::check`]): the address and the

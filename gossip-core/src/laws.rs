@@ -38,10 +38,11 @@ use crate::budget::Budget;
 use crate::config::Config;
 use crate::delta::{self, ReceivedDelta};
 use crate::digest;
-use crate::event::{Event, Events, SharedStr};
+use crate::event::{Event, Events};
 use crate::identity::{Identity, address_to_wire};
 use crate::metrics::Metrics;
 use crate::replica::{Applied, NotApplied, Replica, StoredEntry};
+use crate::shared_str::SharedStr;
 use crate::table::{LOCAL, NodeTable};
 
 /// The keys the owner writes: few, so that overwrites and deletes of live keys are common.

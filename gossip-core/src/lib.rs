@@ -121,6 +121,7 @@ mod replica;
 mod rumor;
 mod seal;
 mod security;
+mod shared_str;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod summary;
@@ -137,7 +138,7 @@ pub use rand_core;
 pub use aggregate::AggregateEstimate;
 pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
 pub use error::{AggregateError, ConfigError, WriteError};
-pub use event::{Event, Output, SelfHealReason, SharedStr, Transmit};
+pub use event::{Event, Output, SelfHealReason, Transmit};
 pub use footprint::Footprint;
 pub use identity::{Identity, generation_at};
 pub use keyring::{
@@ -148,6 +149,7 @@ pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};
 pub use seal::SEAL_OVERHEAD;
+pub use shared_str::SharedStr;
 pub use summary::DigestSummary;
 
 /// The wire format, re-exported for tools that build or inspect datagrams.

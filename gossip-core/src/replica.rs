@@ -42,8 +42,9 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use crate::delta::{ReceivedDelta, ReceivedEntry};
-use crate::event::{Event, Events, SharedStr};
+use crate::event::{Event, Events};
 use crate::membership::MemberState;
+use crate::shared_str::SharedStr;
 
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

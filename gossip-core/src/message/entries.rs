@@ -7,7 +7,7 @@ use prost::{DecodeError, Message};
 
 use super::decode::DecodedDelta;
 use crate::delta::ReceivedEntry;
-use crate::event::SharedStr;
+use crate::shared_str::SharedStr;
 
 /// A delta being decoded: its entries (field 8) take the fast path.
 #[derive(Debug)]

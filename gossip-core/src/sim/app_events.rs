@@ -8,7 +8,8 @@
 //! not even when a reset rebuilt the observer's replica below the overwrite (see
 //! `replica.rs`).
 
-use crate::event::{Event, SharedStr};
+use crate::event::Event;
+use crate::shared_str::SharedStr;
 use crate::sim::invariants::ViolationKind;
 use crate::sim::ledger::Ledger;
 use std::collections::BTreeMap;
