@@ -152,5 +152,13 @@ pub use seal::SEAL_OVERHEAD;
 pub use shared_str::SharedStr;
 pub use summary::DigestSummary;
 
-/// The wire format, re-exported for tools that build or inspect datagrams.
+/// The wire format (the prost types of `proto/gossip.proto`), re-exported for tools that
+/// build or inspect datagrams: test harnesses, fuzzers, packet dissectors.
+///
+/// **Not a stable API.** The protocol is specified by the schema and `docs/PROTOCOL.md`, not
+/// by these Rust types: fields are added to messages between minor versions of this crate
+/// (prost then adds struct fields, so build them with `..Default::default()`), and the types
+/// follow prost's major versions. An application never needs them: `Node` takes and gives
+/// plain bytes. It stays a plain re-export rather than a feature so that the hostile-peer
+/// tests and the fuzz targets build against exactly what the node decodes.
 pub use gossip_proto as proto;
