@@ -4,7 +4,14 @@
 use gossip_proto::{PROTOCOL_VERSION, v1};
 use prost::Message;
 
-use crate::config::Config;
+/// What bounds the fixed part of any envelope: the cluster id every datagram carries and the
+/// longest node name allowed. (Plain values, so that this module does not depend on
+/// `Config`, which validates itself with it.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnvelopeBounds<'a> {
+    pub(crate) cluster: &'a str,
+    pub(crate) max_name_size: usize,
+}
 
 /// Extra bytes the body's length prefix may take once the body grows from empty to full
 /// (a varint length of up to 65,535 takes at most 3 bytes; the empty body's takes 1).
@@ -57,9 +64,13 @@ impl Budget {
 
 /// The encoded size of the largest datagram that carries one entry with a key and a value
 /// of these sizes, with the longest names and numbers the config allows.
-pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_len: usize) -> usize {
+pub(crate) fn single_entry_datagram_len(
+    bounds: EnvelopeBounds<'_>,
+    key_len: usize,
+    value_len: usize,
+) -> usize {
     let delta = v1::NodeDelta {
-        name: "n".repeat(config.max_name_size),
+        name: "n".repeat(bounds.max_name_size),
         generation: u64::MAX,
         address: Some(widest_address()),
         from_version: u64::MAX,
@@ -76,15 +87,19 @@ pub(crate) fn single_entry_datagram_len(config: &Config, key_len: usize, value_l
             deleted: true,
         }],
     };
-    widest_envelope(config, v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true }))
+    widest_envelope(bounds, v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true }))
         .encoded_len()
 }
 
-/// The encoded size of the largest aggregation transfer: every aggregate, each with the
-/// longest name and every field set.
-pub(crate) fn full_transfer_datagram_len(config: &Config) -> usize {
+/// The encoded size of the largest aggregation transfer: `max_aggregates` aggregates, each
+/// with a name of `max_name_size` bytes and every field set.
+pub(crate) fn full_transfer_datagram_len(
+    bounds: EnvelopeBounds<'_>,
+    max_aggregates: usize,
+    max_name_size: usize,
+) -> usize {
     let share = v1::AggregateShare {
-        name: "a".repeat(config.aggregation.max_name_size),
+        name: "a".repeat(max_name_size),
         average_value: f64::MAX,
         average_weight: f64::MAX,
         sum_value: f64::MAX,
@@ -93,12 +108,9 @@ pub(crate) fn full_transfer_datagram_len(config: &Config) -> usize {
         min: Some(f64::MIN),
         max: Some(f64::MAX),
     };
-    let transfer = v1::AggregateTransfer {
-        epoch: u64::MAX,
-        sequence: u64::MAX,
-        shares: vec![share; config.aggregation.max_aggregates],
-    };
-    widest_envelope(config, v1::envelope::Body::AggregateTransfer(transfer)).encoded_len()
+    let transfer =
+        v1::AggregateTransfer { epoch: u64::MAX, sequence: u64::MAX, shares: vec![share; max_aggregates] };
+    widest_envelope(bounds, v1::envelope::Body::AggregateTransfer(transfer)).encoded_len()
 }
 
 fn widest_address() -> v1::Address {
@@ -106,12 +118,12 @@ fn widest_address() -> v1::Address {
 }
 
 /// An envelope around `body` from a sender with the longest name and numbers allowed.
-fn widest_envelope(config: &Config, body: v1::envelope::Body) -> v1::Envelope {
+fn widest_envelope(bounds: EnvelopeBounds<'_>, body: v1::envelope::Body) -> v1::Envelope {
     v1::Envelope {
         protocol_version: PROTOCOL_VERSION,
-        cluster: config.cluster.clone(),
+        cluster: bounds.cluster.to_owned(),
         sender: Some(v1::NodeIdentity {
-            name: "n".repeat(config.max_name_size),
+            name: "n".repeat(bounds.max_name_size),
             generation: u64::MAX,
             address: Some(widest_address()),
         }),

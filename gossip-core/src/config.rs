@@ -227,6 +227,11 @@ impl Config {
         self
     }
 
+    /// The bounds of every envelope under this config, for sizing datagrams.
+    pub(crate) fn envelope_bounds(&self) -> crate::budget::EnvelopeBounds<'_> {
+        crate::budget::EnvelopeBounds { cluster: &self.cluster, max_name_size: self.max_name_size }
+    }
+
     /// Checks that the configuration can work; says which field is wrong and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         const MIN_DATAGRAM: usize = 512;
@@ -319,7 +324,11 @@ impl Config {
         self.aggregation.validate(self)?;
         // A single entry of the largest allowed size must fit one datagram, or a node could
         // accept a write it can never replicate (chitchat's blocked-replication bug).
-        let largest = crate::budget::single_entry_datagram_len(self, self.max_key_size, self.max_value_size);
+        let largest = crate::budget::single_entry_datagram_len(
+            self.envelope_bounds(),
+            self.max_key_size,
+            self.max_value_size,
+        );
         // Sealing may be turned on at run time: count its overhead always.
         if largest + SEAL_OVERHEAD > self.max_datagram_size {
             return Err(ConfigError::EntryCannotFit {
@@ -544,7 +553,11 @@ impl AggregationConfig {
         if !(self.change_threshold.is_finite() && self.change_threshold >= 0.0) {
             return Err(ConfigError::ChangeThreshold);
         }
-        let needed = crate::budget::full_transfer_datagram_len(config) + SEAL_OVERHEAD;
+        let needed = crate::budget::full_transfer_datagram_len(
+            config.envelope_bounds(),
+            self.max_aggregates,
+            self.max_name_size,
+        ) + SEAL_OVERHEAD;
         if needed > config.max_datagram_size {
             return Err(ConfigError::AggregatesCannotFit {
                 max_aggregates: self.max_aggregates,
