@@ -157,7 +157,7 @@ fn run_node(
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         match node.poll_timeout() {
-            Some(deadline) if deadline <= now => {
+            deadline if deadline <= now => {
                 // Datagrams already waiting go first: a queued answer must not be overtaken
                 // by the timer.
                 socket.set_nonblocking(true)?;
@@ -177,7 +177,7 @@ fn run_node(
                 drain(&mut node, &socket, &mut events);
             }
             deadline => {
-                let wait = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(now)).min(MAX_WAIT);
+                let wait = deadline.saturating_duration_since(now).min(MAX_WAIT);
                 // A zero read timeout is an error: wait at least a millisecond.
                 socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
                 match socket.recv_from(&mut buf) {

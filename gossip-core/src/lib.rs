@@ -55,7 +55,7 @@
 //!         }
 //!     }
 //!     // Wait for a datagram until the deadline, and handle it.
-//!     let wait = node.poll_timeout().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+//!     let wait = node.poll_timeout().saturating_duration_since(Instant::now());
 //!     socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
 //!     match socket.recv_from(&mut buf) {
 //!         Ok((len, from)) => node.handle_input(Instant::now(), from, &buf[..len]),
@@ -66,7 +66,7 @@
 //!     // never goes quiet must not starve the probes, and a datagram that was already waiting
 //!     // (an ack) is handled before the deadline it answers.
 //!     let now = Instant::now();
-//!     if node.poll_timeout().is_some_and(|deadline| deadline <= now) {
+//!     if node.poll_timeout() <= now {
 //!         node.handle_timeout(now);
 //!     }
 //! }

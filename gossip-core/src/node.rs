@@ -461,12 +461,14 @@ impl<R: Rng> Node<R> {
         self.events.pop().map(Output::Event)
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called. There is always
+    /// a deadline (the next gossip round at the latest); it may lie in the past when the
+    /// node was not called for a while, and then `handle_timeout` is due at once.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Instant {
         if self.name_check.given_up() {
             // Inert: nothing is ever due, but a deadline keeps a driver's loop simple.
-            return Some(self.now + crate::conflict::INERT_DEADLINE);
+            return self.now + crate::conflict::INERT_DEADLINE;
         }
         let mut next = self.next_gossip.min(self.prober.next_deadline());
         if let Some(deadline) = self.name_check.deadline() {
@@ -484,7 +486,7 @@ impl<R: Rng> Node<R> {
         if let Some(deadline) = self.next_aggregation_deadline() {
             next = next.min(deadline);
         }
-        Some(next)
+        next
     }
 
     // ----- internals shared by the protocol modules -----

@@ -447,7 +447,7 @@ impl Run {
 
     fn step(&mut self, now: Instant) {
         for node in &mut self.nodes {
-            if node.poll_timeout().is_some_and(|t| t <= now) {
+            if node.poll_timeout() <= now {
                 node.handle_timeout(now);
             }
         }

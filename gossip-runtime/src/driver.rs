@@ -214,7 +214,7 @@ impl<R: Runtime> State<R> {
             }
 
             // The core's deadline.
-            let Some(deadline) = self.deadline() else { return Flow::Idle };
+            let deadline = self.deadline();
             let now = Instant::now();
             if deadline <= now {
                 self.stats.timeouts += 1;
@@ -242,12 +242,10 @@ impl<R: Runtime> State<R> {
     }
 
     /// The earliest of the core's deadline and the pending leaves' limits.
-    fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Instant {
         let leave = self.leaves.iter().map(|leave| leave.give_up).min();
-        match (self.node.poll_timeout(), leave) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let core = self.node.poll_timeout();
+        leave.map_or(core, |leave| core.min(leave))
     }
 
     /// The drain rule: take every output of the core.

@@ -154,7 +154,7 @@ pub fn start_on<R: Runtime + Clone>(
     let socket = runtime.wrap_udp_socket(socket).map_err(Error::Socket)?;
     let (command_tx, command_rx) = async_channel::bounded(options.command_capacity.max(1));
     let (event_tx, event_rx) = async_channel::bounded(options.event_capacity.max(1));
-    let deadline = node.poll_timeout().unwrap_or(now);
+    let deadline = node.poll_timeout();
     let timer = runtime.new_timer(deadline);
     tracing::debug!(node = %name, generation, %bound, %address, "starting");
     // Events the full stream dropped and no `Event::Lagged` has reported yet: the driver adds,

@@ -70,7 +70,7 @@ pub fn capture(config_byte: u8) -> Vec<Captured> {
         let now = base + at;
         script(&mut nodes, at, now, &start);
         for node in nodes.iter_mut().flatten() {
-            if node.poll_timeout().is_some_and(|deadline| deadline <= now) {
+            if node.poll_timeout() <= now {
                 node.handle_timeout(now);
             }
         }

@@ -254,9 +254,7 @@ impl Harness {
         match op {
             Op::Advance => self.now += Duration::from_millis(u64::from(r.u16())),
             Op::TimeoutAtDeadline => {
-                if let Some(deadline) = self.node.poll_timeout() {
-                    self.now = self.now.max(deadline);
-                }
+                self.now = self.now.max(self.node.poll_timeout());
                 self.node.handle_timeout(self.now);
                 timeout = true;
             }
@@ -341,7 +339,7 @@ impl Harness {
         }
         if timeout {
             let deadline = self.node.poll_timeout();
-            self.check(deadline.is_some_and(|deadline| deadline > self.now), || {
+            self.check(deadline > self.now, || {
                 format!("after handle_timeout at {:?} the deadline is {:?}", self.now - self.base, deadline)
             });
         }

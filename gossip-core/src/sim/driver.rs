@@ -182,8 +182,8 @@ impl Simulation {
         node.handle_timeout(local);
         let next = node.poll_timeout();
         self.trace.record(Record::Timer, self.now, index, 0);
-        if let Some(deadline) = next.filter(|deadline| *deadline <= local) {
-            let deadline = self.slots[index].clock.virtual_time_of(self.base, deadline);
+        if next <= local {
+            let deadline = self.slots[index].clock.virtual_time_of(self.base, next);
             return Err(self.fail(index, ViolationKind::TimerStuck { deadline }));
         }
         self.drain(index);
@@ -327,19 +327,12 @@ impl Simulation {
         if slot.paused {
             return;
         }
-        match node.poll_timeout() {
-            None => {
-                slot.epoch += 1;
-                slot.armed = None;
-            }
-            Some(deadline) => {
-                let at = (slot.clock.virtual_time_of(self.base, deadline) + slot.delay.timers).max(now);
-                if slot.armed != Some(at) {
-                    slot.epoch += 1;
-                    slot.armed = Some(at);
-                    self.queue.push(at, Scheduled::Timer { node: index as u32, epoch: slot.epoch });
-                }
-            }
+        let deadline = node.poll_timeout();
+        let at = (slot.clock.virtual_time_of(self.base, deadline) + slot.delay.timers).max(now);
+        if slot.armed != Some(at) {
+            slot.epoch += 1;
+            slot.armed = Some(at);
+            self.queue.push(at, Scheduled::Timer { node: index as u32, epoch: slot.epoch });
         }
     }
 }

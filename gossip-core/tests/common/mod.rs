@@ -150,7 +150,7 @@ impl Harness {
             let next_delivery = self.queue.keys().next().map(|(at, _)| *at);
             let next_timer = (0..self.nodes.len())
                 .filter(|i| !self.down.contains(i))
-                .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+                .map(|i| (self.nodes[i].poll_timeout(), i))
                 .min();
             let next = match (next_delivery, next_timer) {
                 (Some(d), Some((t, _))) => d.min(t),
