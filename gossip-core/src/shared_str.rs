@@ -11,7 +11,7 @@ use bytestring::ByteString;
 /// An immutable string that is cheap to clone: a reference-counted, UTF-8 checked slice of
 /// a buffer (often of the datagram it arrived in).
 ///
-/// It is what [`Event::KeyChanged`] and [`Event::KeyDeleted`] carry, so that the one event
+/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) and [`Event::KeyDeleted`](crate::Event::KeyDeleted) carry, so that the one event
 /// per received key costs no allocation. Use it as a `&str` (it derefs to one and compares
 /// with `str`, `&str` and `String`), or turn it into a `String` with `String::from`.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
