@@ -40,7 +40,7 @@ pub use gossip_core::{
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,
-    Snapshot, Watch, generation_from_clock,
+    SeedResolver, Snapshot, Watch, generation_from_clock,
 };
 
 /// Starts a node named `name` with `config` on a UDP socket bound to `bind` (port 0 picks a

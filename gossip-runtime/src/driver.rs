@@ -75,6 +75,8 @@ struct State<R: Runtime> {
     /// with the stream, which reports them once it is empty, if the driver has not).
     lost: Arc<AtomicU64>,
     watches: Watches,
+    #[cfg(feature = "metrics")]
+    exporter: crate::export::Exporter,
 }
 
 /// The watches of the handles, and what may have changed since they were last refreshed.
@@ -118,6 +120,8 @@ impl<R: Runtime> Driver<R> {
         lost: Arc<AtomicU64>,
     ) -> Self {
         let outbox_capacity = node.config().max_pending_transmits;
+        #[cfg(feature = "metrics")]
+        let exporter = crate::export::Exporter::new(&node.identity().name, Instant::now());
         Self {
             state: Some(State {
                 node,
@@ -134,6 +138,8 @@ impl<R: Runtime> Driver<R> {
                 stats: DriverStats::default(),
                 lost,
                 watches: Watches::default(),
+                #[cfg(feature = "metrics")]
+                exporter,
             }),
         }
     }
@@ -213,15 +219,19 @@ impl<R: Runtime> State<R> {
                 }
             }
 
-            // The core's deadline.
+            // The core's deadline (and the driver's own: leaves, metrics).
             let deadline = self.deadline();
             let now = Instant::now();
             if deadline <= now {
-                self.stats.timeouts += 1;
                 self.armed = None;
-                self.node.handle_timeout(now);
-                self.drain();
+                if self.node.poll_timeout() <= now {
+                    self.stats.timeouts += 1;
+                    self.node.handle_timeout(now);
+                    self.drain();
+                }
                 self.expire_leaves(now);
+                #[cfg(feature = "metrics")]
+                self.exporter.publish_if_due(now, &self.node, &self.stats);
                 work += 1;
                 if work >= BUDGET {
                     self.flush(cx);
@@ -241,10 +251,13 @@ impl<R: Runtime> State<R> {
         }
     }
 
-    /// The earliest of the core's deadline and the pending leaves' limits.
+    /// The earliest of the core's deadline, the pending leaves' limits and the next metrics
+    /// publication.
     fn deadline(&self) -> Instant {
         let leave = self.leaves.iter().map(|leave| leave.give_up).min();
         let core = self.node.poll_timeout();
+        #[cfg(feature = "metrics")]
+        let core = core.min(self.exporter.due());
         leave.map_or(core, |leave| core.min(leave))
     }
 
@@ -461,7 +474,11 @@ impl<R: Runtime> State<R> {
                 }
             }
             Command::Metrics { reply } => {
-                let _ = reply.send(NodeMetrics { core: self.node.metrics(), driver: self.stats });
+                let _ = reply.send(NodeMetrics {
+                    core: self.node.metrics(),
+                    driver: self.stats,
+                    local_health: self.node.local_health(),
+                });
             }
             Command::InstallKey { key, reply } => {
                 let _ = reply.send(self.node.install_key(&key));

@@ -100,7 +100,8 @@ impl DriverStats {
     }
 }
 
-/// What [`Handle::metrics`] returns: the core's counters and the driver's.
+/// What [`Handle::metrics`] returns: the core's counters, the driver's, and the gauges an
+/// exporter publishes beside them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeMetrics {
@@ -108,6 +109,9 @@ pub struct NodeMetrics {
     pub core: Metrics,
     /// The driver's counters (socket traffic, send errors, dropped events, ...).
     pub driver: DriverStats,
+    /// Lifeguard's local-health score, 0 (healthy) up to `swim.max_health_score`: how much this
+    /// node currently stretches its probe timeouts because it seems slow itself.
+    pub local_health: u32,
 }
 
 /// A command for the driver, with the oneshot its reply goes back on.

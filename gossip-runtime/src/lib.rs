@@ -20,6 +20,16 @@
 //! its reply. [`Handle::shutdown`] ends the driver task, closes the socket and ends the
 //! event stream; the node also shuts down when every clone of its handle is dropped.
 //!
+//! # Metrics
+//!
+//! [`Handle::metrics`] returns every counter and the local-health score on request. With the
+//! `metrics` feature (also on each adapter crate) the driver publishes them itself through
+//! the [`metrics`](https://docs.rs/metrics) facade, once a second, to whatever recorder the
+//! application installed: counters `gossip_<field>_total` (every [`Metrics`] field) and
+//! `gossip_driver_<field>_total` (every [`DriverStats`] field), gauges
+//! `gossip_members{state}`, `gossip_keys` and `gossip_local_health`, each series labelled
+//! `node="<name>"`. Without a recorder installed this costs nothing but the registration.
+//!
 //! # Time and randomness
 //!
 //! The core reads neither; this crate supplies both. It stamps every input with
@@ -36,6 +46,8 @@ mod async_io;
 mod driver;
 mod error;
 mod events;
+#[cfg(feature = "metrics")]
+mod export;
 mod handle;
 mod log;
 mod runtime;
@@ -52,7 +64,7 @@ pub use error::Error;
 pub use events::Events;
 pub use handle::{DriverStats, Handle, Member, NodeMetrics};
 pub use runtime::{BoxFuture, Runtime, Timer, UdpSocket};
-pub use start::{Options, generation_from_clock, start_on};
+pub use start::{Options, SeedResolver, generation_from_clock, start_on};
 pub use state::{Entry, KeyValue, MemberSnapshot, Snapshot};
 pub use watch::Watch;
 

@@ -15,27 +15,46 @@ use futures_channel::oneshot;
 
 use crate::error::Error;
 use crate::runtime::{BoxFuture, Runtime, Timer};
+use crate::start::SeedResolver;
 
 /// A future resolving one `host:port`.
-pub(crate) type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static>>;
+pub(crate) type Resolution = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static>>;
 
 /// What the handle needs of the runtime for seeds by name: resolve, wait, run in background.
 pub(crate) trait Background: Send + Sync + Debug + 'static {
     /// Resolves `host` (`name:port`, or an address) to its addresses.
-    fn resolve(&self, host: String) -> Resolving;
+    fn resolve(&self, host: String) -> Resolution;
     /// Waits `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture;
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture);
 }
 
-impl<R: Runtime + Clone> Background for R {
-    fn resolve(&self, host: String) -> Resolving {
-        // The system resolver blocks: run it on a thread of its own, as smol's and
-        // async-std's resolvers do on their blocking pools.
+/// A runtime with the resolver of the node's options (the system's when `None`).
+#[derive(Debug)]
+pub(crate) struct Resolving<R> {
+    runtime: R,
+    resolver: Option<SeedResolver>,
+}
+
+impl<R> Resolving<R> {
+    pub(crate) fn new(runtime: R, resolver: Option<SeedResolver>) -> Self {
+        Self { runtime, resolver }
+    }
+}
+
+impl<R: Runtime + Clone> Background for Resolving<R> {
+    fn resolve(&self, host: String) -> Resolution {
+        // Resolvers block: run this one on a thread of its own, as smol's and async-std's
+        // resolvers do on their blocking pools.
         let (reply, answer) = oneshot::channel();
+        let resolver = self.resolver.clone();
         let spawned = std::thread::Builder::new().name("gossip-resolve".into()).spawn(move || {
-            let _ = reply.send(host.to_socket_addrs().map(Iterator::collect));
+            let addresses = match resolver {
+                Some(resolver) => resolver.resolve(&host),
+                None => host.to_socket_addrs().map(Iterator::collect),
+            };
+            let _ = reply.send(addresses);
         });
         Box::pin(async move {
             spawned?;
@@ -44,12 +63,12 @@ impl<R: Runtime + Clone> Background for R {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture {
-        let timer = self.new_timer(Instant::now() + duration);
+        let timer = self.runtime.new_timer(Instant::now() + duration);
         Box::pin(Sleep(timer))
     }
 
     fn spawn(&self, future: BoxFuture) {
-        Runtime::spawn(self, future);
+        Runtime::spawn(&self.runtime, future);
     }
 }
 
@@ -124,7 +143,7 @@ mod tests {
     struct ThreadsOnly;
 
     impl Background for ThreadsOnly {
-        fn resolve(&self, host: String) -> Resolving {
+        fn resolve(&self, host: String) -> Resolution {
             let (reply, answer) = oneshot::channel();
             std::thread::spawn(move || {
                 let _ = reply.send(host.to_socket_addrs().map(Iterator::collect));

@@ -1,6 +1,9 @@
 //! Starting a node: bind the socket, build the core, spawn the driver.
 
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use gossip_core::{Config, Identity, Keyring, Node, SecretKey};
@@ -38,7 +41,45 @@ pub struct Options {
     /// How often the seed names given to [`Handle::join_hosts`] are resolved again
     /// (default 60 s).
     pub seed_reresolve: Duration,
+    /// What resolves the seed names of [`Handle::join_hosts`] (default: the system resolver).
+    pub resolver: Option<SeedResolver>,
 }
+
+/// A resolver of seed names for [`Handle::join_hosts`], in place of the system's: a service
+/// registry (Consul, the Kubernetes API, a file), or a fixed table in tests. It is called with
+/// each name as given (`"seeds.internal:7946"`) on a thread of its own, so it may block.
+#[derive(Clone)]
+pub struct SeedResolver(Arc<ResolveFn>);
+
+/// What a [`SeedResolver`] calls.
+type ResolveFn = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + Send + Sync;
+
+impl SeedResolver {
+    /// A resolver calling `resolve`.
+    pub fn new(resolve: impl Fn(&str) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(resolve))
+    }
+
+    /// The addresses `host` resolves to.
+    pub(crate) fn resolve(&self, host: &str) -> io::Result<Vec<SocketAddr>> {
+        (self.0)(host)
+    }
+}
+
+impl fmt::Debug for SeedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SeedResolver(..)")
+    }
+}
+
+/// Two resolvers are equal when they are the same one (clones of each other).
+impl PartialEq for SeedResolver {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SeedResolver {}
 
 impl Default for Options {
     fn default() -> Self {
@@ -50,6 +91,7 @@ impl Default for Options {
             event_capacity: 4_096,
             keys: Vec::new(),
             seed_reresolve: Duration::from_secs(60),
+            resolver: None,
         }
     }
 }
@@ -70,6 +112,13 @@ impl Options {
     /// Resolves the seed names of [`Handle::join_hosts`] again every `every`.
     pub fn with_seed_reresolve(mut self, every: Duration) -> Self {
         self.seed_reresolve = every;
+        self
+    }
+
+    /// Resolves the seed names of [`Handle::join_hosts`] with `resolver` instead of the
+    /// system resolver.
+    pub fn with_resolver(mut self, resolver: SeedResolver) -> Self {
+        self.resolver = Some(resolver);
         self
     }
 
@@ -159,10 +208,10 @@ pub fn start_on<R: Runtime + Clone>(
     tracing::debug!(node = %name, generation, %bound, %address, "starting");
     // Events the full stream dropped and no `Event::Lagged` has reported yet: the driver adds,
     // whichever of the driver and the stream reports them first takes them.
-    let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let driver = Driver::<R>::new(node, socket, timer, deadline, command_rx, event_tx, lost.clone());
     runtime.spawn(Box::pin(driver));
-    let background = std::sync::Arc::new(runtime.clone());
+    let background = Arc::new(crate::seeds::Resolving::new(runtime.clone(), options.resolver));
     let handle = Handle::new(command_tx, name, generation, bound, background, options.seed_reresolve);
     Ok((handle, Events::new(event_rx, lost)))
 }

@@ -3,8 +3,10 @@
 //!
 //! Counters: every `gossip_core::Metrics` field as `gossip_<field>_total` and every driver
 //! counter as `gossip_driver_<field>_total`. Gauges: `gossip_members{state="..."}`,
-//! `gossip_keys` (live keys held, every member's), `gossip_max_version{node="..."}` is left
-//! out on purpose (one series per member would not scale).
+//! `gossip_keys` (keys held, every member's, tombstones included), `gossip_local_health`
+//! (Lifeguard's score: above 0, this node thinks itself slow and stretches its probe
+//! timeouts); `gossip_max_version{node="..."}` is left out on purpose (one series per member
+//! would not scale). The same names as the adapters' `metrics` feature publishes.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -66,5 +68,6 @@ async fn render(node: &Handle) -> Option<String> {
     }
     let keys: usize = members.iter().map(|member| member.keys).sum();
     let _ = writeln!(out, "# TYPE gossip_keys gauge\ngossip_keys {keys}");
+    let _ = writeln!(out, "# TYPE gossip_local_health gauge\ngossip_local_health {}", metrics.local_health);
     Some(out)
 }
