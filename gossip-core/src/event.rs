@@ -19,8 +19,8 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A node this node had never heard of joined its view (the member joined).
-    NodeDiscovered {
+    /// A member this node had never heard of joined its view.
+    MemberDiscovered {
         /// Its name.
         name: String,
         /// Its generation.
@@ -28,8 +28,9 @@ pub enum Event {
         /// Its address.
         address: SocketAddr,
     },
-    /// A known node came back with a higher generation; its old state was dropped.
-    NodeRestarted {
+    /// A known member came back with a higher generation (it restarted); its old state was
+    /// dropped.
+    MemberRestarted {
         /// Its name.
         name: String,
         /// The generation that was replaced.
@@ -84,7 +85,7 @@ pub enum Event {
         kept: bool,
     },
     /// A member kept its name but moved to a new address.
-    AddressChanged {
+    MemberAddressChanged {
         /// Its name.
         name: String,
         /// The address it had.

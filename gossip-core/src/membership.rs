@@ -322,7 +322,7 @@ impl<R: Rng> Node<R> {
             .unwrap_or(false);
         let name = claim.name.clone();
         if moved && claim.state.is_live() {
-            self.events.emit(Event::AddressChanged {
+            self.events.emit(Event::MemberAddressChanged {
                 name: name.clone(),
                 old: old_address,
                 new: claim.address,

@@ -561,7 +561,7 @@ impl<R: Rng> Node<R> {
                     let name = std::sync::Arc::from(name);
                     self.prober.insert(name, &mut self.rng);
                 }
-                self.events.emit(Event::NodeDiscovered { name: name.to_owned(), generation, address });
+                self.events.emit(Event::MemberDiscovered { name: name.to_owned(), generation, address });
                 true
             }
             Upsert::Restarted { index, old_generation, old_address } => {
@@ -569,7 +569,7 @@ impl<R: Rng> Node<R> {
                 // A suspicion of the old generation says nothing of the new one (a deferred
                 // one would otherwise declare it dead, see `Node::defer_death`).
                 self.stop_suspicion(name);
-                self.events.emit(Event::NodeRestarted {
+                self.events.emit(Event::MemberRestarted {
                     name: name.to_owned(),
                     old_generation,
                     generation,

@@ -338,9 +338,9 @@ fn a_restarted_nodes_new_generation_replaces_its_old_state_everywhere() {
             h.nodes[i].entries(&name(1)).unwrap().map(|(k, _, v)| (k.to_owned(), v)).collect();
         assert_eq!(entries, [("z".to_owned(), 1)], "node {i}'s replica of node-1");
         let restarted = h.events[i].iter().any(|event| {
-            matches!(event, Event::NodeRestarted { name: n, old_generation: 1, generation: 2, .. } if *n == name(1))
+            matches!(event, Event::MemberRestarted { name: n, old_generation: 1, generation: 2, .. } if *n == name(1))
         });
-        assert!(restarted, "node {i} got no NodeRestarted event for node-1");
+        assert!(restarted, "node {i} got no MemberRestarted event for node-1");
     }
     // The restarted node learned the rest of the cluster again.
     assert!(h.all_see(0, "a", b"0") && h.all_see(2, "c", b"2"));
@@ -371,7 +371,7 @@ fn a_datagram_from_another_cluster_is_rejected_and_counted() {
     assert!(h.nodes[0].node("stranger").is_none(), "node 0 recorded a node of another cluster");
     assert_eq!(h.snapshot(0), before, "a foreign datagram changed node 0's state");
     assert!(
-        h.events[0].iter().all(|e| !matches!(e, Event::NodeDiscovered { name, .. } if name == "stranger"))
+        h.events[0].iter().all(|e| !matches!(e, Event::MemberDiscovered { name, .. } if name == "stranger"))
     );
 
     // Control: the same kind of datagram in the right cluster is accepted.
@@ -621,14 +621,14 @@ fn a_node_that_knows_only_a_seed_learns_the_whole_cluster_and_the_cluster_learns
         assert!(
             h.events[new]
                 .iter()
-                .any(|e| matches!(e, Event::NodeDiscovered { name: n, address: a, .. } if *n == name(owner) && *a == address(owner))),
-            "the newcomer got no NodeDiscovered for node {owner}"
+                .any(|e| matches!(e, Event::MemberDiscovered { name: n, address: a, .. } if *n == name(owner) && *a == address(owner))),
+            "the newcomer got no MemberDiscovered for node {owner}"
         );
         assert!(
             h.events[owner].iter().any(
-                |e| matches!(e, Event::NodeDiscovered { name: n, generation: 1, .. } if *n == name(new))
+                |e| matches!(e, Event::MemberDiscovered { name: n, generation: 1, .. } if *n == name(new))
             ),
-            "node {owner} got no NodeDiscovered for the newcomer"
+            "node {owner} got no MemberDiscovered for the newcomer"
         );
         assert_eq!(h.nodes[owner].node(&name(new)).unwrap().address, address(new));
     }

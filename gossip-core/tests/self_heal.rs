@@ -294,7 +294,7 @@ fn a_digest_entry_ahead_of_our_table_makes_us_heal_and_peers_follow() {
         assert!(
             h.events[peer]
                 .iter()
-                .any(|e| matches!(e, Event::NodeRestarted { name: n, generation: 2, .. } if *n == name(0))),
+                .any(|e| matches!(e, Event::MemberRestarted { name: n, generation: 2, .. } if *n == name(0))),
             "node {peer} saw the new generation"
         );
     }
@@ -377,7 +377,7 @@ fn a_sender_without_an_address_does_not_redirect_a_member() {
         !h.events[0].iter().any(|e| matches!(e, Event::MemberFailed { name: n, .. } if *n == name(1))),
         "node 1 was found failed"
     );
-    assert!(!h.events[0].iter().any(|e| matches!(e, Event::AddressChanged { .. })));
+    assert!(!h.events[0].iter().any(|e| matches!(e, Event::MemberAddressChanged { .. })));
     assert!(h.nodes[0].metrics().probes_sent > m0.probes_sent);
 }
 

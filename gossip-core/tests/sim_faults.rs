@@ -116,7 +116,7 @@ fn a_restart_at_a_new_address_is_reported_with_both_addresses() {
     for observer in 0..3 {
         let reported = sim.events().unwrap().iter().any(|(_, at, event)| {
             *at == observer
-                && matches!(event, gossip_core::Event::NodeRestarted { name, address, old_address, .. }
+                && matches!(event, gossip_core::Event::MemberRestarted { name, address, old_address, .. }
                     if name == "n3" && *address == new && *old_address == old)
         });
         assert!(reported, "node {observer} did not report n3 moving from {old} to {new}");

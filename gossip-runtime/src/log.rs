@@ -6,10 +6,10 @@ use gossip_core::Event;
 /// Logs `event` of node `node` at the level its kind deserves.
 pub(crate) fn event(node: &str, event: &Event) {
     match event {
-        Event::NodeDiscovered { name, generation, address } => {
+        Event::MemberDiscovered { name, generation, address } => {
             tracing::info!(%node, member = %name, generation, %address, "member joined");
         }
-        Event::NodeRestarted { name, old_generation, generation, address, old_address } => {
+        Event::MemberRestarted { name, old_generation, generation, address, old_address } => {
             tracing::info!(%node, member = %name, old_generation, generation, %address, %old_address, "member restarted");
         }
         Event::MemberSuspected { name, incarnation } => {
@@ -24,7 +24,7 @@ pub(crate) fn event(node: &str, event: &Event) {
         Event::MemberLeft { name, generation } => {
             tracing::info!(%node, member = %name, generation, "member left");
         }
-        Event::AddressChanged { name, old, new } => {
+        Event::MemberAddressChanged { name, old, new } => {
             tracing::info!(%node, member = %name, %old, %new, "member moved");
         }
         Event::ForeignCluster { from, cluster } => tracing::warn!(

@@ -370,7 +370,7 @@ pub async fn restarted_node_is_accepted<H: Harness>() {
         assert!(
             node.seen.iter().any(|event| matches!(
                 event,
-                Event::NodeRestarted { name, generation: new, .. } if name == "node-4" && *new == generation + 1
+                Event::MemberRestarted { name, generation: new, .. } if name == "node-4" && *new == generation + 1
             )),
             "{} reported node-4's restart",
             node.handle.name()

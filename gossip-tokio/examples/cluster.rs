@@ -128,8 +128,8 @@ async fn observe(mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
         let new_generation = shared.new_generation.load(Ordering::Acquire);
         let victim = |name: &str| name == shared.victim;
         match event {
-            Event::NodeDiscovered { name, generation, .. }
-            | Event::NodeRestarted { name, generation, .. } => {
+            Event::MemberDiscovered { name, generation, .. }
+            | Event::MemberRestarted { name, generation, .. } => {
                 if victim(&name) && new_generation != 0 && generation >= new_generation {
                     watch.victim.store(VICTIM_REJOINED, Ordering::Release);
                 }

@@ -172,17 +172,17 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 /// One event as a line of text.
 fn text(event: &Event) -> String {
     match event {
-        Event::NodeDiscovered { name, generation, address } => {
+        Event::MemberDiscovered { name, generation, address } => {
             format!("discovered {name} (generation {generation}) at {address}")
         }
-        Event::NodeRestarted { name, old_generation, generation, address, old_address }
+        Event::MemberRestarted { name, old_generation, generation, address, old_address }
             if address != old_address =>
         {
             format!(
                 "restarted  {name}: generation {old_generation} -> {generation}, moved {old_address} -> {address}"
             )
         }
-        Event::NodeRestarted { name, old_generation, generation, address, .. } => {
+        Event::MemberRestarted { name, old_generation, generation, address, .. } => {
             format!("restarted  {name}: generation {old_generation} -> {generation} at {address}")
         }
         Event::MemberSuspected { name, incarnation } => {
@@ -193,7 +193,7 @@ fn text(event: &Event) -> String {
         }
         Event::MemberFailed { name, generation } => format!("failed     {name} (generation {generation})"),
         Event::MemberLeft { name, generation } => format!("left       {name} (generation {generation})"),
-        Event::AddressChanged { name, old, new } => format!("moved      {name}: {old} -> {new}"),
+        Event::MemberAddressChanged { name, old, new } => format!("moved      {name}: {old} -> {new}"),
         Event::Joined { via } => format!("joined     the cluster via {via}"),
         Event::LeaveComplete => "left       the cluster".to_owned(),
         Event::KeyChanged { node, key, value, version } => {
@@ -218,10 +218,10 @@ fn text(event: &Event) -> String {
 /// One event as a JSON object.
 fn json(event: &Event) -> serde_json::Value {
     match event {
-        Event::NodeDiscovered { name, generation, address } => {
+        Event::MemberDiscovered { name, generation, address } => {
             json!({"event": "discovered", "name": name, "generation": generation, "address": address.to_string()})
         }
-        Event::NodeRestarted { name, old_generation, generation, address, old_address } => json!({
+        Event::MemberRestarted { name, old_generation, generation, address, old_address } => json!({
             "event": "restarted",
             "name": name,
             "old_generation": old_generation,
@@ -241,7 +241,7 @@ fn json(event: &Event) -> serde_json::Value {
         Event::MemberLeft { name, generation } => {
             json!({"event": "left", "name": name, "generation": generation})
         }
-        Event::AddressChanged { name, old, new } => {
+        Event::MemberAddressChanged { name, old, new } => {
             json!({"event": "moved", "name": name, "old": old.to_string(), "new": new.to_string()})
         }
         Event::Joined { via } => json!({"event": "joined", "via": via.to_string()}),

@@ -13,7 +13,7 @@
 //! node.join(["127.0.0.1:7946".parse().unwrap()]).await?;
 //! node.set("role", "web").await?;
 //! while let Some(event) = events.next().await {
-//!     if let Event::NodeDiscovered { name, .. } = event {
+//!     if let Event::MemberDiscovered { name, .. } = event {
 //!         println!("{name} joined; its role: {:?}", node.get(&name, "role").await?);
 //!     }
 //! }

@@ -393,7 +393,7 @@ impl Harness {
     fn check_event(&self, event: &Event) {
         let about_us = match event {
             Event::MemberSuspected { name, .. } | Event::MemberFailed { name, .. } => name == NAME,
-            Event::NodeDiscovered { name, .. } | Event::NodeRestarted { name, .. } => name == NAME,
+            Event::MemberDiscovered { name, .. } | Event::MemberRestarted { name, .. } => name == NAME,
             _ => false,
         };
         self.check(!about_us, || format!("the node reported about itself: {event:?}"));

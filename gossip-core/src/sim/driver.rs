@@ -265,14 +265,14 @@ impl Simulation {
                             }
                         }
                     }
-                    if let (Some(_), Event::NodeRestarted { name, old_generation, .. }) =
+                    if let (Some(_), Event::MemberRestarted { name, old_generation, .. }) =
                         (&app_events, &event)
                     {
                         if let Some(owner_index) = index_of_name(name, len) {
                             restarts.push((key_events.len(), owner_index, *old_generation));
                         }
                     }
-                    if let (Some(_), Event::NodeDiscovered { name, .. }) = (&app_events, &event) {
+                    if let (Some(_), Event::MemberDiscovered { name, .. }) = (&app_events, &event) {
                         if let Some(owner_index) = index_of_name(name, len) {
                             discoveries.push((key_events.len(), owner_index));
                         }

@@ -53,9 +53,9 @@ impl ProcessingDelay {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MemberChange {
-    /// The observer learned of the member for the first time ([`Event::NodeDiscovered`]).
+    /// The observer learned of the member for the first time ([`Event::MemberDiscovered`]).
     Discovered,
-    /// The member came back under a higher generation ([`Event::NodeRestarted`]).
+    /// The member came back under a higher generation ([`Event::MemberRestarted`]).
     Restarted,
     /// The observer now suspects the member ([`Event::MemberSuspected`]).
     Suspected,
@@ -65,8 +65,8 @@ pub enum MemberChange {
     Recovered,
     /// The member left gracefully ([`Event::MemberLeft`]).
     Left,
-    /// The member moved to a new address ([`Event::AddressChanged`]).
-    AddressChanged,
+    /// The member moved to a new address ([`Event::MemberAddressChanged`]).
+    MemberAddressChanged,
 }
 
 /// One entry of the membership log: at `at`, node `observer` reported `change` about node
@@ -102,10 +102,10 @@ impl MemberRecord {
         lookup: impl Fn(&str) -> Option<u32>,
     ) -> Option<Self> {
         let (name, change, generation, incarnation) = match event {
-            Event::NodeDiscovered { name, generation, .. } => {
+            Event::MemberDiscovered { name, generation, .. } => {
                 (name, MemberChange::Discovered, Some(*generation), None)
             }
-            Event::NodeRestarted { name, generation, .. } => {
+            Event::MemberRestarted { name, generation, .. } => {
                 (name, MemberChange::Restarted, Some(*generation), None)
             }
             Event::MemberSuspected { name, incarnation } => {
@@ -120,7 +120,9 @@ impl MemberRecord {
             Event::MemberLeft { name, generation } => {
                 (name, MemberChange::Left, Some(*generation), lookup(name))
             }
-            Event::AddressChanged { name, .. } => (name, MemberChange::AddressChanged, None, None),
+            Event::MemberAddressChanged { name, .. } => {
+                (name, MemberChange::MemberAddressChanged, None, None)
+            }
             _ => return None,
         };
         let member = index_of(name)?;
