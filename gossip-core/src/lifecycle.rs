@@ -243,7 +243,7 @@ impl<R: Rng> Node<R> {
             return None;
         }
         let every = self.config.gossip_interval * self.config.swim.dead_gossip_every_rounds;
-        Some(self.last_dead_gossip.map_or(self.now, |at| at + every))
+        Some(self.gossip.last_dead_contact().map_or(self.now, |at| at + every))
     }
 
     /// Contacts a dead or departed member at least every `swim.dead_gossip_every_rounds` base
@@ -253,7 +253,7 @@ impl<R: Rng> Node<R> {
         if self.next_dead_gossip().is_none_or(|due| self.now < due) {
             return;
         }
-        self.last_dead_gossip = Some(self.now);
+        self.gossip.note_dead_contact(self.now);
         if let Some(address) = self.random_departed_address() {
             self.send_syn(address);
         }

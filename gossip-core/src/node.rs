@@ -11,6 +11,7 @@ use rand::RngExt;
 use rand_core::Rng;
 
 use crate::aggregate::Aggregation;
+use crate::anti_entropy::GossipSchedule;
 use crate::broadcast::Broadcasts;
 use crate::config::Config;
 use crate::conflict::NameCheck;
@@ -44,7 +45,7 @@ use crate::ttl::Expiries;
 /// - **outputs**: [`poll`](Self::poll), to drain after every input or command, then
 ///   [`poll_timeout`](Self::poll_timeout);
 /// - **getters**: [`get`](Self::get), [`nodes`](Self::nodes), [`entries`](Self::entries),
-///   [`digest`](Self::digest), [`metrics`](Self::metrics), ...
+///   [`digest_summary`](Self::digest_summary), [`metrics`](Self::metrics), ...
 ///
 /// Time is always an argument and randomness comes from the `R` given to
 /// [`new`](Self::new), so a run is a pure function of its inputs and the RNG's seed.
@@ -61,19 +62,10 @@ pub struct Node<R> {
     pub(crate) health: LocalHealth,
     pub(crate) suspicions: Suspicions,
     pub(crate) broadcasts: Broadcasts,
-    /// When a dead or departed member was last contacted.
-    pub(crate) last_dead_gossip: Option<Instant>,
-    /// Gossip rounds since anything changed (drives the idle backoff).
-    pub(crate) idle_rounds: u32,
-    /// When a prober's differing summary last made us open an exchange.
-    pub(crate) last_triggered_sync: Option<Instant>,
-    /// When a probe last showed a peer holding exactly what we hold (cleared on change).
-    pub(crate) confirmed_in_sync: Option<Instant>,
+    /// Anti-entropy's rounds, backoff and in-sync shortcuts.
+    pub(crate) gossip: GossipSchedule,
     /// The latest time seen by any input; commands are stamped with it.
     pub(crate) now: Instant,
-    pub(crate) next_gossip: Instant,
-    /// Until then, `Syn`s carry a rotating window of the digest as well as recent changes.
-    pub(crate) out_of_sync_until: Option<Instant>,
     pub(crate) transmits: BoundedQueue<Transmit>,
     pub(crate) events: Events,
     pub(crate) metrics: Metrics,
@@ -177,13 +169,8 @@ impl<R: Rng> Node<R> {
             health: LocalHealth::default(),
             suspicions: Suspicions::new(),
             broadcasts: Broadcasts::new(config.swim.max_broadcasts),
-            last_dead_gossip: None,
-            idle_rounds: 0,
-            last_triggered_sync: None,
-            confirmed_in_sync: None,
+            gossip: GossipSchedule::new(now + phase),
             now,
-            next_gossip: now + phase,
-            out_of_sync_until: None,
             metrics: Metrics::default(),
             rumors: Rumors::new(config.max_hot_rumors),
             aggregation: Aggregation::new(config.aggregation.clone(), config.max_nodes, now),
@@ -241,12 +228,6 @@ impl<R: Rng> Node<R> {
                 .live_entries()
                 .map(|(version, StoredEntry { key, value, .. })| (key.as_str(), value, version)),
         )
-    }
-
-    /// The local digest: for every known node, its generation, max version and watermark
-    /// (the same as [`nodes`](Self::nodes)).
-    pub fn digest(&self) -> impl Iterator<Item = NodeView<'_>> {
-        self.nodes()
     }
 
     /// The summary of the local digest; two nodes with the same summary are in sync.
@@ -437,15 +418,10 @@ impl<R: Rng> Node<R> {
         self.expire_suspicions();
         self.drive_dead_gossip();
         self.drive_aggregation();
-        if now >= self.next_gossip {
-            let fired = self.next_gossip;
+        let fired = self.gossip.next_round();
+        if now >= fired {
             self.gossip_round();
-            let interval = self.next_gossip_interval();
-            self.next_gossip = fired + interval;
-            if self.next_gossip <= now {
-                // We were not called for a while (a paused process): do not catch up in a burst.
-                self.next_gossip = now + self.config.gossip_interval;
-            }
+            self.gossip.after_round(fired, now, &self.config);
         }
     }
 
@@ -470,7 +446,7 @@ impl<R: Rng> Node<R> {
             // Inert: nothing is ever due, but a deadline keeps a driver's loop simple.
             return self.now + crate::conflict::INERT_DEADLINE;
         }
-        let mut next = self.next_gossip.min(self.prober.next_deadline());
+        let mut next = self.gossip.next_round().min(self.prober.next_deadline());
         if let Some(deadline) = self.name_check.deadline() {
             next = next.min(deadline);
         }

@@ -394,8 +394,7 @@ impl<R: Rng> Node<R> {
             Some(theirs) if backoff && theirs != self.table.summary() => self.sync_with_prober(from),
             Some(_) if backoff => {
                 // In sync with a peer: no need to keep offering rotating digest windows.
-                self.confirmed_in_sync = Some(self.now);
-                self.out_of_sync_until = None;
+                self.gossip.peer_in_sync(self.now);
             }
             _ => {}
         }

@@ -32,6 +32,10 @@ use crate::node::Node;
 use crate::replica::NotApplied;
 use crate::table::Upsert;
 
+mod schedule;
+
+pub(crate) use schedule::GossipSchedule;
+
 /// A `Syn` names the nodes changed within this many gossip intervals...
 const SYN_RECENT_ROUNDS: u32 = 4;
 /// ... and at most this many of them.
@@ -91,7 +95,7 @@ impl<R: Rng> Node<R> {
         if dead > 0 && self.rng.random_bool((dead as f64 / (live as f64 + 1.0)).min(1.0)) {
             if let Some(address) = self.random_departed_address().filter(|a| !peers.contains(a)) {
                 peers.push(address);
-                self.last_dead_gossip = Some(self.now);
+                self.gossip.note_dead_contact(self.now);
             }
         }
         peers
@@ -129,13 +133,13 @@ impl<R: Rng> Node<R> {
     /// for a (possibly stretched) gossip round; at most one such exchange per gossip interval.
     pub(crate) fn sync_with_prober(&mut self, prober: SocketAddr) {
         let interval = self.config.gossip_interval;
-        if self.last_triggered_sync.is_some_and(|at| self.now < at + interval) {
+        if self.gossip.triggered_recently(self.now, interval) {
             return;
         }
         if self.config.dissemination == Dissemination::Rumors {
             return;
         }
-        self.last_triggered_sync = Some(self.now);
+        self.gossip.note_triggered_sync(self.now);
         self.note_activity();
         // A digest exchange, in push mode too: the difference may be older than the recent
         // news a push carries (a member forgotten and found again, say).
@@ -157,7 +161,7 @@ impl<R: Rng> Node<R> {
     /// opens an exchange at once).
     fn confirmed_in_sync(&mut self) -> bool {
         let window = self.config.swim.probe_interval * 2;
-        let confirmed = self.confirmed_in_sync.is_some_and(|at| self.now < at + window);
+        let confirmed = self.gossip.confirmed_in_sync(self.now, window);
         if confirmed {
             self.metrics.rounds_skipped_in_sync += 1;
         }
@@ -166,32 +170,13 @@ impl<R: Rng> Node<R> {
 
     /// Something changed or a peer is out of sync: gossip at the base interval again.
     pub(crate) fn note_activity(&mut self) {
-        self.confirmed_in_sync = None;
-        self.idle_rounds = 0;
-        let soon = self.now + self.config.gossip_interval;
-        if self.next_gossip > soon {
-            self.next_gossip = soon;
-        }
+        self.gossip.note_activity(self.now, self.config.gossip_interval);
     }
 
-    /// The interval before the next round: the base one while things change, then doubling
-    /// each idle round after `recent_rounds` up to `max_idle_gossip_interval` (pings carry
-    /// the digest summary meanwhile, so a difference is still noticed within a probe period).
-    pub(crate) fn next_gossip_interval(&mut self) -> std::time::Duration {
-        self.idle_rounds = self.idle_rounds.saturating_add(1);
-        let base = self.config.gossip_interval;
-        let doublings = self.idle_rounds.saturating_sub(self.config.recent_rounds).min(20);
-        base.saturating_mul(1 << doublings).min(self.config.max_idle_gossip_interval.max(base))
-    }
-
-    fn out_of_sync(&self) -> bool {
-        self.out_of_sync_until.is_some_and(|until| self.now < until)
-    }
-
+    /// A peer is out of sync: gossip at the base interval, with the rotating digest window.
     fn mark_out_of_sync(&mut self) {
         self.note_activity();
-        self.out_of_sync_until =
-            Some(self.now + self.config.gossip_interval * self.config.out_of_sync_rounds);
+        self.gossip.mark_out_of_sync(self.now + self.config.gossip_interval * self.config.out_of_sync_rounds);
     }
 
     /// Opens a pull or push-pull exchange with `peer`.
@@ -203,7 +188,7 @@ impl<R: Rng> Node<R> {
         };
         let mut budget = self.budget();
         budget.take(crate::budget::field_len(prost::Message::encoded_len(&summary)) + 2);
-        let rotate = self.out_of_sync();
+        let rotate = self.gossip.out_of_sync(self.now);
         // Only fresh news leads a Syn: most Syns meet a peer already in sync and are
         // dropped unread, and a responder pushes its own recent changes anyway.
         let recent = RecentPart {
