@@ -1,12 +1,10 @@
 //! The state machine of one node.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gossip_proto::v1::{self, envelope::Body};
-use prost::Message;
+use gossip_proto::v1;
 use rand::RngExt;
 use rand_core::Rng;
 
@@ -21,7 +19,7 @@ use crate::health::LocalHealth;
 use crate::identity::Identity;
 use crate::keyring::Keyring;
 use crate::lifecycle::{Join, Leave};
-use crate::membership::{Claim, ClaimKind, MemberState, Source};
+use crate::membership::{ClaimKind, MemberState, Source};
 use crate::message::{self, DropReason, EnvelopeBuilder};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
@@ -30,7 +28,7 @@ use crate::rumor::Rumors;
 use crate::security::Security;
 use crate::summary::DigestSummary;
 use crate::suspicion::Suspicions;
-use crate::table::{LOCAL, NodeTable, Upsert};
+use crate::table::{LOCAL, NodeTable};
 use crate::ttl::Expiries;
 
 /// One gossip node: a deterministic state machine that performs no I/O.
@@ -506,223 +504,9 @@ impl<R: Rng> Node<R> {
         if elsewhere { Source::Relayed } else { Source::Sender(sender.name.as_str()) }
     }
 
-    /// Registers the sender of a datagram that came from `from`. A new member (or a new
-    /// generation) is placed at the address it states, or at `from` when it states none (a
-    /// ping); a known member's address does not move (see `NodeTable::upsert`). The member
-    /// counts as heard from when the datagram came from the address we hold for it.
-    fn observe_sender(&mut self, sender: &Identity, from: SocketAddr, stated_address: bool) {
-        let address = if stated_address { sender.address } else { from };
-        let upsert =
-            self.table.upsert(sender.name.as_str(), sender.generation, address, self.config.max_nodes);
-        self.note_upsert(&sender.name, sender.generation, address, upsert);
-        if let Upsert::Known(index) | Upsert::Discovered(index) | Upsert::Restarted { index, .. } = upsert {
-            if self.table.get(index).is_some_and(|(_, member)| member.address == from) {
-                self.table.mark_heard(index);
-            }
-        }
-    }
-
-    /// Emits the event an upsert calls for; `false` when the information was refused.
-    pub(crate) fn note_upsert(
-        &mut self,
-        name: &str,
-        generation: u64,
-        address: SocketAddr,
-        upsert: Upsert,
-    ) -> bool {
-        match upsert {
-            Upsert::Known(_) => true,
-            Upsert::Discovered(index) => {
-                if let Some((name, _)) = self.table.get(index) {
-                    let name = std::sync::Arc::from(name);
-                    self.prober.insert(name, &mut self.rng);
-                }
-                self.events.emit(Event::MemberDiscovered { name: name.to_owned(), generation, address });
-                true
-            }
-            Upsert::Restarted { index, old_generation, old_address } => {
-                self.rumors.forget(index);
-                // A suspicion of the old generation says nothing of the new one (a deferred
-                // one would otherwise declare it dead, see `Node::defer_death`).
-                self.stop_suspicion(name);
-                self.events.emit(Event::MemberRestarted {
-                    name: name.to_owned(),
-                    old_generation,
-                    generation,
-                    address,
-                    old_address,
-                });
-                true
-            }
-            // An unknown sender beyond the cap is still answered; it is just not recorded.
-            Upsert::Full => {
-                self.metrics.nodes_over_cap += 1;
-                true
-            }
-            Upsert::TooFarAhead => {
-                self.metrics.generations_refused += 1;
-                false
-            }
-            Upsert::Stale | Upsert::Local => false,
-        }
-    }
-
-    /// Makes this node know `name` (empty table, max version 0) without any datagram, sharing
-    /// the name's allocation: the simulator builds large in-sync clusters with it.
-    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
-    pub(crate) fn insert_known_node(&mut self, name: Arc<str>, generation: u64, address: SocketAddr) {
-        let upsert = self.table.upsert(name, generation, address, self.config.max_nodes);
-        match upsert {
-            // The simulator's in-sync start stands for a cluster that has run a while: every
-            // member has been heard from.
-            Upsert::Discovered(index) | Upsert::Known(index) => self.table.mark_heard(index),
-            Upsert::Full => self.metrics.nodes_over_cap += 1,
-            _ => {}
-        }
-    }
-
-    /// Reserves room for `additional` more known nodes, exactly (no doubling slack): call it
-    /// before many [`insert_known_node`](Self::insert_known_node) calls.
-    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
-    pub(crate) fn reserve_nodes(&mut self, additional: usize) {
-        self.table.reserve_exact(additional);
-    }
-
-    /// Queues a membership claim for piggybacking.
-    pub(crate) fn broadcast(&mut self, claim: Claim) {
-        let before = self.broadcasts.dropped;
-        self.broadcasts.push(&claim.name, claim.to_wire());
-        self.metrics.broadcasts_dropped += self.broadcasts.dropped - before;
-    }
-
     /// The wire identity of the member at `index`.
     pub(crate) fn identity_of(&self, index: usize) -> Option<v1::NodeIdentity> {
         let (name, member) = self.table.get(index)?;
         Some(Identity::new(name, member.generation, member.address).to_wire())
-    }
-
-    /// How many other members are Alive or Suspect.
-    pub(crate) fn live_members(&self) -> usize {
-        self.table.live_count() - usize::from(self.table.local().state.is_live())
-    }
-
-    /// Up to `count` distinct random live members other than this node and `exclude`.
-    pub(crate) fn random_live_members(&mut self, count: usize, exclude: &[&str]) -> Vec<SocketAddr> {
-        let chosen = self.random_live_member_indices(count, exclude);
-        chosen.into_iter().filter_map(|i| self.table.get(i).map(|(_, member)| member.address)).collect()
-    }
-
-    /// The table indices of up to `count` distinct random live members other than this node
-    /// and `exclude`: members heard from directly first, and at most one never heard from (a
-    /// hostile peer may have made up any number of those; one still lets a fresh node reach
-    /// the members it knows only by name).
-    pub(crate) fn random_live_member_indices(&mut self, count: usize, exclude: &[&str]) -> Vec<usize> {
-        let len = self.table.len();
-        let eligible = |table: &NodeTable, index: usize| {
-            table.get(index).is_some_and(|(name, member)| member.state.is_live() && !exclude.contains(&name))
-        };
-        let heard =
-            |table: &NodeTable, index: usize| table.get(index).is_some_and(|(_, member)| member.heard);
-        let mut chosen: Vec<usize> = Vec::with_capacity(count);
-        let mut unheard: Option<usize> = None;
-        let heard_count = self.table.heard_count();
-        if len <= 4 * count + 16 || heard_count * 4 < len {
-            // Small tables, and tables of mostly unheard members (a flood of fakes): one pass.
-            // When heard members are rare, only they are collected.
-            let mut heard_members: Vec<usize> = Vec::new();
-            let mut unheard_members: Vec<usize> = Vec::new();
-            for index in 1..len {
-                if heard(&self.table, index) {
-                    if eligible(&self.table, index) {
-                        heard_members.push(index);
-                    }
-                } else if len <= 4 * count + 16 && eligible(&self.table, index) {
-                    unheard_members.push(index);
-                }
-            }
-            let picked =
-                rand::seq::index::sample(&mut self.rng, heard_members.len(), count.min(heard_members.len()));
-            chosen.extend(picked.into_iter().map(|i| heard_members[i]));
-            if chosen.len() < count && !unheard_members.is_empty() {
-                unheard = Some(unheard_members[self.rng.random_range(0..unheard_members.len())]);
-            } else if chosen.len() < count && len > 4 * count + 16 {
-                // A large table: draw the never-heard member at random.
-                for _ in 0..8 {
-                    let index = self.rng.random_range(1..len);
-                    if !heard(&self.table, index) && eligible(&self.table, index) {
-                        unheard = Some(index);
-                        break;
-                    }
-                }
-            }
-        } else {
-            for _ in 0..8 * count {
-                if chosen.len() == count {
-                    break;
-                }
-                let index = self.rng.random_range(1..len);
-                if chosen.contains(&index) || Some(index) == unheard || !eligible(&self.table, index) {
-                    continue;
-                }
-                if heard(&self.table, index) {
-                    chosen.push(index);
-                } else if unheard.is_none() {
-                    unheard = Some(index);
-                }
-            }
-        }
-        if chosen.len() < count {
-            chosen.extend(unheard);
-        }
-        chosen
-    }
-
-    /// The largest envelope that fits a datagram once framed (sealing takes its overhead).
-    pub(crate) fn datagram_limit(&self) -> usize {
-        self.config.max_datagram_size.saturating_sub(self.security.overhead())
-    }
-
-    /// Encodes and queues a datagram, with membership updates filling the room left.
-    pub(crate) fn send(&mut self, to: SocketAddr, body: Body) {
-        self.send_with_priority(to, body, None);
-    }
-
-    /// As [`send`](Self::send), with the update about member `first` piggybacked first.
-    pub(crate) fn send_with_priority(&mut self, to: SocketAddr, body: Body, first: Option<&str>) {
-        self.send_with_claims(to, body, first, Vec::new());
-    }
-
-    /// As [`send_with_priority`](Self::send_with_priority), with `claims` (for which the
-    /// caller reserved room) ahead of the piggyback queue.
-    pub(crate) fn send_with_claims(
-        &mut self,
-        to: SocketAddr,
-        body: Body,
-        first: Option<&str>,
-        claims: Vec<v1::MembershipUpdate>,
-    ) {
-        let mut envelope = self.envelopes.envelope(body);
-        envelope.membership = claims;
-        let datagram_limit = self.datagram_limit();
-        let room = datagram_limit.saturating_sub(envelope.encoded_len());
-        let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
-        let piggyback = self.broadcasts.take(room, limit, first);
-        envelope.membership.extend(piggyback);
-        let payload = self.security.frame(&mut self.rng, &envelope);
-        if payload.len() > self.config.max_datagram_size
-            || payload.len() > datagram_limit + self.security.overhead()
-        {
-            // The packers count exact sizes, so this is a bug; never send it.
-            debug_assert!(false, "built a {}-byte datagram", payload.len());
-            self.metrics.transmits_dropped += 1;
-            return;
-        }
-        let len = payload.len() as u64;
-        if self.transmits.push_if_room(Transmit { to, payload: payload.into() }) {
-            self.metrics.datagrams_out += 1;
-            self.metrics.bytes_out += len;
-        } else {
-            self.metrics.transmits_dropped += 1;
-        }
     }
 }

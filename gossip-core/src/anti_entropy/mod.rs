@@ -24,13 +24,11 @@ use rand_core::Rng;
 use crate::broadcast::membership_field_len;
 use crate::budget::Budget;
 use crate::config::{AntiEntropyMode, Dissemination};
-use crate::delta::{self, DeltaPlan, ReceivedDelta};
+use crate::delta::{self, DeltaPlan};
 use crate::digest::{self, Comparison, RecentPart};
-use crate::membership::{Claim, ClaimKind, Source};
+use crate::membership::{ClaimKind, Source};
 use crate::message::{Ack2, Syn, SynAck};
 use crate::node::Node;
-use crate::replica::NotApplied;
-use crate::table::Upsert;
 
 mod schedule;
 
@@ -390,120 +388,5 @@ impl<R: Rng> Node<R> {
             });
         }
         comparison
-    }
-
-    /// Applies checked deltas passed on by `source`, each node's independently; what was
-    /// news becomes a hot rumor. A delta relayed by a third party that raises a known
-    /// table's max version by more than `max_version_jump` is dropped. Returns the table
-    /// indexes of the nodes whose deltas brought nothing new.
-    pub(crate) fn apply_deltas(&mut self, deltas: Vec<ReceivedDelta>, source: Source<'_>) -> Vec<usize> {
-        let mut already_known = Vec::new();
-        for node_delta in deltas {
-            let address = node_delta.address;
-            let gone = node_delta.state.is_some_and(|state| !state.is_live());
-            if gone && self.table.index_of(&node_delta.name).is_none() {
-                // A node we do not know that the sender holds dead or departed: not learned
-                // (see `apply_claim`), its table neither.
-                self.metrics.stale_deltas += 1;
-                continue;
-            }
-            let upsert = self.table.upsert(
-                node_delta.name.as_str(),
-                node_delta.generation,
-                address,
-                self.config.max_nodes,
-            );
-            let index = match upsert {
-                Upsert::Local => {
-                    let ours = self.table.local();
-                    let newer = node_delta.generation > ours.generation
-                        || (node_delta.generation == ours.generation
-                            && node_delta.to_version > ours.max_version);
-                    if newer {
-                        self.metrics.rejected_own_deltas += 1;
-                        self.heal_if_ahead_of_us(node_delta.generation, node_delta.to_version);
-                    } else {
-                        self.metrics.stale_deltas += 1;
-                        // Its claim about us still gets its answer (a refutation, say).
-                        let current = node_delta.generation == self.identity.generation;
-                        if let Some(state) = node_delta.state.filter(|_| current) {
-                            let claim = Claim {
-                                name: node_delta.name,
-                                generation: node_delta.generation,
-                                address,
-                                incarnation: node_delta.incarnation,
-                                state,
-                                from: String::new(),
-                            };
-                            // About us: answered, never passed on, whatever its kind.
-                            self.apply_claim(claim, source, ClaimKind::News);
-                        }
-                    }
-                    continue;
-                }
-                Upsert::Stale => {
-                    self.metrics.stale_deltas += 1;
-                    continue;
-                }
-                Upsert::Full => {
-                    self.metrics.nodes_over_cap += 1;
-                    continue;
-                }
-                Upsert::TooFarAhead => {
-                    self.metrics.generations_refused += 1;
-                    continue;
-                }
-                Upsert::Known(index) => {
-                    let known = self.table.get(index).map_or(0, |(_, member)| member.max_version);
-                    if !source.is_first_hand(&node_delta.name)
-                        && node_delta.to_version.saturating_sub(known) > self.config.max_version_jump
-                    {
-                        self.metrics.jumps_refused += 1;
-                        continue;
-                    }
-                    index
-                }
-                Upsert::Discovered(index) | Upsert::Restarted { index, .. } => index,
-            };
-            self.note_upsert(&node_delta.name, node_delta.generation, address, upsert);
-            if let Some(state) = node_delta.state {
-                let claim = Claim {
-                    name: node_delta.name.clone(),
-                    generation: node_delta.generation,
-                    address: self.table.get(index).map_or(address, |(_, member)| member.address),
-                    incarnation: node_delta.incarnation,
-                    state,
-                    from: String::new(),
-                };
-                let kind =
-                    if matches!(upsert, Upsert::Known(_)) { ClaimKind::News } else { ClaimKind::FirstState };
-                self.apply_claim(claim, source, kind);
-            }
-            let generation = node_delta.generation;
-            let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
-            let max_keys = self.config.max_keys_per_node;
-            let events = &mut self.events;
-            let result = self.table.modify(index, |owner, replica| {
-                replica.apply(owner, node_delta, now, deadline, max_keys, events)
-            });
-            match result {
-                Some(Ok(applied)) => {
-                    self.metrics.deltas_applied += 1;
-                    self.metrics.entries_applied += applied.entries as u64;
-                    self.metrics.replica_resets += u64::from(applied.reset);
-                    self.metrics.keys_over_cap += applied.over_cap as u64;
-                    if applied.to > applied.from || applied.reset {
-                        self.heat_rumor(index, generation, applied.from, applied.to);
-                        self.note_activity();
-                    }
-                }
-                Some(Err(NotApplied::AlreadyKnown)) => {
-                    self.metrics.stale_deltas += 1;
-                    already_known.push(index);
-                }
-                Some(Err(NotApplied::Gap)) | None => self.metrics.stale_deltas += 1,
-            }
-        }
-        already_known
     }
 }
