@@ -1,7 +1,7 @@
 //! The one place where what a peer says about a node's table and identity is merged into
 //! ours: registering a sender, the bookkeeping and events of every upsert (discovered,
 //! restarted, refused), and applying received deltas (each node's independently, under the
-//! replica's laws: see `laws.rs`).
+//! replica's laws: see `laws/`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

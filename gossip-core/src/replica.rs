@@ -32,19 +32,19 @@
 //! simulation checks every key event against the owners' writes (`sim/app_events.rs`) and
 //! counts any such delete as a violation.
 
-use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 
 use crate::delta::{ReceivedDelta, ReceivedEntry};
 use crate::event::{Event, Events};
 use crate::membership::MemberState;
 use crate::shared_str::SharedStr;
+
+mod store;
+
+use store::{EMPTY, ReplicaData, slot_hash};
 
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,36 +118,6 @@ pub(crate) struct Replica {
     data: Option<Box<ReplicaData>>,
 }
 
-/// The parts of a replica that only a table with entries or recent changes needs.
-#[derive(Debug, Clone, Default)]
-struct ReplicaData {
-    /// The entries in version order, each key once (its latest write). An entry that is
-    /// replaced or collected leaves a hole that keeps its version, so the log stays sorted
-    /// and new versions (always above every held one) are appended; holes are compacted
-    /// away once they outnumber the entries.
-    log: Vec<Slot>,
-    /// Key -> position in `log` of its entry, hashed with `hasher`.
-    index: HashTable<usize>,
-    /// Holes in `log`.
-    holes: usize,
-    /// Keyed by the owner's seed (see [`Owner`]); it may change only while `index` is empty.
-    hasher: FixedState,
-    /// Tombstone version -> when it may be collected.
-    tombstones: BTreeMap<u64, Instant>,
-    /// When this replica last changed (for the recent-first digest order).
-    last_changed: Option<Instant>,
-    /// The max version before the current run of recent changes began (push mode sends
-    /// deltas from here).
-    recent_base: u64,
-    /// Whether the table's recent list holds this replica.
-    in_recent: bool,
-    /// While a reset cut short rebuilds this replica below the version it had reached: the
-    /// replica as it was, which the application keeps seeing (see [`Replica::view`]).
-    shadow: Option<Box<Replica>>,
-    /// While shadowed: the version the rebuilt replica must reach before the shadow ends.
-    catch_up: CatchUp,
-}
-
 /// How far a rebuilt replica must catch up before its shadow ends (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
 struct CatchUp {
@@ -157,150 +127,6 @@ struct CatchUp {
     /// reset's watermark: the highest version then known to exist.
     target: Option<u64>,
 }
-
-/// One place of the log: an entry, or the hole it left.
-#[derive(Debug, Clone)]
-struct Slot {
-    version: u64,
-    entry: Option<StoredEntry>,
-}
-
-/// Below this many holes the log is not compacted.
-const MIN_HOLES_TO_COMPACT: usize = 16;
-
-impl ReplicaData {
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    /// The position of `key`'s entry in the log.
-    fn find(&self, hash: u64, key: &str) -> Option<usize> {
-        let log = &self.log;
-        self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
-    }
-
-    /// The position of the entry with this exact version.
-    fn position_of(&self, version: u64) -> Option<usize> {
-        self.log.binary_search_by_key(&version, |slot| slot.version).ok()
-    }
-
-    /// Makes `seed` the hash seed if no key is indexed yet.
-    fn seed(&mut self, seed: u64) {
-        if self.index.is_empty() {
-            self.hasher = FixedState::with_seed(seed);
-        }
-    }
-
-    /// Stores `entry` as the latest write of its key (`hash` is the key's hash): the previous
-    /// one, if any, becomes a hole.
-    fn insert(&mut self, hash: u64, entry: StoredEntry, version: u64, grace_deadline: Instant) {
-        let at = self.log.len();
-        if self.log.last().is_some_and(|last| last.version >= version) {
-            // Not an append (only callers that skip `ReceivedDelta::check` get here): keep the log
-            // sorted the slow way.
-            self.insert_unordered(entry, version, grace_deadline);
-            return;
-        }
-        let (log, hasher) = (&self.log, &self.hasher);
-        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, &entry.key)) {
-            Some(position) => Some(std::mem::replace(position, at)),
-            None => {
-                self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
-                None
-            }
-        };
-        if entry.deleted {
-            self.tombstones.insert(version, grace_deadline);
-        }
-        self.log.push(Slot { version, entry: Some(entry) });
-        if let Some(old) = replaced {
-            self.punch(old);
-        }
-    }
-
-    /// Inserts an entry whose version is not above every held one.
-    fn insert_unordered(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
-        let hash = self.hash(&entry.key);
-        if let Some(old) = self.find(hash, &entry.key) {
-            self.remove_at(old);
-        }
-        if let Some(at) = self.position_of(version) {
-            // A version held by another key: the owner never writes two keys at one
-            // version, so the older claim goes.
-            self.remove_at(at);
-        }
-        self.compact();
-        if entry.deleted {
-            self.tombstones.insert(version, grace_deadline);
-        }
-        let at = self.log.partition_point(|slot| slot.version < version);
-        self.log.insert(at, Slot { version, entry: Some(entry) });
-        self.reindex();
-    }
-
-    /// Turns the entry at `at` into a hole (the index no longer points at it).
-    fn punch(&mut self, at: usize) {
-        if let Some(slot) = self.log.get_mut(at) {
-            if slot.entry.take().is_some() {
-                self.holes += 1;
-                self.tombstones.remove(&slot.version);
-            }
-        }
-        if self.holes >= MIN_HOLES_TO_COMPACT && self.holes > self.log.len() / 2 {
-            self.compact();
-            self.reindex();
-        }
-    }
-
-    /// Removes the entry at `at` from the index and the log (leaving a hole).
-    fn remove_at(&mut self, at: usize) {
-        let Some(key) = self.log.get(at).and_then(|slot| slot.entry.as_ref()).map(|entry| &entry.key) else {
-            return;
-        };
-        let hash = self.hash(key);
-        if let Ok(found) = self.index.find_entry(hash, |&position| position == at) {
-            found.remove();
-        }
-        self.punch(at);
-    }
-
-    /// Drops the holes (positions change: call `reindex` after).
-    fn compact(&mut self) {
-        if self.holes > 0 {
-            self.log.retain(|slot| slot.entry.is_some());
-            self.holes = 0;
-        }
-    }
-
-    /// Rebuilds the index from the log.
-    fn reindex(&mut self) {
-        let Self { log, index, hasher, .. } = self;
-        index.clear();
-        for (at, slot) in log.iter().enumerate() {
-            if let Some(entry) = &slot.entry {
-                index
-                    .insert_unique(hasher.hash_one(entry.key.as_str()), at, |&at| slot_hash(hasher, log, at));
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.log.clear();
-        self.index.clear();
-        self.holes = 0;
-        self.tombstones.clear();
-    }
-}
-
-fn slot_has_key(log: &[Slot], at: usize, key: &str) -> bool {
-    log.get(at).and_then(|slot| slot.entry.as_ref()).is_some_and(|entry| entry.key == key)
-}
-
-fn slot_hash(hasher: &FixedState, log: &[Slot], at: usize) -> u64 {
-    log.get(at).and_then(|slot| slot.entry.as_ref()).map_or(0, |entry| hasher.hash_one(entry.key.as_str()))
-}
-
-static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);
 
 impl Replica {
     pub(crate) fn new(generation: u64, address: SocketAddr) -> Self {
@@ -676,124 +502,4 @@ impl Replica {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
-    use proptest::collection::vec;
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn address() -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 1], 7946))
-    }
-
-    /// The base of the timestamps here; only differences from it matter.
-    fn t0() -> Instant {
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        now
-    }
-
-    /// What the replica must hold: key -> (version, value, deleted), tombstones included.
-    type Model = BTreeMap<String, (u64, Option<Vec<u8>>)>;
-
-    fn check(replica: &Replica, model: &Model) -> Result<(), TestCaseError> {
-        prop_assert_eq!(replica.len(), model.len());
-        let mut expected: Vec<(u64, &str, Option<&[u8]>)> =
-            model.iter().map(|(key, (version, value))| (*version, key.as_str(), value.as_deref())).collect();
-        expected.sort_unstable();
-        let held: Vec<(u64, &str, Option<&[u8]>)> = replica
-            .entries_after(0)
-            .map(|(version, entry)| {
-                (version, entry.key.as_str(), (!entry.deleted).then_some(&entry.value[..]))
-            })
-            .collect();
-        prop_assert_eq!(&held, &expected);
-        for from in [0, 1, replica.max_version / 2, replica.max_version] {
-            let after: Vec<u64> = replica.entries_after(from).map(|(version, _)| version).collect();
-            let wanted: Vec<u64> =
-                expected.iter().map(|(version, ..)| *version).filter(|v| *v > from).collect();
-            prop_assert_eq!(after, wanted);
-        }
-        let live: Vec<u64> = replica.live_entries().map(|(version, _)| version).collect();
-        let wanted: Vec<u64> =
-            expected.iter().filter(|(_, _, value)| value.is_some()).map(|(version, ..)| *version).collect();
-        prop_assert_eq!(live, wanted);
-        for key in (0..10).map(|k| format!("k{k}")) {
-            let got = replica.get(&key).map(|(entry, version)| (version, entry.value.to_vec()));
-            let want = model.get(&key).and_then(|(version, value)| Some((*version, value.clone()?)));
-            prop_assert_eq!(got, want);
-            prop_assert_eq!(replica.contains_key(&key), model.contains_key(&key));
-        }
-        let data = replica.data();
-        prop_assert!(data.holes <= data.log.len());
-        prop_assert!(
-            data.holes < MIN_HOLES_TO_COMPACT || data.holes <= data.log.len() / 2,
-            "holes are compacted away"
-        );
-        Ok(())
-    }
-
-    proptest! {
-        /// The owner's writes, deletes and tombstone collection, against a plain map: the log,
-        /// its holes, its compaction and the index always agree with it.
-        #[test]
-        fn log_and_index_agree_with_a_map(ops in vec((0..10u8, any::<Option<u8>>(), 0..4u8), 1..300)) {
-            let start = t0();
-            let grace = Duration::from_secs(5);
-            let mut replica = Replica::new(1, address());
-            let mut model = Model::new();
-            for (step, (key, value, collect)) in ops.into_iter().enumerate() {
-                let now = start + Duration::from_secs(step as u64);
-                let key = format!("k{key}");
-                let value = value.map(|v| vec![v; usize::from(v % 4)]);
-                let version = replica.write(key.clone(), value.clone().map(Bytes::from), now, now + grace);
-                model.insert(key, (version, value));
-                if collect == 0 {
-                    replica.collect_garbage(now);
-                    // The write of step `s` has version `s + 1` and is due at step `s + 5`.
-                    model.retain(|_, (version, value)| value.is_some() || *version + 4 > step as u64);
-                }
-                check(&replica, &model)?;
-            }
-        }
-    }
-
-    #[test]
-    fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
-        let now = t0();
-        let mut data = ReplicaData::default();
-        for (version, key) in [(5, "a"), (9, "b"), (7, "c"), (3, "b"), (7, "d")] {
-            let entry = StoredEntry { key: key.into(), value: Bytes::new(), deleted: false };
-            let hash = data.hash(key);
-            data.insert(hash, entry, version, now);
-        }
-        let versions: Vec<(u64, &str)> = data
-            .log
-            .iter()
-            .filter_map(|slot| Some((slot.version, slot.entry.as_ref()?.key.as_str())))
-            .collect();
-        // `b` keeps its latest write only (3, the last one inserted); `d` took version 7.
-        assert_eq!(versions, [(3, "b"), (5, "a"), (7, "d")]);
-        assert_eq!(data.index.len(), 3);
-        for (at, slot) in data.log.iter().enumerate() {
-            if let Some(entry) = &slot.entry {
-                assert_eq!(data.find(data.hash(&entry.key), &entry.key), Some(at));
-            }
-        }
-    }
-
-    #[test]
-    fn the_seed_changes_only_while_the_index_is_empty() {
-        let mut data = ReplicaData::default();
-        data.seed(7);
-        let hash = data.hash("key");
-        data.insert(hash, StoredEntry { key: "key".into(), value: Bytes::new(), deleted: false }, 1, t0());
-        data.seed(8);
-        assert_eq!(data.hash("key"), hash, "a seed change would lose the indexed keys");
-        assert_eq!(data.find(hash, "key"), Some(0));
-        assert_ne!(FixedState::with_seed(7).hash_one("key"), FixedState::with_seed(8).hash_one("key"));
-    }
-}
+mod tests;

@@ -20,7 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// never reached the seeds (their exchanges with seeds were pulls) before the fix; 4363 and
 /// 11148: a reset cut short took a replica's version back (with the plans and the protocol of
 /// their time: later changes moved their schedules, so they are kept as plain regressions,
-/// and the property tests of `laws.rs` hold the bug itself); 500655 and 500740: a member
+/// and the property tests of `gossip-core/src/laws/` hold the bug itself); 500655 and 500740: a member
 /// down for good came back to life forever, because a node that had forgotten it learned it
 /// again from one that had not, as a fresh Alive record whose death claim was then deferred
 /// (a third party's word), so it stayed Alive there until its own probe failed, and spread

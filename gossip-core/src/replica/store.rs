@@ -1,0 +1,185 @@
+//! The storage of a replica's entries: a log in version order with holes, a hash index by
+//! key, the tombstones' collection times, and the bookkeeping of recent changes and resets.
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::time::Instant;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+use super::{CatchUp, Replica, StoredEntry};
+
+/// The parts of a replica that only a table with entries or recent changes needs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ReplicaData {
+    /// The entries in version order, each key once (its latest write). An entry that is
+    /// replaced or collected leaves a hole that keeps its version, so the log stays sorted
+    /// and new versions (always above every held one) are appended; holes are compacted
+    /// away once they outnumber the entries.
+    pub(super) log: Vec<Slot>,
+    /// Key -> position in `log` of its entry, hashed with `hasher`.
+    pub(super) index: HashTable<usize>,
+    /// Holes in `log`.
+    pub(super) holes: usize,
+    /// Keyed by the owner's seed (see [`Owner`]); it may change only while `index` is empty.
+    pub(super) hasher: FixedState,
+    /// Tombstone version -> when it may be collected.
+    pub(super) tombstones: BTreeMap<u64, Instant>,
+    /// When this replica last changed (for the recent-first digest order).
+    pub(super) last_changed: Option<Instant>,
+    /// The max version before the current run of recent changes began (push mode sends
+    /// deltas from here).
+    pub(super) recent_base: u64,
+    /// Whether the table's recent list holds this replica.
+    pub(super) in_recent: bool,
+    /// While a reset cut short rebuilds this replica below the version it had reached: the
+    /// replica as it was, which the application keeps seeing (see [`Replica::view`]).
+    pub(super) shadow: Option<Box<Replica>>,
+    /// While shadowed: the version the rebuilt replica must reach before the shadow ends.
+    pub(super) catch_up: CatchUp,
+}
+
+/// One place of the log: an entry, or the hole it left.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) version: u64,
+    pub(super) entry: Option<StoredEntry>,
+}
+
+/// Below this many holes the log is not compacted.
+pub(super) const MIN_HOLES_TO_COMPACT: usize = 16;
+
+impl ReplicaData {
+    pub(super) fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The position of `key`'s entry in the log.
+    pub(super) fn find(&self, hash: u64, key: &str) -> Option<usize> {
+        let log = &self.log;
+        self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
+    }
+
+    /// The position of the entry with this exact version.
+    pub(super) fn position_of(&self, version: u64) -> Option<usize> {
+        self.log.binary_search_by_key(&version, |slot| slot.version).ok()
+    }
+
+    /// Makes `seed` the hash seed if no key is indexed yet.
+    pub(super) fn seed(&mut self, seed: u64) {
+        if self.index.is_empty() {
+            self.hasher = FixedState::with_seed(seed);
+        }
+    }
+
+    /// Stores `entry` as the latest write of its key (`hash` is the key's hash): the previous
+    /// one, if any, becomes a hole.
+    pub(super) fn insert(&mut self, hash: u64, entry: StoredEntry, version: u64, grace_deadline: Instant) {
+        let at = self.log.len();
+        if self.log.last().is_some_and(|last| last.version >= version) {
+            // Not an append (only callers that skip `ReceivedDelta::check` get here): keep the log
+            // sorted the slow way.
+            self.insert_unordered(entry, version, grace_deadline);
+            return;
+        }
+        let (log, hasher) = (&self.log, &self.hasher);
+        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, &entry.key)) {
+            Some(position) => Some(std::mem::replace(position, at)),
+            None => {
+                self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
+                None
+            }
+        };
+        if entry.deleted {
+            self.tombstones.insert(version, grace_deadline);
+        }
+        self.log.push(Slot { version, entry: Some(entry) });
+        if let Some(old) = replaced {
+            self.punch(old);
+        }
+    }
+
+    /// Inserts an entry whose version is not above every held one.
+    pub(super) fn insert_unordered(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
+        let hash = self.hash(&entry.key);
+        if let Some(old) = self.find(hash, &entry.key) {
+            self.remove_at(old);
+        }
+        if let Some(at) = self.position_of(version) {
+            // A version held by another key: the owner never writes two keys at one
+            // version, so the older claim goes.
+            self.remove_at(at);
+        }
+        self.compact();
+        if entry.deleted {
+            self.tombstones.insert(version, grace_deadline);
+        }
+        let at = self.log.partition_point(|slot| slot.version < version);
+        self.log.insert(at, Slot { version, entry: Some(entry) });
+        self.reindex();
+    }
+
+    /// Turns the entry at `at` into a hole (the index no longer points at it).
+    pub(super) fn punch(&mut self, at: usize) {
+        if let Some(slot) = self.log.get_mut(at) {
+            if slot.entry.take().is_some() {
+                self.holes += 1;
+                self.tombstones.remove(&slot.version);
+            }
+        }
+        if self.holes >= MIN_HOLES_TO_COMPACT && self.holes > self.log.len() / 2 {
+            self.compact();
+            self.reindex();
+        }
+    }
+
+    /// Removes the entry at `at` from the index and the log (leaving a hole).
+    pub(super) fn remove_at(&mut self, at: usize) {
+        let Some(key) = self.log.get(at).and_then(|slot| slot.entry.as_ref()).map(|entry| &entry.key) else {
+            return;
+        };
+        let hash = self.hash(key);
+        if let Ok(found) = self.index.find_entry(hash, |&position| position == at) {
+            found.remove();
+        }
+        self.punch(at);
+    }
+
+    /// Drops the holes (positions change: call `reindex` after).
+    pub(super) fn compact(&mut self) {
+        if self.holes > 0 {
+            self.log.retain(|slot| slot.entry.is_some());
+            self.holes = 0;
+        }
+    }
+
+    /// Rebuilds the index from the log.
+    pub(super) fn reindex(&mut self) {
+        let Self { log, index, hasher, .. } = self;
+        index.clear();
+        for (at, slot) in log.iter().enumerate() {
+            if let Some(entry) = &slot.entry {
+                index
+                    .insert_unique(hasher.hash_one(entry.key.as_str()), at, |&at| slot_hash(hasher, log, at));
+            }
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.log.clear();
+        self.index.clear();
+        self.holes = 0;
+        self.tombstones.clear();
+    }
+}
+
+fn slot_has_key(log: &[Slot], at: usize, key: &str) -> bool {
+    log.get(at).and_then(|slot| slot.entry.as_ref()).is_some_and(|entry| entry.key == key)
+}
+
+pub(super) fn slot_hash(hasher: &FixedState, log: &[Slot], at: usize) -> u64 {
+    log.get(at).and_then(|slot| slot.entry.as_ref()).map_or(0, |entry| hasher.hash_one(entry.key.as_str()))
+}
+
+pub(super) static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);

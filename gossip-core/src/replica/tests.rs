@@ -1,0 +1,119 @@
+//! Unit tests of `replica`.
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use foldhash::fast::FixedState;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use super::store::MIN_HOLES_TO_COMPACT;
+use super::*;
+
+fn address() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 7946))
+}
+
+/// The base of the timestamps here; only differences from it matter.
+fn t0() -> Instant {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    now
+}
+
+/// What the replica must hold: key -> (version, value, deleted), tombstones included.
+type Model = BTreeMap<String, (u64, Option<Vec<u8>>)>;
+
+fn check(replica: &Replica, model: &Model) -> Result<(), TestCaseError> {
+    prop_assert_eq!(replica.len(), model.len());
+    let mut expected: Vec<(u64, &str, Option<&[u8]>)> =
+        model.iter().map(|(key, (version, value))| (*version, key.as_str(), value.as_deref())).collect();
+    expected.sort_unstable();
+    let held: Vec<(u64, &str, Option<&[u8]>)> = replica
+        .entries_after(0)
+        .map(|(version, entry)| (version, entry.key.as_str(), (!entry.deleted).then_some(&entry.value[..])))
+        .collect();
+    prop_assert_eq!(&held, &expected);
+    for from in [0, 1, replica.max_version / 2, replica.max_version] {
+        let after: Vec<u64> = replica.entries_after(from).map(|(version, _)| version).collect();
+        let wanted: Vec<u64> = expected.iter().map(|(version, ..)| *version).filter(|v| *v > from).collect();
+        prop_assert_eq!(after, wanted);
+    }
+    let live: Vec<u64> = replica.live_entries().map(|(version, _)| version).collect();
+    let wanted: Vec<u64> =
+        expected.iter().filter(|(_, _, value)| value.is_some()).map(|(version, ..)| *version).collect();
+    prop_assert_eq!(live, wanted);
+    for key in (0..10).map(|k| format!("k{k}")) {
+        let got = replica.get(&key).map(|(entry, version)| (version, entry.value.to_vec()));
+        let want = model.get(&key).and_then(|(version, value)| Some((*version, value.clone()?)));
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(replica.contains_key(&key), model.contains_key(&key));
+    }
+    let data = replica.data();
+    prop_assert!(data.holes <= data.log.len());
+    prop_assert!(
+        data.holes < MIN_HOLES_TO_COMPACT || data.holes <= data.log.len() / 2,
+        "holes are compacted away"
+    );
+    Ok(())
+}
+
+proptest! {
+    /// The owner's writes, deletes and tombstone collection, against a plain map: the log,
+    /// its holes, its compaction and the index always agree with it.
+    #[test]
+    fn log_and_index_agree_with_a_map(ops in vec((0..10u8, any::<Option<u8>>(), 0..4u8), 1..300)) {
+        let start = t0();
+        let grace = Duration::from_secs(5);
+        let mut replica = Replica::new(1, address());
+        let mut model = Model::new();
+        for (step, (key, value, collect)) in ops.into_iter().enumerate() {
+            let now = start + Duration::from_secs(step as u64);
+            let key = format!("k{key}");
+            let value = value.map(|v| vec![v; usize::from(v % 4)]);
+            let version = replica.write(key.clone(), value.clone().map(Bytes::from), now, now + grace);
+            model.insert(key, (version, value));
+            if collect == 0 {
+                replica.collect_garbage(now);
+                // The write of step `s` has version `s + 1` and is due at step `s + 5`.
+                model.retain(|_, (version, value)| value.is_some() || *version + 4 > step as u64);
+            }
+            check(&replica, &model)?;
+        }
+    }
+}
+
+#[test]
+fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
+    let now = t0();
+    let mut data = ReplicaData::default();
+    for (version, key) in [(5, "a"), (9, "b"), (7, "c"), (3, "b"), (7, "d")] {
+        let entry = StoredEntry { key: key.into(), value: Bytes::new(), deleted: false };
+        let hash = data.hash(key);
+        data.insert(hash, entry, version, now);
+    }
+    let versions: Vec<(u64, &str)> =
+        data.log.iter().filter_map(|slot| Some((slot.version, slot.entry.as_ref()?.key.as_str()))).collect();
+    // `b` keeps its latest write only (3, the last one inserted); `d` took version 7.
+    assert_eq!(versions, [(3, "b"), (5, "a"), (7, "d")]);
+    assert_eq!(data.index.len(), 3);
+    for (at, slot) in data.log.iter().enumerate() {
+        if let Some(entry) = &slot.entry {
+            assert_eq!(data.find(data.hash(&entry.key), &entry.key), Some(at));
+        }
+    }
+}
+
+#[test]
+fn the_seed_changes_only_while_the_index_is_empty() {
+    let mut data = ReplicaData::default();
+    data.seed(7);
+    let hash = data.hash("key");
+    data.insert(hash, StoredEntry { key: "key".into(), value: Bytes::new(), deleted: false }, 1, t0());
+    data.seed(8);
+    assert_eq!(data.hash("key"), hash, "a seed change would lose the indexed keys");
+    assert_eq!(data.find(hash, "key"), Some(0));
+    assert_ne!(FixedState::with_seed(7).hash_one("key"), FixedState::with_seed(8).hash_one("key"));
+}
