@@ -130,6 +130,7 @@ pub mod sim;
 mod summary;
 mod suspicion;
 mod table;
+mod timers;
 mod ttl;
 
 /// The `rand_core` (0.10) whose `Rng` a [`Node`] takes: an RNG of another `rand_core`

@@ -238,7 +238,8 @@ impl<R: Rng> Node<R> {
         self.table.by_name(name).map(|member| member.address)
     }
 
-    fn next_dead_gossip(&self) -> Option<Instant> {
+    /// When a dead or departed member is next contacted, if there is one.
+    pub(crate) fn next_dead_gossip(&self) -> Option<Instant> {
         if self.table.departed_count() == 0 {
             return None;
         }
@@ -259,11 +260,11 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// The deadline of the join retry, of the leave, or of the next contact with the dead.
+    /// The deadline of the join retry or time limit, or of the leave.
     pub(crate) fn next_lifecycle_deadline(&self) -> Option<Instant> {
         let join = self.join.retry_at.filter(|_| !self.join.joined);
         let join_deadline = self.join.deadline.filter(|_| !self.join.joined);
         let leave = self.leave.as_ref().filter(|l| !l.done).map(|l| l.deadline);
-        [join, join_deadline, leave, self.next_dead_gossip()].into_iter().flatten().min()
+        [join, join_deadline, leave].into_iter().flatten().min()
     }
 }

@@ -33,20 +33,49 @@ use crate::ttl::Expiries;
 
 /// One gossip node: a deterministic state machine that performs no I/O.
 ///
-/// Methods fall in four groups:
+/// # Methods
 ///
 /// - **inputs**: [`handle_input`](Self::handle_input) for every received datagram and
 ///   [`handle_timeout`](Self::handle_timeout) once the deadline from
 ///   [`poll_timeout`](Self::poll_timeout) has passed;
-/// - **commands** from the application: [`set`](Self::set), [`delete`](Self::delete),
-///   [`join`](Self::join), [`leave`](Self::leave);
-/// - **outputs**: [`poll`](Self::poll), to drain after every input or command, then
-///   [`poll_timeout`](Self::poll_timeout);
-/// - **getters**: [`get`](Self::get), [`nodes`](Self::nodes), [`entries`](Self::entries),
-///   [`digest_summary`](Self::digest_summary), [`metrics`](Self::metrics), ...
+/// - **outputs**: [`poll`](Self::poll), drained until `None` after every input and every
+///   command, then [`poll_timeout`](Self::poll_timeout) for the next deadline;
+/// - **the node's own table**: [`set`](Self::set), [`set_with_ttl`](Self::set_with_ttl),
+///   [`delete`](Self::delete), [`expiring_keys`](Self::expiring_keys);
+/// - **membership**: [`join`](Self::join), [`has_joined`](Self::has_joined),
+///   [`leave`](Self::leave), [`has_left`](Self::has_left),
+///   [`has_given_up_name`](Self::has_given_up_name);
+/// - **reading the replicated state**: [`get`](Self::get),
+///   [`get_versioned`](Self::get_versioned), [`entries`](Self::entries),
+///   [`nodes`](Self::nodes), [`node`](Self::node), [`digest_summary`](Self::digest_summary);
+/// - **aggregation** (push-sum): [`aggregate_set`](Self::aggregate_set),
+///   [`aggregate_remove`](Self::aggregate_remove), [`aggregate`](Self::aggregate),
+///   [`aggregate_running`](Self::aggregate_running),
+///   [`aggregation_epoch`](Self::aggregation_epoch);
+/// - **encryption**: [`install_key`](Self::install_key), [`use_key`](Self::use_key),
+///   [`remove_key`](Self::remove_key), [`keys`](Self::keys),
+///   [`set_encryption`](Self::set_encryption), [`encryption`](Self::encryption),
+///   [`keyring_status`](Self::keyring_status);
+/// - **observing**: [`metrics`](Self::metrics), [`local_health`](Self::local_health),
+///   [`footprint`](Self::footprint),
+///   [`identity`](Self::identity), [`config`](Self::config).
 ///
-/// Time is always an argument and randomness comes from the `R` given to
-/// [`new`](Self::new), so a run is a pure function of its inputs and the RNG's seed.
+/// # Time
+///
+/// Time is always an argument, an [`Instant`] of the caller's clock; the node reads no
+/// clock. It keeps the latest `now` any input gave it:
+///
+/// - a `now` earlier than the latest is taken as the latest (time never goes back inside
+///   the node; a clock that steps back only delays what is due);
+/// - commands (`set`, `join`, `leave`, ...) carry no time: they are stamped with the latest
+///   `now` of an input, so call `handle_timeout` or `handle_input` first when the node has
+///   been idle, if the stamp matters (a TTL's start, say);
+/// - `handle_timeout` may be called early, late or twice: it runs what is due and nothing
+///   else; a node not called for a long while (a paused process) does not catch up in a
+///   burst.
+///
+/// Randomness comes from the `R` given to [`new`](Self::new), so a run is a pure function of
+/// its inputs and the RNG's seed.
 #[derive(Debug)]
 pub struct Node<R> {
     pub(crate) config: Config,
@@ -407,19 +436,8 @@ impl<R: Rng> Node<R> {
         if self.name_check.given_up() {
             return;
         }
-        self.drive_name_check();
-        self.expire_keys();
-        self.drive_probes();
-        self.drive_lifecycle();
-        // After the probes: a failed probe may have confirmed a suspicion and pulled its
-        // deadline in; before the dead: a suspicion that expires makes one.
-        self.expire_suspicions();
-        self.drive_dead_gossip();
-        self.drive_aggregation();
-        let fired = self.gossip.next_round();
-        if now >= fired {
-            self.gossip_round();
-            self.gossip.after_round(fired, now, &self.config);
+        for timer in crate::timers::Timer::ORDER {
+            self.run_timer(timer, now);
         }
     }
 
@@ -444,23 +462,8 @@ impl<R: Rng> Node<R> {
             // Inert: nothing is ever due, but a deadline keeps a driver's loop simple.
             return self.now + crate::conflict::INERT_DEADLINE;
         }
-        let mut next = self.gossip.next_round().min(self.prober.next_deadline());
-        if let Some(deadline) = self.name_check.deadline() {
-            next = next.min(deadline);
-        }
-        if let Some(deadline) = self.expiries.next_deadline() {
-            next = next.min(deadline);
-        }
-        if let Some(deadline) = self.next_suspicion_deadline() {
-            next = next.min(deadline);
-        }
-        if let Some(deadline) = self.next_lifecycle_deadline() {
-            next = next.min(deadline);
-        }
-        if let Some(deadline) = self.next_aggregation_deadline() {
-            next = next.min(deadline);
-        }
-        next
+        // The gossip round is always armed, so the table always has an entry.
+        self.earliest_deadline().unwrap_or(self.now)
     }
 
     // ----- internals shared by the protocol modules -----

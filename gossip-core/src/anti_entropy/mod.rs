@@ -44,6 +44,15 @@ const SYN_RECENT_ENTRIES: usize = 16;
 const SYN_DELTAS_SHARE: (usize, usize) = (1, 2);
 
 impl<R: Rng> Node<R> {
+    /// Runs the anti-entropy round when due at `now`, and schedules the next one.
+    pub(crate) fn drive_gossip_round(&mut self, now: std::time::Instant) {
+        let fired = self.gossip.next_round();
+        if now >= fired {
+            self.gossip_round();
+            self.gossip.after_round(fired, now, &self.config);
+        }
+    }
+
     /// One anti-entropy round: collect garbage, then contact `fanout` random peers.
     pub(crate) fn gossip_round(&mut self) {
         self.metrics.gossip_rounds += 1;
