@@ -687,7 +687,7 @@ fn an_idle_cluster_at_a_fixed_interval_sends_one_small_datagram_per_peer_per_rou
     let (per_second, in_sync, out_of_sync) = idle_traffic(&mut h, interval * 50);
     let per_round = per_second * interval.as_secs_f64();
     eprintln!("idle, fixed interval: {per_round:.1} B per node per round ({per_second:.0} B/s)");
-    // Probes included; the figure is 150 x fanout per node per round.
+    // Probes included; the target is 150 bytes x fanout per node per round.
     assert!(per_round < (150 * fanout) as f64, "{per_round:.1} bytes per node per round");
     assert!(in_sync > 0 && out_of_sync * 20 <= in_sync, "in sync {in_sync}, out of sync {out_of_sync}");
 }

@@ -1,5 +1,5 @@
-//! Simulation: membership and failure detection (SWIM with Lifeguard) reach the figures of
-//! issue 4 on the deterministic simulator, at sizes that keep the suite fast. Seeds are fixed;
+//! Simulation: membership and failure detection (SWIM with Lifeguard) reach their target
+//! figures (docs/FIGURES.md) on the deterministic simulator, at sizes that keep the suite fast. Seeds are fixed;
 //! `GOSSIP_SIM_SEED` replays another.
 //!
 //! The full-size figures come from the `simulate` command (see its `--scenario crash`,
@@ -66,7 +66,7 @@ fn every_member_learns_of_a_crash_within_the_longest_suspicion_timeout() {
     }
 }
 
-/// The figure of issue 4: the minimum suspicion timeout plus `2 log2(n)` periods. It needs
+/// Crash detection within the minimum suspicion timeout plus `2 log2(n)` periods. It needs
 /// failed probes of a member already suspected to count as Lifeguard confirmations (in
 /// `probe.rs`, `finish_probe` returns early for a Suspect target): without them the timeout
 /// stays near its maximum, `suspicion_max_timeout_mult` times the minimum.
@@ -187,7 +187,7 @@ fn a_slow_node_handles_datagrams_late_in_order_and_a_moved_node_leaves_its_old_a
     sim.check_all().unwrap();
 }
 
-/// Issue 12: after a partition heals, the other side's Dead claims (made while it could not
+/// After a partition heals, the other side's Dead claims (made while it could not
 /// reach us) must not make a member declare failed a member it could reach the whole time.
 /// Before the fix every member of one side took the other side's Dead claims about its own
 /// side at the same incarnation at once.
