@@ -16,16 +16,23 @@ use crate::table::LOCAL;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Join {
     /// Every seed ever given to `join`.
-    pub(crate) seeds: Vec<SocketAddr>,
+    seeds: Vec<SocketAddr>,
     /// A seed (or any member) has answered.
-    pub(crate) joined: bool,
+    joined: bool,
     /// When to try the seeds again, while not joined.
-    pub(crate) retry_at: Option<Instant>,
-    pub(crate) backoff: Duration,
+    retry_at: Option<Instant>,
+    backoff: Duration,
     /// When the join is reported failed if no seed answered by then (once per `join` call).
-    pub(crate) deadline: Option<Instant>,
+    deadline: Option<Instant>,
     /// What each seed that answered something unusable sent (others sent nothing).
-    pub(crate) problems: std::collections::BTreeMap<SocketAddr, JoinProblem>,
+    problems: std::collections::BTreeMap<SocketAddr, JoinProblem>,
+}
+
+impl Join {
+    /// Every seed ever given to `join`.
+    pub(crate) fn seeds(&self) -> &[SocketAddr] {
+        &self.seeds
+    }
 }
 
 /// Why a seed did not let this node join, as [`Event::JoinFailed`] reports it.
@@ -58,11 +65,11 @@ impl std::fmt::Display for JoinProblem {
 /// Leave progress.
 #[derive(Debug, Clone)]
 pub(crate) struct Leave {
-    pub(crate) deadline: Instant,
-    pub(crate) acks: usize,
+    deadline: Instant,
+    acks: usize,
     /// Acks that complete the leave: one per member pinged, at most `swim.leave_acks`.
-    pub(crate) needed: usize,
-    pub(crate) done: bool,
+    needed: usize,
+    done: bool,
 }
 
 impl<R: Rng> Node<R> {
@@ -129,8 +136,7 @@ impl<R: Rng> Node<R> {
             self.broadcast(claim);
         }
         for peer in &peers {
-            let sequence = self.prober.sequence(&mut self.rng);
-            self.prober.leave_pings.push(sequence);
+            let sequence = self.prober.leave_ping(&mut self.rng);
             let me = self.identity.name.clone();
             let ping = v1::Ping { sequence, target: String::new(), summary: None };
             self.send_with_priority(*peer, Body::Ping(ping), Some(&me));
@@ -151,10 +157,9 @@ impl<R: Rng> Node<R> {
     }
 
     pub(crate) fn on_leave_ack(&mut self, sequence: u32) {
-        if !self.prober.leave_pings.contains(&sequence) {
+        if !self.prober.leave_ping_acked(sequence) {
             return;
         }
-        self.prober.leave_pings.retain(|s| *s != sequence);
         if let Some(leave) = self.leave.as_mut() {
             leave.acks += 1;
             if leave.acks >= leave.needed {

@@ -269,7 +269,7 @@ impl<R: Rng> Node<R> {
     /// suspicion times out, we declare the death ourselves. Further Dead claims meanwhile
     /// are absorbed without confirming it. Returns whether the claim was deferred (`false`: apply it).
     fn defer_death(&mut self, index: usize, claim: &Claim, state: MemberState) -> bool {
-        let deferred = self.suspicions.get(&claim.name).filter(|s| s.deferred).map(|s| s.incarnation);
+        let deferred = self.suspicions.get(&claim.name).and_then(|s| s.deferred_incarnation());
         if deferred == Some(claim.incarnation) {
             // Not a confirmation: after a heal every member of the other side repeats the
             // same old news, which would shrink the suspicion to its minimum before the
@@ -285,7 +285,7 @@ impl<R: Rng> Node<R> {
         self.stop_suspicion(&claim.name);
         self.start_suspicion(&claim.name, claim.incarnation, &claim.from);
         if let Some(suspicion) = self.suspicions.get_mut(&claim.name) {
-            suspicion.deferred = true;
+            suspicion.defer();
         }
         // A member never heard from directly may be made up (see `probe.rs`): it is not
         // probed out of turn.

@@ -57,8 +57,8 @@ pub(crate) struct Relay {
 /// One shuffled round-robin order of members to probe.
 #[derive(Debug, Default)]
 pub(crate) struct Order {
-    pub(crate) names: Vec<Arc<str>>,
-    pub(crate) position: usize,
+    names: Vec<Arc<str>>,
+    position: usize,
 }
 
 impl Order {
@@ -90,19 +90,19 @@ impl Order {
 #[derive(Debug)]
 pub(crate) struct Prober {
     /// Round-robin order of the members heard from directly (see `Replica::heard`).
-    pub(crate) heard: Order,
+    heard: Order,
     /// Round-robin order of the members never heard from directly.
-    pub(crate) unheard: Order,
+    unheard: Order,
     /// Whether the next probe goes to a member never heard from (when there is one).
     unheard_turn: bool,
     /// Members to probe before the round-robin orders, oldest first: those whose death a
     /// third party claimed while we held them Alive (see `Node::defer_death`).
     soon: std::collections::VecDeque<Arc<str>>,
-    pub(crate) next_probe: Instant,
-    pub(crate) current: Option<Probe>,
+    next_probe: Instant,
+    current: Option<Probe>,
     relays: BTreeMap<u32, Relay>,
     /// Sequences of the pings that announce our leave.
-    pub(crate) leave_pings: Vec<u32>,
+    leave_pings: Vec<u32>,
 }
 
 impl Prober {
@@ -131,6 +131,26 @@ impl Prober {
                 return sequence;
             }
         }
+    }
+
+    /// A fresh sequence for a ping that announces our leave; its ack is recognized by
+    /// [`is_leave_ping`](Self::is_leave_ping).
+    pub(crate) fn leave_ping<R: Rng>(&mut self, rng: &mut R) -> u32 {
+        let sequence = self.sequence(rng);
+        self.leave_pings.push(sequence);
+        sequence
+    }
+
+    /// Whether `sequence` is that of a leave ping not acked yet.
+    pub(crate) fn is_leave_ping(&self, sequence: u32) -> bool {
+        self.leave_pings.contains(&sequence)
+    }
+
+    /// The leave ping `sequence` was acked: `true` the first time.
+    pub(crate) fn leave_ping_acked(&mut self, sequence: u32) -> bool {
+        let before = self.leave_pings.len();
+        self.leave_pings.retain(|s| *s != sequence);
+        self.leave_pings.len() < before
     }
 
     /// Most members waiting in the `soon` queue.
@@ -453,7 +473,7 @@ impl<R: Rng> Node<R> {
             }
             return;
         }
-        if self.prober.leave_pings.contains(&ack.sequence) {
+        if self.prober.is_leave_ping(ack.sequence) {
             self.on_leave_ack(ack.sequence);
             return;
         }

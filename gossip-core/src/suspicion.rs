@@ -15,7 +15,7 @@ use crate::node::Node;
 /// One running suspicion.
 #[derive(Debug, Clone)]
 pub(crate) struct Suspicion {
-    pub(crate) incarnation: u32,
+    incarnation: u32,
     started: Instant,
     min: Duration,
     max: Duration,
@@ -23,14 +23,24 @@ pub(crate) struct Suspicion {
     expected: u32,
     /// Distinct members that confirmed (the first accuser included).
     confirmed_by: Vec<String>,
-    pub(crate) deadline: Instant,
+    deadline: Instant,
     /// Started by a third party's Dead claim about a member this node held Alive (see
     /// `Node::defer_death`): further Dead claims only confirm it, and it ends in a death
     /// when it times out or when this node's own probe of the member fails.
-    pub(crate) deferred: bool,
+    deferred: bool,
 }
 
 impl Suspicion {
+    /// The incarnation under suspicion, if this suspicion is a deferred death (see
+    /// `Node::defer_death`).
+    pub(crate) fn deferred_incarnation(&self) -> Option<u32> {
+        self.deferred.then_some(self.incarnation)
+    }
+
+    /// Makes this suspicion a deferred death.
+    pub(crate) fn defer(&mut self) {
+        self.deferred = true;
+    }
     pub(crate) fn new(
         incarnation: u32,
         from: &str,

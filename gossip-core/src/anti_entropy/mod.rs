@@ -90,7 +90,7 @@ impl<R: Rng> Node<R> {
     pub(crate) fn choose_peers(&mut self) -> Vec<SocketAddr> {
         let mut peers = self.random_live_members(self.config.fanout, &[]);
         let seeds: Vec<SocketAddr> =
-            self.join.seeds.iter().copied().filter(|s| *s != self.identity.address).collect();
+            self.join.seeds().iter().copied().filter(|s| *s != self.identity.address).collect();
         let live = self.live_members();
         if !seeds.is_empty() && (!peers.iter().any(|p| seeds.contains(p)) || live < seeds.len()) {
             let seed = seeds[self.rng.random_range(0..seeds.len())];
@@ -112,7 +112,7 @@ impl<R: Rng> Node<R> {
     /// while it stays outside our view we may be an island that never merges. O(n) in the
     /// table, only in rounds skipped as in sync.
     fn seed_outside_view(&self) -> Option<SocketAddr> {
-        let seeds = &self.join.seeds;
+        let seeds = self.join.seeds();
         if seeds.is_empty() {
             return None;
         }
@@ -155,7 +155,7 @@ impl<R: Rng> Node<R> {
 
     /// Whether `peer` is a seed or a dead or departed member (see `choose_peers`).
     fn is_backstop(&self, peer: SocketAddr) -> bool {
-        self.join.seeds.contains(&peer)
+        self.join.seeds().contains(&peer)
             || self
                 .table
                 .departed_names()
