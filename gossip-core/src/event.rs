@@ -153,7 +153,7 @@ pub enum Event {
         /// The aggregate's name.
         name: String,
         /// The estimate at the end of the epoch.
-        estimate: crate::aggregate::AggregateEstimate,
+        estimate: crate::aggregate::state::AggregateEstimate,
     },
     /// A key of another node's table was deleted (no event for this node's own deletes).
     KeyDeleted {

@@ -8,8 +8,8 @@ use gossip_proto::v1;
 use rand::RngExt;
 use rand_core::Rng;
 
-use crate::aggregate::Aggregation;
-use crate::anti_entropy::GossipSchedule;
+use crate::aggregate::state::Aggregation;
+use crate::anti_entropy::schedule::GossipSchedule;
 use crate::broadcast::Broadcasts;
 use crate::config::Config;
 use crate::conflict::NameCheck;
@@ -436,9 +436,7 @@ impl<R: Rng> Node<R> {
         if self.name_check.given_up() {
             return;
         }
-        for timer in crate::timers::Timer::ORDER {
-            self.run_timer(timer, now);
-        }
+        self.run_timers(now);
     }
 
     // ----- outputs -----

@@ -68,10 +68,17 @@ impl<R: Rng> Node<R> {
         Timer::ORDER.into_iter().filter_map(|timer| self.deadline_of(timer)).min()
     }
 
+    /// Runs every timer, in [`Timer::ORDER`]: whatever of each is due at `now`.
+    pub(crate) fn run_timers(&mut self, now: Instant) {
+        for timer in Timer::ORDER {
+            self.run_timer(timer, now);
+        }
+    }
+
     /// Runs `timer`: whatever of it is due, nothing otherwise. Every timer runs at
     /// `self.now` except the gossip round, which compares its deadline with the `now` given
     /// to `handle_timeout` (earlier than `self.now` after a clock that went back).
-    pub(crate) fn run_timer(&mut self, timer: Timer, now: Instant) {
+    fn run_timer(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::NameCheck => self.drive_name_check(),
             Timer::KeyExpiry => self.expire_keys(),

@@ -28,7 +28,7 @@
 
 #[cfg(test)]
 mod conservation;
-mod state;
+pub(crate) mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use rand::RngExt;
 use rand_core::Rng;
 
 pub use state::AggregateEstimate;
-pub(crate) use state::{Aggregation, valid_transfer};
+pub(crate) use state::valid_transfer;
 use state::{MAX_CONTRIBUTION, Peer};
 
 use crate::error::AggregateError;

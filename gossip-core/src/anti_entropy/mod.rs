@@ -30,9 +30,7 @@ use crate::membership::{ClaimKind, Source};
 use crate::message::{Ack2, Syn, SynAck};
 use crate::node::Node;
 
-mod schedule;
-
-pub(crate) use schedule::GossipSchedule;
+pub(crate) mod schedule;
 
 /// A `Syn` names the nodes changed within this many gossip intervals...
 const SYN_RECENT_ROUNDS: u32 = 4;
