@@ -97,15 +97,7 @@ pub(crate) fn compare(
                 continue;
             }
             unknown += 1;
-            comparison.behind.push(v1::DigestEntry {
-                name: theirs.name.clone(),
-                generation: theirs.generation,
-                max_version: 0,
-                gc_watermark: 0,
-                unknown: true,
-                incarnation: 0,
-                state: 0,
-            });
+            comparison.behind.push(unknown_entry(theirs.name.clone(), theirs.generation));
             continue;
         };
         comparison.mentioned.insert(index);
@@ -138,15 +130,7 @@ pub(crate) fn compare(
             // so that it learns the node exists.
             comparison.deltas.push(DeltaPlan { index, from: 0, reset: false, missing: ours.max_version });
         } else if theirs.generation > ours.generation {
-            comparison.behind.push(v1::DigestEntry {
-                name: name.to_owned(),
-                generation: theirs.generation,
-                max_version: 0,
-                gc_watermark: 0,
-                unknown: true,
-                incarnation: 0,
-                state: 0,
-            });
+            comparison.behind.push(unknown_entry(name.to_owned(), theirs.generation));
         } else if ours.max_version > theirs.max_version {
             let reset = theirs.max_version < ours.gc_watermark && theirs.gc_watermark < ours.gc_watermark;
             let from = if reset { 0 } else { theirs.max_version };
@@ -267,4 +251,17 @@ pub(crate) fn push_window(
         out.push(candidate);
     }
     table.set_cursor(stopped_at);
+}
+
+/// A request for a whole table we do not hold (a node, or a generation of it, new to us).
+fn unknown_entry(name: String, generation: u64) -> v1::DigestEntry {
+    v1::DigestEntry {
+        name,
+        generation,
+        max_version: 0,
+        gc_watermark: 0,
+        unknown: true,
+        incarnation: 0,
+        state: 0,
+    }
 }

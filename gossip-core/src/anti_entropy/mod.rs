@@ -211,17 +211,8 @@ impl<R: Rng> Node<R> {
         // Push mode opens push-pull exchanges too (with seeds and the dead, see
         // `gossip_round`): a pull alone would never hand our news to the seed.
         let deltas = if self.config.mode != AntiEntropyMode::Pull {
-            let plans: Vec<DeltaPlan> = self
-                .table
-                .recent_first_since(recent.changed_since, recent.max_entries)
-                .into_iter()
-                .filter_map(|index| {
-                    let (_, replica) = self.table.get(index)?;
-                    let from = replica.recent_base();
-                    let missing = replica.max_version.checked_sub(from).filter(|m| *m > 0)?;
-                    Some(DeltaPlan { index, from, reset: false, missing })
-                })
-                .collect();
+            let plans =
+                self.recent_plans(self.table.recent_first_since(recent.changed_since, recent.max_entries));
             let mut share = fresh.share(SYN_DELTAS_SHARE.0, SYN_DELTAS_SHARE.1);
             let before = share.remaining();
             let (deltas, _) = delta::pack(&self.table, plans, &mut share);
@@ -242,11 +233,10 @@ impl<R: Rng> Node<R> {
         self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32, deltas }));
     }
 
-    /// Push mode: the deltas of recently changed nodes, from where their recent run began.
-    fn send_push(&mut self, peer: SocketAddr) {
-        let plans: Vec<DeltaPlan> = self
-            .table
-            .recent_first()
+    /// The delta plans of the recently changed nodes at `indexes`, each from where its recent
+    /// run began (nodes with nothing since are left out).
+    fn recent_plans(&self, indexes: Vec<usize>) -> Vec<DeltaPlan> {
+        indexes
             .into_iter()
             .filter_map(|index| {
                 let (_, replica) = self.table.get(index)?;
@@ -254,7 +244,12 @@ impl<R: Rng> Node<R> {
                 let missing = replica.max_version.checked_sub(from).filter(|m| *m > 0)?;
                 Some(DeltaPlan { index, from, reset: false, missing })
             })
-            .collect();
+            .collect()
+    }
+
+    /// Push mode: the deltas of recently changed nodes, from where their recent run began.
+    fn send_push(&mut self, peer: SocketAddr) {
+        let plans = self.recent_plans(self.table.recent_first());
         if plans.is_empty() {
             return;
         }

@@ -136,6 +136,22 @@ pub(crate) struct Slot {
     pub(crate) last_handle: Duration,
 }
 
+impl Slot {
+    /// A running node on `clock`, not paused, with no timer armed yet.
+    fn running(node: Node<ChaCha8Rng>, clock: NodeClock) -> Self {
+        Self {
+            node: Some(node),
+            clock,
+            paused: false,
+            inbox: VecDeque::new(),
+            epoch: 0,
+            armed: None,
+            delay: ProcessingDelay::NONE,
+            last_handle: Duration::ZERO,
+        }
+    }
+}
+
 /// Many [`Node`]s in one process on a virtual clock, exchanging their real encoded datagrams
 /// through a simulated network.
 ///
@@ -231,16 +247,7 @@ impl Simulation {
         };
         for index in 0..n {
             let node = sim.start_node(index, 1)?;
-            sim.slots.push(Slot {
-                node: Some(node),
-                clock: NodeClock::default(),
-                paused: false,
-                inbox: VecDeque::new(),
-                epoch: 0,
-                armed: None,
-                delay: ProcessingDelay::NONE,
-                last_handle: Duration::ZERO,
-            });
+            sim.slots.push(Slot::running(node, NodeClock::default()));
         }
         match &config.bootstrap {
             Bootstrap::InSync => sim.introduce_everyone(config.build_threads),

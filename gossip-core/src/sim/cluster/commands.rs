@@ -272,16 +272,7 @@ impl Simulation {
         };
         let addresses = &self.addresses;
         node.join(seeds.into_iter().filter(|s| *s < index).map(|s| addresses[s]));
-        self.slots.push(Slot {
-            node: Some(node),
-            clock,
-            paused: false,
-            inbox: VecDeque::new(),
-            epoch: 0,
-            armed: None,
-            delay: ProcessingDelay::NONE,
-            last_handle: Duration::ZERO,
-        });
+        self.slots.push(Slot::running(node, clock));
         self.observer.add_node();
         self.drain(index);
         Ok(index)
