@@ -28,7 +28,7 @@ impl Join {
     }
 }
 
-/// Why a seed did not let this node join, as [`Event::JoinFailed`] reports it.
+/// Why a seed did not let this node join, as [`Event::JoinFailed`](crate::Event::JoinFailed) reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum JoinProblem {

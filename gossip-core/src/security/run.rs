@@ -28,7 +28,7 @@ impl<R: Rng> Node<R> {
     }
 
     /// Removes a key that is not the primary: datagrams sealed with it are dropped from now
-    /// on (counted in [`Metrics::unknown_key_ids`]).
+    /// on (counted in [`Metrics::unknown_key_ids`](crate::Metrics::unknown_key_ids)).
     pub fn remove_key(&mut self, fingerprint: KeyFingerprint) -> Result<(), KeyringError> {
         self.security.keyring.remove(fingerprint)?;
         self.publish_keyring();

@@ -75,6 +75,7 @@ mod observe;
 mod queue;
 mod scenario;
 mod trace;
+mod violation;
 mod watch;
 
 pub use clock::ClockJump;
