@@ -91,11 +91,11 @@ impl<R: Rng> Node<R> {
         if max_version > 0 {
             self.heat_rumor(LOCAL, generation, 0, max_version);
         }
-        self.metrics.self_heals += 1;
-        self.events.emit(Event::SelfHealed { reason, old_generation, new_generation: generation });
+        self.out.metrics.self_heals += 1;
+        self.out.events.emit(Event::SelfHealed { reason, old_generation, new_generation: generation });
         self.note_activity();
         if let Some(alive) = self.claim_about(LOCAL) {
-            self.broadcast(alive);
+            self.queue_claim(alive);
         }
     }
 }

@@ -48,7 +48,7 @@ impl<R: Rng> Node<R> {
                     let name = std::sync::Arc::from(name);
                     self.prober.insert(name, &mut self.rng);
                 }
-                self.events.emit(Event::MemberDiscovered { name: name.to_owned(), generation, address });
+                self.out.events.emit(Event::MemberDiscovered { name: name.to_owned(), generation, address });
                 true
             }
             Upsert::Restarted { index, old_generation, old_address } => {
@@ -56,7 +56,7 @@ impl<R: Rng> Node<R> {
                 // A suspicion of the old generation says nothing of the new one (a deferred
                 // one would otherwise declare it dead, see `Node::defer_death`).
                 self.stop_suspicion(name);
-                self.events.emit(Event::MemberRestarted {
+                self.out.events.emit(Event::MemberRestarted {
                     name: name.to_owned(),
                     old_generation,
                     generation,
@@ -67,11 +67,11 @@ impl<R: Rng> Node<R> {
             }
             // An unknown sender beyond the cap is still answered; it is just not recorded.
             Upsert::Full => {
-                self.metrics.nodes_over_cap += 1;
+                self.out.metrics.nodes_over_cap += 1;
                 true
             }
             Upsert::TooFarAhead => {
-                self.metrics.generations_refused += 1;
+                self.out.metrics.generations_refused += 1;
                 false
             }
             Upsert::Stale | Upsert::Local => false,
@@ -87,7 +87,7 @@ impl<R: Rng> Node<R> {
             // The simulator's in-sync start stands for a cluster that has run a while: every
             // member has been heard from.
             Upsert::Discovered(index) | Upsert::Known(index) => self.table.mark_heard(index),
-            Upsert::Full => self.metrics.nodes_over_cap += 1,
+            Upsert::Full => self.out.metrics.nodes_over_cap += 1,
             _ => {}
         }
     }
@@ -111,7 +111,7 @@ impl<R: Rng> Node<R> {
             if gone && self.table.index_of(&node_delta.name).is_none() {
                 // A node we do not know that the sender holds dead or departed: not learned
                 // (see `apply_claim`), its table neither.
-                self.metrics.stale_deltas += 1;
+                self.out.metrics.stale_deltas += 1;
                 continue;
             }
             let upsert = self.table.upsert(
@@ -127,10 +127,10 @@ impl<R: Rng> Node<R> {
                         || (node_delta.generation == ours.generation
                             && node_delta.to_version > ours.max_version);
                     if newer {
-                        self.metrics.rejected_own_deltas += 1;
+                        self.out.metrics.rejected_own_deltas += 1;
                         self.heal_if_ahead_of_us(node_delta.generation, node_delta.to_version);
                     } else {
-                        self.metrics.stale_deltas += 1;
+                        self.out.metrics.stale_deltas += 1;
                         // Its claim about us still gets its answer (a refutation, say).
                         let current = node_delta.generation == self.identity.generation;
                         if let Some(state) = node_delta.state.filter(|_| current) {
@@ -149,15 +149,15 @@ impl<R: Rng> Node<R> {
                     continue;
                 }
                 Upsert::Stale => {
-                    self.metrics.stale_deltas += 1;
+                    self.out.metrics.stale_deltas += 1;
                     continue;
                 }
                 Upsert::Full => {
-                    self.metrics.nodes_over_cap += 1;
+                    self.out.metrics.nodes_over_cap += 1;
                     continue;
                 }
                 Upsert::TooFarAhead => {
-                    self.metrics.generations_refused += 1;
+                    self.out.metrics.generations_refused += 1;
                     continue;
                 }
                 Upsert::Known(index) => {
@@ -165,7 +165,7 @@ impl<R: Rng> Node<R> {
                     if !source.is_first_hand(&node_delta.name)
                         && node_delta.to_version.saturating_sub(known) > self.config.max_version_jump
                     {
-                        self.metrics.jumps_refused += 1;
+                        self.out.metrics.jumps_refused += 1;
                         continue;
                     }
                     index
@@ -189,26 +189,26 @@ impl<R: Rng> Node<R> {
             let generation = node_delta.generation;
             let (now, deadline) = (self.now, self.now + self.config.tombstone_grace);
             let max_keys = self.config.max_keys_per_node;
-            let events = &mut self.events;
+            let events = &mut self.out.events;
             let result = self.table.modify(index, |owner, replica| {
                 replica.apply(owner, node_delta, now, deadline, max_keys, events)
             });
             match result {
                 Some(Ok(applied)) => {
-                    self.metrics.deltas_applied += 1;
-                    self.metrics.entries_applied += applied.entries as u64;
-                    self.metrics.replica_resets += u64::from(applied.reset);
-                    self.metrics.keys_over_cap += applied.over_cap as u64;
+                    self.out.metrics.deltas_applied += 1;
+                    self.out.metrics.entries_applied += applied.entries as u64;
+                    self.out.metrics.replica_resets += u64::from(applied.reset);
+                    self.out.metrics.keys_over_cap += applied.over_cap as u64;
                     if applied.to > applied.from || applied.reset {
                         self.heat_rumor(index, generation, applied.from, applied.to);
                         self.note_activity();
                     }
                 }
                 Some(Err(NotApplied::AlreadyKnown)) => {
-                    self.metrics.stale_deltas += 1;
+                    self.out.metrics.stale_deltas += 1;
                     already_known.push(index);
                 }
-                Some(Err(NotApplied::Gap)) | None => self.metrics.stale_deltas += 1,
+                Some(Err(NotApplied::Gap)) | None => self.out.metrics.stale_deltas += 1,
             }
         }
         already_known

@@ -10,11 +10,10 @@ use rand_core::Rng;
 
 use crate::aggregate::state::Aggregation;
 use crate::anti_entropy::schedule::GossipSchedule;
-use crate::broadcast::Broadcasts;
 use crate::config::Config;
 use crate::conflict::NameCheck;
 use crate::error::{ConfigError, WriteError};
-use crate::event::{BoundedQueue, Event, Events, Output, Transmit};
+use crate::event::{Event, Output};
 use crate::health::LocalHealth;
 use crate::identity::Identity;
 use crate::keyring::Keyring;
@@ -22,6 +21,7 @@ use crate::lifecycle::{Join, Leave};
 use crate::membership::{ClaimKind, MemberState, Source};
 use crate::message::{self, DropReason, EnvelopeBuilder};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::probe::Prober;
 use crate::replica::StoredEntry;
 use crate::rumor::Rumors;
@@ -83,19 +83,17 @@ pub struct Node<R> {
     pub(crate) rng: R,
     pub(crate) table: NodeTable,
     pub(crate) envelopes: EnvelopeBuilder,
+    /// Datagrams, events, counters and piggyback claims on their way out.
+    pub(crate) out: Outbox,
     pub(crate) join: Join,
     pub(crate) leave: Option<Leave>,
     pub(crate) prober: Prober,
     pub(crate) health: LocalHealth,
     pub(crate) suspicions: Suspicions,
-    pub(crate) broadcasts: Broadcasts,
     /// Anti-entropy's rounds, backoff and in-sync shortcuts.
     pub(crate) gossip: GossipSchedule,
     /// The latest time seen by any input; commands are stamped with it.
     pub(crate) now: Instant,
-    pub(crate) transmits: BoundedQueue<Transmit>,
-    pub(crate) events: Events,
-    pub(crate) metrics: Metrics,
     pub(crate) rumors: Rumors,
     pub(crate) aggregation: Aggregation,
     /// The keyring, sealing and anti-replay.
@@ -188,17 +186,14 @@ impl<R: Rng> Node<R> {
             table: NodeTable::with_seed(&identity, rng.next_u64())
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
-            transmits: BoundedQueue::new(config.max_pending_transmits),
-            events: Events::new(config.max_pending_events),
+            out: Outbox::new(&config),
             join: Join::default(),
             leave: None,
             prober: Prober::new(now + probe_phase),
             health: LocalHealth::default(),
             suspicions: Suspicions::new(),
-            broadcasts: Broadcasts::new(config.swim.max_broadcasts),
             gossip: GossipSchedule::new(now + phase),
             now,
-            metrics: Metrics::default(),
             rumors: Rumors::new(config.max_hot_rumors),
             aggregation: Aggregation::new(config.aggregation.clone(), config.max_nodes, now),
             config,
@@ -207,7 +202,7 @@ impl<R: Rng> Node<R> {
         };
         // Announce ourselves: the first datagrams carry our Alive claim.
         if let Some(alive) = node.claim_about(LOCAL) {
-            node.broadcast(alive);
+            node.queue_claim(alive);
         }
         node.publish_keyring();
         Ok(node)
@@ -264,7 +259,7 @@ impl<R: Rng> Node<R> {
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> Metrics {
-        Metrics { events_dropped: self.events.dropped, ..self.metrics.clone() }
+        Metrics { events_dropped: self.out.events.dropped, ..self.out.metrics.clone() }
     }
 
     /// Lifeguard's local-health score, 0 (healthy) to `swim.max_health_score`: probe
@@ -336,13 +331,13 @@ impl<R: Rng> Node<R> {
     /// in [`metrics`](Self::metrics), and leave the state unchanged.
     pub fn handle_input(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.advance(now);
-        self.metrics.datagrams_in += 1;
-        self.metrics.bytes_in += datagram.len() as u64;
+        self.out.metrics.datagrams_in += 1;
+        self.out.metrics.bytes_in += datagram.len() as u64;
         if self.name_check.given_up() {
             return;
         }
         if datagram.len() > self.config.max_datagram_size {
-            self.metrics.oversized_datagrams += 1;
+            self.out.metrics.oversized_datagrams += 1;
             return;
         }
         // One copy into `Bytes` (the opened plaintext, when sealed): the `bytes` fields
@@ -351,22 +346,22 @@ impl<R: Rng> Node<R> {
             Ok(encoded) => encoded,
             Err(refusal) => {
                 self.note_join_problem(from, crate::lifecycle::JoinProblem::Unreadable);
-                return refusal.count(&mut self.metrics);
+                return refusal.count(&mut self.out.metrics);
             }
         };
         let Ok(decoded) = message::decode(encoded) else {
-            self.metrics.decode_errors += 1;
+            self.out.metrics.decode_errors += 1;
             return;
         };
         let envelope = match message::check(decoded, &self.config, from) {
             Ok(envelope) => envelope,
-            Err(DropReason::Version) => return self.metrics.version_mismatches += 1,
+            Err(DropReason::Version) => return self.out.metrics.version_mismatches += 1,
             Err(DropReason::Cluster(cluster)) => {
-                self.metrics.cluster_mismatches += 1;
+                self.out.metrics.cluster_mismatches += 1;
                 self.note_join_problem(from, crate::lifecycle::JoinProblem::OtherCluster);
                 return self.report_foreign_cluster(from, &cluster);
             }
-            Err(DropReason::Malformed) => return self.metrics.malformed_messages += 1,
+            Err(DropReason::Malformed) => return self.out.metrics.malformed_messages += 1,
         };
         let message::Envelope { sender, membership, body } = envelope;
         let stated_address = sender.as_ref().is_some_and(|sender| sender.stated_address);
@@ -385,12 +380,12 @@ impl<R: Rng> Node<R> {
                 _ => false,
             };
             if !answered {
-                self.metrics.stale_senders += 1;
+                self.out.metrics.stale_senders += 1;
             }
             return;
         }
         if sender.as_ref().is_some_and(|sender| self.table.too_far_ahead(&sender.name, sender.generation)) {
-            self.metrics.generations_refused += 1;
+            self.out.metrics.generations_refused += 1;
             return;
         }
         // A sender without an address (a ping's) is placed at the datagram's source only if
@@ -445,10 +440,10 @@ impl<R: Rng> Node<R> {
     /// every input and command.
     #[must_use]
     pub fn poll(&mut self) -> Option<Output> {
-        if let Some(transmit) = self.transmits.pop() {
+        if let Some(transmit) = self.out.transmits.pop() {
             return Some(Output::Transmit(transmit));
         }
-        self.events.pop().map(Output::Event)
+        self.out.events.pop().map(Output::Event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called. There is always
@@ -480,7 +475,7 @@ impl<R: Rng> Node<R> {
         while !cluster.is_char_boundary(end) {
             end -= 1;
         }
-        self.events.emit(Event::ForeignCluster { from, cluster: cluster[..end].to_owned() });
+        self.out.events.emit(Event::ForeignCluster { from, cluster: cluster[..end].to_owned() });
     }
 
     /// Whether a datagram comes from ourselves or from an older generation of its sender.

@@ -124,7 +124,7 @@ impl<R: Rng> Node<R> {
         if !self.aggregation.is_active() {
             return;
         }
-        self.metrics.aggregate_rounds += 1;
+        self.out.metrics.aggregate_rounds += 1;
         if self.aggregation.count_round() {
             self.start_aggregation_epoch(self.aggregation.epoch().saturating_add(1));
         }
@@ -135,7 +135,7 @@ impl<R: Rng> Node<R> {
                 .and_then(|index| table.get(index))
                 .is_none_or(|(_, member)| !member.state.is_live())
         });
-        self.metrics.aggregate_peers_abandoned += abandoned as u64;
+        self.out.metrics.aggregate_peers_abandoned += abandoned as u64;
         let target = self.random_live_peer();
         let now = self.now;
         let transfers = if self.leave.is_some() {
@@ -185,7 +185,7 @@ impl<R: Rng> Node<R> {
     fn start_aggregation_epoch(&mut self, epoch: u64) {
         let leads = self.leads_aggregation();
         for (name, estimate) in self.aggregation.start_epoch(epoch, leads) {
-            self.events.emit(Event::AggregateChanged { name: name.to_string(), estimate });
+            self.out.events.emit(Event::AggregateChanged { name: name.to_string(), estimate });
         }
     }
 
@@ -205,7 +205,7 @@ impl<R: Rng> Node<R> {
     ) {
         if self.table.index_of(&sender.name).is_none() {
             // Only members move mass: a stranger's transfer would be acknowledged by nobody.
-            self.metrics.aggregate_transfers_refused += 1;
+            self.out.metrics.aggregate_transfers_refused += 1;
             return;
         }
         self.catch_up_aggregation(transfer.epoch);
@@ -214,16 +214,16 @@ impl<R: Rng> Node<R> {
         let ack = match self.aggregation.receive(&sender.name, sender.generation, &transfer) {
             Ok(ack) => ack,
             Err(TransferRefusal::StaleEpoch) => {
-                self.metrics.aggregate_transfers_refused += 1;
+                self.out.metrics.aggregate_transfers_refused += 1;
                 // Tell the sender where the cluster is, so it moves on.
                 v1::AggregateAck { epoch: self.aggregation.epoch(), sequence: 0 }
             }
             Err(TransferRefusal::Shrank | TransferRefusal::TooManyPeers | TransferRefusal::Overflow) => {
-                self.metrics.aggregate_transfers_refused += 1;
+                self.out.metrics.aggregate_transfers_refused += 1;
                 return;
             }
         };
-        self.metrics.aggregate_names_over_cap = self.aggregation.names_over_cap;
+        self.out.metrics.aggregate_names_over_cap = self.aggregation.names_over_cap;
         if !was_active && self.aggregation.is_active() {
             self.schedule_first_aggregation_round();
         }

@@ -53,9 +53,9 @@ impl<R: Rng> Node<R> {
 
     /// One anti-entropy round: collect garbage, then contact `fanout` random peers.
     pub(crate) fn gossip_round(&mut self) {
-        self.metrics.gossip_rounds += 1;
+        self.out.metrics.gossip_rounds += 1;
         let now = self.now;
-        self.metrics.tombstones_collected += self.table.collect_garbage(now) as u64;
+        self.out.metrics.tombstones_collected += self.table.collect_garbage(now) as u64;
         self.forget_departed();
         let window = self.config.gossip_interval * self.config.recent_rounds;
         self.table.prune_recent(now, window);
@@ -126,7 +126,7 @@ impl<R: Rng> Node<R> {
             .filter(|(seed, out)| *out && **seed != self.identity.address)
             .map(|(s, _)| *s)
             .collect();
-        let turn = self.metrics.gossip_rounds as usize;
+        let turn = self.out.metrics.gossip_rounds as usize;
         (!outside.is_empty()).then(|| outside[turn % outside.len()])
     }
 
@@ -168,7 +168,7 @@ impl<R: Rng> Node<R> {
         let window = self.config.swim.probe_interval * 2;
         let confirmed = self.gossip.confirmed_in_sync(self.now, window);
         if confirmed {
-            self.metrics.rounds_skipped_in_sync += 1;
+            self.out.metrics.rounds_skipped_in_sync += 1;
         }
         confirmed
     }
@@ -289,10 +289,10 @@ impl<R: Rng> Node<R> {
         let theirs = crate::summary::DigestSummary::from_wire(syn.summary.as_ref());
         if theirs == Some(self.table.summary()) {
             // Its pushed deltas, if any, are already known.
-            self.metrics.exchanges_in_sync += 1;
+            self.out.metrics.exchanges_in_sync += 1;
             return;
         }
-        self.metrics.exchanges_out_of_sync += 1;
+        self.out.metrics.exchanges_out_of_sync += 1;
         self.mark_out_of_sync();
         // First, so that the comparison below sees what they brought.
         self.apply_deltas(syn.deltas, source);
@@ -378,11 +378,11 @@ impl<R: Rng> Node<R> {
             max_nodes: self.config.max_nodes,
             max_version_jump: self.config.max_version_jump,
         };
-        let comparison = digest::compare(&self.table, entries, limits, source, &mut self.metrics);
+        let comparison = digest::compare(&self.table, entries, limits, source, &mut self.out.metrics);
         if let Some((generation, max_version)) = comparison.own_ahead {
             self.heal_if_ahead_of_us(generation, max_version);
         }
-        let events = &mut self.events;
+        let events = &mut self.out.events;
         for &(index, version) in &comparison.advertised {
             self.table.modify(index, |owner, replica| {
                 let first_hand = source.is_first_hand(owner.name);

@@ -74,7 +74,7 @@ impl<R: Rng> Node<R> {
                 self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
                 self.report_older_holder(from, sender.generation);
             }
-            _ => self.metrics.stale_senders += 1,
+            _ => self.out.metrics.stale_senders += 1,
         }
     }
 
@@ -93,7 +93,7 @@ impl<R: Rng> Node<R> {
         let Some(current) = self.claim_about(index).filter(|current| current.address != from) else {
             return false;
         };
-        self.metrics.displaced_answered += 1;
+        self.out.metrics.displaced_answered += 1;
         self.send_with_claims(from, Body::Ack(v1::Ack { sequence }), None, vec![current.to_wire()]);
         true
     }
@@ -112,10 +112,10 @@ impl<R: Rng> Node<R> {
 
     /// An older process under our name is alive at `from`: report it once.
     fn report_older_holder(&mut self, from: SocketAddr, generation: u64) {
-        self.metrics.name_conflicts += 1;
+        self.out.metrics.name_conflicts += 1;
         let reported = &mut self.name_check.reported;
         if reported.len() < CONFLICTS_REPORTED && reported.insert((from, generation)) {
-            self.events.emit(Event::NameConflict {
+            self.out.events.emit(Event::NameConflict {
                 other_address: from,
                 other_generation: generation,
                 kept: true,
@@ -127,8 +127,8 @@ impl<R: Rng> Node<R> {
     fn give_up_name(&mut self, address: SocketAddr, generation: u64) {
         self.name_check.pending = None;
         self.name_check.given_up_to = Some((address, generation));
-        self.metrics.name_conflicts += 1;
-        self.events.emit(Event::NameConflict {
+        self.out.metrics.name_conflicts += 1;
+        self.out.events.emit(Event::NameConflict {
             other_address: address,
             other_generation: generation,
             kept: false,

@@ -75,7 +75,7 @@ impl<R: Rng> Node<R> {
         let deadline = self.now + self.config.swim.leave_timeout;
         self.leave = Some(Leave { deadline, acks: 0, needed: peers.len(), done: false });
         if let Some(claim) = self.claim_about(LOCAL) {
-            self.broadcast(claim);
+            self.queue_claim(claim);
         }
         for peer in &peers {
             let sequence = self.prober.leave_ping(&mut self.rng);
@@ -114,7 +114,7 @@ impl<R: Rng> Node<R> {
         if let Some(leave) = self.leave.as_mut() {
             if !leave.done {
                 leave.done = true;
-                self.events.emit(Event::LeaveComplete);
+                self.out.events.emit(Event::LeaveComplete);
             }
         }
     }
@@ -130,7 +130,7 @@ impl<R: Rng> Node<R> {
                 .iter()
                 .map(|seed| (*seed, self.join.problems.get(seed).copied().unwrap_or(JoinProblem::NoAnswer)))
                 .collect();
-            self.events.emit(Event::JoinFailed { seeds });
+            self.out.events.emit(Event::JoinFailed { seeds });
         }
         if let Some(retry_at) = self.join.retry_at {
             if !self.join.joined && now >= retry_at {
@@ -153,7 +153,7 @@ impl<R: Rng> Node<R> {
             self.join.retry_at = None;
             self.join.deadline = None;
             self.join.problems.clear();
-            self.events.emit(Event::Joined { via: from });
+            self.out.events.emit(Event::Joined { via: from });
         }
     }
 
@@ -166,7 +166,7 @@ impl<R: Rng> Node<R> {
             if let Some(moved_from) = moved_from {
                 self.rumors.reindex(moved_from, index);
             }
-            self.metrics.members_forgotten += 1;
+            self.out.metrics.members_forgotten += 1;
         }
         if !removals.is_empty() {
             let table = &self.table;

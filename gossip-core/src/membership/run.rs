@@ -39,7 +39,7 @@ impl<R: Rng> Node<R> {
             // The death or departure of a member we do not know (memberlist's rule): learning
             // it would only bring back, for another retention time, a member the others are
             // forgetting, and a node that forgot it before them would learn it again.
-            self.metrics.stale_claims += 1;
+            self.out.metrics.stale_claims += 1;
             return;
         }
         let upsert =
@@ -52,15 +52,15 @@ impl<R: Rng> Node<R> {
                 index
             }
             Upsert::Stale | Upsert::Local => {
-                self.metrics.stale_claims += 1;
+                self.out.metrics.stale_claims += 1;
                 return;
             }
             Upsert::TooFarAhead => {
-                self.metrics.generations_refused += 1;
+                self.out.metrics.generations_refused += 1;
                 return;
             }
             Upsert::Full => {
-                self.metrics.nodes_over_cap += 1;
+                self.out.metrics.nodes_over_cap += 1;
                 return;
             }
         };
@@ -72,7 +72,7 @@ impl<R: Rng> Node<R> {
             && !source.is_first_hand(&claim.name)
             && claim.incarnation.saturating_sub(incarnation) > self.config.max_incarnation_jump
         {
-            self.metrics.jumps_refused += 1;
+            self.out.metrics.jumps_refused += 1;
             return;
         }
         if !fresh && !overrides(state, incarnation, claim.state, claim.incarnation) {
@@ -82,12 +82,12 @@ impl<R: Rng> Node<R> {
             {
                 // Another member independently suspects it too (Lifeguard's confirmations).
                 if self.confirm_suspicion(&claim.name, &claim.from) && gossip {
-                    self.broadcast(claim);
+                    self.queue_claim(claim);
                 }
             } else if claim.state.is_live() && !state.is_live() && gossip {
                 // A stale rumor of life about a member we know is gone: correct it.
                 if let Some(correction) = self.claim_about(index) {
-                    self.broadcast(correction);
+                    self.queue_claim(correction);
                 }
             }
             return;
@@ -107,7 +107,7 @@ impl<R: Rng> Node<R> {
             if let Some((_, member)) = self.table.get(index) {
                 claim.address = member.address;
             }
-            self.broadcast(claim);
+            self.queue_claim(claim);
         }
     }
 
@@ -137,7 +137,7 @@ impl<R: Rng> Node<R> {
         if state != MemberState::Alive {
             return false;
         }
-        self.metrics.deaths_deferred += 1;
+        self.out.metrics.deaths_deferred += 1;
         self.stop_suspicion(&claim.name);
         self.start_suspicion(&claim.name, claim.incarnation, &claim.from);
         if let Some(suspicion) = self.suspicions.get_mut(&claim.name) {
@@ -178,7 +178,7 @@ impl<R: Rng> Node<R> {
             .unwrap_or(false);
         let name = claim.name.clone();
         if moved && claim.state.is_live() {
-            self.events.emit(Event::MemberAddressChanged {
+            self.out.events.emit(Event::MemberAddressChanged {
                 name: name.clone(),
                 old: old_address,
                 new: claim.address,
@@ -188,28 +188,28 @@ impl<R: Rng> Node<R> {
             MemberState::Suspect => {
                 self.start_suspicion(&name, claim.incarnation, &claim.from);
                 if old != MemberState::Suspect {
-                    self.events.emit(Event::MemberSuspected { name, incarnation: claim.incarnation });
+                    self.out.events.emit(Event::MemberSuspected { name, incarnation: claim.incarnation });
                 }
             }
             MemberState::Alive => {
                 self.stop_suspicion(&name);
                 self.table.clear_departed(&name);
                 if matches!(old, MemberState::Suspect | MemberState::Dead) {
-                    self.events.emit(Event::MemberRecovered { name, incarnation: claim.incarnation });
+                    self.out.events.emit(Event::MemberRecovered { name, incarnation: claim.incarnation });
                 }
             }
             MemberState::Dead => {
                 self.stop_suspicion(&name);
                 self.table.mark_departed(Arc::from(name.as_str()), claim.generation, now);
                 if old != MemberState::Dead {
-                    self.events.emit(Event::MemberFailed { name, generation: claim.generation });
+                    self.out.events.emit(Event::MemberFailed { name, generation: claim.generation });
                 }
             }
             MemberState::Left => {
                 self.stop_suspicion(&name);
                 self.table.mark_departed(Arc::from(name.as_str()), claim.generation, now);
                 if old != MemberState::Left {
-                    self.events.emit(Event::MemberLeft { name, generation: claim.generation });
+                    self.out.events.emit(Event::MemberLeft { name, generation: claim.generation });
                 }
             }
         }
@@ -222,7 +222,7 @@ impl<R: Rng> Node<R> {
     fn answer_claim_about_us(&mut self, claim: &Claim) {
         if claim.generation != self.identity.generation {
             if claim.generation > self.identity.generation {
-                self.metrics.rejected_own_deltas += 1;
+                self.out.metrics.rejected_own_deltas += 1;
                 let live = matches!(claim.state, MemberState::Alive | MemberState::Suspect);
                 let jump = claim.generation - self.identity.generation;
                 if live && claim.address != self.identity.address && jump <= self.config.max_generation_jump {
@@ -232,7 +232,7 @@ impl<R: Rng> Node<R> {
                     self.heal_generation_ahead(claim.generation);
                 }
             } else {
-                self.metrics.stale_claims += 1;
+                self.out.metrics.stale_claims += 1;
             }
             return;
         }
@@ -253,7 +253,7 @@ impl<R: Rng> Node<R> {
             if claim.incarnation > ours.incarnation {
                 // Life at an incarnation we never took: nothing to refute (a suspicion at it
                 // later is), but counted; at the top, no suspicion could be refuted any more.
-                self.metrics.rejected_own_deltas += 1;
+                self.out.metrics.rejected_own_deltas += 1;
                 if claim.incarnation == u32::MAX {
                     self.heal(crate::event::SelfHealReason::IncarnationExhausted, self.identity.generation);
                 }
@@ -266,12 +266,12 @@ impl<R: Rng> Node<R> {
             return;
         };
         self.table.modify(LOCAL, |_, member| member.incarnation = incarnation);
-        self.metrics.refutations += 1;
+        self.out.metrics.refutations += 1;
         if accusing {
             self.health_refuted();
         }
         if let Some(alive) = self.claim_about(LOCAL) {
-            self.broadcast(alive);
+            self.queue_claim(alive);
         }
     }
 }

@@ -51,7 +51,7 @@ impl<R: Rng> Node<R> {
             }
             return;
         }
-        self.metrics.probes_failed += 1;
+        self.out.metrics.probes_failed += 1;
         let Some(index) = self.table.index_of(&probe.target) else { return };
         // A member never heard from may not exist (a hostile peer can name thousands): its
         // silence says nothing about our own health.
@@ -70,7 +70,7 @@ impl<R: Rng> Node<R> {
             // suspectNode does), so Lifeguard's timeout shrinks toward its minimum.
             let me = self.identity.name.clone();
             if self.confirm_suspicion(&claim.name, &me) {
-                self.broadcast(claim);
+                self.queue_claim(claim);
             }
             return;
         }
@@ -86,7 +86,7 @@ impl<R: Rng> Node<R> {
             self.prober.probe_soon(probe.target.clone());
         }
         self.set_member(index, &claim, MemberState::Alive, address);
-        self.broadcast(claim);
+        self.queue_claim(claim);
     }
 
     /// Pings the next member of the shuffled round-robin.
@@ -108,7 +108,7 @@ impl<R: Rng> Node<R> {
             nacked: Vec::new(),
             nacks_expected: 0,
         });
-        self.metrics.probes_sent += 1;
+        self.out.metrics.probes_sent += 1;
         let summary = Some(self.table.summary().to_wire());
         let ping = v1::Ping { sequence, target: target.to_string(), summary };
         // The buddy system: a suspect learns of the suspicion from the ping itself, even
@@ -206,7 +206,7 @@ impl<R: Rng> Node<R> {
         }
         for relay in relays {
             let request = v1::PingReq { sequence, target: Some(target_identity.clone()), nack };
-            self.metrics.ping_reqs_sent += 1;
+            self.out.metrics.ping_reqs_sent += 1;
             self.send(relay, Body::PingReq(request));
         }
     }
@@ -227,7 +227,7 @@ impl<R: Rng> Node<R> {
     pub(crate) fn on_ping(&mut self, from: SocketAddr, ping: v1::Ping) {
         if !ping.target.is_empty() && ping.target != self.identity.name {
             // The address now belongs to someone else: do not vouch for the old owner.
-            self.metrics.misdirected_pings += 1;
+            self.out.metrics.misdirected_pings += 1;
             return;
         }
         self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
@@ -251,7 +251,7 @@ impl<R: Rng> Node<R> {
         if self.prober.pending_relays() >= swim.max_pending_relays
             || from_requester >= swim.max_relays_per_requester
         {
-            self.metrics.relays_refused += 1;
+            self.out.metrics.relays_refused += 1;
             return;
         }
         let sequence = self.prober.sequence(&mut self.rng);
@@ -303,7 +303,7 @@ impl<R: Rng> Node<R> {
         if self.answers_name_check(from, ack.sequence) {
             return;
         }
-        self.metrics.stray_acks += 1;
+        self.out.metrics.stray_acks += 1;
     }
 
     /// A relay's nack: the relay is alive and answered, so our own link is not the problem.
@@ -325,7 +325,7 @@ impl<R: Rng> Node<R> {
                 return;
             }
         }
-        self.metrics.stray_acks += 1;
+        self.out.metrics.stray_acks += 1;
     }
 }
 
@@ -400,6 +400,6 @@ mod tests {
             );
             assert!(node.prober.unheard.position <= node.prober.unheard.names.len());
         }
-        assert!(node.metrics.members_forgotten >= 400);
+        assert!(node.metrics().members_forgotten >= 400);
     }
 }

@@ -18,7 +18,7 @@ impl<R: Rng> Node<R> {
         if self.config.dissemination != Dissemination::AntiEntropy
             && self.rumors.heat(index, generation, from, to)
         {
-            self.metrics.rumors_dropped += 1;
+            self.out.metrics.rumors_dropped += 1;
         }
     }
 
@@ -36,7 +36,7 @@ impl<R: Rng> Node<R> {
                 continue;
             }
             self.rumors.mark_sent(&indexes);
-            self.metrics.rumor_pushes += 1;
+            self.out.metrics.rumor_pushes += 1;
             self.send(peer, Body::Push(v1::Push { deltas, want_ack: true }));
         }
     }
@@ -64,11 +64,11 @@ impl<R: Rng> Node<R> {
                 // Only we write our table: a peer that knows more of it holds a forgery.
                 self.heal_if_ahead_of_us(known.generation, known.max_version);
             }
-            self.metrics.rumor_feedback += 1;
+            self.out.metrics.rumor_feedback += 1;
             let (rule, k) = (self.config.rumor_rule, self.config.rumor_k);
             let cooled =
                 self.rumors.feedback(index, known.generation, known.max_version, rule, k, &mut self.rng);
-            self.metrics.rumors_cooled += cooled as u64;
+            self.out.metrics.rumors_cooled += cooled as u64;
         }
     }
 }

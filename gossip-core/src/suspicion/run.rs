@@ -65,7 +65,7 @@ impl<R: Rng> Node<R> {
             claim.state = MemberState::Dead;
             let address = claim.address;
             self.set_member(index, &claim, MemberState::Suspect, address);
-            self.broadcast(claim);
+            self.queue_claim(claim);
         }
     }
 
@@ -82,7 +82,7 @@ impl<R: Rng> Node<R> {
         claim.incarnation = incarnation;
         let address = claim.address;
         self.set_member(index, &claim, old, address);
-        self.broadcast(claim);
+        self.queue_claim(claim);
     }
 
     /// The accusation a deferred suspicion of `name` stands for, at its incarnation (sent
