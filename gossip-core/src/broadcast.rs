@@ -1,6 +1,6 @@
-//! The piggyback queue of infection-style dissemination: membership updates waiting to ride
-//! on outgoing datagrams, least-transmitted first, each at most
-//! `retransmit_mult x ceil(log10(n + 1))` times.
+//! The piggyback queue of infection-style dissemination: membership updates (and, in a queue
+//! of their own, application broadcasts) waiting to ride on outgoing datagrams,
+//! least-transmitted first, each at most `retransmit_mult x ceil(log10(n + 1))` times.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -15,19 +15,21 @@ type Slot = (u32, Reverse<u64>);
 
 /// One update waiting to be piggybacked.
 #[derive(Debug, Clone)]
-struct Pending {
+struct Pending<M> {
     name: String,
-    update: v1::MembershipUpdate,
+    update: M,
     /// Its encoded size in the envelope.
     len: usize,
 }
 
-/// Membership updates to piggyback, at most one per member (the newest), at most `capacity`.
-/// Both queueing and taking cost O(log n) per update touched, so a long queue (many members
-/// changing under loss) does not slow every datagram down.
+/// Updates to piggyback, at most one per key (the newest; for membership updates the key is
+/// the member's name), at most `capacity`. Both queueing and taking cost O(log n) per update
+/// touched, so a long queue (many members changing under loss) does not slow every datagram
+/// down. `M` is the wire message; its envelope field must have a two-byte key (fields 16 to
+/// 2047), as `membership` (16) and `broadcasts` (19) do.
 #[derive(Debug)]
-pub(crate) struct Broadcasts {
-    queue: BTreeMap<Slot, Pending>,
+pub(crate) struct Broadcasts<M = v1::MembershipUpdate> {
+    queue: BTreeMap<Slot, Pending<M>>,
     slots: BTreeMap<String, Slot>,
     next_id: u64,
     capacity: usize,
@@ -43,7 +45,7 @@ pub(crate) fn membership_field_len(len: usize) -> usize {
 /// Stop looking for an update that fits once this many in a row did not.
 const MAX_MISFITS: usize = 16;
 
-impl Broadcasts {
+impl<M: Message + Clone> Broadcasts<M> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self { queue: BTreeMap::new(), slots: BTreeMap::new(), next_id: 0, capacity, dropped: 0 }
     }
@@ -52,9 +54,13 @@ impl Broadcasts {
         self.queue.len()
     }
 
-    /// Queues `update` about member `name`, replacing an older update about it. When full,
-    /// the most-transmitted update gives way.
-    pub(crate) fn push(&mut self, name: &str, update: v1::MembershipUpdate) {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Queues `update` under the key `name`, replacing an older update of that key. When
+    /// full, the most-transmitted update gives way.
+    pub(crate) fn push(&mut self, name: &str, update: M) {
         if let Some(slot) = self.slots.remove(name) {
             self.queue.remove(&slot);
         } else if self.queue.len() >= self.capacity {
@@ -72,7 +78,7 @@ impl Broadcasts {
     /// Takes the updates that fit `room` bytes: first the one about `first` (the buddy
     /// system), then the least-transmitted. Each taken update counts one transmission; those
     /// that reach `limit` leave the queue.
-    pub(crate) fn take(&mut self, room: usize, limit: u32, first: Option<&str>) -> Vec<v1::MembershipUpdate> {
+    pub(crate) fn take(&mut self, room: usize, limit: u32, first: Option<&str>) -> Vec<M> {
         if self.queue.is_empty() {
             return Vec::new();
         }

@@ -113,6 +113,22 @@ pub(crate) fn full_transfer_datagram_len(
     widest_envelope(bounds, v1::envelope::Body::AggregateTransfer(transfer)).encoded_len()
 }
 
+/// The encoded size of a `Gossip` datagram carrying one application broadcast of the longest
+/// origin name, a topic of `topic` bytes and a payload of `payload` bytes, from the widest
+/// sender: an application message of that size fits any datagram this one fits.
+pub(crate) fn broadcast_datagram_len(bounds: EnvelopeBounds<'_>, topic: usize, payload: usize) -> usize {
+    let mut envelope = widest_envelope(bounds, v1::envelope::Body::Gossip(v1::Gossip {}));
+    envelope.broadcasts.push(v1::UserBroadcast {
+        origin: "n".repeat(bounds.max_name_size),
+        generation: u64::MAX,
+        id: u64::MAX,
+        topic: "t".repeat(topic),
+        payload: vec![0xff; payload].into(),
+        latest: true,
+    });
+    envelope.encoded_len()
+}
+
 fn widest_address() -> v1::Address {
     v1::Address { ip: vec![0xff; 16].into(), port: u32::from(u16::MAX) }
 }
@@ -129,5 +145,6 @@ fn widest_envelope(bounds: EnvelopeBounds<'_>, body: v1::envelope::Body) -> v1::
         }),
         body: Some(body),
         membership: Vec::new(),
+        broadcasts: Vec::new(),
     }
 }

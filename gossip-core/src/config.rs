@@ -6,6 +6,10 @@ use crate::error::ConfigError;
 use crate::keyring::EncryptionMode;
 use crate::seal::SEAL_OVERHEAD;
 
+mod messages;
+
+pub use messages::MessageConfig;
+
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
@@ -157,6 +161,8 @@ pub struct Config {
     pub swim: SwimConfig,
     /// Push-sum aggregation of named numeric values.
     pub aggregation: AggregationConfig,
+    /// Application messages: direct messages and broadcasts.
+    pub messages: MessageConfig,
     /// Most datagrams waiting to be taken by [`crate::Node::poll`]; beyond it new ones are
     /// dropped and counted.
     pub max_pending_transmits: usize,
@@ -195,6 +201,7 @@ impl Config {
             encryption: EncryptionMode::Off,
             swim: SwimConfig::lan(),
             aggregation: AggregationConfig::lan(),
+            messages: MessageConfig::default(),
         }
     }
 
@@ -322,6 +329,7 @@ impl Config {
             return Err(ConfigError::Zero { field: "max_version_jump" });
         }
         self.aggregation.validate(self)?;
+        self.messages.validate(self)?;
         // A single entry of the largest allowed size must fit one datagram, or a node could
         // accept a write it can never replicate (chitchat's blocked-replication bug).
         let largest = crate::budget::single_entry_datagram_len(

@@ -197,3 +197,49 @@ pub enum AggregateError {
         max: usize,
     },
 }
+
+/// A [`crate::Node::send_to`] or [`crate::Node::broadcast`] that was refused; nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The payload is longer than `Config::messages.max_payload`.
+    #[error("the payload is {len} bytes; the limit is messages.max_payload = {max}")]
+    PayloadTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The topic is longer than `Config::messages.max_topic`.
+    #[error("the topic is {len} bytes; the limit is messages.max_topic = {max}")]
+    TopicTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message, with its topic and the envelope around it, would not fit one datagram
+    /// of `max_datagram_size` bytes.
+    #[error(
+        "the message needs a {needed}-byte datagram; max_datagram_size is {max_datagram_size}: send a smaller payload or topic"
+    )]
+    DoesNotFit {
+        /// The datagram it needs.
+        needed: usize,
+        /// The configured limit.
+        max_datagram_size: usize,
+    },
+    /// No live member of that name is known here (never heard of, failed, left, or this
+    /// node itself).
+    #[error("no live member named {name:?} is known here; check Node::nodes for the members")]
+    UnknownMember {
+        /// The name given.
+        name: String,
+    },
+    /// This node gave its name up to a newer process under the same name (see
+    /// [`crate::Event::NameConflict`]).
+    #[error(
+        "this node gave its name up to another process started under the same name; start it again under a unique name"
+    )]
+    NameGivenUp,
+}

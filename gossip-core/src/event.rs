@@ -93,6 +93,23 @@ pub enum Event {
         /// The address it has now.
         new: SocketAddr,
     },
+    /// A member sent this node an application message ([`Node::send_to`](crate::Node::send_to)).
+    Message {
+        /// The sender's name.
+        from: String,
+        /// What it sent.
+        payload: Bytes,
+    },
+    /// An application broadcast reached this node ([`Node::broadcast`](crate::Node::broadcast));
+    /// each is delivered once. A node does not get its own broadcasts.
+    Broadcast {
+        /// The member that broadcast it.
+        origin: String,
+        /// Its topic.
+        topic: String,
+        /// What it carries.
+        payload: Bytes,
+    },
     /// This node rejoined the cluster under a new generation, because a claim about it that
     /// it could not refute otherwise was heard (the claim may have been forged). Its table is
     /// kept; [`Node::identity`](crate::Node::identity) now carries `new_generation`.

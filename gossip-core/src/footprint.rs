@@ -35,6 +35,10 @@ pub struct Footprint {
     pub aggregation_peers: usize,
     /// Sending sessions whose anti-replay windows are kept (cap: `max_nodes`).
     pub replay_sessions: usize,
+    /// Application broadcasts waiting to be passed on (cap: `messages.max_pending_broadcasts`).
+    pub pending_broadcasts: usize,
+    /// Application broadcasts remembered as delivered (cap: `messages.remembered_broadcasts`).
+    pub remembered_broadcasts: usize,
 }
 
 impl Footprint {
@@ -53,6 +57,8 @@ impl Footprint {
             ("aggregates", self.aggregates, config.aggregation.max_aggregates),
             ("aggregation peers", self.aggregation_peers, config.max_nodes),
             ("replay sessions", self.replay_sessions, config.max_nodes),
+            ("pending broadcasts", self.pending_broadcasts, config.messages.max_pending_broadcasts),
+            ("remembered broadcasts", self.remembered_broadcasts, config.messages.remembered_broadcasts),
         ]
         .into_iter()
         .find(|(_, size, cap)| size > cap)
@@ -75,6 +81,8 @@ impl<R: Rng> Node<R> {
             aggregates: self.aggregation.held_count(),
             aggregation_peers: self.aggregation.peer_count(),
             replay_sessions: self.security.sessions(),
+            pending_broadcasts: self.messages.pending(),
+            remembered_broadcasts: self.messages.remembered(),
         }
     }
 }

@@ -114,6 +114,7 @@ mod lifecycle;
 mod membership;
 mod merge;
 mod message;
+mod messages;
 mod metrics;
 mod node;
 mod outbox;
@@ -140,8 +141,10 @@ mod ttl;
 pub use rand_core;
 
 pub use aggregate::AggregateEstimate;
-pub use config::{AggregationConfig, AntiEntropyMode, Config, Dissemination, RumorRule, SwimConfig};
-pub use error::{AggregateError, ConfigError, WriteError};
+pub use config::{
+    AggregationConfig, AntiEntropyMode, Config, Dissemination, MessageConfig, RumorRule, SwimConfig,
+};
+pub use error::{AggregateError, ConfigError, MessageError, WriteError};
 pub use event::{Event, Output, SelfHealReason, Transmit};
 pub use footprint::Footprint;
 pub use identity::{Identity, generation_at};

@@ -133,12 +133,27 @@ pub struct Metrics {
     pub replays: u64,
     /// Events dropped (the oldest) because `max_pending_events` were already waiting.
     pub events_dropped: u64,
+    /// Application messages received and delivered.
+    pub messages_in: u64,
+    /// Application messages dropped because their sender went over
+    /// `messages.rate_per_sender`.
+    pub messages_rate_limited: u64,
+    /// Application broadcasts delivered here (each once).
+    pub broadcasts_delivered: u64,
+    /// Application broadcasts received again after delivery; dropped.
+    pub broadcasts_duplicate: u64,
+    /// Coalesced broadcasts dropped because a later one of the same origin and topic was
+    /// delivered first.
+    pub broadcasts_superseded: u64,
+    /// Broadcasts that gave way in the full queue (`messages.max_pending_broadcasts`) before
+    /// being passed on as often as they should.
+    pub broadcasts_given_way: u64,
 }
 
 impl Metrics {
     /// Every counter with its field name, in declaration order: what an exporter publishes
     /// (the `node` program serves them in the Prometheus text format).
-    pub fn counters(&self) -> [(&'static str, u64); 53] {
+    pub fn counters(&self) -> [(&'static str, u64); 59] {
         [
             ("datagrams_in", self.datagrams_in),
             ("bytes_in", self.bytes_in),
@@ -193,6 +208,12 @@ impl Metrics {
             ("unknown_key_ids", self.unknown_key_ids),
             ("replays", self.replays),
             ("events_dropped", self.events_dropped),
+            ("messages_in", self.messages_in),
+            ("messages_rate_limited", self.messages_rate_limited),
+            ("broadcasts_delivered", self.broadcasts_delivered),
+            ("broadcasts_duplicate", self.broadcasts_duplicate),
+            ("broadcasts_superseded", self.broadcasts_superseded),
+            ("broadcasts_given_way", self.broadcasts_given_way),
         ]
     }
 

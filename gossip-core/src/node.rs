@@ -20,6 +20,7 @@ use crate::keyring::Keyring;
 use crate::lifecycle::{Join, Leave};
 use crate::membership::{ClaimKind, MemberState, Source};
 use crate::message::{self, DropReason, EnvelopeBuilder};
+use crate::messages::Messages;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::probe::Prober;
@@ -85,6 +86,8 @@ pub struct Node<R> {
     pub(crate) envelopes: EnvelopeBuilder,
     /// Datagrams, events, counters and piggyback claims on their way out.
     pub(crate) out: Outbox,
+    /// Application messages and broadcasts.
+    pub(crate) messages: Messages,
     pub(crate) join: Join,
     pub(crate) leave: Option<Leave>,
     pub(crate) prober: Prober,
@@ -187,6 +190,7 @@ impl<R: Rng> Node<R> {
                 .with_max_generation_jump(config.max_generation_jump),
             envelopes: EnvelopeBuilder::new(&config, &identity),
             out: Outbox::new(&config),
+            messages: Messages::new(&config, now),
             join: Join::default(),
             leave: None,
             prober: Prober::new(now + probe_phase),
@@ -363,7 +367,7 @@ impl<R: Rng> Node<R> {
             }
             Err(DropReason::Malformed) => return self.out.metrics.malformed_messages += 1,
         };
-        let message::Envelope { sender, membership, body } = envelope;
+        let message::Envelope { sender, membership, broadcasts, body } = envelope;
         let stated_address = sender.as_ref().is_some_and(|sender| sender.stated_address);
         let sender = sender.map(|sender| sender.identity);
         if let Some(sender) = sender.as_ref().filter(|sender| {
@@ -398,6 +402,9 @@ impl<R: Rng> Node<R> {
         if let Some(sender) = &sender {
             self.observe_sender(sender, from, stated_address);
         }
+        if !broadcasts.is_empty() {
+            self.on_broadcasts(broadcasts);
+        }
         self.note_contact(from);
         match body {
             message::Body::Ping(ping) => self.on_ping(from, ping),
@@ -420,6 +427,12 @@ impl<R: Rng> Node<R> {
             message::Body::AggregateAck(ack) => {
                 if let Some(sender) = &sender {
                     self.on_aggregate_ack(sender, ack);
+                }
+            }
+            message::Body::Gossip => {}
+            message::Body::UserMessage(payload) => {
+                if let Some(sender) = &sender {
+                    self.on_user_message(sender, payload);
                 }
             }
         }

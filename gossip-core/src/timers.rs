@@ -26,6 +26,8 @@ pub(crate) enum Timer {
     DeadGossip,
     /// The next aggregation round (`aggregate/`).
     Aggregation,
+    /// The next `Gossip` datagrams, while application broadcasts wait (`messages/`).
+    Broadcasts,
     /// The next anti-entropy round (`anti_entropy/`).
     GossipRound,
 }
@@ -36,7 +38,7 @@ impl Timer {
     /// that spreads their deletion. Probes before suspicions: a failed probe may confirm a
     /// suspicion and pull its deadline in. Suspicions before dead gossip: a suspicion that
     /// expires makes a dead member. The gossip round last, with everything above in it.
-    pub(crate) const ORDER: [Timer; 8] = [
+    pub(crate) const ORDER: [Timer; 9] = [
         Timer::NameCheck,
         Timer::KeyExpiry,
         Timer::Probe,
@@ -44,6 +46,7 @@ impl Timer {
         Timer::Suspicion,
         Timer::DeadGossip,
         Timer::Aggregation,
+        Timer::Broadcasts,
         Timer::GossipRound,
     ];
 }
@@ -59,6 +62,7 @@ impl<R: Rng> Node<R> {
             Timer::Suspicion => self.next_suspicion_deadline(),
             Timer::DeadGossip => self.next_dead_gossip(),
             Timer::Aggregation => self.next_aggregation_deadline(),
+            Timer::Broadcasts => self.messages.deadline(),
             Timer::GossipRound => Some(self.gossip.next_round()),
         }
     }
@@ -87,6 +91,7 @@ impl<R: Rng> Node<R> {
             Timer::Suspicion => self.expire_suspicions(),
             Timer::DeadGossip => self.drive_dead_gossip(),
             Timer::Aggregation => self.drive_aggregation(),
+            Timer::Broadcasts => self.drive_broadcasts(),
             Timer::GossipRound => self.drive_gossip_round(now),
         }
     }

@@ -88,6 +88,7 @@ fn forged_death(victim: usize, incarnation: u32) -> Vec<u8> {
             state: v1::MemberState::Dead as i32,
             from: "mallory".to_owned(),
         }],
+        broadcasts: Vec::new(),
     }
     .encode_to_vec()
 }
@@ -320,6 +321,7 @@ fn every_measured_attack_without_the_key_is_refused_whole() {
             sender: Some(sender),
             body: Some(body),
             membership,
+            broadcasts: Vec::new(),
         }
         .encode_to_vec()
     };

@@ -249,6 +249,7 @@ fn push_envelopes(
         sender: Some(sender.clone()),
         body: Some(Body::Push(v1::Push { deltas, want_ack: false, ..Default::default() })),
         membership: Vec::new(),
+        broadcasts: Vec::new(),
         ..Default::default()
     };
     let mut datagrams = Vec::new();
@@ -326,6 +327,7 @@ fn entries_per_syn(config: &Config, identity: &Identity, names: &[String]) -> us
             ..Default::default()
         })),
         membership: Vec::new(),
+        broadcasts: Vec::new(),
         ..Default::default()
     };
     // Three bytes of slack for the body's length prefix growing.

@@ -160,6 +160,8 @@ fn body_kind(body: &Option<Body>) -> &'static str {
         Some(Body::Nack(_)) => "Nack",
         Some(Body::AggregateTransfer(_)) => "AggregateTransfer",
         Some(Body::AggregateAck(_)) => "AggregateAck",
+        Some(Body::Gossip(_)) => "Gossip",
+        Some(Body::UserMessage(_)) => "UserMessage",
     }
 }
 
@@ -204,6 +206,8 @@ fn body_json(body: &Option<Body>) -> Value {
             json!({ "epoch": m.epoch, "sequence": m.sequence, "shares": shares })
         }
         Some(Body::AggregateAck(m)) => json!({ "epoch": m.epoch, "sequence": m.sequence }),
+        Some(Body::Gossip(_)) => json!({}),
+        Some(Body::UserMessage(m)) => json!({ "payload": hex(&m.payload) }),
     };
     json!({ "kind": body_kind(body), "fields": fields })
 }
@@ -219,13 +223,28 @@ fn envelope_json(envelope: &v1::Envelope) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut value = json!({
         "protocol_version": envelope.protocol_version,
         "cluster": envelope.cluster,
         "sender": identity_json(&envelope.sender),
         "body": body_json(&envelope.body),
         "membership": membership,
-    })
+    });
+    // Only in the vectors that carry broadcasts, so that the older vectors read the same.
+    if !envelope.broadcasts.is_empty() {
+        let broadcasts: Vec<Value> = envelope
+            .broadcasts
+            .iter()
+            .map(|b| {
+                json!({
+                    "origin": b.origin, "generation": b.generation, "id": b.id,
+                    "topic": b.topic, "payload": hex(&b.payload), "latest": b.latest,
+                })
+            })
+            .collect();
+        value["broadcasts"] = json!(broadcasts);
+    }
+    value
 }
 
 // ----- effects on a fresh receiver -----
@@ -508,6 +527,7 @@ fn record_run() -> (Vec<Captured>, Vec<Node<ChaCha8Rng>>) {
                     }],
                 })),
                 membership: Vec::new(),
+                broadcasts: Vec::new(),
             };
             run.nodes[1].handle_input(base + tick * (ms / 10), addr(NODES[2].2), &request.encode_to_vec());
         }

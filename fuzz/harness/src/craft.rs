@@ -177,9 +177,11 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
         9 => Body::Nack(v1::Nack { sequence: u32::from(r.u8()) }),
         // Aggregation bodies share the last choice with "no body", so that inputs written
         // before they existed keep their meaning.
-        _ => match r.below(4) {
+        _ => match r.below(8) {
             0 => Body::AggregateTransfer(aggregate_transfer(r)),
             1 => Body::AggregateAck(v1::AggregateAck { epoch: epoch(r), sequence: u64::from(r.below(8)) }),
+            4 => Body::Gossip(v1::Gossip {}),
+            5 => Body::UserMessage(v1::UserMessage { payload: payload(r) }),
             _ => return None,
         },
     })
@@ -232,6 +234,28 @@ fn aggregate_transfer(r: &mut Reader<'_>) -> v1::AggregateTransfer {
     v1::AggregateTransfer { epoch: epoch(r), sequence: u64::from(r.below(8)), shares }
 }
 
+/// An application payload: mostly short, sometimes at or beyond the default limit.
+fn payload(r: &mut Reader<'_>) -> bytes::Bytes {
+    match r.below(16) {
+        0 => vec![7; 1_025].into(),
+        1 => vec![7; 1_024].into(),
+        b => vec![b; usize::from(b)].into(),
+    }
+}
+
+/// An application broadcast from an origin of the pools: ids mostly small (0 breaks the
+/// rules), topics sometimes too long, coalesced sometimes.
+fn user_broadcast(r: &mut Reader<'_>) -> v1::UserBroadcast {
+    v1::UserBroadcast {
+        origin: name(r),
+        generation: u64::from(r.below(4)),
+        id: u64::from(r.below(4)),
+        topic: if r.below(16) == 0 { "t".repeat(65) } else { format!("t{}", r.below(3)) },
+        payload: payload(r),
+        latest: r.bool(),
+    }
+}
+
 fn membership_update(r: &mut Reader<'_>) -> v1::MembershipUpdate {
     v1::MembershipUpdate {
         member: Some(identity(r)),
@@ -249,5 +273,8 @@ pub fn envelope(r: &mut Reader<'_>, config: &Config) -> v1::Envelope {
     let sender = (r.below(16) != 0).then(|| identity(r));
     let body = body(r);
     let membership = (0..r.below(4)).map(|_| membership_update(r)).collect();
-    v1::Envelope { protocol_version, cluster, sender, body, membership }
+    // After everything else, so that inputs written before broadcasts existed keep their
+    // meaning (a reader past its end gives zeros: no broadcast).
+    let broadcasts = (0..r.below(3)).map(|_| user_broadcast(r)).collect();
+    v1::Envelope { protocol_version, cluster, sender, body, membership, broadcasts }
 }

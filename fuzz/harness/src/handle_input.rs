@@ -77,7 +77,8 @@ pub enum Op {
     /// `join` up to three addresses (a count byte, then a source byte each).
     Join = 8,
     /// `leave()`, when the next byte is 0 modulo 8; `aggregate_set` of a name and a number
-    /// when it is 1, `aggregate_remove` when it is 2; otherwise nothing.
+    /// when it is 1, `aggregate_remove` when it is 2; `broadcast` (3) or `broadcast_latest`
+    /// (4) of a topic and payload, `send_to` a member of the pools (5); otherwise nothing.
     Leave = 9,
 }
 
@@ -323,6 +324,22 @@ impl Harness {
                 }
                 2 => {
                     self.node.aggregate_remove(&craft::aggregate_name(r));
+                }
+                3 | 4 => {
+                    let topic = format!("t{}", r.below(3));
+                    let payload = vec![b'b'; usize::from(r.u8()) * 5];
+                    let fits = payload.len() <= self.config.messages.max_payload;
+                    let sent = if r.below(2) == 0 {
+                        self.node.broadcast(&topic, payload)
+                    } else {
+                        self.node.broadcast_latest(&topic, payload)
+                    };
+                    self.check(sent.is_ok() == fits || self.node.has_given_up_name(), || {
+                        format!("a broadcast was refused or accepted wrongly: {sent:?}")
+                    });
+                }
+                5 => {
+                    let _ = self.node.send_to(&craft::name(r), vec![b'm'; usize::from(r.u8())]);
                 }
                 _ => {}
             },

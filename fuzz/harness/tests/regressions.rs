@@ -73,6 +73,7 @@ fn a_stale_left_does_not_take_the_incarnation_back() {
                 summary: None,
             })),
             membership,
+            broadcasts: Vec::new(),
         }
         .encode_to_vec()
     };
@@ -107,6 +108,7 @@ fn the_sealed_mode_reaches_the_decoder_and_raw_bytes_hit_the_framing() {
         sender: Some(v1::NodeIdentity { name: "n1".to_owned(), generation: 1, address: None }),
         body: Some(v1::envelope::Body::Ping(v1::Ping { sequence: 7, target: String::new(), summary: None })),
         membership: Vec::new(),
+        broadcasts: Vec::new(),
     }
     .encode_to_vec();
     assert!(handle_input::sealed(72) && !handle_input::sealed(0));

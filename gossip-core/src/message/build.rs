@@ -41,6 +41,7 @@ impl EnvelopeBuilder {
             sender,
             body: Some(body),
             membership: Vec::new(),
+            broadcasts: Vec::new(),
         }
     }
 }

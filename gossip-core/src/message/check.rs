@@ -30,6 +30,8 @@ pub(crate) struct Envelope {
     pub(crate) sender: Option<Sender>,
     /// The piggybacked membership claims.
     pub(crate) membership: Vec<Claim>,
+    /// The piggybacked application broadcasts, each checked (origin name, id, sizes).
+    pub(crate) broadcasts: Vec<v1::UserBroadcast>,
     pub(crate) body: Body,
 }
 
@@ -58,6 +60,10 @@ pub(crate) enum Body {
     Nack(v1::Nack),
     AggregateTransfer(v1::AggregateTransfer),
     AggregateAck(v1::AggregateAck),
+    /// Nothing but what rides piggyback.
+    Gossip,
+    /// An application message's payload, within `messages.max_payload`.
+    UserMessage(bytes::Bytes),
 }
 
 /// A checked `Syn`.
@@ -130,7 +136,11 @@ pub(crate) fn check(
         .map(|update| Claim::from_wire(update).filter(|claim| valid_name(&claim.name, config)))
         .collect::<Option<Vec<Claim>>>()
         .ok_or(DropReason::Malformed)?;
-    Ok(Envelope { sender, membership, body })
+    let broadcasts = envelope.broadcasts;
+    if !broadcasts.iter().all(|broadcast| valid_broadcast(broadcast, config)) {
+        return Err(DropReason::Malformed);
+    }
+    Ok(Envelope { sender, membership, broadcasts, body })
 }
 
 fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> Option<Sender> {
@@ -209,5 +219,21 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             Body::AggregateTransfer(transfer)
         }
         DecodedBody::AggregateAck(ack) => Body::AggregateAck(ack),
+        DecodedBody::Gossip => Body::Gossip,
+        DecodedBody::UserMessage(message) => {
+            if message.payload.len() > config.messages.max_payload {
+                return None;
+            }
+            Body::UserMessage(message.payload)
+        }
     })
+}
+
+/// An application broadcast within the rules: a valid origin name, an id from 1, a topic and
+/// a payload within `messages`' limits.
+fn valid_broadcast(broadcast: &v1::UserBroadcast, config: &Config) -> bool {
+    valid_name(&broadcast.origin, config)
+        && broadcast.id != 0
+        && broadcast.topic.len() <= config.messages.max_topic
+        && broadcast.payload.len() <= config.messages.max_payload
 }

@@ -18,6 +18,7 @@ pub(crate) struct DecodedEnvelope {
     pub(crate) sender: Option<v1::NodeIdentity>,
     pub(crate) body: Option<DecodedBody>,
     pub(crate) membership: Vec<v1::MembershipUpdate>,
+    pub(crate) broadcasts: Vec<v1::UserBroadcast>,
 }
 
 /// A decoded body (see `v1::envelope::Body`).
@@ -35,6 +36,8 @@ pub(crate) enum DecodedBody {
     Nack(v1::Nack),
     AggregateTransfer(v1::AggregateTransfer),
     AggregateAck(v1::AggregateAck),
+    Gossip,
+    UserMessage(v1::UserMessage),
 }
 
 /// A body message with a `repeated NodeDelta` field: the deltas, decoded apart, in `deltas`;
@@ -105,6 +108,8 @@ impl From<Body> for DecodedBody {
             Body::Nack(m) => Self::Nack(m),
             Body::AggregateTransfer(m) => Self::AggregateTransfer(m),
             Body::AggregateAck(m) => Self::AggregateAck(m),
+            Body::Gossip(_) => Self::Gossip,
+            Body::UserMessage(m) => Self::UserMessage(m),
         }
     }
 }
@@ -119,6 +124,7 @@ impl From<v1::Envelope> for DecodedEnvelope {
             sender: envelope.sender,
             body: envelope.body.map(DecodedBody::from),
             membership: envelope.membership,
+            broadcasts: envelope.broadcasts,
         }
     }
 }
@@ -146,6 +152,7 @@ pub(crate) fn decode(datagram: Bytes) -> Result<DecodedEnvelope, DecodeError> {
         sender: envelope.sender,
         body: with_deltas.or_else(|| envelope.body.map(DecodedBody::from)),
         membership: envelope.membership,
+        broadcasts: envelope.broadcasts,
     })
 }
 
@@ -231,7 +238,7 @@ impl Message for EnvelopeScratch {
                 ctx,
             ),
             // Every other field of the `body` oneof (keep in step with proto/gossip.proto).
-            9..=15 => {
+            9..=15 | 17 | 18 => {
                 // Another kind of body replaces one with deltas.
                 self.envelope.merge_field(tag, wire_type, buf, ctx)?;
                 self.with_deltas = None;

@@ -51,6 +51,8 @@ impl<R: Rng> Node<R> {
         let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
         let piggyback = self.out.claims.take(room, limit, first);
         envelope.membership.extend(piggyback);
+        let room = datagram_limit.saturating_sub(envelope.encoded_len());
+        envelope.broadcasts = self.take_broadcasts(room);
         let payload = self.security.frame(&mut self.rng, &envelope);
         if payload.len() > self.config.max_datagram_size
             || payload.len() > datagram_limit + self.security.overhead()

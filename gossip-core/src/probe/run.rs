@@ -364,6 +364,7 @@ mod tests {
             sender: Some(wire("mallory", 9001)),
             body: Some(Body::Ack(v1::Ack { sequence: 0 })),
             membership,
+            broadcasts: Vec::new(),
         }
         .encode_to_vec()
     }

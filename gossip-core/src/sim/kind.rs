@@ -30,13 +30,17 @@ pub enum BodyKind {
     AggregateTransfer,
     /// Aggregation: the acknowledgement of transfers.
     AggregateAck,
+    /// Only piggybacked updates (application broadcasts spreading).
+    Gossip,
+    /// An application message to one member.
+    UserMessage,
     /// No body, or one this simulator does not know.
     Other,
 }
 
 impl BodyKind {
     /// Every kind, in the order of [`KindCounts`].
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Syn,
         Self::SynAck,
         Self::Ack2,
@@ -49,6 +53,8 @@ impl BodyKind {
         Self::Nack,
         Self::AggregateTransfer,
         Self::AggregateAck,
+        Self::Gossip,
+        Self::UserMessage,
         Self::Other,
     ];
 
@@ -72,6 +78,8 @@ impl BodyKind {
             Self::Nack => "nack",
             Self::AggregateTransfer => "aggregate_transfer",
             Self::AggregateAck => "aggregate_ack",
+            Self::Gossip => "gossip",
+            Self::UserMessage => "user_message",
             Self::Other => "other",
         }
     }
@@ -91,6 +99,8 @@ impl BodyKind {
             13 => Self::Nack,
             14 => Self::AggregateTransfer,
             15 => Self::AggregateAck,
+            17 => Self::Gossip,
+            18 => Self::UserMessage,
             _ => return None,
         })
     }
@@ -211,6 +221,7 @@ mod tests {
             sender: Some(v1::NodeIdentity { name: "n1".to_owned(), generation: 1, address: None }),
             body,
             membership: vec![update; updates],
+            broadcasts: Vec::new(),
         }
         .encode_to_vec()
     }

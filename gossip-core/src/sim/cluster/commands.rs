@@ -310,6 +310,7 @@ impl Simulation {
             }),
             body: Some(body),
             membership: Vec::new(),
+            broadcasts: Vec::new(),
         };
         envelope.encode_to_vec().into()
     }
