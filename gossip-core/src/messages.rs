@@ -215,6 +215,7 @@ mod tests {
 
     #[test]
     fn each_broadcast_is_delivered_once_and_coalesced_ones_never_go_back() {
+        #[allow(clippy::disallowed_methods)] // A base instant; only differences matter.
         let now = Instant::now();
         let mut messages = Messages::new(&Config::lan(), now);
         let load = |id| broadcast("a", id, "load", true);
@@ -233,6 +234,7 @@ mod tests {
 
     #[test]
     fn remembered_broadcasts_are_bounded() {
+        #[allow(clippy::disallowed_methods)] // A base instant; only differences matter.
         let now = Instant::now();
         let mut config = Config::lan();
         config.messages.remembered_broadcasts = 4;
