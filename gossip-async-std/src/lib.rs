@@ -35,8 +35,8 @@ use gossip_runtime::{AsyncIoSocket, AsyncIoTimer};
 
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
-    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey,
-    SharedStr, WriteError,
+    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
+    SecretKey, SharedStr, WriteError,
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,

@@ -424,6 +424,17 @@ impl<R: Runtime> State<R> {
             Command::Delete { key, reply } => {
                 let _ = reply.send(self.node.delete(&key));
             }
+            Command::SendTo { member, payload, reply } => {
+                let _ = reply.send(self.node.send_to(&member, payload));
+            }
+            Command::Broadcast { topic, payload, latest, reply } => {
+                let sent = if latest {
+                    self.node.broadcast_latest(&topic, payload)
+                } else {
+                    self.node.broadcast(&topic, payload)
+                };
+                let _ = reply.send(sent);
+            }
             Command::Get { node, key, reply } => {
                 let value =
                     self.node.get_versioned(&node, &key).map(|(value, version)| (value.clone(), version));

@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gossip_core::{AggregateError, ConfigError, JoinProblem, KeyringError, WriteError};
+use gossip_core::{AggregateError, ConfigError, JoinProblem, KeyringError, MessageError, WriteError};
 
 /// What went wrong when starting or talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum Error {
     /// A `set` or `delete` was refused; the node's table is unchanged.
     #[error("write refused: {0}")]
     Write(#[from] WriteError),
+    /// A direct message or broadcast was refused; nothing was sent.
+    #[error("message refused: {0}")]
+    Message(#[from] MessageError),
     /// An `aggregate_set` was refused; nothing changed.
     #[error("aggregate refused: {0}")]
     Aggregate(#[from] AggregateError),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use gossip_core::{
     AggregateError, AggregateEstimate, EncryptionMode, KeyFingerprint, KeyringError, KeyringStatus,
-    MemberState, Metrics, NodeView, SecretKey, WriteError,
+    MemberState, MessageError, Metrics, NodeView, SecretKey, WriteError,
 };
 
 use crate::error::Error;
@@ -117,29 +117,106 @@ pub struct NodeMetrics {
 /// A command for the driver, with the oneshot its reply goes back on.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Set { key: String, value: Bytes, reply: oneshot::Sender<Result<u64, WriteError>> },
-    SetWithTtl { key: String, value: Bytes, ttl: Duration, reply: oneshot::Sender<Result<u64, WriteError>> },
-    Delete { key: String, reply: oneshot::Sender<Result<Option<u64>, WriteError>> },
-    Get { node: String, key: String, reply: oneshot::Sender<Option<(Bytes, u64)>> },
-    Members { reply: oneshot::Sender<Vec<Member>> },
-    Entries { node: String, reply: oneshot::Sender<Option<Vec<Entry>>> },
-    WithPrefix { prefix: String, reply: oneshot::Sender<Vec<KeyValue>> },
-    Snapshot { reply: oneshot::Sender<Snapshot> },
-    WatchMembers { reply: oneshot::Sender<Result<Watch<Vec<Member>>, Error>> },
-    WatchPrefix { prefix: String, reply: oneshot::Sender<Result<Watch<Vec<KeyValue>>, Error>> },
-    AggregateSet { name: String, value: f64, reply: oneshot::Sender<Result<(), AggregateError>> },
-    Aggregate { name: String, running: bool, reply: oneshot::Sender<Option<AggregateEstimate>> },
-    Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<Result<(), Error>> },
-    Metrics { reply: oneshot::Sender<NodeMetrics> },
-    InstallKey { key: SecretKey, reply: oneshot::Sender<Result<KeyFingerprint, KeyringError>> },
-    UseKey { fingerprint: KeyFingerprint, reply: oneshot::Sender<Result<(), KeyringError>> },
-    RemoveKey { fingerprint: KeyFingerprint, reply: oneshot::Sender<Result<(), KeyringError>> },
-    Keys { reply: oneshot::Sender<Vec<KeyFingerprint>> },
-    SetEncryption { mode: EncryptionMode, reply: oneshot::Sender<Result<(), KeyringError>> },
-    Encryption { reply: oneshot::Sender<EncryptionMode> },
-    KeyringStatus { reply: oneshot::Sender<KeyringStatus> },
-    Leave { reply: oneshot::Sender<Result<(), Error>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Set {
+        key: String,
+        value: Bytes,
+        reply: oneshot::Sender<Result<u64, WriteError>>,
+    },
+    SetWithTtl {
+        key: String,
+        value: Bytes,
+        ttl: Duration,
+        reply: oneshot::Sender<Result<u64, WriteError>>,
+    },
+    Delete {
+        key: String,
+        reply: oneshot::Sender<Result<Option<u64>, WriteError>>,
+    },
+    SendTo {
+        member: String,
+        payload: Bytes,
+        reply: oneshot::Sender<Result<(), MessageError>>,
+    },
+    Broadcast {
+        topic: String,
+        payload: Bytes,
+        latest: bool,
+        reply: oneshot::Sender<Result<u64, MessageError>>,
+    },
+    Get {
+        node: String,
+        key: String,
+        reply: oneshot::Sender<Option<(Bytes, u64)>>,
+    },
+    Members {
+        reply: oneshot::Sender<Vec<Member>>,
+    },
+    Entries {
+        node: String,
+        reply: oneshot::Sender<Option<Vec<Entry>>>,
+    },
+    WithPrefix {
+        prefix: String,
+        reply: oneshot::Sender<Vec<KeyValue>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
+    WatchMembers {
+        reply: oneshot::Sender<Result<Watch<Vec<Member>>, Error>>,
+    },
+    WatchPrefix {
+        prefix: String,
+        reply: oneshot::Sender<Result<Watch<Vec<KeyValue>>, Error>>,
+    },
+    AggregateSet {
+        name: String,
+        value: f64,
+        reply: oneshot::Sender<Result<(), AggregateError>>,
+    },
+    Aggregate {
+        name: String,
+        running: bool,
+        reply: oneshot::Sender<Option<AggregateEstimate>>,
+    },
+    Join {
+        seeds: Vec<SocketAddr>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Metrics {
+        reply: oneshot::Sender<NodeMetrics>,
+    },
+    InstallKey {
+        key: SecretKey,
+        reply: oneshot::Sender<Result<KeyFingerprint, KeyringError>>,
+    },
+    UseKey {
+        fingerprint: KeyFingerprint,
+        reply: oneshot::Sender<Result<(), KeyringError>>,
+    },
+    RemoveKey {
+        fingerprint: KeyFingerprint,
+        reply: oneshot::Sender<Result<(), KeyringError>>,
+    },
+    Keys {
+        reply: oneshot::Sender<Vec<KeyFingerprint>>,
+    },
+    SetEncryption {
+        mode: EncryptionMode,
+        reply: oneshot::Sender<Result<(), KeyringError>>,
+    },
+    Encryption {
+        reply: oneshot::Sender<EncryptionMode>,
+    },
+    KeyringStatus {
+        reply: oneshot::Sender<KeyringStatus>,
+    },
+    Leave {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What does not change over a node's life, shared by every clone of its handle.
@@ -239,6 +316,31 @@ impl Handle {
     ) -> Result<u64, Error> {
         let (key, value) = (key.into(), value.into());
         Ok(self.request(|reply| Command::SetWithTtl { key, value, ttl, reply }).await??)
+    }
+
+    /// Sends `payload` to the live member `member` in one datagram (best effort); it gets
+    /// `Event::Message` (see [`gossip_core::Node::send_to`]).
+    pub async fn send_to(&self, member: impl Into<String>, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let (member, payload) = (member.into(), payload.into());
+        Ok(self.request(|reply| Command::SendTo { member, payload, reply }).await??)
+    }
+
+    /// Broadcasts `payload` under `topic`: every other live member gets one
+    /// `Event::Broadcast` (see [`gossip_core::Node::broadcast`]); returns its id.
+    pub async fn broadcast(&self, topic: impl Into<String>, payload: impl Into<Bytes>) -> Result<u64, Error> {
+        let (topic, payload) = (topic.into(), payload.into());
+        Ok(self.request(|reply| Command::Broadcast { topic, payload, latest: false, reply }).await??)
+    }
+
+    /// As [`broadcast`](Self::broadcast), coalesced by topic (see
+    /// [`gossip_core::Node::broadcast_latest`]): for state that only matters in its latest form.
+    pub async fn broadcast_latest(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+    ) -> Result<u64, Error> {
+        let (topic, payload) = (topic.into(), payload.into());
+        Ok(self.request(|reply| Command::Broadcast { topic, payload, latest: true, reply }).await??)
     }
 
     /// Deletes `key` from this node's table (a versioned tombstone); returns its version, or

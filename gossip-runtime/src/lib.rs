@@ -71,6 +71,6 @@ pub use watch::Watch;
 pub use bytes::Bytes;
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
-    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, Metrics, SecretKey,
-    SharedStr, WriteError,
+    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
+    SecretKey, SharedStr, WriteError,
 };

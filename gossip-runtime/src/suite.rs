@@ -67,6 +67,11 @@ macro_rules! scenario_tests {
         }
 
         #[test]
+        fn messages_and_broadcasts_reach_their_members() {
+            $crate::suite::run::<$harness, _>($crate::suite::messages_and_broadcasts::<$harness>());
+        }
+
+        #[test]
         fn nodes_agree_on_an_aggregate() {
             $crate::suite::run::<$harness, _>($crate::suite::nodes_agree_on_an_aggregate::<$harness>());
         }
@@ -253,6 +258,29 @@ pub async fn five_nodes_converge<H: Harness>() {
     });
     shutdown_all(&nodes).await;
     assert!(matches!(writer.set("color", "red").await, Err(Error::Closed)), "a stopped node says so");
+}
+
+/// A broadcast reaches each of four other nodes once (not its sender); a direct message
+/// reaches its member; a message to nobody is a typed error.
+pub async fn messages_and_broadcasts<H: Harness>() {
+    let mut nodes = start_cluster::<H>(5).await;
+    eventually!(H, nodes, "every node sees the four others alive", all_alive(&nodes).await);
+    nodes[1].handle.broadcast("deploy", "v2").await.expect("a small broadcast");
+    nodes[3].handle.send_to("node-0", "hi").await.expect("a live member");
+    let broadcasts = |node: &TestNode| {
+        node.seen.iter().filter(|event| matches!(event, Event::Broadcast { origin, topic, payload } if origin == "node-1" && topic == "deploy" && payload.as_ref() == b"v2")).count()
+    };
+    eventually!(H, nodes, "every other node got the broadcast and node-0 the message", {
+        let got_message = nodes[0].seen.iter().any(|event| matches!(event, Event::Message { from, payload } if from == "node-3" && payload.as_ref() == b"hi"));
+        got_message
+            && nodes.iter().filter(|node| node.handle.name() != "node-1").all(|node| broadcasts(node) == 1)
+    });
+    assert_eq!(broadcasts(&nodes[1]), 0, "the sender does not get its own broadcast");
+    assert!(
+        matches!(nodes[0].handle.send_to("nobody", "x").await, Err(Error::Message(_))),
+        "a message to an unknown member is refused"
+    );
+    shutdown_all(&nodes).await;
 }
 
 /// Four nodes contribute 1, 2, 3 and 4 to an aggregate: once an epoch ends, every node reads

@@ -36,8 +36,8 @@ impl<R: Rng> Node<R> {
     /// Broadcasts `payload` under `topic` to every live member: each gets one
     /// [`Event::Broadcast`] (this node gets none). It rides piggyback on the datagrams the
     /// protocol sends and, while it spreads, on `Gossip` datagrams to `fanout` random members
-    /// every gossip interval; each node passes it on `swim.retransmit_mult x ceil(log10(n +
-    /// 1))` times, as membership updates. Returns its id (from 1 in each generation).
+    /// every gossip interval; each node passes it on in `fanout x swim.retransmit_mult x
+    /// ceil(log10(n + 1))` datagrams. Returns its id (from 1 in each generation).
     pub fn broadcast(&mut self, topic: &str, payload: impl Into<Bytes>) -> Result<u64, MessageError> {
         self.originate_broadcast(topic, payload.into(), false)
     }
@@ -130,7 +130,11 @@ impl<R: Rng> Node<R> {
         if self.messages.pending() == 0 {
             return Vec::new();
         }
-        let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
+        // A round of `Gossip` datagrams spends `fanout` transmissions at once: each holder
+        // passes a broadcast on in `retransmit_mult x ceil(log10(n + 1))` rounds' worth, so
+        // that it does not die out in a small cluster with a low multiplier.
+        let rounds = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
+        let limit = rounds.saturating_mul(u32::try_from(self.config.fanout).unwrap_or(u32::MAX));
         let before = self.messages.given_way();
         let taken = self.messages.take(room, limit);
         self.out.metrics.broadcasts_given_way += self.messages.given_way() - before;
