@@ -329,7 +329,7 @@ impl Config {
             return Err(ConfigError::Zero { field: "max_version_jump" });
         }
         self.aggregation.validate(self)?;
-        self.messages.validate(self)?;
+        self.messages.validate()?;
         // A single entry of the largest allowed size must fit one datagram, or a node could
         // accept a write it can never replicate (chitchat's blocked-replication bug).
         let largest = crate::budget::single_entry_datagram_len(

@@ -1,6 +1,5 @@
 //! Application messages: the limits on direct messages and broadcasts.
 
-use super::Config;
 use crate::error::ConfigError;
 
 /// Limits of the application messages ([`crate::Node::send_to`], [`crate::Node::broadcast`]).
@@ -48,7 +47,7 @@ impl Default for MessageConfig {
 
 impl MessageConfig {
     /// Checks that no limit is zero.
-    pub(super) fn validate(&self, _config: &Config) -> Result<(), ConfigError> {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let counts = [
             ("messages.max_pending_broadcasts", self.max_pending_broadcasts),
             ("messages.remembered_broadcasts", self.remembered_broadcasts),

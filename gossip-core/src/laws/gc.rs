@@ -132,14 +132,7 @@ proptest! {
     #[test]
     fn events_mirror_the_replica_through_resets(case in gc_case()) {
         let now = t0();
-        let mut owner = owner_after(&case.before, now);
-        let mut replica = fresh();
-        let mut view = View::new();
-        let (_, events) = apply_capped(&mut replica, &cut_at(&owner, 0, case.synced, false), now, NO_CAP)?;
-        update_view(&mut view, events)?;
-        prop_assert_eq!(&view, &live_view(&replica));
-        run_ops(&mut owner, &case.after, now);
-        owner.collect_garbage(now + GRACE + Duration::from_secs(1));
+        let (owner, mut replica, mut view) = synced_then_collected(&case, now)?;
         let behind = replica.max_version < owner.gc_watermark;
         let delta = if behind {
             cut(&owner, 0, usize::MAX, true)
@@ -162,13 +155,7 @@ proptest! {
     #[test]
     fn the_application_sees_no_flicker_through_cut_resets(case in gc_case()) {
         let now = t0();
-        let mut owner = owner_after(&case.before, now);
-        let mut replica = fresh();
-        let mut view = View::new();
-        let (_, events) = apply_capped(&mut replica, &cut_at(&owner, 0, case.synced, false), now, NO_CAP)?;
-        update_view(&mut view, events)?;
-        run_ops(&mut owner, &case.after, now);
-        owner.collect_garbage(now + GRACE + Duration::from_secs(1));
+        let (owner, mut replica, mut view) = synced_then_collected(&case, now)?;
         let deleted_by_owner: Vec<usize> = case.before.iter().chain(&case.after)
             .filter_map(|op| if let Op::Delete(key) = op { Some(*key) } else { None })
             .collect();
@@ -206,4 +193,19 @@ proptest! {
         prop_assert!(!replica.is_shadowed());
         prop_assert_eq!(&view, &live_view(&owner));
     }
+}
+
+/// A replica synced from the owner's `before` writes (cut where `case.synced` says), mirrored
+/// by an application view, and the owner after its `after` writes with its tombstones
+/// collected: the start of the reset properties.
+fn synced_then_collected(case: &GcCase, now: Instant) -> Result<(Replica, Replica, View), TestCaseError> {
+    let mut owner = owner_after(&case.before, now);
+    let mut replica = fresh();
+    let mut view = View::new();
+    let (_, events) = apply_capped(&mut replica, &cut_at(&owner, 0, case.synced, false), now, NO_CAP)?;
+    update_view(&mut view, events)?;
+    prop_assert_eq!(&view, &live_view(&replica));
+    run_ops(&mut owner, &case.after, now);
+    owner.collect_garbage(now + GRACE + Duration::from_secs(1));
+    Ok((owner, replica, view))
 }
