@@ -11,6 +11,12 @@
 //! watermark may hold a key whose tombstone we no longer have, so it must rebuild its replica
 //! from scratch (a reset) instead of applying increments.
 //!
+//! While a rebuilt replica is below the reset's watermark, it takes increments only from a
+//! peer that collected as much, or that holds the owner's table up to the watermark at least.
+//! Another peer may still hold a key live that the owner deleted below the watermark: its
+//! tombstone is collected, so nothing would ever delete the key again. A peer that holds the
+//! table that far holds the tombstone in its place, or collected the key with it.
+//!
 //! A reset may be cut by the datagram size below the version the replica had reached. The
 //! rebuilt replica is then behind what the application has already seen, so the application
 //! keeps seeing the old state (the *shadow*, see [`Replica::view`]) until the rebuilt replica
@@ -77,7 +83,8 @@ pub(crate) enum NotApplied {
     /// It brings nothing we do not hold already.
     AlreadyKnown,
     /// It starts above our max version (a hole would open), or we are behind the sender's
-    /// watermark and it is not a reset (we might keep a key whose tombstone is gone).
+    /// watermark and it is not a reset (we might keep a key whose tombstone is gone), or a
+    /// reset left us below our own watermark and the sender holds less than it.
     Gap,
 }
 
@@ -353,6 +360,12 @@ impl Replica {
         let mut applied = Applied::default();
         let behind_watermark =
             self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
+        // The other way round: a reset left this replica below its own watermark, and the
+        // sender collected less and holds less than that watermark, so a key it holds live
+        // may have been deleted, and the tombstone collected, below it (see the module docs).
+        let stale_sender = self.max_version < self.gc_watermark
+            && delta.gc_watermark < self.gc_watermark
+            && delta.to_version.max(delta.sender_max_version) < self.gc_watermark;
         if delta.reset && behind_watermark {
             // We may hold keys whose tombstones the sender collected: start again. The
             // application keeps seeing the replica as it was (a reset in progress already
@@ -368,7 +381,7 @@ impl Replica {
             applied.reset = true;
         } else if delta.to_version <= self.max_version {
             return Err(NotApplied::AlreadyKnown);
-        } else if behind_watermark || delta.from_version > self.max_version {
+        } else if behind_watermark || stale_sender || delta.from_version > self.max_version {
             return Err(NotApplied::Gap);
         }
         if let Some(data) = self.data.as_deref_mut().filter(|data| data.shadow.is_some()) {

@@ -27,8 +27,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// again: unknown members reported dead are now not learned at all (memberlist's rule);
 /// 505674 and 511647: an observer that pulled a replica anew reported the owner's delete a
 /// second time at its version, which the checker took for a false delete (the checker now
-/// accepts the same tombstone again).
-const SEEDS: [u64; 12] = [2, 3, 5, 19, 116, 174, 4363, 11148, 500655, 500740, 505674, 511647];
+/// accepts the same tombstone again); 567867, 568967, 583345 and 595502: a node that had
+/// forgotten a member discovered it again and learned its table from version 1, which the
+/// checker took for a version going back when the discovery ended a drain (the checker now
+/// starts afresh there too); 572397 and 599385: a replica rebuilt by a reset cut below the
+/// owner's watermark took an increment from a peer that had collected nothing, bringing back
+/// a key whose tombstone was gone, for good (a rebuilt replica below its watermark now takes
+/// increments only from peers that hold the table that far, or collected as much).
+const SEEDS: [u64; 18] = [
+    2, 3, 5, 19, 116, 174, 4363, 11148, 500655, 500740, 505674, 511647, 567867, 568967, 572397, 583345,
+    595502, 599385,
+];
 
 #[test]
 fn fixed_seeds_end_in_agreement() {

@@ -123,6 +123,69 @@ fn collected_tombstones_force_a_reset_and_deleted_keys_stay_deleted() {
     assert!(coverage.resurrections_prevented > 20, "too few deleted stale keys: {coverage:?}");
 }
 
+/// The property below: how often a peer that never collected offered the rebuilding
+/// replica a key the owner had deleted and collected since.
+#[derive(Debug, Default)]
+struct StaleCoverage {
+    offered: usize,
+}
+
+/// A reset cut short leaves the replica below the owner's watermark. A third peer synced
+/// before the owner's later writes and collected nothing: its increments may hold a key live
+/// that the owner deleted, and whose tombstone is gone. The rebuilt replica must not take
+/// them: after catching up from the owner, it holds the owner's live keys, no other, and the
+/// application (mirroring it from events) agrees.
+fn run_stale_peer_case(case: &GcCase, coverage: &mut StaleCoverage) -> Result<(), TestCaseError> {
+    let now = t0();
+    let mut owner = owner_after(&case.before, now);
+    let mut peer = fresh();
+    let _ = apply(&mut peer, &full(&owner, 0), now)?;
+    let (mut replica, mut view) = (fresh(), View::new());
+    let (_, events) = apply_capped(&mut replica, &cut_at(&owner, 0, case.synced, false), now, NO_CAP)?;
+    update_view(&mut view, events)?;
+    run_ops(&mut owner, &case.after, now);
+    owner.collect_garbage(now + GRACE + Duration::from_secs(1));
+    if replica.max_version >= owner.gc_watermark {
+        return Ok(());
+    }
+    let (_, events) = apply_capped(&mut replica, &cut_at(&owner, 0, case.reset_take, true), now, NO_CAP)?;
+    update_view(&mut view, events)?;
+    if peer.max_version > replica.max_version && replica.max_version < replica.gc_watermark {
+        let offers_deleted = peer
+            .entries_after(replica.max_version)
+            .any(|(_, entry)| !entry.deleted && owner.get(&entry.key).is_none());
+        coverage.offered += usize::from(offers_deleted);
+        let increment = full(&peer, replica.max_version);
+        let (_, events) = apply_capped(&mut replica, &increment, now, NO_CAP)?;
+        update_view(&mut view, events)?;
+    }
+    let mut guard = 0;
+    while replica.max_version < owner.max_version {
+        let next = cut(&owner, replica.max_version, 1, false);
+        let (_, events) = apply_capped(&mut replica, &next, now, NO_CAP)?;
+        update_view(&mut view, events)?;
+        guard += 1;
+        prop_assert!(guard < 1_000);
+    }
+    for key in KEYS {
+        prop_assert_eq!(replica.get(key).is_some(), owner.get(key).is_some(), "key {} came back", key);
+    }
+    prop_assert_eq!(&view, &live_view(&owner));
+    Ok(())
+}
+
+#[test]
+fn a_rebuilt_replica_takes_no_deleted_key_from_a_peer_that_collected_less() {
+    let mut runner = TestRunner::new(RunnerConfig::with_cases(2048));
+    let coverage = std::cell::RefCell::new(StaleCoverage::default());
+    let result = runner.run(&gc_case(), |case| run_stale_peer_case(&case, &mut coverage.borrow_mut()));
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+    let coverage = coverage.into_inner();
+    assert!(coverage.offered > 20, "too few stale peers offering a deleted key: {coverage:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 

@@ -311,6 +311,11 @@ impl Simulation {
                     violation.get_or_insert(kind);
                 }
             }
+            // Discoveries after the last key event of the drain: its table comes in later
+            // drains, learned anew all the same.
+            for (_, found) in discoveries.iter().filter(|(before, _)| *before == key_events.len()) {
+                app_events.forget(index, *found);
+            }
         }
         if let Some(kind) = violation {
             // The next step reports it.
