@@ -114,9 +114,15 @@ pub(crate) fn full_transfer_datagram_len(
 }
 
 /// The encoded size of a `Gossip` datagram carrying one application broadcast of the longest
-/// origin name, a topic of `topic` bytes and a payload of `payload` bytes, from the widest
-/// sender: an application message of that size fits any datagram this one fits.
-pub(crate) fn broadcast_datagram_len(bounds: EnvelopeBounds<'_>, topic: usize, payload: usize) -> usize {
+/// origin name, a topic of `topic` bytes, a payload of `payload` bytes and `query` (for a
+/// query), from the widest sender: an application message of that size fits any datagram
+/// this one fits.
+pub(crate) fn broadcast_datagram_len(
+    bounds: EnvelopeBounds<'_>,
+    topic: usize,
+    payload: usize,
+    query: Option<v1::Query>,
+) -> usize {
     let mut envelope = widest_envelope(bounds, v1::envelope::Body::Gossip(v1::Gossip {}));
     envelope.broadcasts.push(v1::UserBroadcast {
         origin: "n".repeat(bounds.max_name_size),
@@ -125,6 +131,7 @@ pub(crate) fn broadcast_datagram_len(bounds: EnvelopeBounds<'_>, topic: usize, p
         topic: "t".repeat(topic),
         payload: vec![0xff; payload].into(),
         latest: true,
+        query,
     });
     envelope.encoded_len()
 }

@@ -8,7 +8,7 @@ use crate::seal::SEAL_OVERHEAD;
 
 mod messages;
 
-pub use messages::MessageConfig;
+pub use messages::{MessageConfig, WritePolicy};
 
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

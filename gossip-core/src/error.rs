@@ -242,4 +242,49 @@ pub enum MessageError {
         "this node gave its name up to another process started under the same name; start it again under a unique name"
     )]
     NameGivenUp,
+    /// `messages.max_outstanding_queries` of this node's queries are collecting answers.
+    #[error(
+        "{max} queries are collecting answers (messages.max_outstanding_queries); wait for one to finish"
+    )]
+    TooManyQueries {
+        /// The limit.
+        max: usize,
+    },
+    /// A query timeout that is zero or above `messages.max_query_timeout`.
+    #[error("a query timeout of {timeout:?} is outside 1 ms to messages.max_query_timeout = {max:?}")]
+    InvalidTimeout {
+        /// The timeout given.
+        timeout: std::time::Duration,
+        /// The limit.
+        max: std::time::Duration,
+    },
+    /// A query filter of more than 64 names, or one with a name that is not valid.
+    #[error("a query filter holds at most 64 valid member names")]
+    InvalidFilter,
+    /// No query of that id can be answered here: never received, already answered, or its
+    /// timeout passed.
+    #[error("no query {query:?} waits for an answer here (already answered, or its timeout passed)")]
+    UnknownQuery {
+        /// The query given.
+        query: crate::QueryId,
+    },
+    /// `messages.max_outstanding_requests` of this node's write requests wait for an outcome.
+    #[error(
+        "{max} write requests wait for an outcome (messages.max_outstanding_requests); wait for one to end"
+    )]
+    TooManyRequests {
+        /// The limit.
+        max: usize,
+    },
+    /// No write request of that id waits for this node's answer (already answered, or its
+    /// time to answer passed).
+    #[error("no write request {request:?} waits for an answer here (already answered, or timed out)")]
+    UnknownRequest {
+        /// The request given.
+        request: crate::WriteRequestId,
+    },
+    /// The write the request asks for is not valid (the same rules as the owner's own
+    /// writes: key and value sizes, reserved keys).
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }

@@ -110,6 +110,58 @@ pub enum Event {
         /// What it carries.
         payload: Bytes,
     },
+    /// A query reached this node and its filter selects it ([`Node::query`](crate::Node::query)):
+    /// answer it with [`Node::respond`](crate::Node::respond) within its timeout, or not at
+    /// all. Each query is delivered once; a node does not get its own.
+    Query {
+        /// The query, to answer with.
+        query: crate::QueryId,
+        /// Its topic.
+        topic: String,
+        /// What it asks.
+        payload: Bytes,
+    },
+    /// An answer to one of this node's queries; at most one per member.
+    QueryResponse {
+        /// The query's id, as [`Node::query`](crate::Node::query) returned it.
+        query: u64,
+        /// The member that answered.
+        from: String,
+        /// Its answer.
+        payload: Bytes,
+    },
+    /// One of this node's queries reached its timeout: no later answer is taken.
+    QueryFinished {
+        /// The query's id.
+        query: u64,
+        /// How many members answered.
+        responses: usize,
+    },
+    /// A member asks this node to write a key of its own table (under
+    /// [`WritePolicy::Ask`](crate::WritePolicy::Ask)): answer with
+    /// [`Node::accept_write`](crate::Node::accept_write) or
+    /// [`Node::refuse_write`](crate::Node::refuse_write) within three quarters of
+    /// `messages.request_timeout` (it is refused after that).
+    WriteRequested {
+        /// The request, to answer with.
+        request: crate::WriteRequestId,
+        /// The key.
+        key: String,
+        /// The value asked for; `None` for a delete.
+        value: Option<Bytes>,
+    },
+    /// One of this node's write requests ([`Node::request_write`](crate::Node::request_write))
+    /// ended.
+    WriteAnswered {
+        /// The request's id, as `request_write` returned it.
+        request: u64,
+        /// The owner asked.
+        owner: String,
+        /// The key.
+        key: String,
+        /// Accepted (with the version the owner wrote), refused, or timed out.
+        outcome: crate::RequestOutcome,
+    },
     /// This node rejoined the cluster under a new generation, because a claim about it that
     /// it could not refute otherwise was heard (the claim may have been forged). Its table is
     /// kept; [`Node::identity`](crate::Node::identity) now carries `new_generation`.

@@ -39,6 +39,19 @@ pub struct Footprint {
     pub pending_broadcasts: usize,
     /// Application broadcasts remembered as delivered (cap: `messages.remembered_broadcasts`).
     pub remembered_broadcasts: usize,
+    /// This node's queries collecting answers (cap: `messages.max_outstanding_queries`).
+    pub outstanding_queries: usize,
+    /// Queries of others that may still be answered here (cap:
+    /// `messages.max_received_queries`).
+    pub received_queries: usize,
+    /// This node's write requests waiting for an outcome (cap:
+    /// `messages.max_outstanding_requests`).
+    pub outstanding_requests: usize,
+    /// Write requests of others waiting for this node's application (cap:
+    /// `messages.max_asked_requests`).
+    pub asked_requests: usize,
+    /// Outcomes of write requests remembered (cap: `messages.remembered_requests`).
+    pub remembered_requests: usize,
 }
 
 impl Footprint {
@@ -59,6 +72,11 @@ impl Footprint {
             ("replay sessions", self.replay_sessions, config.max_nodes),
             ("pending broadcasts", self.pending_broadcasts, config.messages.max_pending_broadcasts),
             ("remembered broadcasts", self.remembered_broadcasts, config.messages.remembered_broadcasts),
+            ("outstanding queries", self.outstanding_queries, config.messages.max_outstanding_queries),
+            ("received queries", self.received_queries, config.messages.max_received_queries),
+            ("outstanding requests", self.outstanding_requests, config.messages.max_outstanding_requests),
+            ("asked requests", self.asked_requests, config.messages.max_asked_requests),
+            ("remembered requests", self.remembered_requests, config.messages.remembered_requests),
         ]
         .into_iter()
         .find(|(_, size, cap)| size > cap)
@@ -83,6 +101,11 @@ impl<R: Rng> Node<R> {
             replay_sessions: self.security.sessions(),
             pending_broadcasts: self.messages.pending(),
             remembered_broadcasts: self.messages.remembered(),
+            outstanding_queries: self.queries.outstanding(),
+            received_queries: self.queries.received(),
+            outstanding_requests: self.requests.outstanding(),
+            asked_requests: self.requests.asked(),
+            remembered_requests: self.requests.remembered(),
         }
     }
 }

@@ -120,8 +120,10 @@ mod node;
 mod outbox;
 mod peers;
 mod probe;
+mod queries;
 mod replay;
 mod replica;
+mod requests;
 mod rumor;
 mod seal;
 mod security;
@@ -143,6 +145,7 @@ pub use rand_core;
 pub use aggregate::AggregateEstimate;
 pub use config::{
     AggregationConfig, AntiEntropyMode, Config, Dissemination, MessageConfig, RumorRule, SwimConfig,
+    WritePolicy,
 };
 pub use error::{AggregateError, ConfigError, MessageError, WriteError};
 pub use event::{Event, Output, SelfHealReason, Transmit};
@@ -155,6 +158,8 @@ pub use lifecycle::JoinProblem;
 pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};
+pub use queries::{QueryFilter, QueryId};
+pub use requests::{RequestOutcome, WriteRequestId};
 pub use seal::SEAL_OVERHEAD;
 pub use shared_str::SharedStr;
 pub use summary::DigestSummary;

@@ -75,7 +75,9 @@ impl Messages {
         }
     }
 
-    /// A broadcast of this node (`origin` under `generation`), queued to be spread; its id.
+    /// A broadcast (a query, with `query`) of this node (`origin` under `generation`), queued
+    /// to be spread; its id.
+    #[allow(clippy::too_many_arguments)] // The fields of the broadcast, and the time.
     pub(crate) fn originate(
         &mut self,
         origin: &str,
@@ -83,6 +85,7 @@ impl Messages {
         topic: String,
         payload: Bytes,
         latest: bool,
+        query: Option<v1::Query>,
         now: Instant,
     ) -> u64 {
         self.last_id += 1;
@@ -93,6 +96,7 @@ impl Messages {
             topic,
             payload,
             latest,
+            query,
         };
         self.remember(&broadcast);
         self.queue(broadcast, now);
@@ -210,6 +214,7 @@ mod tests {
             topic: topic.to_owned(),
             payload: Bytes::new(),
             latest,
+            query: None,
         }
     }
 

@@ -148,12 +148,32 @@ pub struct Metrics {
     /// Broadcasts that gave way in the full queue (`messages.max_pending_broadcasts`) before
     /// being passed on as often as they should.
     pub broadcasts_given_way: u64,
+    /// Queries of others delivered here (their filter selected this node).
+    pub queries_delivered: u64,
+    /// Answers to this node's queries taken (one per member and query).
+    pub query_responses: u64,
+    /// Answers dropped: to no query of this node still collecting, or a member's second.
+    pub query_responses_dropped: u64,
+    /// Write requests of others asked of this node (not counting ones sent again).
+    pub write_requests_in: u64,
+    /// Write requests of others this node accepted and wrote.
+    pub write_requests_accepted: u64,
+    /// Write requests of others this node refused (by policy, by its application, for want of
+    /// room or time, or because the write was not valid).
+    pub write_requests_refused: u64,
+    /// Write requests and outcomes this node passed on for others, as a relay.
+    pub write_relays: u64,
+    /// Write requests and outcomes dropped: relayed twice, for an unknown member, an outcome
+    /// for no request waiting here.
+    pub write_messages_dropped: u64,
+    /// This node's write requests that ended without an outcome (`messages.request_timeout`).
+    pub write_requests_timed_out: u64,
 }
 
 impl Metrics {
     /// Every counter with its field name, in declaration order: what an exporter publishes
     /// (the `node` program serves them in the Prometheus text format).
-    pub fn counters(&self) -> [(&'static str, u64); 59] {
+    pub fn counters(&self) -> [(&'static str, u64); 68] {
         [
             ("datagrams_in", self.datagrams_in),
             ("bytes_in", self.bytes_in),
@@ -214,6 +234,15 @@ impl Metrics {
             ("broadcasts_duplicate", self.broadcasts_duplicate),
             ("broadcasts_superseded", self.broadcasts_superseded),
             ("broadcasts_given_way", self.broadcasts_given_way),
+            ("queries_delivered", self.queries_delivered),
+            ("query_responses", self.query_responses),
+            ("query_responses_dropped", self.query_responses_dropped),
+            ("write_requests_in", self.write_requests_in),
+            ("write_requests_accepted", self.write_requests_accepted),
+            ("write_requests_refused", self.write_requests_refused),
+            ("write_relays", self.write_relays),
+            ("write_messages_dropped", self.write_messages_dropped),
+            ("write_requests_timed_out", self.write_requests_timed_out),
         ]
     }
 

@@ -24,7 +24,9 @@ use crate::messages::Messages;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::probe::Prober;
+use crate::queries::Queries;
 use crate::replica::StoredEntry;
+use crate::requests::Requests;
 use crate::rumor::Rumors;
 use crate::security::Security;
 use crate::summary::DigestSummary;
@@ -88,6 +90,10 @@ pub struct Node<R> {
     pub(crate) out: Outbox,
     /// Application messages and broadcasts.
     pub(crate) messages: Messages,
+    /// Queries asked and received.
+    pub(crate) queries: Queries,
+    /// Write requests made and asked.
+    pub(crate) requests: Requests,
     pub(crate) join: Join,
     pub(crate) leave: Option<Leave>,
     pub(crate) prober: Prober,
@@ -191,6 +197,8 @@ impl<R: Rng> Node<R> {
             envelopes: EnvelopeBuilder::new(&config, &identity),
             out: Outbox::new(&config),
             messages: Messages::new(&config, now),
+            queries: Queries::new(&config),
+            requests: Requests::new(&config),
             join: Join::default(),
             leave: None,
             prober: Prober::new(now + probe_phase),
@@ -433,6 +441,21 @@ impl<R: Rng> Node<R> {
             message::Body::UserMessage(payload) => {
                 if let Some(sender) = &sender {
                     self.on_user_message(sender, payload);
+                }
+            }
+            message::Body::QueryResponse(response) => {
+                if let Some(sender) = &sender {
+                    self.on_query_response(sender, response);
+                }
+            }
+            message::Body::WriteRequest(request) => {
+                if let Some(sender) = &sender {
+                    self.on_write_request(from, sender, request);
+                }
+            }
+            message::Body::WriteOutcome(outcome) => {
+                if let Some(sender) = &sender {
+                    self.on_write_outcome(sender, outcome);
                 }
             }
         }

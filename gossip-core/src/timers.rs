@@ -28,6 +28,10 @@ pub(crate) enum Timer {
     Aggregation,
     /// The next `Gossip` datagrams, while application broadcasts wait (`messages/`).
     Broadcasts,
+    /// The earliest query timeout, asked or received (`queries/`).
+    Queries,
+    /// The earliest write request retry or end, made or asked (`requests/`).
+    Requests,
     /// The next anti-entropy round (`anti_entropy/`).
     GossipRound,
 }
@@ -38,7 +42,7 @@ impl Timer {
     /// that spreads their deletion. Probes before suspicions: a failed probe may confirm a
     /// suspicion and pull its deadline in. Suspicions before dead gossip: a suspicion that
     /// expires makes a dead member. The gossip round last, with everything above in it.
-    pub(crate) const ORDER: [Timer; 9] = [
+    pub(crate) const ORDER: [Timer; 11] = [
         Timer::NameCheck,
         Timer::KeyExpiry,
         Timer::Probe,
@@ -47,6 +51,8 @@ impl Timer {
         Timer::DeadGossip,
         Timer::Aggregation,
         Timer::Broadcasts,
+        Timer::Queries,
+        Timer::Requests,
         Timer::GossipRound,
     ];
 }
@@ -63,6 +69,8 @@ impl<R: Rng> Node<R> {
             Timer::DeadGossip => self.next_dead_gossip(),
             Timer::Aggregation => self.next_aggregation_deadline(),
             Timer::Broadcasts => self.messages.deadline(),
+            Timer::Queries => self.queries.deadline(),
+            Timer::Requests => self.requests.deadline(),
             Timer::GossipRound => Some(self.gossip.next_round()),
         }
     }
@@ -92,6 +100,8 @@ impl<R: Rng> Node<R> {
             Timer::DeadGossip => self.drive_dead_gossip(),
             Timer::Aggregation => self.drive_aggregation(),
             Timer::Broadcasts => self.drive_broadcasts(),
+            Timer::Queries => self.drive_queries(),
+            Timer::Requests => self.drive_requests(),
             Timer::GossipRound => self.drive_gossip_round(now),
         }
     }

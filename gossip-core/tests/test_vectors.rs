@@ -162,6 +162,9 @@ fn body_kind(body: &Option<Body>) -> &'static str {
         Some(Body::AggregateAck(_)) => "AggregateAck",
         Some(Body::Gossip(_)) => "Gossip",
         Some(Body::UserMessage(_)) => "UserMessage",
+        Some(Body::QueryResponse(_)) => "QueryResponse",
+        Some(Body::WriteRequest(_)) => "WriteRequest",
+        Some(Body::WriteOutcome(_)) => "WriteOutcome",
     }
 }
 
@@ -208,6 +211,18 @@ fn body_json(body: &Option<Body>) -> Value {
         Some(Body::AggregateAck(m)) => json!({ "epoch": m.epoch, "sequence": m.sequence }),
         Some(Body::Gossip(_)) => json!({}),
         Some(Body::UserMessage(m)) => json!({ "payload": hex(&m.payload) }),
+        Some(Body::QueryResponse(m)) => {
+            json!({ "generation": m.generation, "id": m.id, "payload": hex(&m.payload) })
+        }
+        Some(Body::WriteRequest(m)) => json!({
+            "requester": identity_json(&m.requester), "owner": m.owner, "id": m.id, "key": m.key,
+            "value": hex(&m.value), "delete": m.delete, "relayed": m.relayed,
+        }),
+        Some(Body::WriteOutcome(m)) => json!({
+            "requester": identity_json(&m.requester), "id": m.id, "owner": m.owner,
+            "owner_generation": m.owner_generation, "accepted": m.accepted, "version": m.version,
+            "reason": m.reason, "relayed": m.relayed,
+        }),
     };
     json!({ "kind": body_kind(body), "fields": fields })
 }

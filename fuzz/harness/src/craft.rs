@@ -181,7 +181,14 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
             0 => Body::AggregateTransfer(aggregate_transfer(r)),
             1 => Body::AggregateAck(v1::AggregateAck { epoch: epoch(r), sequence: u64::from(r.below(8)) }),
             4 => Body::Gossip(v1::Gossip {}),
+            2 => Body::QueryResponse(v1::QueryResponse {
+                generation: u64::from(r.below(4)),
+                id: u64::from(r.below(4)),
+                payload: payload(r),
+            }),
+            3 => Body::WriteRequest(write_request(r)),
             5 => Body::UserMessage(v1::UserMessage { payload: payload(r) }),
+            6 => Body::WriteOutcome(write_outcome(r)),
             _ => return None,
         },
     })
@@ -253,6 +260,46 @@ fn user_broadcast(r: &mut Reader<'_>) -> v1::UserBroadcast {
         topic: if r.below(16) == 0 { "t".repeat(65) } else { format!("t{}", r.below(3)) },
         payload: payload(r),
         latest: r.bool(),
+        query: (r.below(4) == 0).then(|| query(r)),
+    }
+}
+
+/// A query header: sometimes without an address or timeout, a filter of pool names or a
+/// key of the pools.
+fn query(r: &mut Reader<'_>) -> v1::Query {
+    v1::Query {
+        reply_to: address(r),
+        timeout_ms: u32::from(r.below(4)) * 500,
+        names: (0..r.below(3)).map(|_| name(r)).collect(),
+        key: if r.bool() { format!("k{}", r.below(4)) } else { String::new() },
+        value: r.bool().then(|| payload(r)),
+    }
+}
+
+/// A write request between members of the pools: ids mostly small (0 breaks the rules).
+fn write_request(r: &mut Reader<'_>) -> v1::WriteRequest {
+    v1::WriteRequest {
+        requester: Some(identity(r)),
+        owner: name(r),
+        id: u64::from(r.below(4)),
+        key: format!("k{}", r.below(4)),
+        value: payload(r),
+        delete: r.bool(),
+        relayed: r.bool(),
+    }
+}
+
+/// A write outcome between members of the pools.
+fn write_outcome(r: &mut Reader<'_>) -> v1::WriteOutcome {
+    v1::WriteOutcome {
+        requester: Some(identity(r)),
+        id: u64::from(r.below(4)),
+        owner: name(r),
+        owner_generation: u64::from(r.below(4)),
+        accepted: r.bool(),
+        version: u64::from(r.below(8)),
+        reason: if r.below(16) == 0 { "r".repeat(65) } else { String::new() },
+        relayed: r.bool(),
     }
 }
 

@@ -1,8 +1,12 @@
-//! Application messages: the limits on direct messages and broadcasts.
+//! Application messages: the limits on direct messages, broadcasts, queries and write
+//! requests, and how a node answers write requests.
+
+use std::time::Duration;
 
 use crate::error::ConfigError;
 
-/// Limits of the application messages ([`crate::Node::send_to`], [`crate::Node::broadcast`]).
+/// Limits of the application messages ([`crate::Node::send_to`], [`crate::Node::broadcast`],
+/// [`crate::Node::query`], [`crate::Node::request_write`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
@@ -30,6 +34,53 @@ pub struct MessageConfig {
     pub rate_per_sender: u32,
     /// Direct messages one sender may send at once before the rate applies.
     pub burst_per_sender: u32,
+    /// This node's queries collecting answers at once; one more is refused at the call
+    /// ([`crate::MessageError::TooManyQueries`]).
+    pub max_outstanding_queries: usize,
+    /// Queries of others this node delivered and may still answer (for their timeout); the
+    /// oldest is forgotten first.
+    pub max_received_queries: usize,
+    /// Longest timeout of a query, asked or received.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_query_timeout: Duration,
+    /// How this node answers the write requests of others.
+    pub write_policy: WritePolicy,
+    /// This node's write requests waiting for an outcome at once; one more is refused at the
+    /// call ([`crate::MessageError::TooManyRequests`]).
+    pub max_outstanding_requests: usize,
+    /// Write requests of others waiting for this node's application
+    /// ([`WritePolicy::Ask`]); beyond it, a new one is refused at once.
+    pub max_asked_requests: usize,
+    /// Outcomes this node remembers having given, so that a request sent again gets the same
+    /// outcome and is written at most once; the oldest are forgotten first.
+    pub remembered_requests: usize,
+    /// How long a write request waits for its outcome before it ends as timed out. The
+    /// owner's application has three quarters of it to answer one (it is refused after that),
+    /// so that the refusal still reaches the requester in time: the same on every node.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub request_timeout: Duration,
+    /// A request without an outcome is sent again this often, straight to the owner and
+    /// through `swim.indirect_checks` random members (a path around a broken link).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub request_retry: Duration,
+}
+
+/// How a node answers the requests of other members to write its table
+/// ([`crate::Node::request_write`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum WritePolicy {
+    /// The application decides each: [`crate::Event::WriteRequested`], answered with
+    /// [`crate::Node::accept_write`] or [`crate::Node::refuse_write`] within
+    /// three quarters of `request_timeout` (refused after it).
+    #[default]
+    Ask,
+    /// Every request is accepted when its key starts with this prefix (`""`: every key), and
+    /// refused otherwise, without asking the application.
+    AcceptPrefix(String),
+    /// Every request is refused.
+    Refuse,
 }
 
 impl Default for MessageConfig {
@@ -41,6 +92,15 @@ impl Default for MessageConfig {
             remembered_broadcasts: 8_192,
             rate_per_sender: 100,
             burst_per_sender: 100,
+            max_outstanding_queries: 64,
+            max_received_queries: 256,
+            max_query_timeout: Duration::from_secs(60),
+            write_policy: WritePolicy::Ask,
+            max_outstanding_requests: 256,
+            max_asked_requests: 256,
+            remembered_requests: 4_096,
+            request_timeout: Duration::from_secs(5),
+            request_retry: Duration::from_millis(300),
         }
     }
 }
@@ -53,8 +113,21 @@ impl MessageConfig {
             ("messages.remembered_broadcasts", self.remembered_broadcasts),
             ("messages.rate_per_sender", self.rate_per_sender as usize),
             ("messages.burst_per_sender", self.burst_per_sender as usize),
+            ("messages.max_outstanding_queries", self.max_outstanding_queries),
+            ("messages.max_received_queries", self.max_received_queries),
+            ("messages.max_outstanding_requests", self.max_outstanding_requests),
+            ("messages.max_asked_requests", self.max_asked_requests),
+            ("messages.remembered_requests", self.remembered_requests),
         ];
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Zero { field });
+        }
+        let durations = [
+            ("messages.max_query_timeout", self.max_query_timeout),
+            ("messages.request_timeout", self.request_timeout),
+            ("messages.request_retry", self.request_retry),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(ConfigError::Zero { field });
         }
         Ok(())

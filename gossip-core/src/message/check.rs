@@ -64,6 +64,12 @@ pub(crate) enum Body {
     Gossip,
     /// An application message's payload, within `messages.max_payload`.
     UserMessage(bytes::Bytes),
+    /// An answer to a query, its payload within `messages.max_payload`.
+    QueryResponse(v1::QueryResponse),
+    /// A write request with a valid requester (name, address), owner, id, key and value.
+    WriteRequest(v1::WriteRequest),
+    /// A write outcome with a valid requester (name, address), owner, id and reason.
+    WriteOutcome(v1::WriteOutcome),
 }
 
 /// A checked `Syn`.
@@ -226,6 +232,40 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             }
             Body::UserMessage(message.payload)
         }
+        DecodedBody::QueryResponse(response) => {
+            if response.payload.len() > config.messages.max_payload || response.id == 0 {
+                return None;
+            }
+            Body::QueryResponse(response)
+        }
+        DecodedBody::WriteRequest(request) => {
+            let valid = valid_party(request.requester.as_ref(), config)
+                && valid_name(&request.owner, config)
+                && request.id != 0
+                && request.key.len() <= config.max_key_size
+                && request.value.len() <= config.max_value_size;
+            if !valid {
+                return None;
+            }
+            Body::WriteRequest(request)
+        }
+        DecodedBody::WriteOutcome(outcome) => {
+            let valid = valid_party(outcome.requester.as_ref(), config)
+                && valid_name(&outcome.owner, config)
+                && outcome.id != 0
+                && outcome.reason.len() <= config.messages.max_topic;
+            if !valid {
+                return None;
+            }
+            Body::WriteOutcome(outcome)
+        }
+    })
+}
+
+/// The requester of a write request or outcome: a valid name and an address.
+fn valid_party(party: Option<&v1::NodeIdentity>, config: &Config) -> bool {
+    party.is_some_and(|party| {
+        valid_name(&party.name, config) && address_from_wire(party.address.as_ref()).is_some()
     })
 }
 
@@ -236,4 +276,16 @@ fn valid_broadcast(broadcast: &v1::UserBroadcast, config: &Config) -> bool {
         && broadcast.id != 0
         && broadcast.topic.len() <= config.messages.max_topic
         && broadcast.payload.len() <= config.messages.max_payload
+        && broadcast.query.as_ref().is_none_or(|query| valid_query(query, config))
+}
+
+/// A query header within the rules: an address to answer to, a timeout, at most 64 valid
+/// names, a key and value within the table's limits.
+fn valid_query(query: &v1::Query, config: &Config) -> bool {
+    address_from_wire(query.reply_to.as_ref()).is_some()
+        && query.timeout_ms != 0
+        && query.names.len() <= crate::queries::MAX_FILTER_NAMES
+        && query.names.iter().all(|name| valid_name(name, config))
+        && query.key.len() <= config.max_key_size
+        && query.value.as_ref().is_none_or(|value| value.len() <= config.max_value_size)
 }

@@ -38,6 +38,9 @@ pub(crate) enum DecodedBody {
     AggregateAck(v1::AggregateAck),
     Gossip,
     UserMessage(v1::UserMessage),
+    QueryResponse(v1::QueryResponse),
+    WriteRequest(v1::WriteRequest),
+    WriteOutcome(v1::WriteOutcome),
 }
 
 /// A body message with a `repeated NodeDelta` field: the deltas, decoded apart, in `deltas`;
@@ -110,6 +113,9 @@ impl From<Body> for DecodedBody {
             Body::AggregateAck(m) => Self::AggregateAck(m),
             Body::Gossip(_) => Self::Gossip,
             Body::UserMessage(m) => Self::UserMessage(m),
+            Body::QueryResponse(m) => Self::QueryResponse(m),
+            Body::WriteRequest(m) => Self::WriteRequest(m),
+            Body::WriteOutcome(m) => Self::WriteOutcome(m),
         }
     }
 }
@@ -238,7 +244,7 @@ impl Message for EnvelopeScratch {
                 ctx,
             ),
             // Every other field of the `body` oneof (keep in step with proto/gossip.proto).
-            9..=15 | 17 | 18 => {
+            9..=15 | 17 | 18 | 20..=22 => {
                 // Another kind of body replaces one with deltas.
                 self.envelope.merge_field(tag, wire_type, buf, ctx)?;
                 self.with_deltas = None;

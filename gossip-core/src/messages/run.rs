@@ -10,7 +10,6 @@ use crate::error::MessageError;
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::node::Node;
-use crate::table::LOCAL;
 
 use super::Received;
 
@@ -20,14 +19,9 @@ impl<R: Rng> Node<R> {
     /// as on any datagram. The payload may be at most `messages.max_payload` bytes.
     pub fn send_to(&mut self, member: &str, payload: impl Into<Bytes>) -> Result<(), MessageError> {
         let payload = payload.into();
-        self.check_message("", &payload)?;
+        self.check_message("", &payload, None)?;
         let address = self
-            .table
-            .index_of(member)
-            .filter(|index| *index != LOCAL)
-            .and_then(|index| self.table.get(index))
-            .filter(|(_, replica)| replica.state.is_live())
-            .map(|(_, replica)| replica.address)
+            .live_peer_address(member)
             .ok_or_else(|| MessageError::UnknownMember { name: member.to_owned() })?;
         self.send(address, Body::UserMessage(v1::UserMessage { payload }));
         Ok(())
@@ -56,18 +50,29 @@ impl<R: Rng> Node<R> {
         payload: Bytes,
         latest: bool,
     ) -> Result<u64, MessageError> {
+        self.check_topic(topic)?;
+        self.check_message(topic, &payload, None)?;
+        let (name, generation, now) = (&self.identity.name, self.identity.generation, self.now);
+        Ok(self.messages.originate(name, generation, topic.to_owned(), payload, latest, None, now))
+    }
+
+    /// A topic within `messages.max_topic`.
+    pub(crate) fn check_topic(&self, topic: &str) -> Result<(), MessageError> {
         let max = self.config.messages.max_topic;
         if topic.len() > max {
             return Err(MessageError::TopicTooLarge { len: topic.len(), max });
         }
-        self.check_message(topic, &payload)?;
-        let (name, generation, now) = (&self.identity.name, self.identity.generation, self.now);
-        Ok(self.messages.originate(name, generation, topic.to_owned(), payload, latest, now))
+        Ok(())
     }
 
-    /// A message of `payload` (under `topic`, for a broadcast) is within the limits and
-    /// fits one datagram, alone, with room for the widest envelope.
-    fn check_message(&self, topic: &str, payload: &Bytes) -> Result<(), MessageError> {
+    /// A message of `payload` (under `topic` and with `query`, for a broadcast) is within the
+    /// limits and fits one datagram, alone, with room for the widest envelope.
+    pub(crate) fn check_message(
+        &self,
+        topic: &str,
+        payload: &Bytes,
+        query: Option<&v1::Query>,
+    ) -> Result<(), MessageError> {
         if self.name_check.given_up() {
             return Err(MessageError::NameGivenUp);
         }
@@ -76,8 +81,9 @@ impl<R: Rng> Node<R> {
             return Err(MessageError::PayloadTooLarge { len: payload.len(), max });
         }
         let bounds = self.config.envelope_bounds();
-        let needed = crate::budget::broadcast_datagram_len(bounds, topic.len(), payload.len())
-            + self.security.overhead();
+        let needed =
+            crate::budget::broadcast_datagram_len(bounds, topic.len(), payload.len(), query.cloned())
+                + self.security.overhead();
         if needed > self.config.max_datagram_size {
             return Err(MessageError::DoesNotFit {
                 needed,
@@ -103,6 +109,10 @@ impl<R: Rng> Node<R> {
             match self.messages.receive(&broadcast, &self.identity.name, self.now) {
                 Received::Duplicate => self.out.metrics.broadcasts_duplicate += 1,
                 Received::Superseded => self.out.metrics.broadcasts_superseded += 1,
+                Received::Deliver if broadcast.query.is_some() => {
+                    self.out.metrics.broadcasts_delivered += 1;
+                    self.deliver_query(broadcast);
+                }
                 Received::Deliver => {
                     self.out.metrics.broadcasts_delivered += 1;
                     let v1::UserBroadcast { origin, topic, payload, .. } = broadcast;
