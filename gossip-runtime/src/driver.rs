@@ -427,6 +427,26 @@ impl<R: Runtime> State<R> {
             Command::SendTo { member, payload, reply } => {
                 let _ = reply.send(self.node.send_to(&member, payload));
             }
+            Command::Query { topic, payload, filter, timeout, reply } => {
+                let _ = reply.send(self.node.query(&topic, payload, filter, timeout));
+            }
+            Command::Respond { query, payload, reply } => {
+                let _ = reply.send(self.node.respond(&query, payload));
+            }
+            Command::RequestWrite { owner, key, value, reply } => {
+                let sent = match value {
+                    Some(value) => self.node.request_write(&owner, key, value),
+                    None => self.node.request_delete(&owner, key),
+                };
+                let _ = reply.send(sent);
+            }
+            Command::AnswerWrite { request, refusal, reply } => {
+                let answered = match refusal {
+                    None => self.node.accept_write(&request).map(Some),
+                    Some(reason) => self.node.refuse_write(&request, &reason).map(|()| None),
+                };
+                let _ = reply.send(answered);
+            }
             Command::Broadcast { topic, payload, latest, reply } => {
                 let sent = if latest {
                     self.node.broadcast_latest(&topic, payload)

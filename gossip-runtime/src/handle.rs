@@ -9,7 +9,8 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use gossip_core::{
     AggregateError, AggregateEstimate, EncryptionMode, KeyFingerprint, KeyringError, KeyringStatus,
-    MemberState, MessageError, Metrics, NodeView, SecretKey, WriteError,
+    MemberState, MessageError, Metrics, NodeView, QueryFilter, QueryId, SecretKey, WriteError,
+    WriteRequestId,
 };
 
 use crate::error::Error;
@@ -142,6 +143,29 @@ pub(crate) enum Command {
         payload: Bytes,
         latest: bool,
         reply: oneshot::Sender<Result<u64, MessageError>>,
+    },
+    Query {
+        topic: String,
+        payload: Bytes,
+        filter: QueryFilter,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u64, MessageError>>,
+    },
+    Respond {
+        query: QueryId,
+        payload: Bytes,
+        reply: oneshot::Sender<Result<(), MessageError>>,
+    },
+    RequestWrite {
+        owner: String,
+        key: String,
+        value: Option<Bytes>,
+        reply: oneshot::Sender<Result<u64, MessageError>>,
+    },
+    AnswerWrite {
+        request: WriteRequestId,
+        refusal: Option<String>,
+        reply: oneshot::Sender<Result<Option<u64>, MessageError>>,
     },
     Get {
         node: String,
@@ -341,6 +365,68 @@ impl Handle {
     ) -> Result<u64, Error> {
         let (topic, payload) = (topic.into(), payload.into());
         Ok(self.request(|reply| Command::Broadcast { topic, payload, latest: true, reply }).await??)
+    }
+
+    /// Asks the members `filter` selects (see [`gossip_core::Node::query`]): each gets
+    /// `Event::Query` and may answer with [`respond`](Self::respond); the answers come as
+    /// `Event::QueryResponse` until `timeout`, then `Event::QueryFinished`. Returns its id.
+    pub async fn query(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        filter: QueryFilter,
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        let (topic, payload) = (topic.into(), payload.into());
+        Ok(self.request(|reply| Command::Query { topic, payload, filter, timeout, reply }).await??)
+    }
+
+    /// Answers a query this node got (`Event::Query`), once, within its timeout.
+    pub async fn respond(&self, query: QueryId, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        Ok(self.request(|reply| Command::Respond { query, payload, reply }).await??)
+    }
+
+    /// Asks `owner` to write `key = value` in its table (see
+    /// [`gossip_core::Node::request_write`]); `Event::WriteAnswered` tells the outcome.
+    /// Returns the request's id.
+    pub async fn request_write(
+        &self,
+        owner: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> Result<u64, Error> {
+        let (owner, key, value) = (owner.into(), key.into(), Some(value.into()));
+        Ok(self.request(|reply| Command::RequestWrite { owner, key, value, reply }).await??)
+    }
+
+    /// As [`request_write`](Self::request_write), for a delete of `key`.
+    pub async fn request_delete(
+        &self,
+        owner: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Result<u64, Error> {
+        let (owner, key) = (owner.into(), key.into());
+        Ok(self.request(|reply| Command::RequestWrite { owner, key, value: None, reply }).await??)
+    }
+
+    /// Accepts a write request this node was asked (`Event::WriteRequested`): writes it and
+    /// returns the version (see [`gossip_core::Node::accept_write`]).
+    pub async fn accept_write(&self, request: WriteRequestId) -> Result<u64, Error> {
+        let answer = self.request(|reply| Command::AnswerWrite { request, refusal: None, reply }).await??;
+        Ok(answer.unwrap_or_default())
+    }
+
+    /// Refuses a write request this node was asked (`Event::WriteRequested`), telling the
+    /// requester `reason`.
+    pub async fn refuse_write(
+        &self,
+        request: WriteRequestId,
+        reason: impl Into<String>,
+    ) -> Result<(), Error> {
+        let refusal = Some(reason.into());
+        self.request(|reply| Command::AnswerWrite { request, refusal, reply }).await??;
+        Ok(())
     }
 
     /// Deletes `key` from this node's table (a versioned tombstone); returns its version, or

@@ -72,5 +72,5 @@ pub use bytes::Bytes;
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
     KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    SecretKey, SharedStr, WriteError,
+    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedStr, WriteError, WritePolicy, WriteRequestId,
 };

@@ -12,7 +12,9 @@ use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use gossip_core::{Config, EncryptionMode, Event, KeyringError, MemberState, SecretKey};
+use gossip_core::{
+    Config, EncryptionMode, Event, KeyringError, MemberState, QueryFilter, RequestOutcome, SecretKey,
+};
 
 use crate::{Error, Events, Handle, KeyValue, Member, Options};
 
@@ -69,6 +71,11 @@ macro_rules! scenario_tests {
         #[test]
         fn messages_and_broadcasts_reach_their_members() {
             $crate::suite::run::<$harness, _>($crate::suite::messages_and_broadcasts::<$harness>());
+        }
+
+        #[test]
+        fn a_query_is_answered_and_a_write_request_is_written_by_its_owner() {
+            $crate::suite::run::<$harness, _>($crate::suite::query_and_write_request::<$harness>());
         }
 
         #[test]
@@ -280,6 +287,43 @@ pub async fn messages_and_broadcasts<H: Harness>() {
         matches!(nodes[0].handle.send_to("nobody", "x").await, Err(Error::Message(_))),
         "a message to an unknown member is refused"
     );
+    shutdown_all(&nodes).await;
+}
+
+/// A query to one member by name is answered; a write request to an owner is accepted by its
+/// application, written, and the requester learns the version and then sees the value.
+pub async fn query_and_write_request<H: Harness>() {
+    let mut nodes = start_cluster::<H>(4).await;
+    eventually!(H, nodes, "every node sees the three others alive", all_alive(&nodes).await);
+    let filter = QueryFilter::Names(vec!["node-2".to_owned()]);
+    let id = nodes[0].handle.query("ping", "?", filter, Duration::from_secs(5)).await.expect("a query");
+    let query = |node: &TestNode| {
+        node.seen.iter().find_map(|event| match event {
+            Event::Query { query, .. } => Some(query.clone()),
+            _ => None,
+        })
+    };
+    eventually!(H, nodes, "node-2 got the query", query(&nodes[2]).is_some());
+    assert!(query(&nodes[1]).is_none() && query(&nodes[3]).is_none(), "only node-2 is asked");
+    let asked = query(&nodes[2]).expect("got it");
+    nodes[2].handle.respond(asked, "pong").await.expect("within the timeout");
+    eventually!(H, nodes, "node-0 got the answer", {
+        nodes[0].seen.iter().any(|event| matches!(event, Event::QueryResponse { query, from, payload } if *query == id && from == "node-2" && payload.as_ref() == b"pong"))
+    });
+
+    let id = nodes[1].handle.request_write("node-3", "color", "blue").await.expect("a request");
+    let request = |node: &TestNode| {
+        node.seen.iter().find_map(|event| match event {
+            Event::WriteRequested { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+    };
+    eventually!(H, nodes, "node-3 is asked", request(&nodes[3]).is_some());
+    let version = nodes[3].handle.accept_write(request(&nodes[3]).expect("asked")).await.expect("accepted");
+    eventually!(H, nodes, "node-1 learns the outcome and sees the value", {
+        let told = nodes[1].seen.iter().any(|event| matches!(event, Event::WriteAnswered { request, outcome: RequestOutcome::Accepted { version: v }, .. } if *request == id && *v == version));
+        told && nodes[1].handle.get("node-3", "color").await.expect("runs").as_deref() == Some(&b"blue"[..])
+    });
     shutdown_all(&nodes).await;
 }
 

@@ -33,7 +33,7 @@ use gossip_runtime::{AsyncIoSocket, AsyncIoTimer};
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
     KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    SecretKey, SharedStr, WriteError,
+    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedStr, WriteError, WritePolicy, WriteRequestId,
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,
