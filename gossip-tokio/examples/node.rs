@@ -12,7 +12,11 @@
 //!
 //! While it runs it takes commands on standard input, one per line (`set KEY VALUE`,
 //! `delete KEY`, `get NODE KEY`, `entries NODE`, `prefix PREFIX`, `members`, `snapshot`,
-//! `metrics`, `keys`, `leave`, `help`), and answers each with one line (see `node/control.rs`).
+//! `metrics`, `keys`, `send NODE TEXT`, `broadcast TOPIC TEXT`, `query TIMEOUT TOPIC TEXT`,
+//! `respond QUERY TEXT`, `request NODE KEY VALUE`, `request-delete NODE KEY`, `accept REQUEST`,
+//! `refuse REQUEST REASON`, `leave`, `help`), and answers each with one line (see
+//! `node/control.rs`). Messages, broadcasts, queries, answers and write requests arrive as
+//! event lines; `--accept-writes PREFIX` answers write requests without asking.
 //!
 //! `--config-file PATH` reads the whole configuration from a TOML file (every field is
 //! optional; see `docs/config-example.toml`); a field that cannot work stops the program at
@@ -78,6 +82,8 @@ use serde_json::json;
 
 #[path = "node/control.rs"]
 mod control;
+#[path = "node/events.rs"]
+mod events;
 #[path = "node/keys.rs"]
 mod keys;
 #[path = "node/metrics.rs"]
@@ -114,6 +120,11 @@ struct Args {
     /// "default"); datagrams of other clusters are dropped (and reported once per source).
     #[arg(long)]
     cluster: Option<String>,
+    /// Accept every write request of other members for a key starting with this prefix
+    /// ("" for every key) and refuse the rest, instead of printing each for `accept` or
+    /// `refuse` (the default).
+    #[arg(long)]
+    accept_writes: Option<String>,
     /// A file of keys to seal datagrams with: one per line, the base64 of 32 bytes
     /// (`openssl rand -base64 32`), the first one primary. Re-read on SIGHUP.
     #[arg(long)]
@@ -169,101 +180,6 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// One event as a line of text.
-fn text(event: &Event) -> String {
-    match event {
-        Event::MemberDiscovered { name, generation, address } => {
-            format!("discovered {name} (generation {generation}) at {address}")
-        }
-        Event::MemberRestarted { name, old_generation, generation, address, old_address }
-            if address != old_address =>
-        {
-            format!(
-                "restarted  {name}: generation {old_generation} -> {generation}, moved {old_address} -> {address}"
-            )
-        }
-        Event::MemberRestarted { name, old_generation, generation, address, .. } => {
-            format!("restarted  {name}: generation {old_generation} -> {generation} at {address}")
-        }
-        Event::MemberSuspected { name, incarnation } => {
-            format!("suspected  {name} (incarnation {incarnation})")
-        }
-        Event::MemberRecovered { name, incarnation } => {
-            format!("recovered  {name} (incarnation {incarnation})")
-        }
-        Event::MemberFailed { name, generation } => format!("failed     {name} (generation {generation})"),
-        Event::MemberLeft { name, generation } => format!("left       {name} (generation {generation})"),
-        Event::MemberAddressChanged { name, old, new } => format!("moved      {name}: {old} -> {new}"),
-        Event::Joined { via } => format!("joined     the cluster via {via}"),
-        Event::LeaveComplete => "left       the cluster".to_owned(),
-        Event::KeyChanged { node, key, value, version } => {
-            format!("set        {node}: {key} = {} (version {version})", String::from_utf8_lossy(value))
-        }
-        Event::KeyDeleted { node, key, version } => format!("deleted    {node}: {key} (version {version})"),
-        Event::ForeignCluster { from, cluster } => {
-            format!(
-                "warning    datagrams of cluster {cluster:?} arrive from {from}; check --cluster / Config::cluster"
-            )
-        }
-        Event::NameConflict { other_address, other_generation, kept: true } => format!(
-            "conflict   another process under this name runs at {other_address} (generation {other_generation}); it gave the name up"
-        ),
-        Event::NameConflict { other_address, other_generation, kept: false } => format!(
-            "conflict   a newer process under this name runs at {other_address} (generation {other_generation}); this one gave the name up"
-        ),
-        other => format!("{other:?}"),
-    }
-}
-
-/// One event as a JSON object.
-fn json(event: &Event) -> serde_json::Value {
-    match event {
-        Event::MemberDiscovered { name, generation, address } => {
-            json!({"event": "discovered", "name": name, "generation": generation, "address": address.to_string()})
-        }
-        Event::MemberRestarted { name, old_generation, generation, address, old_address } => json!({
-            "event": "restarted",
-            "name": name,
-            "old_generation": old_generation,
-            "generation": generation,
-            "address": address.to_string(),
-            "old_address": old_address.to_string(),
-        }),
-        Event::MemberSuspected { name, incarnation } => {
-            json!({"event": "suspected", "name": name, "incarnation": incarnation})
-        }
-        Event::MemberRecovered { name, incarnation } => {
-            json!({"event": "recovered", "name": name, "incarnation": incarnation})
-        }
-        Event::MemberFailed { name, generation } => {
-            json!({"event": "failed", "name": name, "generation": generation})
-        }
-        Event::MemberLeft { name, generation } => {
-            json!({"event": "left", "name": name, "generation": generation})
-        }
-        Event::MemberAddressChanged { name, old, new } => {
-            json!({"event": "moved", "name": name, "old": old.to_string(), "new": new.to_string()})
-        }
-        Event::Joined { via } => json!({"event": "joined", "via": via.to_string()}),
-        Event::LeaveComplete => json!({"event": "leave_complete"}),
-        Event::KeyChanged { node, key, value, version } => json!({
-            "event": "key_changed", "node": node.as_str(), "key": key.as_str(),
-            "value": String::from_utf8_lossy(value), "version": version,
-        }),
-        Event::KeyDeleted { node, key, version } => {
-            json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})
-        }
-        Event::ForeignCluster { from, cluster } => {
-            json!({"event": "foreign_cluster", "from": from.to_string(), "cluster": cluster})
-        }
-        Event::NameConflict { other_address, other_generation, kept } => json!({
-            "event": "name_conflict", "other_address": other_address.to_string(),
-            "other_generation": other_generation, "kept": kept
-        }),
-        other => json!({"event": "other", "debug": format!("{other:?}")}),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -284,6 +200,9 @@ async fn main() -> ExitCode {
     };
     if let Some(cluster) = &args.cluster {
         config = config.with_cluster(cluster.clone());
+    }
+    if let Some(prefix) = &args.accept_writes {
+        config.messages.write_policy = gossip_tokio::WritePolicy::AcceptPrefix(prefix.clone());
     }
     config.encryption = match keys::encryption(args.encryption, args.key_file.is_some()) {
         Ok(mode) => mode,
@@ -357,11 +276,11 @@ async fn main() -> ExitCode {
     let print = |event: &Event| {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         if args.json {
-            let mut line = json(event);
+            let mut line = events::json(event);
             line["time"] = json!(time.to_string());
             println!("{line}");
         } else {
-            println!("{time} {}", text(event));
+            println!("{time} {}", events::text(event));
         }
     };
     // Installed once, before the loop: a signal that lands while an event is being printed

@@ -12,6 +12,18 @@
 //! snapshot             every member with its table (one JSON line)
 //! metrics              the node's counters (one JSON line)
 //! keys                 the keyring
+//! send NODE TEXT       a direct message to a member
+//! broadcast TOPIC TEXT a broadcast to every member
+//! query TIMEOUT TOPIC TEXT
+//!                      a query to every member; answers until TIMEOUT ("2s")
+//! respond QUERY TEXT   answer a query (QUERY as printed: ORIGIN/GENERATION/ID)
+//! request NODE KEY VALUE
+//!                      ask NODE to write KEY in its table
+//! request-delete NODE KEY
+//!                      ask NODE to delete KEY from its table
+//! accept REQUEST       accept a write request (REQUEST as printed: REQUESTER/GENERATION/ID)
+//! refuse REQUEST REASON
+//!                      refuse a write request
 //! leave                leave the cluster and exit (as Ctrl-C)
 //! help                 this list
 //! ```
@@ -20,7 +32,7 @@
 //! `"reply"` set to the command). End of input (a closed stdin) is not a command: the node
 //! keeps running until a signal or `leave`.
 
-use gossip_tokio::{Handle, Member};
+use gossip_tokio::{Handle, Member, QueryFilter, QueryId, WriteRequestId};
 use serde_json::{Value, json};
 
 /// What the loop should do after a command.
@@ -32,7 +44,7 @@ pub enum After {
 }
 
 /// The list of commands, as `help` prints it.
-pub const HELP: &str = "commands: set KEY VALUE | expire TTL KEY VALUE | delete KEY | get NODE KEY | entries NODE | prefix PREFIX | members | snapshot | metrics | keys | leave | help";
+pub const HELP: &str = "commands: set KEY VALUE | expire TTL KEY VALUE | delete KEY | get NODE KEY | entries NODE | prefix PREFIX | members | snapshot | metrics | keys | send NODE TEXT | broadcast TOPIC TEXT | query TIMEOUT TOPIC TEXT | respond QUERY TEXT | request NODE KEY VALUE | request-delete NODE KEY | accept REQUEST | refuse REQUEST REASON | leave | help";
 
 /// Runs one command line; returns its answer (one line) and what to do next.
 pub async fn run(node: &Handle, line: &str, as_json: bool) -> (String, After) {
@@ -135,6 +147,65 @@ async fn answer(node: &Handle, command: &str, rest: &str) -> Result<Reply, Strin
             let keys = node.keys().await.map_err(|e| e.to_string())?;
             Value::Array(keys.iter().map(|key| json!(key.to_string())).collect())
         }
+        "send" => {
+            let (to, text) = rest.split_once(char::is_whitespace).ok_or("usage: send NODE TEXT")?;
+            node.send_to(to, text.trim().to_owned()).await.map_err(|e| e.to_string())?;
+            json!({ "to": to })
+        }
+        "broadcast" => {
+            let (topic, text) = rest.split_once(char::is_whitespace).ok_or("usage: broadcast TOPIC TEXT")?;
+            let id = node.broadcast(topic, text.trim().to_owned()).await.map_err(|e| e.to_string())?;
+            json!({ "topic": topic, "id": id })
+        }
+        "query" => {
+            const USAGE: &str = "usage: query TIMEOUT TOPIC TEXT (TIMEOUT as 2s)";
+            let (timeout, rest) = rest.split_once(char::is_whitespace).ok_or(USAGE)?;
+            let timeout = humantime::parse_duration(timeout).map_err(|e| format!("{USAGE}: {e}"))?;
+            let (topic, text) =
+                rest.trim_start().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
+            let id = node
+                .query(topic, text.trim().to_owned(), QueryFilter::All, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            json!({ "topic": topic, "query": id })
+        }
+        "respond" => {
+            const USAGE: &str = "usage: respond ORIGIN/GENERATION/ID TEXT";
+            let (query, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (origin, generation, id) = triple(query).ok_or(USAGE)?;
+            let query = QueryId { origin, generation, id };
+            node.respond(query, text.trim().to_owned()).await.map_err(|e| e.to_string())?;
+            json!("answered")
+        }
+        "request" => {
+            const USAGE: &str = "usage: request NODE KEY VALUE";
+            let (owner, rest) = rest.split_once(char::is_whitespace).ok_or(USAGE)?;
+            let (key, value) = rest.trim_start().split_once(char::is_whitespace).ok_or(USAGE)?;
+            let id =
+                node.request_write(owner, key, value.trim().to_owned()).await.map_err(|e| e.to_string())?;
+            json!({ "owner": owner, "key": key, "request": id })
+        }
+        "request-delete" => {
+            let (owner, key) =
+                rest.split_once(char::is_whitespace).ok_or("usage: request-delete NODE KEY")?;
+            let id = node.request_delete(owner, key.trim()).await.map_err(|e| e.to_string())?;
+            json!({ "owner": owner, "key": key.trim(), "request": id })
+        }
+        "accept" => {
+            let (requester, generation, id) = triple(one(rest, "usage: accept REQUESTER/GENERATION/ID")?)
+                .ok_or("usage: accept REQUESTER/GENERATION/ID")?;
+            let request = WriteRequestId { requester, generation, id };
+            let version = node.accept_write(request).await.map_err(|e| e.to_string())?;
+            json!({ "version": version })
+        }
+        "refuse" => {
+            const USAGE: &str = "usage: refuse REQUESTER/GENERATION/ID REASON";
+            let (request, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (requester, generation, id) = triple(request).ok_or(USAGE)?;
+            let request = WriteRequestId { requester, generation, id };
+            node.refuse_write(request, reason.trim()).await.map_err(|e| e.to_string())?;
+            json!("refused")
+        }
         "leave" => return Ok(Reply::Leave),
         "help" | "" => json!(HELP),
         other => return Err(format!("unknown command {other:?}; {HELP}")),
@@ -143,6 +214,13 @@ async fn answer(node: &Handle, command: &str, rest: &str) -> Result<Reply, Strin
 }
 
 /// The single word of `rest`, or `usage`.
+/// `NAME/GENERATION/ID`, as the events print queries and write requests.
+fn triple(text: &str) -> Option<(String, u64, u64)> {
+    let (rest, id) = text.rsplit_once('/')?;
+    let (name, generation) = rest.rsplit_once('/')?;
+    Some((name.to_owned(), generation.parse().ok()?, id.parse().ok()?))
+}
+
 fn one<'a>(rest: &'a str, usage: &str) -> Result<&'a str, String> {
     match rest.split_whitespace().collect::<Vec<_>>()[..] {
         [word] => Ok(word),
@@ -187,5 +265,13 @@ mod tests {
         assert_eq!(reply(true, "get", Err("no".into())), r#"{"error":"no","reply":"get"}"#);
         assert_eq!(one("a", "usage").unwrap(), "a");
         assert!(one("a b", "usage").is_err() && one("", "usage").is_err());
+    }
+
+    #[test]
+    fn queries_and_requests_are_named_as_the_events_print_them() {
+        assert_eq!(triple("node-a/17/3"), Some(("node-a".to_owned(), 17, 3)));
+        assert_eq!(triple("a/b/c/1/2"), Some(("a/b/c".to_owned(), 1, 2)), "a name may hold slashes");
+        assert_eq!(triple("node-a/3"), None);
+        assert_eq!(triple("node-a/x/3"), None);
     }
 }
