@@ -11,6 +11,8 @@
 //!   false positives under loss or slow members, partition, restart);
 //! - [`aggregate`]: push-sum aggregation ([`AggregateStudy`](aggregate::AggregateStudy):
 //!   convergence, churn);
+//! - [`messages`]: application messages ([`MessageStudy`](messages::MessageStudy):
+//!   broadcast spread and cost, query answers, write requests around a broken link);
 //! - [`chaos`]: random fault schedules followed by a calm phase that must end in agreement
 //!   ([`Chaos`](chaos::Chaos)).
 //!
@@ -25,6 +27,7 @@
 
 pub mod aggregate;
 pub mod chaos;
+pub mod messages;
 mod progress;
 mod setup;
 pub mod swim;

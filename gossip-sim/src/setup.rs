@@ -24,6 +24,14 @@ pub(crate) struct InSync<'a> {
 
 /// Builds the in-sync cluster a study starts from, at time zero.
 pub(crate) fn start_in_sync(setup: InSync<'_>) -> Result<Simulation, SimError> {
+    start_in_sync_with(setup, |config| config)
+}
+
+/// As [`start_in_sync`], with more simulator settings made by `more` (recorded events, say).
+pub(crate) fn start_in_sync_with(
+    setup: InSync<'_>,
+    more: impl FnOnce(SimConfig) -> SimConfig,
+) -> Result<Simulation, SimError> {
     let mut config = SimConfig::new(setup.nodes, setup.seed)
         .with_node_config(setup.node_config.clone())
         .with_link(setup.link)
@@ -35,5 +43,5 @@ pub(crate) fn start_in_sync(setup: InSync<'_>) -> Result<Simulation, SimError> {
     if setup.membership_log {
         config = config.with_membership_log();
     }
-    Simulation::new(config)
+    Simulation::new(more(config))
 }

@@ -30,8 +30,9 @@ impl<R: Rng> Node<R> {
     /// Broadcasts `payload` under `topic` to every live member: each gets one
     /// [`Event::Broadcast`] (this node gets none). It rides piggyback on the datagrams the
     /// protocol sends and, while it spreads, on `Gossip` datagrams to `fanout` random members
-    /// every gossip interval; each node passes it on in `fanout x swim.retransmit_mult x
-    /// ceil(log10(n + 1))` datagrams. Returns its id (from 1 in each generation).
+    /// every gossip interval; each node passes it on in `swim.retransmit_mult x
+    /// ceil(log10(n + 1))` datagrams (memberlist's count), at least `3 x fanout`. Returns its
+    /// id (from 1 in each generation).
     pub fn broadcast(&mut self, topic: &str, payload: impl Into<Bytes>) -> Result<u64, MessageError> {
         self.originate_broadcast(topic, payload.into(), false)
     }
@@ -140,11 +141,13 @@ impl<R: Rng> Node<R> {
         if self.messages.pending() == 0 {
             return Vec::new();
         }
-        // A round of `Gossip` datagrams spends `fanout` transmissions at once: each holder
-        // passes a broadcast on in `retransmit_mult x ceil(log10(n + 1))` rounds' worth, so
-        // that it does not die out in a small cluster with a low multiplier.
-        let rounds = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
-        let limit = rounds.saturating_mul(u32::try_from(self.config.fanout).unwrap_or(u32::MAX));
+        // Each holder passes a broadcast on `retransmit_mult x ceil(log10(n + 1))` times, as
+        // memberlist does, but at least in three rounds of `Gossip` datagrams (`fanout` each):
+        // in a small cluster with a low multiplier the first count is 2, and a broadcast
+        // whose two copies went to members that had it already would die out.
+        let fanout = u32::try_from(self.config.fanout).unwrap_or(u32::MAX);
+        let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len())
+            .max(fanout.saturating_mul(3));
         let before = self.messages.given_way();
         let taken = self.messages.take(room, limit);
         self.out.metrics.broadcasts_given_way += self.messages.given_way() - before;

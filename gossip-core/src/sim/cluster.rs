@@ -203,6 +203,11 @@ pub struct Simulation {
     pub(crate) skipped_actions: u64,
     /// What each node told its application, checked step by step (with every-step checks).
     pub(crate) app_events: Option<AppEvents>,
+    /// Every node answers the queries it gets (see [`SimConfig::answer_queries`]).
+    pub(crate) answer_queries: bool,
+    /// Nodes may write their tables on their own, accepting write requests by policy: the
+    /// ledger is brought in step after every datagram.
+    pub(crate) own_writes: bool,
 }
 
 impl Simulation {
@@ -239,6 +244,11 @@ impl Simulation {
             memory: VersionMemory::new(),
             trace: Trace::new(config.seed),
             events: config.record_events.then(Vec::new),
+            answer_queries: config.answer_queries,
+            own_writes: matches!(
+                config.node_config.messages.write_policy,
+                crate::WritePolicy::AcceptPrefix(_)
+            ),
             membership: config.record_membership.then(Vec::new),
             steps: 0,
             failure: None,

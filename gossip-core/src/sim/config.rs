@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub paused_buffer: usize,
     /// Keep every event of every node (see [`crate::sim::Simulation::events`]).
     pub record_events: bool,
+    /// Every node answers every query it gets ([`crate::Event::Query`]) at once, with its
+    /// name as the payload (a stand-in for an application that answers).
+    pub answer_queries: bool,
     /// Keep a log of the membership changes every node reports (see
     /// [`crate::sim::Simulation::take_membership_log`]).
     pub record_membership: bool,
@@ -71,6 +74,7 @@ impl SimConfig {
             restart_seeds: Vec::new(),
             paused_buffer: 4_096,
             record_events: false,
+            answer_queries: false,
             record_membership: false,
             replay: None,
             base: None,
@@ -105,6 +109,12 @@ impl SimConfig {
     /// Keeping every event.
     pub fn with_recorded_events(mut self) -> Self {
         self.record_events = true;
+        self
+    }
+
+    /// Every node answering every query it gets at once (see [`SimConfig::answer_queries`]).
+    pub fn with_answered_queries(mut self) -> Self {
+        self.answer_queries = true;
         self
     }
 

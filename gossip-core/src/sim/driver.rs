@@ -168,6 +168,9 @@ impl Simulation {
         self.observer.stats.delivered.add(payload.len());
         self.trace.delivered(self.now, from, to, payload);
         node.handle_input(local, self.addresses[from], payload);
+        if self.own_writes {
+            self.record_own_writes(to);
+        }
     }
 
     /// A timer event pops; returns the node if the timer was current and fired.
@@ -210,6 +213,7 @@ impl Simulation {
             moved,
             app_events,
             ledger,
+            answer_queries,
             ..
         } = self;
         let mut violation = None;
@@ -219,6 +223,8 @@ impl Simulation {
         let mut restarts: Vec<(usize, usize, u64)> = Vec::new();
         // Members (re)discovered: after a member is forgotten, its table is learned anew.
         let mut discoveries: Vec<(usize, usize)> = Vec::new();
+        // Queries to answer once the node's outputs are drained.
+        let mut queries = Vec::new();
         let Some(node) = slots[index].node.as_mut() else { return };
         while let Some(output) = node.poll() {
             match output {
@@ -249,6 +255,9 @@ impl Simulation {
                 }
                 Output::Event(event) => {
                     trace.event(now, index, &event);
+                    if let (true, Event::Query { query, .. }) = (*answer_queries, &event) {
+                        queries.push(query.clone());
+                    }
                     if let Event::KeyChanged { node: owner, key, version, .. }
                     | Event::KeyDeleted { node: owner, key, version } = &event
                     {
@@ -320,6 +329,17 @@ impl Simulation {
         if let Some(kind) = violation {
             // The next step reports it.
             let _ = self.fail(index, kind);
+        }
+        if !queries.is_empty() {
+            if let Some(node) = self.slots[index].node.as_mut() {
+                let answer = bytes::Bytes::from(node.identity().name.clone());
+                for query in &queries {
+                    // Refused only past its timeout or when answered already: nothing to do.
+                    let _ = node.respond(query, answer.clone());
+                }
+            }
+            self.drain(index);
+            return;
         }
         self.rearm(index);
     }

@@ -54,6 +54,10 @@ pub enum SimError {
     /// The node refused a write; its table is unchanged.
     #[error("the write was refused: {0}")]
     Write(#[from] WriteError),
+    /// The node refused an application-message command (a broadcast, a query, a write
+    /// request or an answer); nothing was sent.
+    #[error("the message command was refused: {0}")]
+    Message(#[from] crate::MessageError),
     /// The node refused a keyring command; its keyring is unchanged.
     #[error("the keyring command was refused: {0}")]
     Keyring(#[from] KeyringError),

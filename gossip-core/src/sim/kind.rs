@@ -34,13 +34,19 @@ pub enum BodyKind {
     Gossip,
     /// An application message to one member.
     UserMessage,
+    /// An answer to a query.
+    QueryResponse,
+    /// A write request (or its relayed copy).
+    WriteRequest,
+    /// A write request's outcome (or its relayed copy).
+    WriteOutcome,
     /// No body, or one this simulator does not know.
     Other,
 }
 
 impl BodyKind {
     /// Every kind, in the order of [`KindCounts`].
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::Syn,
         Self::SynAck,
         Self::Ack2,
@@ -55,6 +61,9 @@ impl BodyKind {
         Self::AggregateAck,
         Self::Gossip,
         Self::UserMessage,
+        Self::QueryResponse,
+        Self::WriteRequest,
+        Self::WriteOutcome,
         Self::Other,
     ];
 
@@ -80,6 +89,9 @@ impl BodyKind {
             Self::AggregateAck => "aggregate_ack",
             Self::Gossip => "gossip",
             Self::UserMessage => "user_message",
+            Self::QueryResponse => "query_response",
+            Self::WriteRequest => "write_request",
+            Self::WriteOutcome => "write_outcome",
             Self::Other => "other",
         }
     }
@@ -101,6 +113,9 @@ impl BodyKind {
             15 => Self::AggregateAck,
             17 => Self::Gossip,
             18 => Self::UserMessage,
+            20 => Self::QueryResponse,
+            21 => Self::WriteRequest,
+            22 => Self::WriteOutcome,
             _ => return None,
         })
     }

@@ -29,6 +29,42 @@ impl Simulation {
         Ok(id)
     }
 
+    /// Node `index` runs an application-message command now: a broadcast, a query, a
+    /// write request, an answer ([`Node::broadcast`], [`Node::query`],
+    /// [`Node::request_write`], [`Node::accept_write`], ...). A write it makes in its own
+    /// table (an accepted request) is logged as any write.
+    pub fn command<T>(
+        &mut self,
+        index: usize,
+        command: impl FnOnce(&mut Node<ChaCha8Rng>) -> Result<T, crate::MessageError>,
+    ) -> Result<T, SimError> {
+        let result = command(self.live_node(index)?)?;
+        self.record_own_writes(index);
+        self.after_command(index)?;
+        Ok(result)
+    }
+
+    /// Logs the writes node `index` made in its own table that the ledger lacks: the ones
+    /// it made on its own, accepting a write request.
+    pub(crate) fn record_own_writes(&mut self, index: usize) {
+        let Some(node) = self.slots.get(index).and_then(|slot| slot.node.as_ref()) else { return };
+        let generation = self.generations[index];
+        let logged = self.ledger.log(index, generation).map_or(0, |log| log.max_version());
+        let local = node.table.local();
+        if local.max_version <= logged {
+            return;
+        }
+        let writes: Vec<(String, Option<Bytes>, u64)> = local
+            .entries_after(logged)
+            .map(|(version, entry)| {
+                (entry.key.to_string(), (!entry.deleted).then(|| entry.value.clone()), version)
+            })
+            .collect();
+        for (key, value, version) in writes {
+            self.record_write(index, &key, value, version);
+        }
+    }
+
     /// Node `index` deletes `key` now; `None` when it did not hold the key.
     pub fn delete(&mut self, index: usize, key: &str) -> Result<Option<WriteId>, SimError> {
         let node = self.live_node(index)?;

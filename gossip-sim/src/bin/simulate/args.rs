@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 use gossip_core::sim::{Checks, LinkModel};
 use gossip_core::{AntiEntropyMode, Config, Dissemination, RumorRule};
 use gossip_sim::aggregate::AggregateStudy;
+use gossip_sim::messages::MessageStudy;
 use gossip_sim::swim::SwimStudy;
 use gossip_sim::trial::Study;
 
@@ -46,12 +47,24 @@ pub(crate) enum ScenarioKind {
     Aggregate,
     /// Random faults from each seed, then calm: invariants and agreement (see --seeds).
     Chaos,
+    /// One member broadcasts: rounds until every member has it, and the bytes it adds.
+    Broadcast,
+    /// One member queries every member (each answers at once): answers within the timeout.
+    Query,
+    /// A write request to an owner the asker cannot reach directly (a one-way cut): time
+    /// until the asker sees the write, against a plain write's spread.
+    WriteRequest,
 }
 
 impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     pub(crate) fn is_swim(self) -> bool {
-        self.runs_preset() && !matches!(self, Self::Aggregate | Self::Chaos)
+        self.runs_preset() && !matches!(self, Self::Aggregate | Self::Chaos) && !self.is_messages()
+    }
+
+    /// Whether this is an application-message scenario.
+    pub(crate) fn is_messages(self) -> bool {
+        matches!(self, Self::Broadcast | Self::Query | Self::WriteRequest)
     }
 
     /// Whether the nodes run the preset as it is (the gossip flags apply only when given).
@@ -183,6 +196,10 @@ pub(crate) struct Args {
     /// Restart scenario: the member comes back at its old address.
     #[arg(long)]
     pub(crate) same_address: bool,
+    /// Query scenario: the query's timeout in milliseconds [default: 3 x (ceil(log2 n) + 4)
+    /// gossip rounds].
+    #[arg(long)]
+    pub(crate) query_timeout_ms: Option<u64>,
     /// Aggregate scenario: rounds to measure.
     #[arg(long, default_value_t = 80)]
     pub(crate) measure_rounds: u32,
@@ -313,6 +330,14 @@ pub(crate) fn swim_study(args: &Args) -> Result<SwimStudy, String> {
         .with_checks(checks)
         .with_settle_periods(args.settle_periods)
         .with_replay(replay_command(args)))
+}
+
+pub(crate) fn message_study(args: &Args) -> Result<MessageStudy, String> {
+    let (link, checks) = link_and_checks(args)?;
+    if args.nodes < 3 {
+        return Err("the message scenarios need --nodes 3 or more".to_owned());
+    }
+    Ok(MessageStudy::new(args.nodes, node_config(args)?).with_link(link).with_checks(checks))
 }
 
 pub(crate) fn aggregate_study(args: &Args) -> Result<AggregateStudy, String> {

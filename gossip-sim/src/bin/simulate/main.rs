@@ -67,10 +67,12 @@ use std::time::Instant;
 use clap::Parser;
 use serde_json::json;
 
-use crate::args::{Args, ScenarioKind, aggregate_study, study, swim_study};
+use crate::args::{Args, ScenarioKind, aggregate_study, message_study, study, swim_study};
 use crate::progress::progress_bar;
 use crate::report::print_table;
-use crate::scenarios::{aggregate, chaos, crash, false_positives, partition, restart, spread, steady};
+use crate::scenarios::{
+    aggregate, chaos, crash, false_positives, messages, partition, restart, spread, steady,
+};
 
 mod args;
 mod plot;
@@ -108,6 +110,9 @@ fn run(args: &Args) -> Result<(), String> {
         ScenarioKind::Restart => restart(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Aggregate => aggregate(args, &aggregate_study(args)?, &bar)?,
         ScenarioKind::Chaos => chaos(args, &bar)?,
+        ScenarioKind::Broadcast | ScenarioKind::Query | ScenarioKind::WriteRequest => {
+            messages(args, &message_study(args)?, &bar)?
+        }
     };
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();

@@ -12,11 +12,13 @@ mod aggregate;
 mod chaos;
 mod convergence;
 mod membership;
+mod messages;
 
 pub(crate) use aggregate::aggregate;
 pub(crate) use chaos::chaos;
 pub(crate) use convergence::{spread, steady};
 pub(crate) use membership::{crash, false_positives, partition, restart};
+pub(crate) use messages::messages;
 
 /// Runs `trial` for every seed of the study, with the progress bar.
 pub(crate) fn trials<T>(
