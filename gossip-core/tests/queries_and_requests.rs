@@ -291,3 +291,20 @@ fn caller_mistakes_are_typed_errors() {
     let request = WriteRequestId { requester: name(1), generation: 1, id: 9 };
     assert!(matches!(node.accept_write(&request), Err(MessageError::UnknownRequest { .. })));
 }
+
+#[test]
+fn an_answer_goes_around_a_broken_link_through_relays_and_counts_once() {
+    let mut h = formed(6, Config::lan(), 12);
+    h.cut.insert((2, 0));
+    let filter = QueryFilter::Names(vec![name(2)]);
+    let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(2)).expect("a query");
+    h.drain(0);
+    h.run_for(Duration::from_secs(1));
+    let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
+    h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+    h.drain(2);
+    h.run_for(Duration::from_secs(2));
+    assert_eq!(answers(&h.events[0]), vec![(id, name(2), b"here".to_vec())], "relayed, taken once");
+    assert_eq!(finished(&h.events[0]), vec![(id, 1)]);
+    assert!(h.metrics()[0].query_responses_dropped >= 1, "the second relayed copy is dropped");
+}

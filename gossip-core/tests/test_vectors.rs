@@ -212,7 +212,10 @@ fn body_json(body: &Option<Body>) -> Value {
         Some(Body::Gossip(_)) => json!({}),
         Some(Body::UserMessage(m)) => json!({ "payload": hex(&m.payload) }),
         Some(Body::QueryResponse(m)) => {
-            json!({ "generation": m.generation, "id": m.id, "payload": hex(&m.payload) })
+            json!({
+                "generation": m.generation, "id": m.id, "payload": hex(&m.payload),
+                "relay_to": m.relay_to, "responder": m.responder,
+            })
         }
         Some(Body::WriteRequest(m)) => json!({
             "requester": identity_json(&m.requester), "owner": m.owner, "id": m.id, "key": m.key,

@@ -185,6 +185,8 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
                 generation: u64::from(r.below(4)),
                 id: u64::from(r.below(4)),
                 payload: payload(r),
+                relay_to: if r.bool() { name(r) } else { String::new() },
+                responder: if r.bool() { name(r) } else { String::new() },
             }),
             3 => Body::WriteRequest(write_request(r)),
             5 => Body::UserMessage(v1::UserMessage { payload: payload(r) }),

@@ -40,6 +40,10 @@ pub struct MessageConfig {
     /// Queries of others this node delivered and may still answer (for their timeout); the
     /// oldest is forgotten first.
     pub max_received_queries: usize,
+    /// Random members each answer to a query also goes through, besides straight to the
+    /// asker (Serf's relay factor): an answer then arrives when one path loses it. 0 sends
+    /// answers straight only.
+    pub query_relays: usize,
     /// Longest timeout of a query, asked or received.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_query_timeout: Duration,
@@ -94,6 +98,7 @@ impl Default for MessageConfig {
             burst_per_sender: 100,
             max_outstanding_queries: 64,
             max_received_queries: 256,
+            query_relays: 2,
             max_query_timeout: Duration::from_secs(60),
             write_policy: WritePolicy::Ask,
             max_outstanding_requests: 256,

@@ -233,7 +233,13 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             Body::UserMessage(message.payload)
         }
         DecodedBody::QueryResponse(response) => {
-            if response.payload.len() > config.messages.max_payload || response.id == 0 {
+            let named = |name: &str| name.is_empty() || valid_name(name, config);
+            let valid = response.payload.len() <= config.messages.max_payload
+                && response.id != 0
+                && named(&response.relay_to)
+                && named(&response.responder)
+                && (response.relay_to.is_empty() || response.responder.is_empty());
+            if !valid {
                 return None;
             }
             Body::QueryResponse(response)

@@ -84,7 +84,13 @@ impl<R: Rng> Node<R> {
             .queries
             .answer(query, self.now)
             .ok_or_else(|| MessageError::UnknownQuery { query: query.clone() })?;
-        let response = v1::QueryResponse { generation: query.generation, id: query.id, payload };
+        let response =
+            v1::QueryResponse { generation: query.generation, id: query.id, payload, ..Default::default() };
+        let relays = self.random_live_members(self.config.messages.query_relays, &[query.origin.as_str()]);
+        for relay in relays {
+            let relayed = v1::QueryResponse { relay_to: query.origin.clone(), ..response.clone() };
+            self.send(relay, Body::QueryResponse(relayed));
+        }
         self.send(address, Body::QueryResponse(response));
         Ok(())
     }
@@ -124,19 +130,40 @@ impl<R: Rng> Node<R> {
         named && holds
     }
 
-    /// An answer (checked) from `sender` to one of this node's queries.
+    /// An answer (checked) from `sender`: to one of this node's queries, or to pass on once
+    /// to the asker.
     pub(crate) fn on_query_response(&mut self, sender: &Identity, response: v1::QueryResponse) {
+        if !response.relay_to.is_empty() {
+            self.relay_query_response(sender, response);
+            return;
+        }
+        let responder = if response.responder.is_empty() { &sender.name } else { &response.responder };
         let current = response.generation == self.identity.generation;
-        if !current || !self.queries.take_answer(response.id, &sender.name) {
+        if !current || !self.queries.take_answer(response.id, responder) {
             self.out.metrics.query_responses_dropped += 1;
             return;
         }
         self.out.metrics.query_responses += 1;
         self.out.events.emit(Event::QueryResponse {
             query: response.id,
-            from: sender.name.clone(),
+            from: responder.clone(),
             payload: response.payload,
         });
+    }
+
+    /// Passes an answer of `sender` on to the asker it names, once (as a relay).
+    fn relay_query_response(&mut self, sender: &Identity, response: v1::QueryResponse) {
+        if !self.messages.allow_message(&sender.name, self.now) {
+            self.out.metrics.messages_rate_limited += 1;
+            return;
+        }
+        let Some(asker) = self.live_peer_address(&response.relay_to) else {
+            self.out.metrics.query_responses_dropped += 1;
+            return;
+        };
+        let relayed =
+            v1::QueryResponse { relay_to: String::new(), responder: sender.name.clone(), ..response };
+        self.send(asker, Body::QueryResponse(relayed));
     }
 
     /// Ends this node's queries whose timeout is up.
