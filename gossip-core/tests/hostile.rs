@@ -1089,3 +1089,80 @@ fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alon
     assert!(estimate.count.is_some_and(|c| (c - 3.0).abs() < 1e-6), "{estimate:?}");
     still_serves_honest_peers(&mut h, "aggregation");
 }
+
+/// Forged answers and outcomes are dropped and counted: an outcome for a request that waits
+/// at node 0, sent by mallory as if it were the owner; outcomes and answers for nothing that
+/// waits; a flood of write requests is rate-limited, writes only what the burst allows, and
+/// the node still serves honest peers.
+#[test]
+fn forged_outcomes_and_answers_are_dropped_and_floods_of_requests_are_limited() {
+    let mut config = capped();
+    config.messages.write_policy = gossip_core::WritePolicy::AcceptPrefix(String::new());
+    config.messages.burst_per_sender = 5;
+    config.messages.rate_per_sender = 1;
+    let mut h = cluster(config, 31);
+    let id = h.nodes[0].request_write(&name(1), "k", &b"v"[..]).expect("a request");
+    h.nodes[0].query("q", &b""[..], gossip_core::QueryFilter::All, Duration::from_secs(30)).expect("a query");
+    let me = identity(&name(0), 1, 0);
+    let forged_outcome = |id: u64, owner: &str, relayed: bool| {
+        from_mallory(Body::WriteOutcome(v1::WriteOutcome {
+            requester: Some(me.clone()),
+            id,
+            owner: owner.to_owned(),
+            owner_generation: 1,
+            accepted: true,
+            version: 99,
+            relayed,
+            ..Default::default()
+        }))
+        .encode_to_vec()
+    };
+    let answer = |generation: u64, id: u64| {
+        from_mallory(Body::QueryResponse(v1::QueryResponse { generation, id, ..Default::default() }))
+            .encode_to_vec()
+    };
+    let before = h.nodes[0].metrics();
+    let events_before = h.events[0].len();
+    // Mallory is not the owner and says it is not relaying: refused. For no request: refused.
+    // Answers to another generation, or to no query: refused.
+    flood(
+        &mut h,
+        &[
+            forged_outcome(id, &name(1), false),
+            forged_outcome(id + 7, &name(1), true),
+            answer(2, 1),
+            answer(1, 9),
+        ],
+    );
+    let after = h.nodes[0].metrics();
+    assert_eq!(after.write_messages_dropped - before.write_messages_dropped, 2);
+    assert_eq!(after.query_responses_dropped - before.query_responses_dropped, 2);
+    assert!(
+        !h.events[0][events_before..]
+            .iter()
+            .any(|e| matches!(e, Event::WriteAnswered { .. } | Event::QueryResponse { .. })),
+        "a forgery reached the application"
+    );
+
+    // A flood of write requests for node 0's own table, from mallory.
+    let requests: Vec<Vec<u8>> = (1..=100)
+        .map(|i| {
+            from_mallory(Body::WriteRequest(v1::WriteRequest {
+                requester: Some(identity("mallory", 1, MALLORY)),
+                owner: name(0),
+                id: i,
+                key: format!("flood-{}", i % 8),
+                value: Bytes::from_static(b"x"),
+                ..Default::default()
+            }))
+            .encode_to_vec()
+        })
+        .collect();
+    let version_before = h.nodes[0].node(&name(0)).expect("itself").max_version;
+    flood(&mut h, &requests);
+    let after = h.nodes[0].metrics();
+    assert_eq!(after.write_requests_accepted, 5, "the burst only");
+    assert!(after.messages_rate_limited >= 95);
+    assert_eq!(h.nodes[0].node(&name(0)).expect("itself").max_version, version_before + 5);
+    still_serves_honest_peers(&mut h, "write-request flood");
+}
