@@ -148,6 +148,9 @@ pub struct Metrics {
     /// Broadcasts that gave way in the full queue (`messages.max_pending_broadcasts`) before
     /// being passed on as often as they should.
     pub broadcasts_given_way: u64,
+    /// Bytes this node sent for application broadcasts: the broadcasts riding on its
+    /// datagrams, and whole `Gossip` datagrams (which exist only to carry them).
+    pub broadcast_bytes_out: u64,
     /// Queries of others delivered here (their filter selected this node).
     pub queries_delivered: u64,
     /// Answers to this node's queries taken (one per member and query).
@@ -173,7 +176,7 @@ pub struct Metrics {
 impl Metrics {
     /// Every counter with its field name, in declaration order: what an exporter publishes
     /// (the `node` program serves them in the Prometheus text format).
-    pub fn counters(&self) -> [(&'static str, u64); 68] {
+    pub fn counters(&self) -> [(&'static str, u64); 69] {
         [
             ("datagrams_in", self.datagrams_in),
             ("bytes_in", self.bytes_in),
@@ -234,6 +237,7 @@ impl Metrics {
             ("broadcasts_duplicate", self.broadcasts_duplicate),
             ("broadcasts_superseded", self.broadcasts_superseded),
             ("broadcasts_given_way", self.broadcasts_given_way),
+            ("broadcast_bytes_out", self.broadcast_bytes_out),
             ("queries_delivered", self.queries_delivered),
             ("query_responses", self.query_responses),
             ("query_responses_dropped", self.query_responses_dropped),

@@ -49,9 +49,9 @@ pub struct BroadcastOutcome {
     pub rounds_to_all: Option<f64>,
     /// Rounds until 99.9% of the members had it.
     pub rounds_to_999: Option<f64>,
-    /// Bytes the cluster sent in the window, above what the same seed sends in it without the
-    /// broadcast, per member.
-    pub extra_bytes_per_member: f64,
+    /// Bytes sent for the broadcast (its copies riding on datagrams, and whole `Gossip`
+    /// datagrams), per member.
+    pub bytes_per_member: f64,
 }
 
 /// What one query trial measured (see [`MessageStudy::query`]).
@@ -145,32 +145,30 @@ impl MessageStudy {
     }
 
     /// One member broadcasts a small payload; how many members get it, when, and the bytes
-    /// it adds (the same seed run again without the broadcast is the baseline).
+    /// sent for it (`Metrics::broadcast_bytes_out` over every node).
     pub fn broadcast(&self, seed: u64) -> Result<BroadcastOutcome, SimError> {
         let window = self.round() * self.window_rounds;
         let origin = self.pick(seed, 0);
-        let mut baseline = self.start(seed, &self.node_config, false)?;
-        let (at, before) = (baseline.now(), baseline.stats().sent.bytes);
-        baseline.run_until(at + window)?;
-        let quiet_bytes = baseline.stats().sent.bytes - before;
-        drop(baseline);
         let mut sim = self.start(seed, &self.node_config, false)?;
-        let before = sim.stats().sent.bytes;
+        let at = sim.now();
         sim.command(origin, |node| node.broadcast("study", Bytes::from_static(b"payload of 16 B")))?;
         sim.run_until(at + window)?;
-        let busy_bytes = sim.stats().sent.bytes - before;
         let mut got: Vec<Duration> = delivered(&sim, at, |event| matches!(event, Event::Broadcast { .. }));
         got.sort();
         let members = self.nodes - 1;
         let rounds = |time: Duration| (time - at).as_secs_f64() / self.round().as_secs_f64();
         let needed_999 = (members as f64 * 0.999).ceil() as usize;
+        let bytes: u64 = (0..sim.len())
+            .filter_map(|index| sim.node(index))
+            .map(|node| node.metrics().broadcast_bytes_out)
+            .sum();
         Ok(BroadcastOutcome {
             seed,
             members,
             reached: got.len(),
             rounds_to_all: (got.len() == members).then(|| got.last().map_or(0.0, |last| rounds(*last))),
             rounds_to_999: got.get(needed_999.saturating_sub(1)).map(|time| rounds(*time)),
-            extra_bytes_per_member: (busy_bytes as f64 - quiet_bytes as f64) / members as f64,
+            bytes_per_member: bytes as f64 / members as f64,
         })
     }
 

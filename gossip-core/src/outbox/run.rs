@@ -51,9 +51,16 @@ impl<R: Rng> Node<R> {
         let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
         let piggyback = self.out.claims.take(room, limit, first);
         envelope.membership.extend(piggyback);
-        let room = datagram_limit.saturating_sub(envelope.encoded_len());
+        let without_broadcasts = envelope.encoded_len();
+        let room = datagram_limit.saturating_sub(without_broadcasts);
         envelope.broadcasts = self.take_broadcasts(room);
         let payload = self.security.frame(&mut self.rng, &envelope);
+        if matches!(envelope.body, Some(Body::Gossip(_))) {
+            // A `Gossip` datagram exists only to carry broadcasts: all of it is their cost.
+            self.out.metrics.broadcast_bytes_out += payload.len() as u64;
+        } else if !envelope.broadcasts.is_empty() {
+            self.out.metrics.broadcast_bytes_out += (envelope.encoded_len() - without_broadcasts) as u64;
+        }
         if payload.len() > self.config.max_datagram_size
             || payload.len() > datagram_limit + self.security.overhead()
         {

@@ -40,7 +40,7 @@ pub(crate) fn messages(
                 outcomes.iter().map(|o| o.rounds_to_all.unwrap_or(f64::INFINITY)).collect();
             rounds.sort_by(f64::total_cmp);
             let reached: Vec<f64> = outcomes.iter().map(|o| o.reached as f64 / o.members as f64).collect();
-            let bytes: Vec<f64> = outcomes.iter().map(|o| o.extra_bytes_per_member).collect();
+            let bytes: Vec<f64> = outcomes.iter().map(|o| o.bytes_per_member).collect();
             let finite = |value: Option<f64>| value.filter(|v| v.is_finite());
             report["bound_rounds"] = json!(bound);
             report["trials_reaching_all"] =
@@ -53,7 +53,7 @@ pub(crate) fn messages(
             let to_999: Vec<f64> = outcomes.iter().filter_map(|o| o.rounds_to_999).collect();
             report["trials_reaching_999"] = json!(to_999.len());
             report["rounds_to_999_max"] = round3(to_999.iter().copied().reduce(f64::max));
-            report["extra_bytes_per_member"] = round3(mean_of(&bytes));
+            report["bytes_per_member"] = round3(mean_of(&bytes));
         }
         ScenarioKind::Query => {
             let timeout = args.query_timeout_ms.map_or(round * (3 * bound), Duration::from_millis);
