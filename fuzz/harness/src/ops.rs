@@ -1,5 +1,6 @@
 //! The `ops` target: an [`Arbitrary`] sequence of operations on a small simulated cluster
-//! (writes, deletes, crashes, restarts, partitions, heals, time passing) after a
+//! (writes, deletes, crashes, restarts, partitions, heals, time passing, broadcasts, queries
+//! every node answers, write requests every owner accepts) after a
 //! [`WARM_UP`] in which it forms, then a calm
 //! period: every partition healed, no more faults, [`CALM`] of virtual time. After it every
 //! live node must agree on the membership and on every live node's table
@@ -12,9 +13,9 @@
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use gossip_core::Config;
 use gossip_core::sim::invariants::check_agreement;
 use gossip_core::sim::{LinkModel, SimConfig, SimError, Simulation};
+use gossip_core::{Config, QueryFilter, WritePolicy};
 
 /// At most this many operations are run per input.
 pub const MAX_OPS: usize = 48;
@@ -85,6 +86,31 @@ pub enum ClusterOp {
         /// How long.
         millis: u16,
     },
+    /// The node broadcasts (coalesced by topic when `latest`).
+    Broadcast {
+        /// The origin.
+        node: u8,
+        /// Coalesced.
+        latest: bool,
+    },
+    /// The node queries every member for `millis % MAX_ADVANCE_MS + 1` milliseconds.
+    Query {
+        /// The asker.
+        node: u8,
+        /// Its timeout.
+        millis: u16,
+    },
+    /// The node asks `owner` to write `k{key % 8}` (to delete it when `delete`).
+    RequestWrite {
+        /// The requester.
+        node: u8,
+        /// The owner asked.
+        owner: u8,
+        /// The key.
+        key: u8,
+        /// A delete rather than a write.
+        delete: bool,
+    },
 }
 
 /// Runs the `ops` target on one input; panics on a violation.
@@ -98,7 +124,11 @@ pub fn ops(data: &[u8]) {
 /// Plays `input` on a simulated cluster, calms it, and checks agreement.
 pub fn run(input: &OpsInput) -> Result<Simulation, String> {
     let n = 3 + usize::from(input.nodes % 3);
-    let mut config = SimConfig::new(n, u64::from(input.seed)).with_node_config(Config::local());
+    let mut node_config = Config::local();
+    // Every owner accepts every write request: accepted requests are writes the ledger follows.
+    node_config.messages.write_policy = WritePolicy::AcceptPrefix(String::new());
+    let mut config =
+        SimConfig::new(n, u64::from(input.seed)).with_node_config(node_config).with_answered_queries();
     // A restarted node joins every other, so that it is not stranded when one seed is down.
     config.restart_seeds = (0..n).collect();
     if input.lossy {
@@ -127,9 +157,35 @@ pub fn run(input: &OpsInput) -> Result<Simulation, String> {
             ClusterOp::Advance { millis } => {
                 sim.run_for(Duration::from_millis(u64::from(millis % MAX_ADVANCE_MS)))
             }
+            ClusterOp::Broadcast { node: i, latest } => sim
+                .command(node(i), |node| {
+                    if latest {
+                        node.broadcast_latest("t", &b"b"[..])
+                    } else {
+                        node.broadcast("t", &b"b"[..])
+                    }
+                })
+                .map(|_| ()),
+            ClusterOp::Query { node: i, millis } => {
+                let timeout = Duration::from_millis(u64::from(millis % MAX_ADVANCE_MS) + 1);
+                sim.command(node(i), |node| node.query("q", &b"?"[..], QueryFilter::All, timeout)).map(|_| ())
+            }
+            ClusterOp::RequestWrite { node: i, owner, key, delete } => {
+                let (owner, key) = (gossip_core::sim::node_name(node(owner)), format!("k{}", key % 8));
+                sim.command(node(i), |node| {
+                    if delete {
+                        node.request_delete(&owner, key)
+                    } else {
+                        node.request_write(&owner, key, &b"r"[..])
+                    }
+                })
+                .map(|_| ())
+            }
         };
         match result {
-            Ok(()) | Err(SimError::NodeDown(_)) => {}
+            // A command refused (an unknown or dead owner, a full table of requests) changes
+            // nothing: as a node that is down.
+            Ok(()) | Err(SimError::NodeDown(_) | SimError::Message(_)) => {}
             Err(error) => return Err(error.to_string()),
         }
     }
