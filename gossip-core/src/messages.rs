@@ -13,6 +13,9 @@ use crate::config::Config;
 
 mod run;
 
+/// Direct message ids remembered per sender, to deliver a duplicated datagram once.
+const RECENT_MESSAGES: usize = 64;
+
 /// A broadcast's identity: origin, generation, id.
 type BroadcastId = (String, u64, u64);
 
@@ -41,6 +44,11 @@ pub(crate) struct Messages {
     remembered: usize,
     /// For coalesced broadcasts: the highest id delivered per origin, generation and topic.
     latest: BTreeMap<(String, u64, String), u64>,
+    /// The id of this node's last direct message in its generation.
+    last_message_id: u64,
+    /// The last [`RECENT_MESSAGES`] message ids delivered per sender (name, generation), at
+    /// most `max_senders` senders.
+    recent_messages: BTreeMap<(String, u64), VecDeque<u64>>,
     /// Direct messages allowed per sender (token buckets), at most `max_senders`.
     buckets: BTreeMap<String, Bucket>,
     max_senders: usize,
@@ -67,6 +75,8 @@ impl Messages {
             seen_order: VecDeque::new(),
             remembered: messages.remembered_broadcasts,
             latest: BTreeMap::new(),
+            last_message_id: 0,
+            recent_messages: BTreeMap::new(),
             buckets: BTreeMap::new(),
             max_senders: config.max_nodes,
             rate: f64::from(messages.rate_per_sender),
@@ -182,6 +192,34 @@ impl Messages {
     /// A round went out at `now`; the next is due one `interval` later.
     pub(crate) fn round_sent(&mut self, now: Instant, interval: Duration) {
         self.next_round = now + interval;
+    }
+
+    /// The id of this node's next direct message.
+    pub(crate) fn next_message_id(&mut self) -> u64 {
+        self.last_message_id += 1;
+        self.last_message_id
+    }
+
+    /// Whether message `id` of `sender` is the first copy among the sender's last
+    /// [`RECENT_MESSAGES`] (0, not numbered: always). A set of recent ids rather than a
+    /// sliding window: a forged id far ahead must not make the sender's real ones look old.
+    pub(crate) fn first_copy(&mut self, sender: &crate::identity::Identity, id: u64) -> bool {
+        if id == 0 {
+            return true;
+        }
+        let key = (sender.name.clone(), sender.generation);
+        if !self.recent_messages.contains_key(&key) && self.recent_messages.len() >= self.max_senders {
+            self.recent_messages.pop_first();
+        }
+        let recent = self.recent_messages.entry(key).or_default();
+        if recent.contains(&id) {
+            return false;
+        }
+        if recent.len() >= RECENT_MESSAGES {
+            recent.pop_front();
+        }
+        recent.push_back(id);
+        true
     }
 
     /// Whether `sender` may deliver one more direct message at `now` (its token bucket).

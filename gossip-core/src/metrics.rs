@@ -138,6 +138,8 @@ pub struct Metrics {
     /// Application messages dropped because their sender went over
     /// `messages.rate_per_sender`.
     pub messages_rate_limited: u64,
+    /// Application messages dropped as copies of one delivered (the network duplicated it).
+    pub messages_duplicate: u64,
     /// Application broadcasts delivered here (each once).
     pub broadcasts_delivered: u64,
     /// Application broadcasts received again after delivery; dropped.
@@ -176,7 +178,7 @@ pub struct Metrics {
 impl Metrics {
     /// Every counter with its field name, in declaration order: what an exporter publishes
     /// (the `node` program serves them in the Prometheus text format).
-    pub fn counters(&self) -> [(&'static str, u64); 69] {
+    pub fn counters(&self) -> [(&'static str, u64); 70] {
         [
             ("datagrams_in", self.datagrams_in),
             ("bytes_in", self.bytes_in),
@@ -233,6 +235,7 @@ impl Metrics {
             ("events_dropped", self.events_dropped),
             ("messages_in", self.messages_in),
             ("messages_rate_limited", self.messages_rate_limited),
+            ("messages_duplicate", self.messages_duplicate),
             ("broadcasts_delivered", self.broadcasts_delivered),
             ("broadcasts_duplicate", self.broadcasts_duplicate),
             ("broadcasts_superseded", self.broadcasts_superseded),

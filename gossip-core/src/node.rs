@@ -438,9 +438,9 @@ impl<R: Rng> Node<R> {
                 }
             }
             message::Body::Gossip => {}
-            message::Body::UserMessage(payload) => {
+            message::Body::UserMessage(message) => {
                 if let Some(sender) = &sender {
-                    self.on_user_message(sender, payload);
+                    self.on_user_message(sender, message);
                 }
             }
             message::Body::QueryResponse(response) => {

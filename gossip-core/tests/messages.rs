@@ -118,3 +118,25 @@ fn a_sender_over_its_rate_is_dropped_and_counted() {
     assert_eq!(metrics.messages_in, 3);
     assert_eq!(metrics.messages_rate_limited, 7);
 }
+
+#[test]
+fn a_message_the_network_duplicates_is_delivered_once() {
+    let mut h = Harness::new(3, Config::lan(), 11);
+    h.run_for(Duration::from_secs(5));
+    h.recorded = Some(Vec::new());
+    h.nodes[1].send_to(&name(2), &b"once"[..]).expect("a live member");
+    h.drain(1);
+    let sent: Vec<_> = h.recorded.take().unwrap_or_default();
+    let (_, _, datagram) =
+        sent.iter().find(|(from, to, _)| *from == 1 && *to == common::address(2)).expect("sent");
+    let datagram = datagram.clone();
+    h.inject(common::address(1), 2, &datagram);
+    h.inject(common::address(1), 2, &datagram);
+    h.run_for(Duration::from_secs(1)); // The original arrives too.
+    let got = h.events[2]
+        .iter()
+        .filter(|event| matches!(event, Event::Message { payload, .. } if payload.as_ref() == b"once"))
+        .count();
+    assert_eq!(got, 1, "delivered once (the datagram arrived three times)");
+    assert_eq!(h.metrics()[2].messages_duplicate, 2);
+}

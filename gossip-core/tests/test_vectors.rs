@@ -210,7 +210,7 @@ fn body_json(body: &Option<Body>) -> Value {
         }
         Some(Body::AggregateAck(m)) => json!({ "epoch": m.epoch, "sequence": m.sequence }),
         Some(Body::Gossip(_)) => json!({}),
-        Some(Body::UserMessage(m)) => json!({ "payload": hex(&m.payload) }),
+        Some(Body::UserMessage(m)) => json!({ "payload": hex(&m.payload), "id": m.id }),
         Some(Body::QueryResponse(m)) => {
             json!({
                 "generation": m.generation, "id": m.id, "payload": hex(&m.payload),

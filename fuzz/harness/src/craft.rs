@@ -189,7 +189,7 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
                 responder: if r.bool() { name(r) } else { String::new() },
             }),
             3 => Body::WriteRequest(write_request(r)),
-            5 => Body::UserMessage(v1::UserMessage { payload: payload(r) }),
+            5 => Body::UserMessage(v1::UserMessage { payload: payload(r), id: u64::from(r.below(4)) }),
             6 => Body::WriteOutcome(write_outcome(r)),
             _ => return None,
         },

@@ -62,8 +62,8 @@ pub(crate) enum Body {
     AggregateAck(v1::AggregateAck),
     /// Nothing but what rides piggyback.
     Gossip,
-    /// An application message's payload, within `messages.max_payload`.
-    UserMessage(bytes::Bytes),
+    /// An application message (its payload within `messages.max_payload`).
+    UserMessage(v1::UserMessage),
     /// An answer to a query, its payload within `messages.max_payload`.
     QueryResponse(v1::QueryResponse),
     /// A write request with a valid requester (name, address), owner, id, key and value.
@@ -230,7 +230,7 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             if message.payload.len() > config.messages.max_payload {
                 return None;
             }
-            Body::UserMessage(message.payload)
+            Body::UserMessage(message)
         }
         DecodedBody::QueryResponse(response) => {
             let named = |name: &str| name.is_empty() || valid_name(name, config);

@@ -23,7 +23,8 @@ impl<R: Rng> Node<R> {
         let address = self
             .live_peer_address(member)
             .ok_or_else(|| MessageError::UnknownMember { name: member.to_owned() })?;
-        self.send(address, Body::UserMessage(v1::UserMessage { payload }));
+        let id = self.messages.next_message_id();
+        self.send(address, Body::UserMessage(v1::UserMessage { payload, id }));
         Ok(())
     }
 
@@ -94,8 +95,14 @@ impl<R: Rng> Node<R> {
         Ok(())
     }
 
-    /// A direct message from `sender`: delivered unless the sender is over its rate.
-    pub(crate) fn on_user_message(&mut self, sender: &Identity, payload: Bytes) {
+    /// A direct message from `sender`: delivered unless it is a copy of one delivered, or the
+    /// sender is over its rate.
+    pub(crate) fn on_user_message(&mut self, sender: &Identity, message: v1::UserMessage) {
+        if !self.messages.first_copy(sender, message.id) {
+            self.out.metrics.messages_duplicate += 1;
+            return;
+        }
+        let payload = message.payload;
         if !self.messages.allow_message(&sender.name, self.now) {
             self.out.metrics.messages_rate_limited += 1;
             return;
