@@ -17,7 +17,11 @@
 //!    survivor sees the new generation and it sees every survivor;
 //! 6. **aggregate**: node `i` contributes `i + 1` to the push-sum aggregate `load`; until
 //!    every node's running average and count (the cluster-size estimate, which no node reads
-//!    from its member list) are within 0.1% of the truth.
+//!    from its member list) are within 0.1% of the truth;
+//! 7. **messages**: node 0 broadcasts, queries every member (each answers at once) and node 1
+//!    asks node 0 to write a key of node 0's table (node 0's application accepts); until
+//!    every other node got the broadcast, node 0 every answer, node 1 the outcome, and every
+//!    node holds the requested key.
 //!
 //! Then a summary table (stdout, or stderr with `--json`) and, with `--json`, exactly one JSON
 //! object on stdout. The exit code is 0 only if every phase completed in time.
@@ -34,7 +38,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use futures_lite::StreamExt;
-use gossip_tokio::{Config, DriverStats, EncryptionMode, Event, Events, Handle, Options, SecretKey};
+use gossip_tokio::{
+    Config, DriverStats, EncryptionMode, Event, Events, Handle, Options, QueryFilter, RequestOutcome,
+    SecretKey,
+};
 use serde_json::json;
 
 /// Run a gossip cluster on 127.0.0.1 through membership, key spread, idle traffic, a crash
@@ -108,7 +115,20 @@ struct Watch {
     owners: AtomicUsize,
     /// `VICTIM_*`.
     victim: AtomicU8,
+    /// Broadcasts on [`DEMO_TOPIC`] received.
+    broadcasts: AtomicUsize,
+    /// Answers to this node's query received.
+    answers: AtomicUsize,
+    /// Whether this node's write request was accepted.
+    accepted: AtomicU8,
+    /// Whether the requested key of node 0 arrived (or was written, on node 0).
+    requested: AtomicU8,
 }
+
+/// The topic of the messages phase's broadcast and query.
+const DEMO_TOPIC: &str = "demo";
+/// The key node 1 asks node 0 to write in the messages phase.
+const REQUESTED_KEY: &str = "requested/by";
 
 /// Shared by every observer.
 #[derive(Debug)]
@@ -120,8 +140,9 @@ struct Shared {
     killed: Mutex<Option<(Instant, Option<Instant>)>>,
 }
 
-/// Follows one node's events and keeps its [`Watch`] current.
-async fn observe(mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
+/// Follows one node's events and keeps its [`Watch`] current; as the node's application, it
+/// answers queries and accepts write requests for keys under `requested/`.
+async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
     let mut live = HashSet::new();
     let mut owners = HashSet::new();
     while let Some(event) = events.next().await {
@@ -154,6 +175,31 @@ async fn observe(mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
             }
             Event::KeyChanged { node, key, .. } if key.as_str() == KEY => {
                 owners.insert(node.as_str().to_owned());
+            }
+            Event::KeyChanged { key, .. } if key.as_str() == REQUESTED_KEY => {
+                watch.requested.store(1, Ordering::Release);
+            }
+            Event::Broadcast { topic, .. } if topic == DEMO_TOPIC => {
+                watch.broadcasts.fetch_add(1, Ordering::AcqRel);
+            }
+            Event::Query { query, .. } => {
+                // Answered at once; a failure (its time passed) leaves the answer out.
+                let _ = handle.respond(query, handle.name().to_owned()).await;
+            }
+            Event::QueryResponse { .. } => {
+                watch.answers.fetch_add(1, Ordering::AcqRel);
+            }
+            Event::WriteRequested { request, key, .. } => {
+                if key.starts_with("requested/") {
+                    if handle.accept_write(request).await.is_ok() {
+                        watch.requested.store(1, Ordering::Release);
+                    }
+                } else {
+                    let _ = handle.refuse_write(request, "only keys under requested/").await;
+                }
+            }
+            Event::WriteAnswered { outcome: RequestOutcome::Accepted { .. }, .. } => {
+                watch.accepted.store(1, Ordering::Release);
             }
             _ => {}
         }
@@ -209,7 +255,7 @@ async fn start(
         .await
         .map_err(|error| format!("{} could not start: {error}", name(index)))?;
     let watch = Arc::new(Watch::default());
-    tokio::spawn(observe(events, watch.clone(), shared.clone()));
+    tokio::spawn(observe(handle.clone(), events, watch.clone(), shared.clone()));
     Ok(Member { handle, watch })
 }
 
@@ -312,6 +358,8 @@ struct Report {
     failure: Option<Duration>,
     rejoin: Option<Duration>,
     aggregate: Option<Duration>,
+    /// The messages phase: broadcast, query and write request all done.
+    messages: Option<Duration>,
     aggregate_interval_ms: f64,
     /// The mean of the nodes' count estimates when the aggregate phase ended.
     size_estimate: Option<f64>,
@@ -341,6 +389,7 @@ impl Report {
             "aggregate_converged_ms": self.aggregate.map(ms),
             "aggregate_converged_rounds": self.aggregate.map(|d| (ms(d) / self.aggregate_interval_ms * 100.0).round() / 100.0),
             "cluster_size_estimate": self.size_estimate.map(|v| (v * 1000.0).round() / 1000.0),
+            "messages_done_ms": self.messages.map(ms),
             "datagrams_sent": self.traffic.datagrams_sent,
             "bytes_sent": self.traffic.bytes_sent,
             "max_datagram_bytes": self.traffic.max_datagram_sent,
@@ -366,6 +415,7 @@ impl Report {
             ("rejoined", time(self.rejoin)),
             ("aggregate within 0.1%", time(self.aggregate)),
             ("cluster size estimate", self.size_estimate.map_or("-".to_owned(), |v| format!("{v:.3}"))),
+            ("messages done", time(self.messages)),
             ("datagrams sent", self.traffic.datagrams_sent.to_string()),
             ("bytes sent", self.traffic.bytes_sent.to_string()),
             ("largest datagram", format!("{} bytes", self.traffic.max_datagram_sent)),
@@ -565,6 +615,47 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     report.size_estimate = (!counts.is_empty()).then(|| counts.iter().sum::<f64>() / counts.len() as f64);
     outcome?;
     report.aggregate = Some(started.elapsed());
+
+    // 7. Messages: a broadcast, a query of every member, a write request, all at once.
+    let started = Instant::now();
+    let (first, second) = (members[0].handle.clone(), members[1].handle.clone());
+    first.broadcast(DEMO_TOPIC, "hello").await.map_err(|e| e.to_string())?;
+    first
+        .query(DEMO_TOPIC, "who is there?", QueryFilter::All, Duration::from_secs(20) + scale)
+        .await
+        .map_err(|e| e.to_string())?;
+    second
+        .request_write(first.name(), REQUESTED_KEY, second.name().to_owned())
+        .await
+        .map_err(|e| e.to_string())?;
+    let got = |members: &[Member], f: &dyn Fn(&Watch) -> bool| members.iter().filter(|m| f(&m.watch)).count();
+    let broadcast = |w: &Watch| w.broadcasts.load(Ordering::Acquire) >= 1;
+    let requested = |w: &Watch| w.requested.load(Ordering::Acquire) == 1;
+    let answers = || members[0].watch.answers.load(Ordering::Acquire);
+    let accepted = || members[1].watch.accepted.load(Ordering::Acquire) == 1;
+    phase(
+        "messages",
+        Duration::from_secs(20) + scale,
+        || {
+            got(&members[1..], &broadcast) == n - 1
+                && answers() == n - 1
+                && accepted()
+                && got(members, &requested) == n
+        },
+        || {
+            format!(
+                "{}/{} got the broadcast, {}/{} answers, request {}, {}/{n} hold the requested key",
+                got(&members[1..], &broadcast),
+                n - 1,
+                answers(),
+                n - 1,
+                if accepted() { "accepted" } else { "waiting" },
+                got(members, &requested)
+            )
+        },
+    )
+    .await?;
+    report.messages = Some(started.elapsed());
     Ok(())
 }
 
