@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use gossip_core::sim::{BodyKind, body_kind, node_address};
-use gossip_core::{Identity, Node, Output};
+use gossip_core::{Event, Identity, Node, Output, QueryFilter};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -80,9 +80,19 @@ pub fn capture(config_byte: u8) -> Vec<Captured> {
             for (from, node) in nodes.iter_mut().enumerate() {
                 let Some(node) = node else { continue };
                 while let Some(output) = node.poll() {
-                    if let Output::Transmit(transmit) = output {
-                        let to = (0..NODES).find(|i| node_address(*i) == transmit.to);
-                        in_flight.push(Captured { at, from, to, payload: transmit.payload });
+                    match output {
+                        Output::Transmit(transmit) => {
+                            let to = (0..NODES).find(|i| node_address(*i) == transmit.to);
+                            in_flight.push(Captured { at, from, to, payload: transmit.payload });
+                        }
+                        // The application answers every query and accepts every request.
+                        Output::Event(Event::Query { query, .. }) => {
+                            let _ = node.respond(&query, &b"here"[..]);
+                        }
+                        Output::Event(Event::WriteRequested { request, .. }) => {
+                            let _ = node.accept_write(&request);
+                        }
+                        Output::Event(_) => {}
                     }
                 }
             }
@@ -136,6 +146,15 @@ fn script(
             node(nodes, 2).set("k9", "late").expect("small");
         }
         6_000 => node(nodes, 4).leave(),
+        7_000 => {
+            // Application messages: a direct message, a broadcast, a query of every member
+            // (answered, see `capture`), write requests both ways (accepted there).
+            node(nodes, 1).send_to("n0", &b"hello"[..]).expect("a live member");
+            node(nodes, 2).broadcast("t", &b"news"[..]).expect("a broadcast");
+            node(nodes, 3).query("q", &b"?"[..], QueryFilter::All, Duration::from_secs(2)).expect("a query");
+            node(nodes, 1).request_write("n0", "asked", &b"v"[..]).expect("a request");
+            node(nodes, 0).request_write("n2", "asked", &b"v"[..]).expect("a request");
+        }
         8_000 => nodes[5] = None,
         15_000 => {
             let mut restarted = start(5, 2);
