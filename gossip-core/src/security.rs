@@ -87,14 +87,24 @@ impl Security {
         Ok(Bytes::from(opened.plaintext))
     }
 
-    /// Encodes `envelope`, sealed under the primary key when the mode says so.
-    pub(crate) fn frame<R: Rng>(&mut self, rng: &mut R, envelope: &v1::Envelope) -> Vec<u8> {
+    /// Encodes `envelope`, whose encoded length the caller counted as `encoded_len` (the
+    /// envelope is not walked again for it), sealed under the primary key when the mode says
+    /// so.
+    pub(crate) fn frame<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        envelope: &v1::Envelope,
+        encoded_len: usize,
+    ) -> Vec<u8> {
+        debug_assert_eq!(encoded_len, envelope.encoded_len(), "the length counted is the encoded one");
         let key = if self.mode.seals() { self.keyring.primary() } else { None };
-        let Some(key) = key else { return envelope.encode_to_vec() };
-        let mut buffer = Vec::with_capacity(envelope.encoded_len() + SEAL_OVERHEAD);
-        buffer.resize(HEADER_LEN, 0);
+        let (header, overhead) = if key.is_some() { (HEADER_LEN, SEAL_OVERHEAD) } else { (0, 0) };
+        let mut buffer = Vec::with_capacity(encoded_len + overhead);
+        buffer.resize(header, 0);
         envelope.encode_raw(&mut buffer);
-        self.sealer.seal(rng, key, &mut buffer);
+        if let Some(key) = key {
+            self.sealer.seal(rng, key, &mut buffer);
+        }
         buffer
     }
 

@@ -6,11 +6,16 @@ use std::net::SocketAddr;
 
 use gossip_proto::v1::{self, envelope::Body};
 use prost::Message;
+use prost::encoding::message::encoded_len_repeated;
 use rand_core::Rng;
 
 use crate::event::Transmit;
 use crate::membership::Claim;
 use crate::node::Node;
+
+/// The field numbers of `Envelope.membership` and `Envelope.broadcasts` in proto/gossip.proto.
+const MEMBERSHIP_FIELD: u32 = 16;
+const BROADCASTS_FIELD: u32 = 19;
 
 impl<R: Rng> Node<R> {
     /// Queues a membership claim for piggybacking.
@@ -47,19 +52,22 @@ impl<R: Rng> Node<R> {
         let mut envelope = self.envelopes.envelope(body);
         envelope.membership = claims;
         let datagram_limit = self.datagram_limit();
-        let room = datagram_limit.saturating_sub(envelope.encoded_len());
+        // The envelope's length is walked once; what is appended after adds its own length
+        // (a repeated field's elements are encoded one after the other).
+        let base = envelope.encoded_len();
         let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len());
-        let piggyback = self.out.claims.take(room, limit, first);
+        let piggyback = self.out.claims.take(datagram_limit.saturating_sub(base), limit, first);
+        let without_broadcasts = base + encoded_len_repeated(MEMBERSHIP_FIELD, &piggyback);
         envelope.membership.extend(piggyback);
-        let without_broadcasts = envelope.encoded_len();
-        let room = datagram_limit.saturating_sub(without_broadcasts);
-        envelope.broadcasts = self.take_broadcasts(room);
-        let payload = self.security.frame(&mut self.rng, &envelope);
+        envelope.broadcasts = self.take_broadcasts(datagram_limit.saturating_sub(without_broadcasts));
+        let broadcasts_len = encoded_len_repeated(BROADCASTS_FIELD, &envelope.broadcasts);
+        let encoded_len = without_broadcasts + broadcasts_len;
+        let payload = self.security.frame(&mut self.rng, &envelope, encoded_len);
         if matches!(envelope.body, Some(Body::Gossip(_))) {
             // A `Gossip` datagram exists only to carry broadcasts: all of it is their cost.
             self.out.metrics.broadcast_bytes_out += payload.len() as u64;
-        } else if !envelope.broadcasts.is_empty() {
-            self.out.metrics.broadcast_bytes_out += (envelope.encoded_len() - without_broadcasts) as u64;
+        } else {
+            self.out.metrics.broadcast_bytes_out += broadcasts_len as u64;
         }
         if payload.len() > self.config.max_datagram_size
             || payload.len() > datagram_limit + self.security.overhead()
