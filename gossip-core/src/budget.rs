@@ -87,8 +87,11 @@ pub(crate) fn single_entry_datagram_len(
             deleted: true,
         }],
     };
-    widest_envelope(bounds, v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true }))
-        .encoded_len()
+    widest_envelope(
+        bounds,
+        v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true, summary: None }),
+    )
+    .encoded_len()
 }
 
 /// The encoded size of the largest aggregation transfer: `max_aggregates` aggregates, each

@@ -10,6 +10,10 @@ mod messages;
 
 pub use messages::{MessageConfig, WritePolicy};
 
+/// The cluster identifier of [`Config::default`]. On the wire it is the empty string (an
+/// envelope's `cluster` field left out); a receiver reads an empty `cluster` as this one.
+pub const DEFAULT_CLUSTER: &str = "default";
+
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
@@ -61,6 +65,7 @@ pub enum RumorRule {
 #[non_exhaustive]
 pub struct Config {
     /// Cluster identifier carried by every datagram; datagrams of other clusters are dropped.
+    /// [`DEFAULT_CLUSTER`] by default, which datagrams carry as the empty string.
     pub cluster: String,
     /// Largest datagram the node sends or accepts, in bytes (memberlist's 1,400 stays under
     /// common MTUs).
@@ -175,7 +180,7 @@ impl Config {
     /// Defaults for a local-area network (memberlist's LAN figures where they apply).
     pub fn lan() -> Self {
         Self {
-            cluster: "default".to_owned(),
+            cluster: DEFAULT_CLUSTER.to_owned(),
             max_datagram_size: 1400,
             gossip_interval: Duration::from_millis(200),
             fanout: 3,

@@ -423,7 +423,7 @@ impl<R: Rng> Node<R> {
             message::Body::SynAck(syn_ack) => self.on_syn_ack(from, source, syn_ack),
             message::Body::Ack2(ack2) => self.on_ack2(from, source, ack2),
             message::Body::Push(push) => self.on_push(from, source, push),
-            message::Body::PushAck(ack) => self.on_push_ack(ack),
+            message::Body::PushAck(ack) => self.on_push_ack(from, ack),
             message::Body::DeltaReply(deltas) => {
                 self.apply_deltas(deltas, source);
             }

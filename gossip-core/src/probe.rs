@@ -18,6 +18,8 @@ use std::time::Instant;
 use rand::RngExt;
 use rand_core::Rng;
 
+use crate::summary::DigestSummary;
+
 mod run;
 
 /// The probe of the current period.
@@ -36,6 +38,9 @@ pub(crate) struct Probe {
     /// The relays whose nack was counted.
     nacked: Vec<SocketAddr>,
     nacks_expected: u32,
+    /// The digest summary the ping carried: an ack that found it equal to the target's
+    /// confirms the two nodes in sync only while ours is still the same.
+    summary: DigestSummary,
 }
 
 /// A ping-req we relay: our ping's sequence maps to the requester's.

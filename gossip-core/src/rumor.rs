@@ -4,11 +4,14 @@
 //! after `k` such contacts (counter) or with probability 1/k on each (coin). Anti-entropy
 //! stays the backstop for the few nodes a rumor misses.
 
+use std::net::SocketAddr;
+
 use rand::RngExt;
 use rand_core::Rng;
 
 use crate::config::RumorRule;
 use crate::delta::DeltaPlan;
+use crate::summary::DigestSummary;
 
 mod run;
 
@@ -31,11 +34,53 @@ struct Rumor {
 pub(crate) struct Rumors {
     hot: Vec<Rumor>,
     capacity: usize,
+    /// The peers of the latest rumor round whose push is unanswered: only they may answer
+    /// that they are in sync, once each.
+    pushed_to: Vec<SocketAddr>,
+    /// The digest summary the latest round's pushes carried.
+    pushed_summary: Option<DigestSummary>,
 }
 
 impl Rumors {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { hot: Vec::new(), capacity }
+        Self { hot: Vec::new(), capacity, pushed_to: Vec::new(), pushed_summary: None }
+    }
+
+    /// A rumor round starts, its pushes carrying `summary`: the previous round's pushes can
+    /// no longer be answered in sync.
+    pub(crate) fn start_round(&mut self, summary: DigestSummary) {
+        self.pushed_to.clear();
+        self.pushed_summary = Some(summary);
+    }
+
+    /// The digest summary the latest round's pushes carried.
+    pub(crate) fn pushed_summary(&self) -> Option<DigestSummary> {
+        self.pushed_summary
+    }
+
+    /// A push went to `peer` in this round.
+    pub(crate) fn note_pushed(&mut self, peer: SocketAddr) {
+        self.pushed_to.push(peer);
+    }
+
+    /// `peer` answered a push of this round that it holds everything we hold: every hot
+    /// rumor met a contact that knew it (the feedback rule applies to each). Returns how
+    /// many cooled, or `None` when `peer` has no push of this round to answer.
+    pub(crate) fn peer_in_sync<R: Rng>(
+        &mut self,
+        peer: SocketAddr,
+        rule: RumorRule,
+        k: u32,
+        rng: &mut R,
+    ) -> Option<usize> {
+        let at = self.pushed_to.iter().position(|p| *p == peer)?;
+        self.pushed_to.swap_remove(at);
+        let before = self.hot.len();
+        self.hot.retain_mut(|rumor| {
+            rumor.known += 1;
+            keeps_spreading(rumor, rule, k, rng)
+        });
+        Some(before - self.hot.len())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -100,10 +145,7 @@ impl Rumors {
                 return true;
             }
             rumor.known += 1;
-            match rule {
-                RumorRule::Counter => rumor.known < k,
-                RumorRule::Coin => !rng.random_ratio(1, k),
-            }
+            keeps_spreading(rumor, rule, k, rng)
         });
         before - self.hot.len()
     }
@@ -118,6 +160,14 @@ impl Rumors {
     /// Drops the rumors of a node (it restarted or was forgotten).
     pub(crate) fn forget(&mut self, index: usize) {
         self.hot.retain(|rumor| rumor.index != index);
+    }
+}
+
+/// The feedback rule, after a contact that knew `rumor`: whether it stays hot.
+fn keeps_spreading<R: Rng>(rumor: &Rumor, rule: RumorRule, k: u32, rng: &mut R) -> bool {
+    match rule {
+        RumorRule::Counter => rumor.known < k,
+        RumorRule::Coin => !rng.random_ratio(1, k),
     }
 }
 
@@ -136,6 +186,27 @@ mod tests {
         assert_eq!(rumors.feedback(3, 1, 5, RumorRule::Counter, 2, &mut rng), 0);
         assert!(!rumors.is_empty());
         assert_eq!(rumors.feedback(3, 1, 9, RumorRule::Counter, 2, &mut rng), 1);
+        assert!(rumors.is_empty());
+    }
+
+    #[test]
+    fn an_in_sync_answer_counts_for_every_rumor_once_per_push() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let peer: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let stranger: SocketAddr = "10.0.0.9:7946".parse().unwrap();
+        let mut rumors = Rumors::new(8);
+        rumors.heat(1, 1, 0, 1);
+        rumors.heat(2, 1, 0, 1);
+        let summary = DigestSummary::default();
+        rumors.start_round(summary);
+        rumors.note_pushed(peer);
+        assert_eq!(rumors.peer_in_sync(stranger, RumorRule::Counter, 2, &mut rng), None);
+        assert_eq!(rumors.peer_in_sync(peer, RumorRule::Counter, 2, &mut rng), Some(0), "one contact of two");
+        assert_eq!(rumors.peer_in_sync(peer, RumorRule::Counter, 2, &mut rng), None, "its push was answered");
+        assert_eq!(rumors.len(), 2);
+        rumors.start_round(summary);
+        rumors.note_pushed(peer);
+        assert_eq!(rumors.peer_in_sync(peer, RumorRule::Counter, 2, &mut rng), Some(2), "both cool at k = 2");
         assert!(rumors.is_empty());
     }
 

@@ -174,7 +174,7 @@ fn replayed_datagrams_are_dropped_and_counted() {
         .into_iter()
         .filter(|(from, to, _)| *from == 1 && *to == address(0))
         .collect();
-    assert!(captured.len() > 10, "{} datagrams captured", captured.len());
+    assert!(captured.len() >= 8, "{} datagrams captured", captured.len());
     let before = harness.snapshot(0);
     let events_before = harness.events[0].len();
     let replays_before = harness.nodes[0].metrics().replays;
@@ -352,6 +352,7 @@ fn every_measured_attack_without_the_key_is_refused_whole() {
                 ..Default::default()
             }],
             want_ack: false,
+            summary: None,
         })
     };
     let fakes: Vec<v1::MembershipUpdate> =
@@ -376,7 +377,10 @@ fn every_measured_attack_without_the_key_is_refused_whole() {
         ("a key at max + 1", envelope(mallory(), overwrite(max + 1), Vec::new())),
         ("a key at u64::MAX", envelope(mallory(), overwrite(u64::MAX), Vec::new())),
         ("a member without an address", envelope(wire(name(1), 1, 0, false), ping(), Vec::new())),
-        ("acks for every sequence", envelope(mallory(), Body::Ack(v1::Ack { sequence: 1 }), Vec::new())),
+        (
+            "acks for every sequence",
+            envelope(mallory(), Body::Ack(v1::Ack { sequence: 1, ..Default::default() }), Vec::new()),
+        ),
         ("fake members", envelope(mallory(), ping(), fakes)),
     ];
     let mut counter = 0;

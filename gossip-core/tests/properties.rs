@@ -938,7 +938,7 @@ fn body() -> impl Strategy<Value = Body> {
             ..Default::default()
         })),
         deltas().prop_map(|deltas| Body::DeltaReply(v1::DeltaReply { deltas, ..Default::default() })),
-        digest().prop_map(|known| Body::PushAck(v1::PushAck { known, ..Default::default() })),
+        (digest(), any::<bool>()).prop_map(|(known, in_sync)| Body::PushAck(v1::PushAck { known, in_sync })),
         (any::<u32>(), text()).prop_map(|(sequence, target)| Body::Ping(v1::Ping {
             sequence,
             target,

@@ -385,6 +385,40 @@ fn a_datagram_from_another_cluster_is_rejected_and_counted() {
 }
 
 #[test]
+fn the_default_cluster_travels_as_the_empty_string_and_is_read_either_way() {
+    let mut h = Harness::new(3, Config::lan(), 19);
+    write_one_key_each(&mut h);
+    converge(&mut h, Duration::from_secs(10), "3 nodes");
+
+    // What a node of the default cluster sends leaves the field out.
+    let mut newcomer = h.outsider(Config::lan(), Identity::new("newcomer", 1, address(52)), 3);
+    newcomer.join([address(0)]);
+    let sent = datagrams(&mut newcomer);
+    assert!(!sent.is_empty());
+    for datagram in &sent {
+        let envelope = v1::Envelope::decode(datagram.as_ref()).expect("plain envelope");
+        assert_eq!(envelope.cluster, "", "the default cluster is spelled out on the wire");
+        h.inject(address(52), 0, datagram);
+    }
+    assert!(h.nodes[0].node("newcomer").is_some(), "an empty cluster is not read as the default one");
+
+    // The name spelled out is the same cluster (the other tests' envelopes spell it).
+    let m0 = h.nodes[0].metrics();
+    let spelled = envelope_from("spelled", 53, push(Vec::new()));
+    assert_eq!(spelled.cluster, gossip_core::DEFAULT_CLUSTER);
+    h.inject(address(53), 0, &spelled.encode_to_vec());
+    assert_eq!(h.nodes[0].metrics().cluster_mismatches, m0.cluster_mismatches);
+
+    // A node of another cluster takes neither.
+    let mut other =
+        h.outsider(Config::lan().with_cluster("other"), Identity::new("other", 1, address(54)), 4);
+    let before = other.metrics().cluster_mismatches;
+    other.handle_input(h.now, address(52), &sent[0]);
+    other.handle_input(h.now, address(53), &spelled.encode_to_vec());
+    assert_eq!(other.metrics().cluster_mismatches, before + 2);
+}
+
+#[test]
 fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
     let mut h = Harness::new(3, Config::lan(), 18);
     write_one_key_each(&mut h);
@@ -522,7 +556,8 @@ fn malformed_truncated_and_garbage_datagrams_are_dropped_counted_and_change_noth
     probe.set("p", "1").unwrap();
     probe.set("q", "2").unwrap();
     // Node 0 becomes a live member, not a seed (a seed gets a digest exchange, not a push).
-    let hello = envelope_from(&name(0), 0, Body::Ack(v1::Ack { sequence: 0 })).encode_to_vec();
+    let hello =
+        envelope_from(&name(0), 0, Body::Ack(v1::Ack { sequence: 0, ..Default::default() })).encode_to_vec();
     probe.handle_input(h.now, address(0), &hello);
     let _hello = datagrams(&mut probe);
     probe.handle_timeout(h.now + Duration::from_secs(1));

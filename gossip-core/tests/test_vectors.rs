@@ -626,7 +626,7 @@ fn variations(join_syn: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         state: v1::MemberState::Alive as i32,
         ..Default::default()
     };
-    let push = |d: v1::NodeDelta| Some(Body::Push(v1::Push { deltas: vec![d], want_ack: false }));
+    let push = |d: v1::NodeDelta| Some(Body::Push(v1::Push { deltas: vec![d], ..Default::default() }));
     vec![
         ("another cluster", mutate(join_syn, |e| e.cluster = "other".into())),
         ("another protocol version", mutate(join_syn, |e| e.protocol_version = 2)),
@@ -742,7 +742,7 @@ fn variations(join_syn: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
             mutate(join_syn, |e| {
                 e.sender = None;
                 e.membership.clear();
-                e.body = Some(Body::Ack(v1::Ack { sequence: 7 }));
+                e.body = Some(Body::Ack(v1::Ack { sequence: 7, ..Default::default() }));
             }),
         ),
         ("no body", mutate(join_syn, |e| e.body = None)),

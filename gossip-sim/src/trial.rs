@@ -6,6 +6,8 @@
 //!   gossip intervals pass until every live node has it.
 //! - [`Study::steady`]: an in-sync cluster with no writes; the trial measures the background
 //!   traffic.
+//! - [`Study::burst`]: every node writes one key at once; the trial measures how long until
+//!   every node holds every key, then the traffic of the quiet window after the writes.
 //!
 //! Rounds are **fractional**: `(time every node had it - time of the write) / interval`. The
 //! textbook figures count synchronous rounds, in which round `r` ends at time `r`, so the two
@@ -18,7 +20,7 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use gossip_core::sim::{Checks, LinkModel, SimError, Simulation, Traffic, derive_seed};
+use gossip_core::sim::{BodyKind, Checks, KindCounts, LinkModel, SimError, Simulation, Traffic, derive_seed};
 use gossip_core::{Config, Dissemination};
 
 use crate::progress::Progress;
@@ -194,6 +196,164 @@ impl Study {
             },
             trace_hash: sim.trace_hash(),
         })
+    }
+}
+
+/// The quiet window of a burst trial, as the peers' harnesses measure it: `after` the
+/// writes, for `length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietWindow {
+    /// From the writes to the start of the window.
+    pub after: Duration,
+    /// The window's length.
+    pub length: Duration,
+}
+
+impl QuietWindow {
+    /// memberlist's and chitchat's harnesses: 10 s from 1 s after the last write.
+    pub const PEERS: QuietWindow =
+        QuietWindow { after: Duration::from_secs(1), length: Duration::from_secs(10) };
+}
+
+impl Study {
+    /// One burst trial: every node of the idle in-sync cluster writes one key at the same
+    /// moment; the trial measures how long until every node holds every key (`max_rounds`
+    /// bounds the wait), then the traffic of the `quiet` window that follows the writes.
+    pub fn burst(
+        &self,
+        seed: u64,
+        max_rounds: u32,
+        quiet: QuietWindow,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<BurstOutcome, SimError> {
+        if self.nodes < 2 {
+            return Err(SimError::Setup("a burst trial needs at least two nodes".to_owned()));
+        }
+        let mut sim = self.start(seed, &mut progress)?;
+        let interval = self.interval();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, u64::MAX - 2, 0));
+        sim.run_for(interval.mul_f64(rng.random::<f64>()))?;
+        let writes =
+            (0..self.nodes).map(|node| sim.set(node, "burst", "x")).collect::<Result<Vec<_>, _>>()?;
+        let written_at = sim.now();
+        let all_informed = |sim: &Simulation| -> Option<Duration> {
+            writes
+                .iter()
+                .map(|w| sim.write(*w).and_then(|w| w.all_informed_at))
+                .try_fold(Duration::ZERO, |latest, at| at.map(|at| latest.max(at)))
+        };
+        for round in 1..=max_rounds {
+            if sim.run_until_true(written_at + interval * round, |sim| all_informed(sim).is_some())? {
+                break;
+            }
+            let informed =
+                writes.iter().filter(|w| sim.write(**w).is_some_and(|w| w.all_informed_at.is_some())).count();
+            progress(Progress::Spreading { round, informed, live: self.nodes });
+        }
+        let converged = all_informed(&sim);
+        let start = written_at + quiet.after;
+        if sim.now() < start {
+            sim.run_until(start)?;
+        }
+        let before = sim.stats().sent;
+        let kinds_before = sim.stats().sent_kinds;
+        let counters_before = QuietCounters::of(&sim);
+        sim.run_until(sim.now().max(start) + quiet.length)?;
+        let after = sim.stats().sent;
+        let quiet_kinds = sim.stats().sent_kinds.since(&kinds_before);
+        let counters = QuietCounters::of(&sim).minus(&counters_before);
+        Ok(BurstOutcome {
+            seed,
+            nodes: sim.live_nodes(),
+            rounds: converged.map(|at| (at - written_at).as_secs_f64() / interval.as_secs_f64()),
+            quiet_traffic: Traffic {
+                datagrams: after.datagrams - before.datagrams,
+                bytes: after.bytes - before.bytes,
+            },
+            quiet_counters: counters,
+            quiet_kinds,
+            quiet: quiet.length,
+            trace_hash: sim.trace_hash(),
+        })
+    }
+}
+
+/// What one burst trial measured.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BurstOutcome {
+    /// The trial's seed.
+    pub seed: u64,
+    /// Live nodes.
+    pub nodes: usize,
+    /// Intervals from the writes until every node held every key (fractional); `None` if
+    /// that did not happen within the trial's bound.
+    pub rounds: Option<f64>,
+    /// Datagrams and bytes all nodes sent in the quiet window.
+    pub quiet_traffic: Traffic,
+    /// What the nodes did in the quiet window.
+    pub quiet_counters: QuietCounters,
+    /// The datagrams of the quiet window by body kind.
+    pub quiet_kinds: KindCounts,
+    /// The quiet window's length.
+    pub quiet: Duration,
+    /// The trace hash of the run.
+    pub trace_hash: u64,
+}
+
+impl BurstOutcome {
+    /// Bytes each node sent per second of the quiet window.
+    pub fn quiet_bytes_per_node_per_second(&self) -> f64 {
+        self.quiet_traffic.bytes as f64 / (self.nodes.max(1) as f64 * self.quiet.as_secs_f64().max(1e-9))
+    }
+
+    /// Datagrams each node sent per second of the quiet window.
+    pub fn quiet_datagrams_per_node_per_second(&self) -> f64 {
+        self.quiet_traffic.datagrams as f64 / (self.nodes.max(1) as f64 * self.quiet.as_secs_f64().max(1e-9))
+    }
+
+    /// Datagrams of `kind` each node sent per second of the quiet window.
+    pub fn quiet_kind_per_node_per_second(&self, kind: BodyKind) -> f64 {
+        self.quiet_kinds.get(kind) as f64 / (self.nodes.max(1) as f64 * self.quiet.as_secs_f64().max(1e-9))
+    }
+}
+
+/// The node counters that say where quiet traffic goes, summed over the live nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuietCounters {
+    /// Anti-entropy rounds run (skipped ones included).
+    pub gossip_rounds: u64,
+    /// Rounds skipped because a probe showed the node in sync.
+    pub rounds_skipped_in_sync: u64,
+    /// `Syn`s that met a peer in sync.
+    pub exchanges_in_sync: u64,
+    /// `Syn`s that met a peer out of sync.
+    pub exchanges_out_of_sync: u64,
+    /// Direct probes sent.
+    pub probes_sent: u64,
+}
+
+impl QuietCounters {
+    fn of(sim: &Simulation) -> Self {
+        let mut sum = Self::default();
+        for metrics in (0..sim.len()).filter_map(|i| sim.node(i)).map(|node| node.metrics()) {
+            sum.gossip_rounds += metrics.gossip_rounds;
+            sum.rounds_skipped_in_sync += metrics.rounds_skipped_in_sync;
+            sum.exchanges_in_sync += metrics.exchanges_in_sync;
+            sum.exchanges_out_of_sync += metrics.exchanges_out_of_sync;
+            sum.probes_sent += metrics.probes_sent;
+        }
+        sum
+    }
+
+    fn minus(&self, earlier: &Self) -> Self {
+        Self {
+            gossip_rounds: self.gossip_rounds - earlier.gossip_rounds,
+            rounds_skipped_in_sync: self.rounds_skipped_in_sync - earlier.rounds_skipped_in_sync,
+            exchanges_in_sync: self.exchanges_in_sync - earlier.exchanges_in_sync,
+            exchanges_out_of_sync: self.exchanges_out_of_sync - earlier.exchanges_out_of_sync,
+            probes_sent: self.probes_sent - earlier.probes_sent,
+        }
     }
 }
 

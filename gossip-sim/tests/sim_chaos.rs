@@ -95,7 +95,7 @@ fn a_forged_death_of_a_live_member_breaks_agreement() {
         state: v1::MemberState::Dead as i32,
         from: "n1".into(),
     };
-    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0 }));
+    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0, ..Default::default() }));
     // After a suspicion (SWIM's usual path), the death is taken at once.
     let suspect = v1::MembershipUpdate { state: v1::MemberState::Suspect as i32, ..claim.clone() };
     let envelope = with_claim(&with_claim(&forged, suspect), claim.clone());
@@ -114,7 +114,7 @@ fn a_forged_death_of_a_live_member_breaks_agreement() {
     let incarnation = sim.node(0).unwrap().node("n2").unwrap().incarnation;
     let claim = v1::MembershipUpdate { incarnation, ..claim };
     let deferred = sim.node(0).unwrap().metrics().deaths_deferred;
-    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0 }));
+    let forged = sim.forge(1, v1::envelope::Body::Ack(v1::Ack { sequence: 0, ..Default::default() }));
     sim.inject(0, sim.address(1).unwrap(), &with_claim(&forged, claim)).unwrap();
     check_agreement(&sim).unwrap();
     assert_eq!(sim.node(0).unwrap().metrics().deaths_deferred, deferred + 1);

@@ -164,16 +164,16 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
         }),
         1 => Body::SynAck(v1::SynAck { deltas: deltas(r), digest: digest(r) }),
         2 => Body::Ack2(v1::Ack2 { deltas: deltas(r), request: digest(r) }),
-        3 => Body::Push(v1::Push { deltas: deltas(r), want_ack: r.bool() }),
+        3 => Body::Push(v1::Push { deltas: deltas(r), want_ack: r.bool(), summary: summary(r) }),
         4 => Body::DeltaReply(v1::DeltaReply { deltas: deltas(r) }),
-        5 => Body::PushAck(v1::PushAck { known: digest(r) }),
+        5 => Body::PushAck(v1::PushAck { known: digest(r), in_sync: r.bool() }),
         6 => Body::Ping(v1::Ping { sequence: u32::from(r.u8()), target: name(r), summary: summary(r) }),
         7 => Body::PingReq(v1::PingReq {
             sequence: u32::from(r.u8()),
             target: Some(identity(r)),
             nack: r.bool(),
         }),
-        8 => Body::Ack(v1::Ack { sequence: u32::from(r.u8()) }),
+        8 => Body::Ack(v1::Ack { sequence: u32::from(r.u8()), summary_differs: r.u8() & 1 == 1 }),
         9 => Body::Nack(v1::Nack { sequence: u32::from(r.u8()) }),
         // Aggregation bodies share the last choice with "no body", so that inputs written
         // before they existed keep their meaning.

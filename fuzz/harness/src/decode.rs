@@ -76,7 +76,7 @@ mod tests {
         let envelope = v1::Envelope {
             protocol_version: 1,
             cluster: "default".to_owned(),
-            body: Some(v1::envelope::Body::Ack(v1::Ack { sequence: 3 })),
+            body: Some(v1::envelope::Body::Ack(v1::Ack { sequence: 3, ..Default::default() })),
             ..Default::default()
         };
         decode(&envelope.encode_to_vec());

@@ -256,7 +256,7 @@ impl<R: Rng> Node<R> {
         let mut budget = self.budget();
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         if !deltas.is_empty() {
-            self.send(peer, Body::Push(v1::Push { deltas, want_ack: false }));
+            self.send(peer, Body::Push(v1::Push { deltas, want_ack: false, summary: None }));
         }
     }
 

@@ -71,7 +71,7 @@ impl<R: Rng> Node<R> {
         let elsewhere = from != ours.address;
         match body {
             message::Body::Ping(ping) if elsewhere && sender.generation < ours.generation => {
-                self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
+                self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence, summary_differs: false }));
                 self.report_older_holder(from, sender.generation);
             }
             _ => self.out.metrics.stale_senders += 1,
@@ -94,7 +94,12 @@ impl<R: Rng> Node<R> {
             return false;
         };
         self.out.metrics.displaced_answered += 1;
-        self.send_with_claims(from, Body::Ack(v1::Ack { sequence }), None, vec![current.to_wire()]);
+        self.send_with_claims(
+            from,
+            Body::Ack(v1::Ack { sequence, summary_differs: false }),
+            None,
+            vec![current.to_wire()],
+        );
         true
     }
 

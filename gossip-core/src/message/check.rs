@@ -101,6 +101,8 @@ pub(crate) struct Ack2 {
 pub(crate) struct Push {
     pub(crate) deltas: Vec<ReceivedDelta>,
     pub(crate) want_ack: bool,
+    /// The sender's digest summary, when it sent one.
+    pub(crate) summary: Option<crate::summary::DigestSummary>,
 }
 
 /// A checked `PingReq`.
@@ -126,8 +128,11 @@ pub(crate) fn check(
     if envelope.protocol_version != gossip_proto::PROTOCOL_VERSION {
         return Err(DropReason::Version);
     }
-    if envelope.cluster != config.cluster {
-        return Err(DropReason::Cluster(envelope.cluster));
+    // An empty cluster is the default one, spelled out or not.
+    let cluster =
+        if envelope.cluster.is_empty() { crate::config::DEFAULT_CLUSTER } else { envelope.cluster.as_str() };
+    if cluster != config.cluster {
+        return Err(DropReason::Cluster(cluster.to_owned()));
     }
     let body = envelope.body.ok_or(DropReason::Malformed)?;
     let sender = match envelope.sender {
@@ -189,7 +194,11 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             }
             Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request })
         }
-        DecodedBody::Push(m) => Body::Push(Push { deltas: deltas(m.deltas)?, want_ack: m.rest.want_ack }),
+        DecodedBody::Push(m) => Body::Push(Push {
+            deltas: deltas(m.deltas)?,
+            want_ack: m.rest.want_ack,
+            summary: crate::summary::DigestSummary::from_wire(m.rest.summary.as_ref()),
+        }),
         DecodedBody::DeltaReply(m) => Body::DeltaReply(deltas(m.deltas)?),
         DecodedBody::PushAck(ack) => {
             if !digest_ok(&ack.known) {

@@ -107,6 +107,7 @@ impl<R: Rng> Node<R> {
             relays: Vec::new(),
             nacked: Vec::new(),
             nacks_expected: 0,
+            summary: self.table.summary(),
         });
         self.out.metrics.probes_sent += 1;
         let summary = Some(self.table.summary().to_wire());
@@ -230,11 +231,13 @@ impl<R: Rng> Node<R> {
             self.out.metrics.misdirected_pings += 1;
             return;
         }
-        self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence }));
         let theirs = crate::summary::DigestSummary::from_wire(ping.summary.as_ref());
+        let differs = theirs.is_some_and(|theirs| theirs != self.table.summary());
+        // Before the exchange a difference opens, so that the prober learns of it first.
+        self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence, summary_differs: differs }));
         let backoff = self.config.max_idle_gossip_interval > self.config.gossip_interval;
         match theirs {
-            Some(theirs) if backoff && theirs != self.table.summary() => self.sync_with_prober(from),
+            Some(_) if backoff && differs => self.sync_with_prober(from),
             Some(_) if backoff => {
                 // In sync with a peer: no need to keep offering rotating digest windows.
                 self.gossip.peer_in_sync(self.now);
@@ -283,8 +286,14 @@ impl<R: Rng> Node<R> {
                 probe.acked = true;
                 if from == probe.address {
                     let target = probe.target.clone();
+                    // The target compared our summary with its own: equal, and ours has not
+                    // changed since, we are in sync with it as surely as when it pings us.
+                    let in_sync = !ack.summary_differs && probe.summary == self.table.summary();
                     if let Some(index) = self.table.index_of(&target) {
                         self.table.mark_heard(index);
+                    }
+                    if in_sync && self.config.max_idle_gossip_interval > self.config.gossip_interval {
+                        self.gossip.peer_in_sync(self.now);
                     }
                 }
                 return;
@@ -292,7 +301,10 @@ impl<R: Rng> Node<R> {
         }
         if self.prober.relays.get(&ack.sequence).is_some_and(|relay| relay.target == from) {
             if let Some(relay) = self.prober.relays.remove(&ack.sequence) {
-                self.send(relay.requester, Body::Ack(v1::Ack { sequence: relay.sequence }));
+                self.send(
+                    relay.requester,
+                    Body::Ack(v1::Ack { sequence: relay.sequence, summary_differs: false }),
+                );
             }
             return;
         }
@@ -362,7 +374,7 @@ mod tests {
             protocol_version: gossip_proto::PROTOCOL_VERSION,
             cluster: Config::lan().cluster,
             sender: Some(wire("mallory", 9001)),
-            body: Some(Body::Ack(v1::Ack { sequence: 0 })),
+            body: Some(Body::Ack(v1::Ack { sequence: 0, summary_differs: false })),
             membership,
             broadcasts: Vec::new(),
         }

@@ -252,7 +252,7 @@ mod tests {
             (Body::PushAck(v1::PushAck::default()), BodyKind::PushAck),
             (Body::Ping(v1::Ping { sequence: 300, target: "n2".to_owned(), summary: None }), BodyKind::Ping),
             (Body::PingReq(v1::PingReq { sequence: 1, target: None, nack: true }), BodyKind::PingReq),
-            (Body::Ack(v1::Ack { sequence: 1 << 30 }), BodyKind::Ack),
+            (Body::Ack(v1::Ack { sequence: 1 << 30, summary_differs: false }), BodyKind::Ack),
             (Body::Nack(v1::Nack { sequence: 0 }), BodyKind::Nack),
             (Body::AggregateTransfer(v1::AggregateTransfer::default()), BodyKind::AggregateTransfer),
             (Body::AggregateAck(v1::AggregateAck { epoch: 3, sequence: 1 }), BodyKind::AggregateAck),
@@ -263,7 +263,7 @@ mod tests {
         }
         assert_eq!(body_kind(&envelope(None, 2)), BodyKind::Other);
         assert_eq!(body_kind(&[0xff, 0xff]), BodyKind::Other);
-        let mut cut = envelope(Some(Body::Ack(v1::Ack { sequence: 9 })), 0);
+        let mut cut = envelope(Some(Body::Ack(v1::Ack { sequence: 9, summary_differs: false })), 0);
         cut.truncate(cut.len() - 1);
         assert_eq!(body_kind(&cut), BodyKind::Other, "a truncated body does not count");
     }

@@ -32,6 +32,9 @@ pub(crate) enum ScenarioKind {
     Spread,
     /// An idle in-sync cluster: background traffic.
     Steady,
+    /// Every node writes one key at once: rounds until every node holds every key, then
+    /// the traffic of the 10 s from 1 s after the writes (the peers' quiet window).
+    Burst,
     /// One member crashes: first probe, first suspicion, death, everyone knows; probe load.
     Crash,
     /// Nobody fails (use --loss): false suspicions and false deaths.
@@ -59,7 +62,9 @@ pub(crate) enum ScenarioKind {
 impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     pub(crate) fn is_swim(self) -> bool {
-        self.runs_preset() && !matches!(self, Self::Aggregate | Self::Chaos) && !self.is_messages()
+        self.runs_preset()
+            && !matches!(self, Self::Aggregate | Self::Chaos | Self::Burst)
+            && !self.is_messages()
     }
 
     /// Whether this is an application-message scenario.
@@ -144,6 +149,12 @@ pub(crate) struct Args {
     /// Give up on a spread trial after this many rounds.
     #[arg(long, default_value_t = 200)]
     pub(crate) max_rounds: u32,
+    /// Burst: the quiet window starts this long after the writes (the peers' harnesses: 1 s).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) quiet_after_ms: u64,
+    /// Burst: the quiet window's length (the peers' harnesses: 10 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) quiet_ms: u64,
     /// How often invariants are checked.
     #[arg(long, value_enum, default_value_t = CheckPolicy::Sampled)]
     pub(crate) checks: CheckPolicy,

@@ -71,7 +71,7 @@ use crate::args::{Args, ScenarioKind, aggregate_study, message_study, study, swi
 use crate::progress::progress_bar;
 use crate::report::print_table;
 use crate::scenarios::{
-    aggregate, chaos, crash, false_positives, messages, partition, restart, spread, steady,
+    aggregate, burst, chaos, crash, false_positives, messages, partition, restart, spread, steady,
 };
 
 mod args;
@@ -104,6 +104,7 @@ fn run(args: &Args) -> Result<(), String> {
     let report = match args.scenario {
         ScenarioKind::Spread => spread(args, &study(args)?, &bar)?,
         ScenarioKind::Steady => steady(args, &study(args)?, &bar)?,
+        ScenarioKind::Burst => burst(args, &study(args)?, &bar)?,
         ScenarioKind::Crash => crash(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Healthy | ScenarioKind::Slow => false_positives(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Partition => partition(args, &swim_study(args)?, &bar)?,

@@ -1,6 +1,9 @@
-//! The convergence and traffic scenarios: spread and steady.
+//! The convergence and traffic scenarios: spread, steady and burst.
 
-use gossip_sim::trial::{SpreadOutcome, Study};
+use std::time::Duration;
+
+use gossip_core::sim::BodyKind;
+use gossip_sim::trial::{BurstOutcome, QuietWindow, SpreadOutcome, Study};
 use indicatif::ProgressBar;
 use serde_json::json;
 
@@ -8,6 +11,7 @@ use crate::args::{Args, Mode, mode};
 use crate::plot::plot;
 use crate::progress::describe;
 use crate::report::{common_fields, failure, mean_of, merge, percentile, round3, round6};
+use crate::scenarios::trials;
 
 pub(crate) fn spread(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
     let mut outcomes = Vec::new();
@@ -79,6 +83,58 @@ pub(crate) fn steady(args: &Args, study: &Study, bar: &ProgressBar) -> Result<se
             "bytes_per_node": round3(Some(per_round * rounds)),
             "messages_per_node_per_round": round3(Some(messages_per_round)),
             "bytes_per_node_per_round": round3(Some(per_round)),
+        }),
+    );
+    Ok(report)
+}
+
+/// Every node writes one key at once: the rounds until every node holds every key (against
+/// the bound `2 x ceil(log2 n)`), then the traffic of the quiet window (by default the
+/// peers': 10 s from 1 s after the writes).
+pub(crate) fn burst(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let quiet = QuietWindow {
+        after: Duration::from_millis(args.quiet_after_ms),
+        length: Duration::from_millis(args.quiet_ms),
+    };
+    let outcomes = trials(args, bar, |seed, progress| study.burst(seed, args.max_rounds, quiet, progress))?;
+    let mut rounds: Vec<f64> = outcomes.iter().filter_map(|o| o.rounds).collect();
+    rounds.sort_by(f64::total_cmp);
+    let n = outcomes.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&BurstOutcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
+    let mut bytes: Vec<f64> = outcomes.iter().map(BurstOutcome::quiet_bytes_per_node_per_second).collect();
+    bytes.sort_by(f64::total_cmp);
+    let per_node_second = |count: &dyn Fn(&BurstOutcome) -> u64| {
+        mean(&|o| count(o) as f64 / (o.nodes.max(1) as f64 * o.quiet.as_secs_f64().max(1e-9)))
+    };
+    let bound = 2.0 * (args.nodes.max(2) as f64).log2().ceil();
+    let by_kind: serde_json::Map<String, serde_json::Value> = BodyKind::ALL
+        .iter()
+        .map(|kind| (*kind, mean(&|o| o.quiet_kind_per_node_per_second(*kind))))
+        .filter(|(_, rate)| *rate > 0.0)
+        .map(|(kind, rate)| (format!("{kind:?}"), json!(round3(Some(rate)))))
+        .collect();
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "mean_rounds": round3(mean_of(&rounds)),
+            "p50_rounds": round3(percentile(&rounds, 0.50)),
+            "p99_rounds": round3(percentile(&rounds, 0.99)),
+            "max_rounds": round3(rounds.last().copied()),
+            "bound_rounds": bound,
+            "incomplete_trials": outcomes.len() - rounds.len(),
+            "quiet_window_seconds": quiet.length.as_secs_f64(),
+            "quiet_after_seconds": quiet.after.as_secs_f64(),
+            "quiet_bytes_per_node_per_second": round3(percentile(&bytes, 0.50)),
+            "quiet_bytes_per_node_per_second_max": round3(bytes.last().copied()),
+            "quiet_datagrams_per_node_per_second": round3(Some(mean(&BurstOutcome::quiet_datagrams_per_node_per_second))),
+            "quiet_rounds_run_per_node_per_second": round3(Some(per_node_second(&|o| {
+                o.quiet_counters.gossip_rounds - o.quiet_counters.rounds_skipped_in_sync
+            }))),
+            "quiet_syns_in_sync_per_node_per_second": round3(Some(per_node_second(&|o| o.quiet_counters.exchanges_in_sync))),
+            "quiet_syns_out_of_sync_per_node_per_second": round3(Some(per_node_second(&|o| o.quiet_counters.exchanges_out_of_sync))),
+            "quiet_datagrams_by_kind_per_node_per_second": by_kind,
+            "quiet_probes_per_node_per_second": round3(Some(per_node_second(&|o| o.quiet_counters.probes_sent))),
         }),
     );
     Ok(report)
