@@ -768,7 +768,7 @@ impl Rule {
         }
         let body = envelope.body.as_mut().expect("a real datagram has a body");
         match self {
-            Rule::Version => envelope.protocol_version += 1,
+            Rule::Version => envelope.protocol_version = PROTOCOL_VERSION + 1,
             Rule::Cluster => envelope.cluster.push('!'),
             Rule::NoSender => envelope.sender = None,
             Rule::NoBody => envelope.body = None,

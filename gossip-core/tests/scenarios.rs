@@ -427,7 +427,7 @@ fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
     let before = h.snapshot(0);
     let m0 = h.nodes[0].metrics();
     // A well-formed push of the right cluster, but protocol version 99.
-    let push = |protocol_version: u32| {
+    let versioned = |protocol_version: u32| {
         let mut envelope = envelope_from(
             "future",
             52,
@@ -436,15 +436,35 @@ fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
         envelope.protocol_version = protocol_version;
         envelope.encode_to_vec()
     };
-    h.inject(address(52), 0, &push(99));
+    h.inject(address(52), 0, &versioned(99));
     let m1 = h.nodes[0].metrics();
     assert_eq!(m1.version_mismatches, m0.version_mismatches + 1);
     assert!(h.nodes[0].node("future").is_none());
     assert_eq!(h.snapshot(0), before, "a datagram of another version changed node 0's state");
 
     // Control: the same envelope with the right version is applied.
-    h.inject(address(52), 0, &push(PROTOCOL_VERSION));
+    h.inject(address(52), 0, &versioned(PROTOCOL_VERSION));
     assert_eq!(h.nodes[0].get("future", "f").map(|v| &v[..]), Some(&b"1"[..]));
+    assert_eq!(h.nodes[0].metrics().version_mismatches, m1.version_mismatches);
+
+    // Version 1 travels as the field left out (0), and is read either way.
+    let mut newcomer = h.outsider(Config::lan(), Identity::new("newcomer", 1, address(54)), 5);
+    newcomer.join([address(0)]);
+    let sent = datagrams(&mut newcomer);
+    assert!(!sent.is_empty());
+    for datagram in sent {
+        let envelope = v1::Envelope::decode(datagram.as_ref()).expect("plain envelope");
+        assert_eq!(envelope.protocol_version, 0, "version 1 is spelled out on the wire");
+    }
+    let mut left_out =
+        envelope_from("absent", 53, push(vec![node_delta("absent", 53, 0, 1, vec![entry("a", b"1", 1)])]));
+    left_out.protocol_version = 0;
+    h.inject(address(53), 0, &left_out.encode_to_vec());
+    assert_eq!(
+        h.nodes[0].get("absent", "a").map(|v| &v[..]),
+        Some(&b"1"[..]),
+        "an absent version is not read as 1"
+    );
     assert_eq!(h.nodes[0].metrics().version_mismatches, m1.version_mismatches);
 }
 

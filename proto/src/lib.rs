@@ -17,5 +17,17 @@ pub mod v1 {
 /// [`v1::Envelope::protocol_version`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// What a sender puts in `protocol_version` for `version`: version 1 goes as the field's
+/// default, 0, which costs no byte on the wire.
+pub const fn version_on_wire(version: u32) -> u32 {
+    if version == 1 { 0 } else { version }
+}
+
+/// The protocol version a received `protocol_version` field stands for: 0 (the field left
+/// out) and 1 are both version 1.
+pub const fn version_from_wire(field: u32) -> u32 {
+    if field == 0 { 1 } else { field }
+}
+
 /// The schema source, for tools and for peers written in other languages.
 pub const SCHEMA: &str = include_str!("../gossip.proto");

@@ -42,7 +42,7 @@ impl EnvelopeBuilder {
             _ => Some(self.sender.clone()),
         };
         v1::Envelope {
-            protocol_version: gossip_proto::PROTOCOL_VERSION,
+            protocol_version: gossip_proto::version_on_wire(gossip_proto::PROTOCOL_VERSION),
             cluster: self.cluster.clone(),
             sender,
             body: Some(body),

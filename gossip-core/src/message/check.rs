@@ -125,7 +125,7 @@ pub(crate) fn check(
     config: &Config,
     from: SocketAddr,
 ) -> Result<Envelope, DropReason> {
-    if envelope.protocol_version != gossip_proto::PROTOCOL_VERSION {
+    if gossip_proto::version_from_wire(envelope.protocol_version) != gossip_proto::PROTOCOL_VERSION {
         return Err(DropReason::Version);
     }
     // An empty cluster is the default one, spelled out or not.
