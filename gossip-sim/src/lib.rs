@@ -6,7 +6,9 @@
 //! This crate holds the ready-made trials built on it, each a pure function of its seed:
 //!
 //! - [`trial`]: convergence and traffic ([`Study::spread`](trial::Study::spread),
-//!   [`Study::steady`](trial::Study::steady));
+//!   [`Study::steady`](trial::Study::steady), [`Study::burst`](trial::Study::burst));
+//! - [`load`]: a steady write load ([`Study::load`](trial::Study::load): every node
+//!   updates a key every few seconds; update spread and traffic);
 //! - [`swim`]: membership and failure detection ([`SwimStudy`](swim::SwimStudy): crash,
 //!   false positives under loss or slow members, partition, restart);
 //! - [`aggregate`]: push-sum aggregation ([`AggregateStudy`](aggregate::AggregateStudy):
@@ -27,6 +29,7 @@
 
 pub mod aggregate;
 pub mod chaos;
+pub mod load;
 pub mod messages;
 mod progress;
 mod setup;

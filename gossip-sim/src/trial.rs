@@ -91,7 +91,11 @@ impl Study {
     }
 
     /// Builds the in-sync cluster and idles it.
-    fn start(&self, seed: u64, progress: &mut impl FnMut(Progress)) -> Result<Simulation, SimError> {
+    pub(crate) fn start(
+        &self,
+        seed: u64,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Simulation, SimError> {
         let mut sim = start_in_sync(InSync {
             nodes: self.nodes,
             seed,

@@ -11,6 +11,9 @@
 //! 1. **membership**: nodes 1..N join node 0; until every node sees every other alive;
 //! 2. **keys**: every node writes `owner = its name`; until every node holds every key;
 //! 3. **idle**: after `--settle-secs`, the traffic of a `--idle-secs` window without writes;
+//!    then **load** (unless `--load-secs 0`): every node updates its `load` key every
+//!    `--update-ms`; each update of a `--load-secs` window is timed until every other node
+//!    has it, and the window's traffic is counted;
 //! 4. **failure**: the last node is killed (shut down without a leave); until every survivor
 //!    has declared it dead;
 //! 5. **rejoin**: it restarts on the same address under a higher generation; until every
@@ -44,6 +47,11 @@ use gossip_tokio::{
 };
 use serde_json::json;
 
+use crate::load::{LOAD_KEY, LoadFigures, LoadLog, LoadPlan, LoadSeen, run_load};
+
+#[path = "cluster/load.rs"]
+mod load;
+
 /// Run a gossip cluster on 127.0.0.1 through membership, key spread, idle traffic, a crash
 /// and a restart, and report how long each took.
 #[derive(Debug, Parser)]
@@ -75,6 +83,13 @@ struct Args {
     /// Length of the idle-traffic window, in seconds.
     #[arg(long, default_value_t = 10)]
     idle_secs: u64,
+    /// Steady load: each node updates its `load` key this often, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    update_ms: u64,
+    /// Steady load: the measured window, in seconds (one `--update-ms` of load runs before
+    /// it and one after it); 0 skips the phase.
+    #[arg(long, default_value_t = 10)]
+    load_secs: u64,
     /// Print exactly one JSON object on stdout (the summary table goes to stderr).
     #[arg(long)]
     json: bool,
@@ -138,6 +153,8 @@ struct Shared {
     new_generation: AtomicU64,
     /// When the victim was killed, and when the first node suspected it after that.
     killed: Mutex<Option<(Instant, Option<Instant>)>>,
+    /// The load phase's updates.
+    load: Arc<LoadLog>,
 }
 
 /// Follows one node's events and keeps its [`Watch`] current; as the node's application, it
@@ -145,6 +162,7 @@ struct Shared {
 async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: Arc<Shared>) {
     let mut live = HashSet::new();
     let mut owners = HashSet::new();
+    let mut load = LoadSeen::default();
     while let Some(event) = events.next().await {
         let new_generation = shared.new_generation.load(Ordering::Acquire);
         let victim = |name: &str| name == shared.victim;
@@ -175,6 +193,9 @@ async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: 
             }
             Event::KeyChanged { node, key, .. } if key.as_str() == KEY => {
                 owners.insert(node.as_str().to_owned());
+            }
+            Event::KeyChanged { node, key, value, .. } if key.as_str() == LOAD_KEY => {
+                load.arrived(&node, &value, &shared.load);
             }
             Event::KeyChanged { key, .. } if key.as_str() == REQUESTED_KEY => {
                 watch.requested.store(1, Ordering::Release);
@@ -354,6 +375,7 @@ struct Report {
     keys: Option<Duration>,
     idle_bytes: Option<f64>,
     idle_datagrams: Option<f64>,
+    load: Option<LoadFigures>,
     first_suspect: Option<Duration>,
     failure: Option<Duration>,
     rejoin: Option<Duration>,
@@ -383,6 +405,13 @@ impl Report {
             "keys_converged_rounds": self.rounds(),
             "idle_bytes_per_node_per_sec": round(self.idle_bytes),
             "idle_datagrams_per_node_per_sec": self.idle_datagrams.map(|v| (v * 100.0).round() / 100.0),
+            "load_updates": self.load.as_ref().map(|l| l.times.len()),
+            "load_incomplete": self.load.as_ref().map(|l| l.incomplete),
+            "load_p50_ms": self.load.as_ref().and_then(|l| l.quantile(0.5)).map(ms),
+            "load_p99_ms": self.load.as_ref().and_then(|l| l.quantile(0.99)).map(ms),
+            "load_p99_rounds": self.load.as_ref().and_then(|l| l.quantile(0.99)).map(|d| (ms(d) / self.gossip_ms * 100.0).round() / 100.0),
+            "load_bytes_per_node_per_sec": round(self.load.as_ref().map(|l| l.bytes)),
+            "load_datagrams_per_node_per_sec": self.load.as_ref().map(|l| (l.datagrams * 100.0).round() / 100.0),
             "first_suspect_ms": self.first_suspect.map(ms),
             "failure_detected_ms": self.failure.map(ms),
             "rejoined_ms": self.rejoin.map(ms),
@@ -410,6 +439,16 @@ impl Report {
             ),
             ("idle bytes / node / s", self.idle_bytes.map_or("-".to_owned(), |v| format!("{v:.1}"))),
             ("idle datagrams / node / s", self.idle_datagrams.map_or("-".to_owned(), |v| format!("{v:.2}"))),
+            (
+                "load: update spread p99",
+                self.load.as_ref().and_then(|l| l.quantile(0.99)).map_or("-".to_owned(), |d| {
+                    format!("{:.0} ms = {:.2} gossip rounds", ms(d), ms(d) / self.gossip_ms)
+                }),
+            ),
+            (
+                "load bytes / node / s",
+                self.load.as_ref().map_or("-".to_owned(), |l| format!("{:.1}", l.bytes)),
+            ),
             ("first suspicion", time(self.first_suspect)),
             ("failure detected (all)", time(self.failure)),
             ("rejoined", time(self.rejoin)),
@@ -443,8 +482,12 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
         let key = SecretKey::from_bytes(&[0x5a; 32]).map_err(|e| e.to_string())?;
         options = options.with_key(key);
     }
-    let shared =
-        Arc::new(Shared { victim: name(n - 1), new_generation: AtomicU64::new(0), killed: Mutex::new(None) });
+    let shared = Arc::new(Shared {
+        victim: name(n - 1),
+        new_generation: AtomicU64::new(0),
+        killed: Mutex::new(None),
+        load: Arc::default(),
+    });
     let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
     eprintln!(
         "{n} nodes on 127.0.0.1: gossip every {:?} to {} peers, probe every {:?} (timeout {:?}), \
@@ -517,6 +560,38 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
         report.idle_datagrams.unwrap_or_default(),
         breakdown.join(", ")
     );
+
+    // 3b. Steady load.
+    if args.load_secs > 0 {
+        let plan = LoadPlan {
+            period: Duration::from_millis(args.update_ms),
+            measure: Duration::from_secs(args.load_secs),
+        };
+        eprintln!(
+            "[load] every node updates `{LOAD_KEY}` every {} ms; measuring {} s after {} ms of load",
+            args.update_ms, args.load_secs, args.update_ms
+        );
+        let handles = members.iter().map(|m| m.handle.clone()).collect();
+        let sent = || async {
+            let total = traffic(members).await;
+            (total.bytes_sent, total.datagrams_sent)
+        };
+        let figures = run_load(handles, plan, &shared.load, sent).await?;
+        eprintln!(
+            "[load] {} updates: p50 {:.0} ms, p99 {:.0} ms, {} incomplete; {:.1} bytes and {:.2} datagrams per node per second",
+            figures.times.len(),
+            figures.quantile(0.5).map_or(f64::NAN, ms),
+            figures.quantile(0.99).map_or(f64::NAN, ms),
+            figures.incomplete,
+            figures.bytes,
+            figures.datagrams
+        );
+        let incomplete = figures.incomplete;
+        report.load = Some(figures);
+        if incomplete > 0 {
+            return Err(format!("load: {incomplete} updates did not reach every node within one period"));
+        }
+    }
 
     // 4. Failure.
     let victim = members.pop().expect("at least two nodes");

@@ -35,6 +35,9 @@ pub(crate) enum ScenarioKind {
     /// Every node writes one key at once: rounds until every node holds every key, then
     /// the traffic of the 10 s from 1 s after the writes (the peers' quiet window).
     Burst,
+    /// Every node updates one key every --update-ms, each at its own phase: rounds for an
+    /// update to reach every node, and the traffic of the measured window.
+    Load,
     /// One member crashes: first probe, first suspicion, death, everyone knows; probe load.
     Crash,
     /// Nobody fails (use --loss): false suspicions and false deaths.
@@ -63,7 +66,7 @@ impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     pub(crate) fn is_swim(self) -> bool {
         self.runs_preset()
-            && !matches!(self, Self::Aggregate | Self::Chaos | Self::Burst)
+            && !matches!(self, Self::Aggregate | Self::Chaos | Self::Burst | Self::Load)
             && !self.is_messages()
     }
 
@@ -155,6 +158,13 @@ pub(crate) struct Args {
     /// Burst: the quiet window's length (the peers' harnesses: 10 s).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) quiet_ms: u64,
+    /// Load: each node updates its key this often (Cassandra's load reports: 5 s).
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) update_ms: u64,
+    /// Load: the measured window's length (one --update-ms of load runs before it and after
+    /// it).
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) load_ms: u64,
     /// How often invariants are checked.
     #[arg(long, value_enum, default_value_t = CheckPolicy::Sampled)]
     pub(crate) checks: CheckPolicy,

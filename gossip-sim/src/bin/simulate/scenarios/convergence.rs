@@ -1,8 +1,9 @@
-//! The convergence and traffic scenarios: spread, steady and burst.
+//! The convergence and traffic scenarios: spread, steady, burst and load.
 
 use std::time::Duration;
 
 use gossip_core::sim::BodyKind;
+use gossip_sim::load::{LoadOutcome, LoadPlan};
 use gossip_sim::trial::{BurstOutcome, QuietWindow, SpreadOutcome, Study};
 use indicatif::ProgressBar;
 use serde_json::json;
@@ -107,12 +108,7 @@ pub(crate) fn burst(args: &Args, study: &Study, bar: &ProgressBar) -> Result<ser
         mean(&|o| count(o) as f64 / (o.nodes.max(1) as f64 * o.quiet.as_secs_f64().max(1e-9)))
     };
     let bound = 2.0 * (args.nodes.max(2) as f64).log2().ceil();
-    let by_kind: serde_json::Map<String, serde_json::Value> = BodyKind::ALL
-        .iter()
-        .map(|kind| (*kind, mean(&|o| o.quiet_kind_per_node_per_second(*kind))))
-        .filter(|(_, rate)| *rate > 0.0)
-        .map(|(kind, rate)| (format!("{kind:?}"), json!(round3(Some(rate)))))
-        .collect();
+    let by_kind = kinds_per_node_second(&|kind| mean(&|o| o.quiet_kind_per_node_per_second(kind)));
     let mut report = common_fields(args);
     merge(
         &mut report,
@@ -138,6 +134,50 @@ pub(crate) fn burst(args: &Args, study: &Study, bar: &ProgressBar) -> Result<ser
         }),
     );
     Ok(report)
+}
+
+/// Every node updates one key every `--update-ms`: the rounds each update of the measured
+/// window took to reach every node (against the goal of 3 at the p99), and the traffic of
+/// that window.
+pub(crate) fn load(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let period = Duration::from_millis(args.update_ms);
+    let plan =
+        LoadPlan { period, warmup: period, measure: Duration::from_millis(args.load_ms), tail: period };
+    let outcomes = trials(args, bar, |seed, progress| study.load(seed, plan, progress))?;
+    let mut rounds: Vec<f64> = outcomes.iter().flat_map(|o| o.update_rounds.iter().copied()).collect();
+    rounds.sort_by(f64::total_cmp);
+    let n = outcomes.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&LoadOutcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
+    let by_kind = kinds_per_node_second(&|kind| mean(&|o| o.kind_per_node_per_second(kind)));
+    let mut report = common_fields(args);
+    merge(
+        &mut report,
+        json!({
+            "mean_rounds": round3(mean_of(&rounds)),
+            "p50_rounds": round3(percentile(&rounds, 0.50)),
+            "p99_rounds": round3(percentile(&rounds, 0.99)),
+            "max_rounds": round3(rounds.last().copied()),
+            "goal_p99_rounds": 3.0,
+            "update_ms": args.update_ms,
+            "measured_seconds": plan.measure.as_secs_f64(),
+            "updates_measured": rounds.len(),
+            "updates_incomplete": outcomes.iter().map(|o| o.incomplete).sum::<usize>(),
+            "bytes_per_node_per_second": round3(Some(mean(&LoadOutcome::bytes_per_node_per_second))),
+            "datagrams_per_node_per_second": round3(Some(mean(&LoadOutcome::datagrams_per_node_per_second))),
+            "datagrams_by_kind_per_node_per_second": by_kind,
+        }),
+    );
+    Ok(report)
+}
+
+/// The nonzero per-kind rates, keyed by the kind's name.
+fn kinds_per_node_second(rate: &dyn Fn(BodyKind) -> f64) -> serde_json::Map<String, serde_json::Value> {
+    BodyKind::ALL
+        .iter()
+        .map(|kind| (*kind, rate(*kind)))
+        .filter(|(_, rate)| *rate > 0.0)
+        .map(|(kind, rate)| (format!("{kind:?}"), json!(round3(Some(rate)))))
+        .collect()
 }
 
 /// The theoretical round count of REFERENCES.md for this setting, with its formula.
