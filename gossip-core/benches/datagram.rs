@@ -13,7 +13,8 @@
 //!   iteration to the next.
 //!
 //! Every input is handled at an explicit virtual time; the setup of each scenario prints what
-//! the measured datagrams carry (sizes, digest entries, deltas) to stderr.
+//! the measured datagrams carry (sizes, digest entries, deltas) to stderr, and how many
+//! allocations handling the full datagram makes.
 //!
 //! Run with `cargo bench -p gossip-core --bench datagram` (add
 //! `-- --warm-up-time 1 --measurement-time 3` for a quicker pass).
@@ -211,6 +212,13 @@ fn handle_full_delta_datagram(c: &mut Criterion) {
     probe.handle_input(at, from, &full);
     let metrics = probe.metrics();
     assert_eq!(metrics.entries_applied, entries, "the benchmarked input applies every entry");
+    let mut counted = capture.receiver(9);
+    let handled = allocation_counter::measure(|| counted.handle_input(at, from, &full));
+    let drained = allocation_counter::measure(|| drop(drain(&mut counted)));
+    eprintln!(
+        "a full datagram of {entries} entries: {} allocations ({} bytes) to handle it, {} more to drain its events",
+        handled.count_total, handled.bytes_total, drained.count_total
+    );
 
     let mut group = c.benchmark_group("handle_full_delta_datagram");
     group.throughput(Throughput::ElementsAndBytes { elements: 1, bytes: full.len() as u64 });
