@@ -64,7 +64,7 @@ pub use error::Error;
 pub use events::Events;
 pub use handle::{DriverStats, Handle, Member, NodeMetrics};
 pub use runtime::{BoxFuture, Runtime, Timer, UdpSocket};
-pub use start::{Options, SeedResolver, generation_from_clock, start_on};
+pub use start::{DEFAULT_RECV_BUFFER, Options, SeedResolver, generation_from_clock, start_on};
 pub use state::{Entry, KeyValue, MemberSnapshot, Snapshot};
 pub use watch::Watch;
 

@@ -16,6 +16,16 @@ use crate::events::Events;
 use crate::handle::Handle;
 use crate::runtime::Runtime;
 
+/// The UDP receive buffer a node asks for by default: 2 MiB, as memberlist does.
+pub const DEFAULT_RECV_BUFFER: usize = 2 * 1024 * 1024;
+
+/// Asks for a receive buffer of `bytes` on `socket`; returns what the OS granted.
+fn grow_recv_buffer(socket: &std::net::UdpSocket, bytes: usize) -> std::io::Result<usize> {
+    let socket = socket2::SockRef::from(socket);
+    socket.set_recv_buffer_size(bytes)?;
+    socket.recv_buffer_size()
+}
+
 /// Less common settings for starting a node; [`Options::default`] suits most uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -34,6 +44,12 @@ pub struct Options {
     /// Events that may wait in the [`Events`] stream before new ones are dropped (default
     /// 4,096).
     pub event_capacity: usize,
+    /// The receive buffer asked of the UDP socket, in bytes (default 2 MiB, as memberlist
+    /// asks): bursts (every member answering a query at once, a cluster that just healed)
+    /// arrive faster than the driver reads, and the OS default (about 200 KB on Linux) drops
+    /// them. The OS may grant less (Linux caps it at `net.core.rmem_max`); 0 keeps the OS
+    /// default.
+    pub recv_buffer: usize,
     /// The keys the node starts with, the first one primary (default none). A
     /// `Config::encryption` other than `Off` needs at least one; change the ring of a running
     /// node with [`Handle::install_key`], [`Handle::use_key`] and [`Handle::remove_key`].
@@ -89,6 +105,7 @@ impl Default for Options {
             advertise: None,
             command_capacity: 64,
             event_capacity: 4_096,
+            recv_buffer: DEFAULT_RECV_BUFFER,
             keys: Vec::new(),
             seed_reresolve: Duration::from_secs(60),
             resolver: None,
@@ -131,6 +148,12 @@ impl Options {
     /// Sets the capacity of the command channel.
     pub fn with_command_capacity(mut self, capacity: usize) -> Self {
         self.command_capacity = capacity;
+        self
+    }
+
+    /// Asks the OS for a UDP receive buffer of `bytes` (0 keeps the OS default).
+    pub fn with_recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = bytes;
         self
     }
 
@@ -181,6 +204,15 @@ pub fn start_on<R: Runtime + Clone>(
     let keyring = keyring(&options.keys)?;
     let socket = std::net::UdpSocket::bind(bind).map_err(|source| Error::Bind { address: bind, source })?;
     socket.set_nonblocking(true).map_err(Error::Socket)?;
+    if options.recv_buffer > 0 {
+        // Best effort, as memberlist's: a smaller buffer only means more drops under bursts.
+        match grow_recv_buffer(&socket, options.recv_buffer) {
+            Ok(granted) => tracing::debug!(asked = options.recv_buffer, granted, "UDP receive buffer"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot size the UDP receive buffer; keeping the OS default")
+            }
+        }
+    }
     let bound = socket.local_addr().map_err(Error::Socket)?;
     let address = match options.advertise {
         Some(address) => address,
@@ -224,4 +256,26 @@ fn keyring(keys: &[SecretKey]) -> Result<Keyring, Error> {
         ring = ring.with(key)?;
     }
     Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_receive_buffer_grows_beyond_the_os_default() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a socket on loopback");
+        let default = socket2::SockRef::from(&socket).recv_buffer_size().expect("the default size");
+        let granted = grow_recv_buffer(&socket, default * 4).expect("a larger buffer");
+        // Linux grants min(asked, net.core.rmem_max), doubled for its bookkeeping: more than
+        // the default unless rmem_max is below it.
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0);
+        if rmem_max > default / 2 {
+            assert!(granted > default, "asked {}, granted {granted}, default {default}", default * 4);
+        }
+    }
 }
