@@ -36,11 +36,8 @@ pub(crate) fn spread(args: &Args, study: &Study, bar: &ProgressBar) -> Result<se
     });
     let theory = theory_rounds(args);
     let mut report = common_fields(args);
+    merge(&mut report, rounds_summary(&rounds));
     let fields = json!({
-        "mean_rounds": round3(mean_of(&rounds)),
-        "p50_rounds": round3(percentile(&rounds, 0.50)),
-        "p99_rounds": round3(percentile(&rounds, 0.99)),
-        "max_rounds": round3(rounds.last().copied()),
         "incomplete_trials": outcomes.len() - rounds.len(),
         "theory_rounds": round3(theory.as_ref().map(|(value, _)| *value)),
         "residue": round6(Some(mean(&|o| o.residue))),
@@ -110,13 +107,10 @@ pub(crate) fn burst(args: &Args, study: &Study, bar: &ProgressBar) -> Result<ser
     let bound = 2.0 * (args.nodes.max(2) as f64).log2().ceil();
     let by_kind = kinds_per_node_second(&|kind| mean(&|o| o.quiet_kind_per_node_per_second(kind)));
     let mut report = common_fields(args);
+    merge(&mut report, rounds_summary(&rounds));
     merge(
         &mut report,
         json!({
-            "mean_rounds": round3(mean_of(&rounds)),
-            "p50_rounds": round3(percentile(&rounds, 0.50)),
-            "p99_rounds": round3(percentile(&rounds, 0.99)),
-            "max_rounds": round3(rounds.last().copied()),
             "bound_rounds": bound,
             "incomplete_trials": outcomes.len() - rounds.len(),
             "quiet_window_seconds": quiet.length.as_secs_f64(),
@@ -150,13 +144,10 @@ pub(crate) fn load(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serd
     let mean = |f: &dyn Fn(&LoadOutcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
     let by_kind = kinds_per_node_second(&|kind| mean(&|o| o.kind_per_node_per_second(kind)));
     let mut report = common_fields(args);
+    merge(&mut report, rounds_summary(&rounds));
     merge(
         &mut report,
         json!({
-            "mean_rounds": round3(mean_of(&rounds)),
-            "p50_rounds": round3(percentile(&rounds, 0.50)),
-            "p99_rounds": round3(percentile(&rounds, 0.99)),
-            "max_rounds": round3(rounds.last().copied()),
             "goal_p99_rounds": 3.0,
             "update_ms": args.update_ms,
             "measured_seconds": plan.measure.as_secs_f64(),
@@ -168,6 +159,16 @@ pub(crate) fn load(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serd
         }),
     );
     Ok(report)
+}
+
+/// The mean, p50, p99 and max of sorted round counts.
+fn rounds_summary(rounds: &[f64]) -> serde_json::Value {
+    json!({
+        "mean_rounds": round3(mean_of(rounds)),
+        "p50_rounds": round3(percentile(rounds, 0.50)),
+        "p99_rounds": round3(percentile(rounds, 0.99)),
+        "max_rounds": round3(rounds.last().copied()),
+    })
 }
 
 /// The nonzero per-kind rates, keyed by the kind's name.
