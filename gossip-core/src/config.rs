@@ -177,6 +177,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether the idle backoff is on: only then do probes and in-sync answers touch the
+    /// anti-entropy schedule (see `max_idle_gossip_interval`).
+    pub(crate) fn idle_backoff(&self) -> bool {
+        self.max_idle_gossip_interval > self.gossip_interval
+    }
+
     /// Defaults for a local-area network (memberlist's LAN figures where they apply).
     pub fn lan() -> Self {
         Self {

@@ -235,7 +235,7 @@ impl<R: Rng> Node<R> {
         let differs = theirs.is_some_and(|theirs| theirs != self.table.summary());
         // Before the exchange a difference opens, so that the prober learns of it first.
         self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence, summary_differs: differs }));
-        let backoff = self.config.max_idle_gossip_interval > self.config.gossip_interval;
+        let backoff = self.config.idle_backoff();
         match theirs {
             Some(_) if backoff && differs => self.sync_with_prober(from),
             Some(_) if backoff => {
@@ -292,7 +292,7 @@ impl<R: Rng> Node<R> {
                     if let Some(index) = self.table.index_of(&target) {
                         self.table.mark_heard(index);
                     }
-                    if in_sync && self.config.max_idle_gossip_interval > self.config.gossip_interval {
+                    if in_sync && self.config.idle_backoff() {
                         self.gossip.peer_in_sync(self.now);
                     }
                 }

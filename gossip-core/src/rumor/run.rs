@@ -81,8 +81,7 @@ impl<R: Rng> Node<R> {
             if let Some(cooled) = self.rumors.peer_in_sync(from, rule, k, &mut self.rng) {
                 self.out.metrics.rumors_cooled += cooled as u64;
                 // As after a probe: in sync with a peer while our table stays as pushed.
-                let backoff = self.config.max_idle_gossip_interval > self.config.gossip_interval;
-                if backoff && self.rumors.pushed_summary() == Some(self.table.summary()) {
+                if self.config.idle_backoff() && self.rumors.pushed_summary() == Some(self.table.summary()) {
                     self.gossip.peer_in_sync(self.now);
                 }
             }
