@@ -159,7 +159,8 @@ fn capture_full_datagram() -> Capture {
         }
     }
     // A introduces itself with a bare ping (A's first real datagrams already carry deltas).
-    let ping = v1::Ping { sequence: 1, target: "node-r".to_owned(), ..Default::default() };
+    let ping =
+        v1::Ping { sequence: u32::from(gossip_core::ping_target_tag("node-r")) << 16 | 1, summary: None };
     let introduction = envelope(&config, A, a_address, Body::Ping(ping));
     let full = from_a
         .iter()

@@ -14,6 +14,10 @@ pub use messages::{MessageConfig, WritePolicy};
 /// envelope's `cluster` field left out); a receiver reads an empty `cluster` as this one.
 pub const DEFAULT_CLUSTER: &str = "default";
 
+/// The most relays a node may keep pending (`SwimConfig::max_pending_relays`): each takes a
+/// ping sequence whose high half names the target, which leaves 65,535 per target.
+pub const MAX_PENDING_RELAYS: usize = 16_384;
+
 /// How anti-entropy exchanges state with the peers it contacts each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
@@ -324,6 +328,14 @@ impl Config {
         if let Some((field, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
         }
+        // Every relayed ping takes a sequence of its target's tag, of which there are 65,535.
+        if self.swim.max_pending_relays > MAX_PENDING_RELAYS {
+            return Err(ConfigError::TooLarge {
+                field: "swim.max_pending_relays",
+                value: self.swim.max_pending_relays,
+                max: MAX_PENDING_RELAYS,
+            });
+        }
         if self.max_nodes < 2 {
             return Err(ConfigError::TooFewNodes { max_nodes: self.max_nodes });
         }
@@ -425,7 +437,7 @@ pub struct SwimConfig {
     pub dead_gossip_every_rounds: u32,
     /// Most membership updates waiting to be piggybacked.
     pub max_broadcasts: usize,
-    /// Most ping-req relays in flight at once.
+    /// Most ping-req relays in flight at once (at most [`MAX_PENDING_RELAYS`]).
     pub max_pending_relays: usize,
     /// Most ping-req relays in flight for one requester.
     pub max_relays_per_requester: usize,

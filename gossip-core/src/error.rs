@@ -29,6 +29,16 @@ pub enum ConfigError {
         /// The field's name.
         field: &'static str,
     },
+    /// A count is above what the protocol can serve.
+    #[error("`{field}` is {value}; lower it to at most {max}")]
+    TooLarge {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
     /// The cluster identifier is empty.
     #[error(
         "the cluster identifier is empty; name the cluster (Config::with_cluster), the same on every node"

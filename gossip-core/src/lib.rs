@@ -158,6 +158,7 @@ pub use lifecycle::JoinProblem;
 pub use membership::MemberState;
 pub use metrics::Metrics;
 pub use node::{Node, NodeView};
+pub use probe::ping_target_tag;
 pub use queries::{QueryFilter, QueryId};
 pub use requests::{RequestOutcome, WriteRequestId};
 pub use seal::SEAL_OVERHEAD;

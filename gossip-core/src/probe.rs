@@ -17,10 +17,31 @@ use std::time::Instant;
 
 use rand::RngExt;
 use rand_core::Rng;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::summary::DigestSummary;
 
 mod run;
+
+/// The 16-bit tag of a member's name that a ping's sequence carries in its high half, so
+/// that a node now holding a reused address does not answer for the member pinged there:
+/// the top 16 bits of XXH3-64 of the name (seed 0), or 1 when those are 0 (0 means anyone).
+/// See docs/PROTOCOL.md, 7.1.
+///
+/// ```
+/// let sequence = u32::from(gossip_core::ping_target_tag("node-1")) << 16 | 0x2a;
+/// assert_ne!(sequence >> 16, 0);
+/// ```
+pub fn ping_target_tag(name: &str) -> u16 {
+    ((xxh3_64(name.as_bytes()) >> 48) as u16).max(1)
+}
+
+/// Whether a ping with this sequence is meant for the node named `name`: the sequence
+/// carries its tag, or tag 0 (anyone may answer).
+pub(crate) fn meant_for(sequence: u32, name: &str) -> bool {
+    let tag = (sequence >> 16) as u16;
+    tag == 0 || tag == ping_target_tag(name)
+}
 
 /// The probe of the current period.
 #[derive(Debug, Clone)]
@@ -119,11 +140,14 @@ impl Prober {
         }
     }
 
-    /// A fresh ping sequence number: random (a peer cannot answer a ping it did not see by
-    /// guessing), never 0, and not one in flight.
-    pub(crate) fn sequence<R: Rng>(&mut self, rng: &mut R) -> u32 {
+    /// A fresh ping sequence number for a ping meant for `target` (`None`: anyone may
+    /// answer): the target's [name tag](ping_target_tag) in the high half, random bits in the low
+    /// half (a peer cannot answer a ping it did not see by guessing, but for one chance in
+    /// 65,536), never 0, and not one in flight.
+    pub(crate) fn sequence<R: Rng>(&mut self, rng: &mut R, target: Option<&str>) -> u32 {
+        let tag = u32::from(target.map_or(0, ping_target_tag)) << 16;
         loop {
-            let sequence: u32 = rng.random();
+            let sequence = tag | u32::from(rng.random::<u16>());
             let in_use = self.relays.contains_key(&sequence)
                 || self.leave_pings.contains(&sequence)
                 || self.current.as_ref().is_some_and(|probe| probe.sequence == sequence);
@@ -136,7 +160,7 @@ impl Prober {
     /// A fresh sequence for a ping that announces our leave; its ack is recognized by
     /// [`is_leave_ping`](Self::is_leave_ping).
     pub(crate) fn leave_ping<R: Rng>(&mut self, rng: &mut R) -> u32 {
-        let sequence = self.sequence(rng);
+        let sequence = self.sequence(rng, None);
         self.leave_pings.push(sequence);
         sequence
     }

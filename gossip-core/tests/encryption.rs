@@ -81,7 +81,7 @@ fn forged_death(victim: usize, incarnation: u32) -> Vec<u8> {
         protocol_version: gossip_core::proto::PROTOCOL_VERSION,
         cluster: Config::lan().cluster,
         sender: Some(identity("mallory".to_owned(), 9_999)),
-        body: Some(Body::Ping(v1::Ping { sequence: 1, target: String::new(), summary: None })),
+        body: Some(Body::Ping(v1::Ping { sequence: 1, summary: None })),
         membership: vec![v1::MembershipUpdate {
             member: Some(identity(name(victim), 10_000 + victim as u16)),
             incarnation,
@@ -332,7 +332,7 @@ fn every_measured_attack_without_the_key_is_refused_whole() {
             state: state as i32,
             from: "mallory".to_owned(),
         };
-    let ping = || Body::Ping(v1::Ping { sequence: 1, target: String::new(), summary: None });
+    let ping = || Body::Ping(v1::Ping { sequence: 1, summary: None });
     let mallory = || wire("mallory".to_owned(), 1, 9_999, true);
     let max = harness.nodes[0].node(&name(1)).expect("known").max_version;
     let overwrite = |version: u64| {

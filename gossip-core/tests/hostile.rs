@@ -21,7 +21,7 @@ use bytes::Bytes;
 use common::{Harness, address, name};
 use gossip_core::proto::PROTOCOL_VERSION;
 use gossip_core::proto::v1::{self, envelope::Body};
-use gossip_core::{Config, ConfigError, Event, MemberState, Metrics};
+use gossip_core::{Config, ConfigError, Event, MemberState, Metrics, ping_target_tag};
 use prost::Message;
 use prost::encoding::encoded_len_varint;
 
@@ -184,7 +184,7 @@ fn still_serves_honest_peers(h: &mut Harness, tag: &str) {
     let victim = 0;
     // A ping and a Syn from a well-behaved newcomer (outside the harness) are answered.
     let newcomer = identity(&format!("newcomer-{tag}"), 1, 70);
-    let ping = v1::Ping { sequence: 7, target: name(victim), ..Default::default() };
+    let ping = v1::Ping { sequence: u32::from(ping_target_tag(&name(victim))) << 16 | 7, summary: None };
     let m0 = h.nodes[victim].metrics();
     let lost = h.lost;
     h.inject(address(70), victim, &envelope(Some(newcomer.clone()), Body::Ping(ping)).encode_to_vec());
@@ -811,7 +811,7 @@ fn oversized_truncated_nested_and_repeated_datagrams_are_handled_and_counted() {
     assert_eq!(h.nodes[0].metrics().cluster_mismatches, m0.cluster_mismatches + 1, "the last cluster wins");
     let mut ping_last =
         from_mallory(push(vec![delta("zed", 1, 52, 0, 1, vec![entry("z", b"1", 1)])])).encode_to_vec();
-    let ping = v1::Ping { sequence: 9, target: name(0), ..Default::default() };
+    let ping = v1::Ping { sequence: u32::from(ping_target_tag(&name(0))) << 16 | 9, summary: None };
     len_field(&mut ping_last, 10, &ping.encode_to_vec());
     let lost = h.lost;
     h.inject(address(MALLORY), 0, &ping_last);

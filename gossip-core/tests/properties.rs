@@ -939,11 +939,8 @@ fn body() -> impl Strategy<Value = Body> {
         })),
         deltas().prop_map(|deltas| Body::DeltaReply(v1::DeltaReply { deltas, ..Default::default() })),
         (digest(), any::<bool>()).prop_map(|(known, in_sync)| Body::PushAck(v1::PushAck { known, in_sync })),
-        (any::<u32>(), text()).prop_map(|(sequence, target)| Body::Ping(v1::Ping {
-            sequence,
-            target,
-            ..Default::default()
-        })),
+        (any::<u32>(), proptest::option::of(any::<u32>()))
+            .prop_map(|(sequence, summary)| Body::Ping(v1::Ping { sequence, summary })),
         (any::<u32>(), proptest::option::of(identity_wire()), any::<bool>()).prop_map(
             |(sequence, target, nack)| Body::PingReq(v1::PingReq {
                 sequence,

@@ -7,9 +7,9 @@
 //! are exercised too.
 
 use bytes::Bytes;
-use gossip_core::Config;
 use gossip_core::proto::{PROTOCOL_VERSION, v1};
 use gossip_core::sim::node_address;
+use gossip_core::{Config, ping_target_tag};
 
 use crate::input::Reader;
 
@@ -167,7 +167,13 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
         3 => Body::Push(v1::Push { deltas: deltas(r), want_ack: r.bool(), summary: summary(r) }),
         4 => Body::DeltaReply(v1::DeltaReply { deltas: deltas(r) }),
         5 => Body::PushAck(v1::PushAck { known: digest(r), in_sync: r.bool() }),
-        6 => Body::Ping(v1::Ping { sequence: u32::from(r.u8()), target: name(r), summary: summary(r) }),
+        6 => {
+            let low = u32::from(r.u8());
+            let target = name(r);
+            let tag = if target.is_empty() { 0 } else { ping_target_tag(&target) };
+            let summary = summary(r).map(|summary| summary.hash as u32);
+            Body::Ping(v1::Ping { sequence: u32::from(tag) << 16 | low, summary })
+        }
         7 => Body::PingReq(v1::PingReq {
             sequence: u32::from(r.u8()),
             target: Some(identity(r)),

@@ -68,8 +68,7 @@ fn a_stale_left_does_not_take_the_incarnation_back() {
             cluster: config.cluster.clone(),
             sender: Some(v1::NodeIdentity { name: "n2".to_owned(), generation: 1, address: wire(2) }),
             body: Some(v1::envelope::Body::Ping(v1::Ping {
-                sequence: 1,
-                target: "n0".to_owned(),
+                sequence: u32::from(gossip_core::ping_target_tag("n0")) << 16 | 1,
                 summary: None,
             })),
             membership,
@@ -106,7 +105,7 @@ fn the_sealed_mode_reaches_the_decoder_and_raw_bytes_hit_the_framing() {
         protocol_version: gossip_core::proto::PROTOCOL_VERSION,
         cluster: "default".to_owned(),
         sender: Some(v1::NodeIdentity { name: "n1".to_owned(), generation: 1, address: None }),
-        body: Some(v1::envelope::Body::Ping(v1::Ping { sequence: 7, target: String::new(), summary: None })),
+        body: Some(v1::envelope::Body::Ping(v1::Ping { sequence: 7, summary: None })),
         membership: Vec::new(),
         broadcasts: Vec::new(),
     }

@@ -35,13 +35,13 @@ impl<R: Rng> Node<R> {
         if pending.pinged.is_some() {
             return;
         }
-        let sequence = self.prober.sequence(&mut self.rng);
+        let sequence = self.prober.sequence(&mut self.rng, Some(&self.identity.name));
         let deadline = self.now + self.config.swim.probe_interval;
         if let Some(pending) = self.name_check.pending.as_mut() {
             pending.pinged = Some((address, sequence));
             pending.deadline = deadline;
         }
-        let ping = v1::Ping { sequence, target: self.identity.name.clone(), summary: None };
+        let ping = v1::Ping { sequence, summary: None };
         self.send(address, Body::Ping(ping));
     }
 
@@ -85,7 +85,7 @@ impl<R: Rng> Node<R> {
     /// Only a ping meant for us is answered: a check by the displaced process (its target is
     /// its own name) must be answered by the process under that name alone.
     pub(crate) fn answer_displaced(&mut self, from: SocketAddr, sender: &Identity, ping: &v1::Ping) -> bool {
-        if !ping.target.is_empty() && ping.target != self.identity.name {
+        if !crate::probe::meant_for(ping.sequence, &self.identity.name) {
             return false;
         }
         let sequence = ping.sequence;

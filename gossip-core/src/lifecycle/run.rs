@@ -80,7 +80,7 @@ impl<R: Rng> Node<R> {
         for peer in &peers {
             let sequence = self.prober.leave_ping(&mut self.rng);
             let me = self.identity.name.clone();
-            let ping = v1::Ping { sequence, target: String::new(), summary: None };
+            let ping = v1::Ping { sequence, summary: None };
             self.send_with_priority(*peer, Body::Ping(ping), Some(&me));
         }
         self.hand_off_aggregates();

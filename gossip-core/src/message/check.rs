@@ -206,12 +206,7 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             }
             Body::PushAck(ack)
         }
-        DecodedBody::Ping(ping) => {
-            if ping.target.len() > config.max_name_size {
-                return None;
-            }
-            Body::Ping(ping)
-        }
+        DecodedBody::Ping(ping) => Body::Ping(ping),
         DecodedBody::PingReq(request) => {
             let target = request.target?;
             if !valid_name(&target.name, config) {

@@ -95,7 +95,7 @@ impl<R: Rng> Node<R> {
         let Some(index) = self.table.index_of(&target) else { return };
         let Some((_, member)) = self.table.get(index) else { return };
         let address = member.address;
-        let sequence = self.prober.sequence(&mut self.rng);
+        let sequence = self.prober.sequence(&mut self.rng, Some(&target));
         let timeout = self.health.scale(self.config.swim.probe_timeout);
         self.prober.current = Some(Probe {
             target: target.clone(),
@@ -110,8 +110,7 @@ impl<R: Rng> Node<R> {
             summary: self.table.summary(),
         });
         self.out.metrics.probes_sent += 1;
-        let summary = Some(self.table.summary().to_wire());
-        let ping = v1::Ping { sequence, target: target.to_string(), summary };
+        let ping = v1::Ping { sequence, summary: Some(self.table.summary().ping_check()) };
         // The buddy system: a suspect learns of the suspicion from the ping itself, even
         // when the suspicion has used up its piggyback transmissions.
         let suspected = self.config.swim.lifeguard && member.state == MemberState::Suspect;
@@ -226,13 +225,13 @@ impl<R: Rng> Node<R> {
 
     /// A ping for us: answer it.
     pub(crate) fn on_ping(&mut self, from: SocketAddr, ping: v1::Ping) {
-        if !ping.target.is_empty() && ping.target != self.identity.name {
+        if !crate::probe::meant_for(ping.sequence, &self.identity.name) {
             // The address now belongs to someone else: do not vouch for the old owner.
             self.out.metrics.misdirected_pings += 1;
             return;
         }
-        let theirs = crate::summary::DigestSummary::from_wire(ping.summary.as_ref());
-        let differs = theirs.is_some_and(|theirs| theirs != self.table.summary());
+        let theirs = ping.summary;
+        let differs = theirs.is_some_and(|theirs| theirs != self.table.summary().ping_check());
         // Before the exchange a difference opens, so that the prober learns of it first.
         self.send(from, Body::Ack(v1::Ack { sequence: ping.sequence, summary_differs: differs }));
         let backoff = self.config.idle_backoff();
@@ -257,7 +256,7 @@ impl<R: Rng> Node<R> {
             self.out.metrics.relays_refused += 1;
             return;
         }
-        let sequence = self.prober.sequence(&mut self.rng);
+        let sequence = self.prober.sequence(&mut self.rng, Some(&request.target));
         // Answer within the requester's period: its ping-req left one probe timeout into a
         // period of about twice that, so a nack at a full timeout would always come too late
         // and count against the requester's health.
@@ -272,8 +271,8 @@ impl<R: Rng> Node<R> {
                 deadline,
             },
         );
-        let summary = Some(self.table.summary().to_wire());
-        self.send(address, Body::Ping(v1::Ping { sequence, target: request.target, summary }));
+        let summary = Some(self.table.summary().ping_check());
+        self.send(address, Body::Ping(v1::Ping { sequence, summary }));
     }
 
     /// An ack from `from`: our probe succeeded (the target answered from the address we
@@ -414,5 +413,77 @@ mod tests {
             assert!(node.prober.unheard.position <= node.prober.unheard.names.len());
         }
         assert!(node.metrics().members_forgotten >= 400);
+    }
+
+    /// A ping is answered only by the node its sequence's tag names (or by anyone under tag
+    /// 0), and the ack says whether the ping's 32-bit summary was ours.
+    #[test]
+    fn pings_are_answered_by_the_tagged_node_only() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        while node.poll().is_some() {}
+        let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let ours = 0;
+        let ping = |sequence: u32, summary: Option<u32>| {
+            v1::Envelope {
+                protocol_version: gossip_proto::PROTOCOL_VERSION,
+                cluster: Config::lan().cluster,
+                sender: Some(v1::NodeIdentity { address: None, ..wire("prober", 7946) }),
+                body: Some(Body::Ping(v1::Ping { sequence, summary })),
+                membership: Vec::new(),
+                broadcasts: Vec::new(),
+            }
+            .encode_to_vec()
+        };
+        let answer = |node: &mut Node<ChaCha8Rng>, datagram: Vec<u8>| {
+            node.handle_input(now, from, &datagram);
+            let mut acks = Vec::new();
+            while let Some(output) = node.poll() {
+                if let crate::Output::Transmit(t) = output {
+                    if let Ok(v1::Envelope { body: Some(Body::Ack(ack)), .. }) =
+                        v1::Envelope::decode(&t.payload[..])
+                    {
+                        acks.push(ack);
+                    }
+                }
+            }
+            acks
+        };
+        let mine = u32::from(crate::probe::ping_target_tag("me")) << 16;
+        let mut other = u32::from(crate::probe::ping_target_tag("someone-else")) << 16;
+        if other == mine {
+            other ^= 1 << 16;
+        }
+        assert!(answer(&mut node, ping(other | 5, Some(ours))).is_empty(), "answered for another name");
+        assert_eq!(node.metrics().misdirected_pings, 1);
+        // The prober is a member now: our summary covers it.
+        let ours = node.table.summary().ping_check();
+        let acks = answer(&mut node, ping(mine | 6, Some(ours)));
+        assert_eq!(acks, vec![v1::Ack { sequence: mine | 6, summary_differs: false }]);
+        let acks = answer(&mut node, ping(mine | 7, Some(ours ^ 1)));
+        assert_eq!(acks, vec![v1::Ack { sequence: mine | 7, summary_differs: true }]);
+        let acks = answer(&mut node, ping(8, None));
+        assert_eq!(acks, vec![v1::Ack { sequence: 8, summary_differs: false }], "tag 0: anyone answers");
+        assert_eq!(node.metrics().misdirected_pings, 1);
+    }
+
+    /// A probe's sequence carries its target's tag, and the low halves of sequences in
+    /// flight never collide.
+    #[test]
+    fn probe_sequences_carry_the_target_tag() {
+        #[allow(clippy::disallowed_methods)]
+        let mut prober = crate::probe::Prober::new(Instant::now());
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let tag = u32::from(crate::probe::ping_target_tag("n1"));
+        for _ in 0..1_000 {
+            let sequence = prober.sequence(&mut rng, Some("n1"));
+            assert_eq!(sequence >> 16, tag);
+            assert!(crate::probe::meant_for(sequence, "n1"));
+            let anyone = prober.sequence(&mut rng, None);
+            assert_eq!(anyone >> 16, 0);
+            assert!(anyone != 0 && crate::probe::meant_for(anyone, "n1"));
+        }
     }
 }
