@@ -144,8 +144,8 @@ pub use rand_core;
 
 pub use aggregate::AggregateEstimate;
 pub use config::{
-    AggregationConfig, AntiEntropyMode, Config, DEFAULT_CLUSTER, Dissemination, MessageConfig, RumorRule,
-    SwimConfig, WritePolicy,
+    AggregationConfig, AntiEntropyMode, Config, DEFAULT_CLUSTER, Dissemination, MAX_PENDING_RELAYS,
+    MessageConfig, RumorRule, SwimConfig, WritePolicy,
 };
 pub use error::{AggregateError, ConfigError, MessageError, WriteError};
 pub use event::{Event, Output, SelfHealReason, Transmit};

@@ -34,6 +34,14 @@ fn nonsense_is_refused_by_name() {
         ConfigError::Zero { field: "swim.dead_retention" }
     );
     assert_eq!(refused(|c| c.cluster.clear()), ConfigError::EmptyCluster);
+    assert_eq!(
+        refused(|c| c.swim.max_pending_relays = MAX_PENDING_RELAYS + 1),
+        ConfigError::TooLarge {
+            field: "swim.max_pending_relays",
+            value: MAX_PENDING_RELAYS + 1,
+            max: MAX_PENDING_RELAYS
+        }
+    );
     assert!(matches!(
         refused(|c| c.swim.join_retry_max = Duration::from_millis(100)),
         ConfigError::DurationOrder { longer: "swim.join_retry_max", shorter: "swim.join_retry_initial", .. }
