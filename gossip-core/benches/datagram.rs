@@ -117,6 +117,7 @@ fn entry_count(deltas: &[v1::NodeDelta]) -> usize {
 
 const A: &str = "node-a";
 const B: &str = "node-b";
+const C: &str = "node-c";
 
 /// A full datagram of deltas, captured from a real exchange, and what a receiver needs to
 /// know beforehand.
@@ -129,15 +130,31 @@ struct Capture {
     introduction: Vec<u8>,
     /// The largest datagram A sent that carries deltas.
     full: Vec<u8>,
+    /// The same two datagrams from another node, C, at its own address: a receiver that
+    /// handled them (and drained their events) is warm, as a node that has run for a while.
+    warm_up: [(SocketAddr, Vec<u8>); 2],
 }
 
 /// Node A holds 500 keys with 20-byte values; fresh node B joins A; the datagrams between
-/// them are delivered by hand (1 ms apart) until the exchange ends.
+/// them are delivered by hand (1 ms apart) until the exchange ends. The same for node C, the
+/// warm-up's sender.
 fn capture_full_datagram() -> Capture {
     let config = Config::lan();
     let start = epoch();
-    let (a_address, b_address) = (address(1), address(2));
-    let mut a = node(&config, A, a_address, start, 1);
+    let a_address = address(1);
+    let (introduction, full) = capture_from(&config, start, A, a_address);
+    let c_address = address(4);
+    let (c_introduction, c_full) = capture_from(&config, start, C, c_address);
+    let warm_up = [(c_address, c_introduction), (c_address, c_full)];
+    Capture { config, start, a_address, introduction, full, warm_up }
+}
+
+/// The bare ping that introduces `sender` and the largest datagram with deltas it sent to a
+/// fresh node that joined it.
+fn capture_from(config: &Config, start: Instant, sender: &str, a_address: SocketAddr) -> (Vec<u8>, Vec<u8>) {
+    let config = config.clone();
+    let b_address = address(2);
+    let mut a = node(&config, sender, a_address, start, 1);
     let mut b = node(&config, B, b_address, start, 2);
     for i in 0..500 {
         a.set(format!("key-{i:03}"), format!("value-{i:014}")).expect("fits");
@@ -161,7 +178,7 @@ fn capture_full_datagram() -> Capture {
     // A introduces itself with a bare ping (A's first real datagrams already carry deltas).
     let ping =
         v1::Ping { sequence: u32::from(gossip_core::ping_target_tag("node-r")) << 16 | 1, summary: None };
-    let introduction = envelope(&config, A, a_address, Body::Ping(ping));
+    let introduction = envelope(&config, sender, a_address, Body::Ping(ping));
     let full = from_a
         .iter()
         .filter(|d| deltas_of(d).is_some())
@@ -169,7 +186,7 @@ fn capture_full_datagram() -> Capture {
         .expect("A sent deltas")
         .clone();
     let deltas = deltas_of(&full).expect("deltas");
-    assert!(b.get(A, "key-000").is_some(), "B applied A's deltas");
+    assert!(b.get(sender, "key-000").is_some(), "B applied the deltas");
     eprintln!(
         "captured: {} datagrams from A; the largest with deltas is {} bytes, {} delta(s), {} entries",
         from_a.len(),
@@ -178,7 +195,7 @@ fn capture_full_datagram() -> Capture {
         entry_count(&deltas),
     );
     assert!(full.len() > 1300, "the captured datagram is not full: {} bytes", full.len());
-    Capture { config, start, a_address, introduction, full }
+    (introduction, full)
 }
 
 impl Capture {
@@ -187,6 +204,22 @@ impl Capture {
         let mut receiver = self.fresh_receiver(seed);
         receiver.handle_input(self.start, self.a_address, &self.introduction);
         let _ = drain(&mut receiver);
+        assert!(receiver.node(A).is_some_and(|view| view.max_version == 0));
+        receiver
+    }
+
+    /// A receiver that knows A (at version 0) but none of its keys, and has handled a full
+    /// datagram from C before (its events drained): its queues have grown as a running
+    /// node's have.
+    fn warm_receiver(&self, seed: u64) -> BenchNode {
+        let mut receiver = self.fresh_receiver(seed);
+        for (from, datagram) in &self.warm_up {
+            receiver.handle_input(self.start, *from, datagram);
+        }
+        let _ = drain(&mut receiver);
+        receiver.handle_input(self.start, self.a_address, &self.introduction);
+        let _ = drain(&mut receiver);
+        assert!(receiver.node(C).is_some_and(|view| view.max_version > 0), "C's deltas applied");
         assert!(receiver.node(A).is_some_and(|view| view.max_version == 0));
         receiver
     }
@@ -220,6 +253,13 @@ fn handle_full_delta_datagram(c: &mut Criterion) {
         "a full datagram of {entries} entries: {} allocations ({} bytes) to handle it, {} more to drain its events",
         handled.count_total, handled.bytes_total, drained.count_total
     );
+    let mut warm = capture.warm_receiver(9);
+    let handled = allocation_counter::measure(|| warm.handle_input(at, from, &full));
+    assert_eq!(warm.metrics().entries_applied, 2 * entries, "the warm receiver applies every entry");
+    eprintln!(
+        "the same on a warm receiver: {} allocations ({} bytes)",
+        handled.count_total, handled.bytes_total
+    );
 
     let mut group = c.benchmark_group("handle_full_delta_datagram");
     group.throughput(Throughput::ElementsAndBytes { elements: 1, bytes: full.len() as u64 });
@@ -228,6 +268,19 @@ fn handle_full_delta_datagram(c: &mut Criterion) {
     group.bench_function("known_sender", |bench| {
         bench.iter_batched(
             || capture.receiver(9),
+            |mut receiver| {
+                receiver.handle_input(at, from, black_box(&full));
+                receiver
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    // The same on a receiver that has handled traffic before (another sender's full
+    // datagram, its events drained): the event queue and the table have room already, as in
+    // a node that has run for a while, so what is left is this datagram's own work.
+    group.bench_function("known_sender_warm", |bench| {
+        bench.iter_batched(
+            || capture.warm_receiver(9),
             |mut receiver| {
                 receiver.handle_input(at, from, black_box(&full));
                 receiver

@@ -55,7 +55,11 @@ impl<R: Rng> Node<R> {
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
     pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: Push) {
         let before = self.table.summary();
+        let carried: Vec<String> = push.deltas.iter().map(|delta| delta.name.clone()).collect();
         let already_known = self.apply_deltas(push.deltas, source);
+        if push.want_ack && push.summary.is_some_and(|theirs| theirs != self.table.summary()) {
+            self.push_back(from, &carried);
+        }
         if !push.want_ack || already_known.is_empty() {
             return;
         }
@@ -71,6 +75,22 @@ impl<R: Rng> Node<R> {
         let mut entries = Vec::new();
         digest::push_entries(known, &mut budget, &mut entries);
         self.send(from, Body::PushAck(v1::PushAck { known: entries, in_sync: false }));
+    }
+
+    /// Push-pull rumor mongering: a pusher that does not hold what we hold gets our hot
+    /// rumors about the nodes its push did not carry, in one datagram it does not answer.
+    fn push_back(&mut self, peer: SocketAddr, carried: &[String]) {
+        let skip: Vec<usize> = carried.iter().filter_map(|name| self.table.index_of(name)).collect();
+        let plans = self.rumors.plans().into_iter().filter(|plan| !skip.contains(&plan.index));
+        let mut budget = self.budget();
+        budget.take(2);
+        let (deltas, indexes) = delta::pack(&self.table, plans, &mut budget);
+        if deltas.is_empty() {
+            return;
+        }
+        self.rumors.mark_sent(&indexes);
+        self.out.metrics.rumor_pushes += 1;
+        self.send(peer, Body::Push(v1::Push { deltas, want_ack: false, summary: None }));
     }
 
     /// Rumor feedback: the peer already knew these nodes up to the versions given.
@@ -98,5 +118,98 @@ impl<R: Rng> Node<R> {
                 self.rumors.feedback(index, known.generation, known.max_version, rule, k, &mut self.rng);
             self.out.metrics.rumors_cooled += cooled as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::Bytes;
+    use prost::Message;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::identity::Identity;
+    use crate::{Output, Transmit};
+
+    fn address(i: u8) -> v1::Address {
+        v1::Address { ip: Bytes::copy_from_slice(&[10, 0, 0, i]), port: 7946 }
+    }
+
+    /// A push from node `p` (10.0.0.2) carrying node `a`'s first key, with `summary`.
+    fn push_of_a(summary: Option<v1::Summary>) -> Vec<u8> {
+        let delta = v1::NodeDelta {
+            name: "a".to_owned(),
+            generation: 1,
+            address: Some(address(3)),
+            from_version: 0,
+            to_version: 1,
+            entries: vec![v1::Entry {
+                key: "x".to_owned(),
+                value: Bytes::from_static(b"1"),
+                version: 1,
+                deleted: false,
+            }],
+            state: v1::MemberState::Alive as i32,
+            ..Default::default()
+        };
+        v1::Envelope {
+            protocol_version: gossip_proto::PROTOCOL_VERSION,
+            cluster: Config::lan().cluster,
+            sender: Some(v1::NodeIdentity { name: "p".to_owned(), generation: 1, address: Some(address(2)) }),
+            body: Some(Body::Push(v1::Push { deltas: vec![delta], want_ack: true, summary })),
+            membership: Vec::new(),
+            broadcasts: Vec::new(),
+        }
+        .encode_to_vec()
+    }
+
+    fn sent(node: &mut Node<ChaCha8Rng>) -> Vec<v1::envelope::Body> {
+        let mut bodies = Vec::new();
+        while let Some(output) = node.poll() {
+            if let Output::Transmit(Transmit { payload, .. }) = output {
+                if let Ok(v1::Envelope { body: Some(body), .. }) = v1::Envelope::decode(&payload[..]) {
+                    bodies.push(body);
+                }
+            }
+        }
+        bodies
+    }
+
+    /// A push from a peer that does not hold what we hold gets our other hot rumors back (not
+    /// the ones it carried), in a push that wants no answer; a peer in sync gets none.
+    #[test]
+    fn a_pusher_out_of_sync_gets_our_other_rumors_back() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.set("mine", "1").unwrap();
+        let _ = sent(&mut node);
+        let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let stranger = v1::Summary { hash: 1, nodes: 9 };
+        node.handle_input(now, from, &push_of_a(Some(stranger)));
+        let bodies = sent(&mut node);
+        let pushed_back: Vec<&v1::Push> = bodies
+            .iter()
+            .filter_map(|body| match body {
+                Body::Push(push) => Some(push),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pushed_back.len(), 1, "{bodies:?}");
+        assert!(!pushed_back[0].want_ack);
+        let names: Vec<&str> = pushed_back[0].deltas.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["me"], "only the rumor the push did not carry");
+
+        // The same push again, now from a peer that holds what we hold: nothing comes back.
+        let ours = node.table.summary().to_wire();
+        node.handle_input(now, from, &push_of_a(Some(ours)));
+        let bodies = sent(&mut node);
+        assert!(!bodies.iter().any(|body| matches!(body, Body::Push(_))), "{bodies:?}");
+        assert!(bodies.iter().any(|body| matches!(body, Body::PushAck(v1::PushAck { in_sync: true, .. }))));
     }
 }
