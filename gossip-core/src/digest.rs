@@ -81,12 +81,13 @@ pub(crate) fn compare(
     let mut comparison = Comparison::default();
     let mut unknown = 0;
     for theirs in entries {
-        if table.too_far_ahead(&theirs.name, theirs.generation) {
+        let index = table.index_of(&theirs.name);
+        if table.too_far_ahead_at(index, theirs.generation) {
             // Asking for it would only bring deltas that are refused.
             metrics.generations_refused += 1;
             continue;
         }
-        let Some(index) = table.index_of(&theirs.name) else {
+        let Some(index) = index else {
             if MemberState::from_wire(theirs.state).is_some_and(|state| !state.is_live()) {
                 // A node we do not know that the peer holds dead or departed: it would not
                 // be learned (see `Node::apply_claim`), so it is not asked for.

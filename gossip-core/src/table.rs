@@ -112,9 +112,15 @@ impl NodeTable {
     /// `Config::max_generation_jump` for why). Never for the local node's own name: that
     /// is refused as such.
     pub(crate) fn too_far_ahead(&self, name: &str, generation: u64) -> bool {
-        let reference = match self.nodes.get_index_of(name) {
+        self.too_far_ahead_at(self.nodes.get_index_of(name), generation)
+    }
+
+    /// [`too_far_ahead`](Self::too_far_ahead) for a name already looked up: its index, or
+    /// `None` when it is not known.
+    pub(crate) fn too_far_ahead_at(&self, index: Option<usize>, generation: u64) -> bool {
+        let reference = match index {
             Some(LOCAL) => return false,
-            Some(index) => self.nodes[index].generation,
+            Some(index) => self.nodes.get_index(index).map_or(0, |(_, replica)| replica.generation),
             None => self.nodes[LOCAL].generation,
         };
         generation.checked_sub(reference).is_some_and(|jump| jump > self.max_generation_jump)
@@ -192,10 +198,11 @@ impl NodeTable {
         address: SocketAddr,
         max_nodes: usize,
     ) -> Upsert {
-        if self.too_far_ahead(name.as_ref(), generation) {
+        let index = self.nodes.get_index_of(name.as_ref());
+        if self.too_far_ahead_at(index, generation) {
             return Upsert::TooFarAhead;
         }
-        match self.nodes.get_index_of(name.as_ref()) {
+        match index {
             Some(LOCAL) => Upsert::Local,
             Some(index) => {
                 let (known, old_address) = (self.nodes[index].generation, self.nodes[index].address);
@@ -340,18 +347,27 @@ impl NodeTable {
 
     /// The recently changed replicas, most recent first: those changed at or after `since`
     /// (all when `None`), at most `max`.
+    ///
+    /// Each replica's time is read once (a table of a thousand members is mostly out of the
+    /// cache, and a sort reads its keys many times), and only the `max` most recent are
+    /// sorted. Equal times go by index.
     pub(crate) fn recent_first_since(&self, since: Option<Instant>, max: usize) -> Vec<usize> {
-        let mut recent: Vec<usize> = self
+        let mut recent: Vec<(std::cmp::Reverse<Option<Instant>>, usize)> = self
             .recent
             .iter()
-            .copied()
-            .filter(|&index| {
-                since.is_none_or(|since| self.nodes[index].last_changed().is_some_and(|at| at >= since))
+            .filter_map(|&index| {
+                let changed = self.nodes[index].last_changed();
+                since
+                    .is_none_or(|since| changed.is_some_and(|at| at >= since))
+                    .then_some((std::cmp::Reverse(changed), index))
             })
             .collect();
-        recent.sort_unstable_by_key(|&index| std::cmp::Reverse(self.nodes[index].last_changed()));
-        recent.truncate(max);
-        recent
+        if max < recent.len() {
+            recent.select_nth_unstable(max);
+            recent.truncate(max);
+        }
+        recent.sort_unstable();
+        recent.into_iter().map(|(_, index)| index).collect()
     }
 
     /// The recently changed replicas, most recent first.
