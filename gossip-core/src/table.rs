@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use foldhash::fast::FixedState;
 use indexmap::IndexMap;
+use smol_str::SmolStr;
 
 use crate::identity::Identity;
 use crate::replica::{Owner, Replica};
@@ -46,8 +47,10 @@ type HashMap<K, V> = std::collections::HashMap<K, V, FixedState>;
 /// hostile peer cannot be chosen to collide.
 #[derive(Debug)]
 pub(crate) struct NodeTable {
-    /// Names are shared (`Arc`) so that a simulator holding many tables stores each once.
-    nodes: IndexMap<Arc<str>, Replica, FixedState>,
+    /// Names of up to 23 bytes are stored inline, in the map's own entries: a lookup then
+    /// compares the name without following a pointer, which at a thousand members (most of
+    /// the table out of the cache) was a cache miss per digest entry.
+    nodes: IndexMap<SmolStr, Replica, FixedState>,
     /// The hash seed.
     seed: u64,
     summary: DigestSummary,
@@ -97,7 +100,7 @@ impl NodeTable {
         };
         let local_replica = Replica::new(local.generation, local.address);
         table.summary.add(&local.name, local_replica.summary_key());
-        table.nodes.insert(Arc::from(local.name.as_str()), local_replica);
+        table.nodes.insert(SmolStr::new(local.name.as_str()), local_replica);
         table
     }
 
@@ -193,7 +196,7 @@ impl NodeTable {
     /// a peer named, another address.
     pub(crate) fn upsert(
         &mut self,
-        name: impl AsRef<str> + Into<Arc<str>>,
+        name: impl AsRef<str>,
         generation: u64,
         address: SocketAddr,
         max_nodes: usize,
@@ -231,7 +234,7 @@ impl NodeTable {
             }
             None if self.nodes.len() >= max_nodes => Upsert::Full,
             None => {
-                let name: Arc<str> = name.into();
+                let name = SmolStr::new(name.as_ref());
                 let replica = Replica::new(generation, address);
                 self.summary.add(&name, replica.summary_key());
                 let (index, _) = self.nodes.insert_full(name, replica);
@@ -260,7 +263,10 @@ impl NodeTable {
 
     /// Names of the members that are Alive or Suspect, this node's included.
     pub(crate) fn live_names(&self) -> impl Iterator<Item = Arc<str>> + '_ {
-        self.nodes.iter().filter(|(_, member)| member.state.is_live()).map(|(name, _)| name.clone())
+        self.nodes
+            .iter()
+            .filter(|(_, member)| member.state.is_live())
+            .map(|(name, _)| Arc::from(name.as_str()))
     }
 
     /// Records that a member is dead or gone (the retention clock starts once).
