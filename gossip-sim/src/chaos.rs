@@ -254,7 +254,7 @@ impl Chaos {
 }
 
 /// Heals everything: cuts, links, pauses, slowdowns; restarts each crashed node or leaves it
-/// down for good (a seed always comes back, so restarted nodes have someone to join).
+/// down for good (a seed comes back unless one that has joined is up, so restarted nodes have someone to join).
 fn calm(sim: &mut Simulation, plan: &ChaosPlan, faults: &mut FaultCounts) -> Result<(), SimError> {
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(sim.seed(), u64::MAX - 4, 0));
     sim.heal_all();
@@ -267,13 +267,16 @@ fn calm(sim: &mut Simulation, plan: &ChaosPlan, faults: &mut FaultCounts) -> Res
             sim.resume(index)?;
         }
     }
-    let seed_up = plan.config.restart_seeds.iter().any(|s| sim.node(*s).is_some());
+    // A seed counts only once it has joined: one restarted while its own seeds were all
+    // down has no one to join, and no one reaches it if it moved (an island of one).
+    let seeds = &plan.config.restart_seeds;
+    let seed_up = seeds.iter().any(|s| sim.node(*s).is_some_and(|node| node.has_joined()));
+    let comeback = if seed_up { None } else { seeds.iter().copied().find(|s| sim.node(*s).is_none()) };
     for index in 0..n {
         if sim.node(index).is_some() {
             continue;
         }
-        let first_seed = !seed_up && plan.config.restart_seeds.first() == Some(&index);
-        if first_seed || rng.random_bool(0.5) {
+        if comeback == Some(index) || rng.random_bool(0.5) {
             sim.restart(index)?;
         } else {
             faults.left_down += 1;
