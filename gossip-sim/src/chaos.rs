@@ -254,7 +254,8 @@ impl Chaos {
 }
 
 /// Heals everything: cuts, links, pauses, slowdowns; restarts each crashed node or leaves it
-/// down for good (a seed comes back unless one that has joined is up, so restarted nodes have someone to join).
+/// down for good (a seed comes back unless one that has joined is up, so restarted nodes
+/// have someone to join).
 fn calm(sim: &mut Simulation, plan: &ChaosPlan, faults: &mut FaultCounts) -> Result<(), SimError> {
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(sim.seed(), u64::MAX - 4, 0));
     sim.heal_all();
