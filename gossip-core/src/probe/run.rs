@@ -469,8 +469,7 @@ mod tests {
         assert_eq!(node.metrics().misdirected_pings, 1);
     }
 
-    /// A probe's sequence carries its target's tag, and the low halves of sequences in
-    /// flight never collide.
+    /// A probe's sequence carries its target's tag (a leave ping's, tag 0), and is never 0.
     #[test]
     fn probe_sequences_carry_the_target_tag() {
         #[allow(clippy::disallowed_methods)]

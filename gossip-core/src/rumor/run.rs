@@ -55,9 +55,15 @@ impl<R: Rng> Node<R> {
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
     pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: Push) {
         let before = self.table.summary();
-        let carried: Vec<String> = push.deltas.iter().map(|delta| delta.name.clone()).collect();
+        // Only a push that asks for an answer and states the sender's summary is pushed back to.
+        let may_push_back = push.want_ack && push.summary.is_some();
+        let carried: Vec<String> = if may_push_back {
+            push.deltas.iter().map(|delta| delta.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let already_known = self.apply_deltas(push.deltas, source);
-        if push.want_ack && push.summary.is_some_and(|theirs| theirs != self.table.summary()) {
+        if may_push_back && push.summary != Some(self.table.summary()) {
             self.push_back(from, &carried);
         }
         if !push.want_ack || already_known.is_empty() {
