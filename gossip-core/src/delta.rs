@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::identity::{address_from_wire, address_to_wire};
 use crate::membership::MemberState;
 use crate::message::DecodedDelta;
+use crate::replica::Replica;
 use crate::shared_str::SharedStr;
 use crate::table::NodeTable;
 
@@ -147,6 +148,20 @@ const MIN_USEFUL_DELTA: usize = 24;
 
 fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v1::NodeDelta> {
     let (name, replica) = table.get(plan.index)?;
+    // Whether anything fits, before building (and allocating) anything: once a datagram is
+    // nearly full, every remaining plan of a large table is tried and refused here.
+    let room = budget.remaining();
+    let header = header_len(name, replica, &plan);
+    if field_len(header) > room {
+        return None;
+    }
+    if let Some((version, entry)) = replica.entries_after(plan.from).next() {
+        let first = field_len(entry_encoded_len(entry.key.len(), entry.value.len(), version, entry.deleted));
+        if field_len(header + first) > room {
+            // Cut to no entry at all: not worth a delta.
+            return None;
+        }
+    }
     let mut delta = v1::NodeDelta {
         name: name.to_owned(),
         generation: replica.generation,
@@ -160,11 +175,8 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         state: replica.state.to_wire() as i32,
         sender_max_version: 0,
     };
-    let mut len = delta.encoded_len();
-    let room = budget.remaining();
-    if field_len(len) > room {
-        return None;
-    }
+    let mut len = header;
+    debug_assert_eq!(len, delta.encoded_len(), "header_len counts as prost does");
     let mut truncated = false;
     let mut lengths = Vec::new();
     for (version, entry) in replica.entries_after(plan.from) {
@@ -199,6 +211,28 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
     budget.take(field_len(len)).then_some(delta)
 }
 
+/// The encoded length of the `NodeDelta` that [`pack_one`] builds for `plan`, before its
+/// entries and `sender_max_version`, counted as prost does (fields at their default value
+/// take no byte) without building it.
+fn header_len(name: &str, replica: &Replica, plan: &DeltaPlan) -> usize {
+    let varint_field = |value: u64| if value == 0 { 0 } else { 1 + encoded_len_varint(value) };
+    let bytes_field = |len: usize| if len == 0 { 0 } else { 1 + encoded_len_varint(len as u64) + len };
+    let ip_len = if replica.address.is_ipv4() { 4 } else { 16 };
+    let address = bytes_field(ip_len) + varint_field(u64::from(replica.address.port()));
+    let state = replica.state.to_wire() as i32;
+    bytes_field(name.len())
+        + varint_field(replica.generation)
+        + 1
+        + encoded_len_varint(address as u64)
+        + address
+        + varint_field(plan.from)
+        + varint_field(replica.max_version)
+        + varint_field(replica.gc_watermark)
+        + if plan.reset { 2 } else { 0 }
+        + varint_field(u64::from(replica.incarnation))
+        + varint_field(i64::from(state) as u64)
+}
+
 /// The encoded length of an `Entry` without building it.
 fn entry_encoded_len(key_len: usize, value_len: usize, version: u64, deleted: bool) -> usize {
     let bytes_field = |len: usize| if len == 0 { 0 } else { 1 + encoded_len_varint(len as u64) + len };
@@ -209,6 +243,45 @@ fn entry_encoded_len(key_len: usize, value_len: usize, version: u64, deleted: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `header_len` counts what prost would encode, for addresses of both families, a port
+    /// of 0, fields at 0 and at their largest values, every state, and a reset.
+    #[test]
+    fn header_length_formula_matches_prost() {
+        use crate::membership::MemberState;
+        let addresses: [SocketAddr; 3] = [
+            "10.0.0.1:7946".parse().unwrap(),
+            "[fd00::1]:65535".parse().unwrap(),
+            "10.0.0.2:0".parse().unwrap(),
+        ];
+        let states = [MemberState::Alive, MemberState::Suspect, MemberState::Dead, MemberState::Left];
+        for (i, address) in addresses.into_iter().enumerate() {
+            for (j, state) in states.into_iter().enumerate() {
+                let big = i + j > 3;
+                let mut replica = Replica::new(if big { u64::MAX } else { i as u64 }, address);
+                replica.max_version = if big { u64::MAX } else { j as u64 };
+                replica.gc_watermark = if big { 1 << 40 } else { 0 };
+                replica.incarnation = if big { u32::MAX } else { j as u32 };
+                replica.state = state;
+                let plan = DeltaPlan { index: 0, from: (i * 300) as u64, reset: j % 2 == 1, missing: 0 };
+                let name = "n".repeat(1 + 40 * i);
+                let delta = v1::NodeDelta {
+                    name: name.clone(),
+                    generation: replica.generation,
+                    address: Some(address_to_wire(replica.address)),
+                    from_version: plan.from,
+                    to_version: replica.max_version,
+                    gc_watermark: replica.gc_watermark,
+                    reset: plan.reset,
+                    entries: Vec::new(),
+                    incarnation: replica.incarnation,
+                    state: replica.state.to_wire() as i32,
+                    sender_max_version: 0,
+                };
+                assert_eq!(header_len(&name, &replica, &plan), delta.encoded_len(), "{delta:?}");
+            }
+        }
+    }
 
     #[test]
     fn entry_length_formula_matches_prost() {

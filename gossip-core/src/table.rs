@@ -2,6 +2,7 @@
 //! up to date on every change.
 
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -358,14 +359,19 @@ impl NodeTable {
     /// cache, and a sort reads its keys many times), and only the `max` most recent are
     /// sorted. Equal times go by index.
     pub(crate) fn recent_first_since(&self, since: Option<Instant>, max: usize) -> Vec<usize> {
-        let mut recent: Vec<(std::cmp::Reverse<Option<Instant>>, usize)> = self
+        let mut recent: Vec<(std::cmp::Reverse<Option<Instant>>, u64, usize)> = self
             .recent
             .iter()
             .filter_map(|&index| {
                 let changed = self.nodes[index].last_changed();
-                since
-                    .is_none_or(|since| changed.is_some_and(|at| at >= since))
-                    .then_some((std::cmp::Reverse(changed), index))
+                // Equal times go in an order of this table's own (its seed's), so that nodes
+                // that changed together are not offered in the same order by every peer.
+                let tie = foldhash::fast::FixedState::with_seed(self.seed).hash_one(index);
+                since.is_none_or(|since| changed.is_some_and(|at| at >= since)).then_some((
+                    std::cmp::Reverse(changed),
+                    tie,
+                    index,
+                ))
             })
             .collect();
         if max < recent.len() {
@@ -373,7 +379,7 @@ impl NodeTable {
             recent.truncate(max);
         }
         recent.sort_unstable();
-        recent.into_iter().map(|(_, index)| index).collect()
+        recent.into_iter().map(|(_, _, index)| index).collect()
     }
 
     /// The recently changed replicas, most recent first.
