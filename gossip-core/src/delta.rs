@@ -162,19 +162,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
             return None;
         }
     }
-    let mut delta = v1::NodeDelta {
-        name: name.to_owned(),
-        generation: replica.generation,
-        address: Some(address_to_wire(replica.address)),
-        from_version: plan.from,
-        to_version: replica.max_version,
-        gc_watermark: replica.gc_watermark,
-        reset: plan.reset,
-        entries: Vec::new(),
-        incarnation: replica.incarnation,
-        state: replica.state.to_wire() as i32,
-        sender_max_version: 0,
-    };
+    let mut delta = delta_header(name, replica, &plan);
     let mut len = header;
     debug_assert_eq!(len, delta.encoded_len(), "header_len counts as prost does");
     let mut truncated = false;
@@ -211,9 +199,25 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
     budget.take(field_len(len)).then_some(delta)
 }
 
-/// The encoded length of the `NodeDelta` that [`pack_one`] builds for `plan`, before its
-/// entries and `sender_max_version`, counted as prost does (fields at their default value
-/// take no byte) without building it.
+/// The `NodeDelta` of `plan` before its entries and `sender_max_version`.
+fn delta_header(name: &str, replica: &Replica, plan: &DeltaPlan) -> v1::NodeDelta {
+    v1::NodeDelta {
+        name: name.to_owned(),
+        generation: replica.generation,
+        address: Some(address_to_wire(replica.address)),
+        from_version: plan.from,
+        to_version: replica.max_version,
+        gc_watermark: replica.gc_watermark,
+        reset: plan.reset,
+        entries: Vec::new(),
+        incarnation: replica.incarnation,
+        state: replica.state.to_wire() as i32,
+        sender_max_version: 0,
+    }
+}
+
+/// The encoded length of [`delta_header`]'s `NodeDelta`, counted as prost does (fields at
+/// their default value take no byte) without building it.
 fn header_len(name: &str, replica: &Replica, plan: &DeltaPlan) -> usize {
     let varint_field = |value: u64| if value == 0 { 0 } else { 1 + encoded_len_varint(value) };
     let bytes_field = |len: usize| if len == 0 { 0 } else { 1 + encoded_len_varint(len as u64) + len };
@@ -265,19 +269,7 @@ mod tests {
                 replica.state = state;
                 let plan = DeltaPlan { index: 0, from: (i * 300) as u64, reset: j % 2 == 1, missing: 0 };
                 let name = "n".repeat(1 + 40 * i);
-                let delta = v1::NodeDelta {
-                    name: name.clone(),
-                    generation: replica.generation,
-                    address: Some(address_to_wire(replica.address)),
-                    from_version: plan.from,
-                    to_version: replica.max_version,
-                    gc_watermark: replica.gc_watermark,
-                    reset: plan.reset,
-                    entries: Vec::new(),
-                    incarnation: replica.incarnation,
-                    state: replica.state.to_wire() as i32,
-                    sender_max_version: 0,
-                };
+                let delta = delta_header(&name, &replica, &plan);
                 assert_eq!(header_len(&name, &replica, &plan), delta.encoded_len(), "{delta:?}");
             }
         }
