@@ -1073,16 +1073,26 @@ fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alon
     assert_eq!(m1.malformed_messages, m0.malformed_messages + malformed.len() as u64);
     assert_eq!(running(&h), before, "a refused transfer changed the estimate");
 
-    // An epoch far ahead moves node 0 on (the protocol cannot tell it from a real one), and
-    // stays the highest: rounds do not overflow it.
+    // Epochs compare in serial-number order (modulo 2^64): `u64::MAX` is just behind a
+    // small epoch, so a transfer of it is refused and counted as stale.
+    let refused = h.nodes[0].metrics().aggregate_transfers_refused;
     h.inject(address(MALLORY), 0, &as_node_1(transfer(u64::MAX, 1, vec![share("load", 1.0)])));
-    assert_eq!(h.nodes[0].aggregation_epoch(), u64::MAX);
+    assert_eq!(h.nodes[0].aggregation_epoch(), epoch);
+    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 1);
+    // The farthest epoch that counts as ahead moves node 0 on (the protocol cannot tell it
+    // from a real one).
+    let forged = epoch.wrapping_add((1 << 63) - 1);
+    h.inject(address(MALLORY), 0, &as_node_1(transfer(forged, 1, vec![share("load", 1.0)])));
+    assert_eq!(h.nodes[0].aggregation_epoch(), forged);
     // A transfer of an earlier epoch is refused and counted.
     h.inject(address(MALLORY), 0, &as_node_1(transfer(epoch, 2_000, vec![share("load", 1.0)])));
-    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, m1.aggregate_transfers_refused + 1);
+    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 2);
     h.run_for(Duration::from_secs(3 * 100));
-    assert_eq!(h.nodes[0].aggregation_epoch(), u64::MAX);
-    assert!(h.nodes.iter().all(|node| node.aggregation_epoch() == u64::MAX), "the epoch spread");
+    // Every node followed, and the epochs went on after the forged one (they wrap rather
+    // than stop at `u64::MAX`, so later epochs are always new ones).
+    let after = |node: &gossip_core::Node<_>| node.aggregation_epoch().wrapping_sub(forged);
+    assert!((1..1_000).contains(&after(&h.nodes[0])), "the epochs went on");
+    assert!(h.nodes.iter().all(|node| (1..1_000).contains(&after(node))), "the epoch spread");
     // The forged mass went with the epoch it was sent in; the epochs since are honest.
     let estimate = h.nodes[0].aggregate("load").expect("an epoch ended");
     assert!(estimate.average.is_some_and(|a| (a - 1.0).abs() < 1e-6), "{estimate:?}");

@@ -126,7 +126,7 @@ impl<R: Rng> Node<R> {
         }
         self.out.metrics.aggregate_rounds += 1;
         if self.aggregation.count_round() {
-            self.start_aggregation_epoch(self.aggregation.epoch().saturating_add(1));
+            self.start_aggregation_epoch(self.aggregation.epoch().wrapping_add(1));
         }
         let table = &self.table;
         let abandoned = self.aggregation.abandon(|peer| {
@@ -189,9 +189,10 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// Moves to `epoch` when it is ahead of ours.
+    /// Moves to `epoch` when it is ahead of ours (in serial-number order, see
+    /// [`state::epoch_ahead`]).
     fn catch_up_aggregation(&mut self, epoch: u64) {
-        if epoch > self.aggregation.epoch() {
+        if state::epoch_ahead(epoch, self.aggregation.epoch()) {
             self.start_aggregation_epoch(epoch);
         }
     }

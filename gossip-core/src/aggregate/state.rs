@@ -467,7 +467,7 @@ impl Aggregation {
         generation: u64,
         transfer: &v1::AggregateTransfer,
     ) -> Result<v1::AggregateAck, TransferRefusal> {
-        if transfer.epoch < self.epoch {
+        if epoch_ahead(self.epoch, transfer.epoch) {
             return Err(TransferRefusal::StaleEpoch);
         }
         if !self.incoming.contains_key(sender) && self.incoming.len() >= self.max_peers {
@@ -556,6 +556,16 @@ impl Aggregation {
 }
 
 /// The transfer that tells a peer everything given to it this epoch, with our extremes.
+/// Whether epoch `a` comes after epoch `b`, in serial-number order (RFC 1982): ahead by less
+/// than half the 64-bit space, modulo 2^64. Epochs wrap rather than saturate, so that an
+/// epoch forged far ahead (up to `u64::MAX`) moves the cluster on for one epoch only: were
+/// they to stop at `u64::MAX`, every later epoch would share that number, and mass of the
+/// forged one could flow into them for good.
+pub(crate) fn epoch_ahead(a: u64, b: u64) -> bool {
+    let distance = a.wrapping_sub(b);
+    distance != 0 && distance < 1 << 63
+}
+
 fn transfer(epoch: u64, held: &BTreeMap<Arc<str>, Held>, outgoing: &Outgoing) -> v1::AggregateTransfer {
     let shares = outgoing
         .given
@@ -600,4 +610,19 @@ pub(crate) fn valid_transfer(transfer: &v1::AggregateTransfer, config: &Aggregat
                 .all(|x| x.abs() <= MAX_TRANSFERRED)
             && mass.weights().iter().all(|w| *w >= 0.0)
     })
+}
+
+#[cfg(test)]
+mod epoch_order_tests {
+    use super::epoch_ahead;
+
+    #[test]
+    fn epochs_compare_in_serial_number_order() {
+        assert!(epoch_ahead(2, 1) && !epoch_ahead(1, 2) && !epoch_ahead(5, 5));
+        // Past the top: 0 follows u64::MAX, so a forged u64::MAX does not freeze the epochs.
+        assert!(epoch_ahead(0, u64::MAX) && !epoch_ahead(u64::MAX, 0));
+        // A node at epoch 0 catches up with any real cluster epoch below 2^63.
+        assert!(epoch_ahead(1 << 62, 0) && !epoch_ahead(0, 1 << 62));
+        assert!(!epoch_ahead(1 << 63, 0), "half the space away is not ahead");
+    }
 }
