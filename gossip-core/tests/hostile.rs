@@ -1079,6 +1079,15 @@ fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alon
     h.inject(address(MALLORY), 0, &as_node_1(transfer(u64::MAX, 1, vec![share("load", 1.0)])));
     assert_eq!(h.nodes[0].aggregation_epoch(), epoch);
     assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 1);
+    // Exactly half the space away is neither ahead nor behind: refused too, not mixed in.
+    h.inject(
+        address(MALLORY),
+        0,
+        &as_node_1(transfer(epoch.wrapping_add(1 << 63), 1, vec![share("load", 1.0)])),
+    );
+    assert_eq!(h.nodes[0].aggregation_epoch(), epoch);
+    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 2);
+    assert_eq!(running(&h), before, "a refused transfer changed the estimate");
     // The farthest epoch that counts as ahead moves node 0 on (the protocol cannot tell it
     // from a real one).
     let forged = epoch.wrapping_add((1 << 63) - 1);
@@ -1086,7 +1095,7 @@ fn hostile_aggregation_transfers_are_dropped_counted_and_leave_the_estimate_alon
     assert_eq!(h.nodes[0].aggregation_epoch(), forged);
     // A transfer of an earlier epoch is refused and counted.
     h.inject(address(MALLORY), 0, &as_node_1(transfer(epoch, 2_000, vec![share("load", 1.0)])));
-    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 2);
+    assert_eq!(h.nodes[0].metrics().aggregate_transfers_refused, refused + 3);
     h.run_for(Duration::from_secs(3 * 100));
     // Every node followed, and the epochs went on after the forged one (they wrap rather
     // than stop at `u64::MAX`, so later epochs are always new ones).

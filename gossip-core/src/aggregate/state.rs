@@ -467,7 +467,9 @@ impl Aggregation {
         generation: u64,
         transfer: &v1::AggregateTransfer,
     ) -> Result<v1::AggregateAck, TransferRefusal> {
-        if epoch_ahead(self.epoch, transfer.epoch) {
+        // The caller caught up with an epoch ahead of ours: any other is stale (or exactly
+        // half the epoch space away, which is neither ahead nor behind).
+        if transfer.epoch != self.epoch {
             return Err(TransferRefusal::StaleEpoch);
         }
         if !self.incoming.contains_key(sender) && self.incoming.len() >= self.max_peers {
@@ -555,16 +557,17 @@ impl Aggregation {
     }
 }
 
-/// The transfer that tells a peer everything given to it this epoch, with our extremes.
 /// Whether epoch `a` comes after epoch `b`, in serial-number order (RFC 1982): ahead by less
 /// than half the 64-bit space, modulo 2^64. Epochs wrap rather than saturate, so that an
-/// epoch forged far ahead (up to `u64::MAX`) moves the cluster on for one epoch only: were
+/// epoch forged far ahead (at most 2^63 - 1) moves the cluster on for one epoch only: were
 /// they to stop at `u64::MAX`, every later epoch would share that number, and mass of the
 /// forged one could flow into them for good.
 pub(crate) fn epoch_ahead(a: u64, b: u64) -> bool {
     let distance = a.wrapping_sub(b);
     distance != 0 && distance < 1 << 63
 }
+
+/// The transfer that tells a peer everything given to it this epoch, with our extremes.
 
 fn transfer(epoch: u64, held: &BTreeMap<Arc<str>, Held>, outgoing: &Outgoing) -> v1::AggregateTransfer {
     let shares = outgoing
