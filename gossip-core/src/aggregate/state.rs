@@ -568,7 +568,6 @@ pub(crate) fn epoch_ahead(a: u64, b: u64) -> bool {
 }
 
 /// The transfer that tells a peer everything given to it this epoch, with our extremes.
-
 fn transfer(epoch: u64, held: &BTreeMap<Arc<str>, Held>, outgoing: &Outgoing) -> v1::AggregateTransfer {
     let shares = outgoing
         .given
