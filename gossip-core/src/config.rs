@@ -6,6 +6,8 @@ use crate::error::ConfigError;
 use crate::keyring::EncryptionMode;
 use crate::seal::SEAL_OVERHEAD;
 
+#[cfg(feature = "serde")]
+mod forward_delay_serde;
 mod messages;
 
 pub use messages::{MessageConfig, WritePolicy};
@@ -97,6 +99,13 @@ pub struct Config {
     /// Most hot rumors kept; beyond it the most-sent one is dropped (anti-entropy still
     /// carries it).
     pub max_hot_rumors: usize,
+    /// How long news waits before this node forwards it: a write, or a delta that was news,
+    /// goes to `fanout` random peers this long after it arrived, with whatever other news
+    /// arrived meanwhile, rather than at the next gossip round. The hops of a rumor then
+    /// take this long each instead of a round each. `None` leaves news to the rounds
+    /// (`"off"` in a config file).
+    #[cfg_attr(feature = "serde", serde(with = "forward_delay_serde"))]
+    pub rumor_forward_delay: Option<Duration>,
     /// For how many gossip rounds a node whose replica changed counts as recently changed:
     /// its digest entry leads every `Syn`, and push mode pushes its deltas.
     pub recent_rounds: u32,
@@ -200,6 +209,7 @@ impl Config {
             rumor_rule: RumorRule::Counter,
             rumor_k: 3,
             max_hot_rumors: 1_024,
+            rumor_forward_delay: Some(Duration::from_millis(20)),
             recent_rounds: 20,
             out_of_sync_rounds: 10,
             tombstone_grace: Duration::from_secs(3600),

@@ -3,8 +3,13 @@
 //! that already knew it says so (a `PushAck`), and by the feedback rule the rumor cools:
 //! after `k` such contacts (counter) or with probability 1/k on each (coin). Anti-entropy
 //! stays the backstop for the few nodes a rumor misses.
+//!
+//! News is also forwarded as it arrives (`rumor_forward_delay` after, batched), so that a
+//! rumor's hops take milliseconds rather than a round each; the rounds then push what the
+//! forwards missed.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use rand::RngExt;
 use rand_core::Rng;
@@ -27,6 +32,8 @@ struct Rumor {
     sent: u32,
     /// Contacts that already knew it.
     known: u32,
+    /// Whether it went out since it last became hot (forwarded, or pushed by a round).
+    forwarded: bool,
 }
 
 /// The hot rumors of one node, at most `capacity`.
@@ -39,11 +46,13 @@ pub(crate) struct Rumors {
     pushed_to: Vec<SocketAddr>,
     /// The digest summary the latest round's pushes carried.
     pushed_summary: Option<DigestSummary>,
+    /// When the news not yet forwarded goes out; `None` when none waits.
+    forward_due: Option<Instant>,
 }
 
 impl Rumors {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { hot: Vec::new(), capacity, pushed_to: Vec::new(), pushed_summary: None }
+        Self { hot: Vec::new(), capacity, pushed_to: Vec::new(), pushed_summary: None, forward_due: None }
     }
 
     /// A rumor round starts, its pushes carrying `summary`: the previous round's pushes can
@@ -98,7 +107,7 @@ impl Rumors {
         if let Some(rumor) = self.hot.iter_mut().find(|r| r.index == index) {
             let from =
                 if rumor.generation == generation && rumor.to >= from { rumor.from.min(from) } else { from };
-            *rumor = Rumor { index, generation, from, to: to.max(from), sent: 0, known: 0 };
+            *rumor = Rumor { index, generation, from, to: to.max(from), sent: 0, known: 0, forwarded: false };
             return false;
         }
         let mut dropped = false;
@@ -108,23 +117,46 @@ impl Rumors {
                 dropped = true;
             }
         }
-        self.hot.push(Rumor { index, generation, from, to, sent: 0, known: 0 });
+        self.hot.push(Rumor { index, generation, from, to, sent: 0, known: 0, forwarded: false });
         dropped
     }
 
     /// The deltas to push, least-sent first.
     pub(crate) fn plans(&self) -> Vec<DeltaPlan> {
-        let mut hot = self.hot.clone();
-        hot.sort_by_key(|rumor| rumor.sent);
-        hot.iter()
-            .map(|r| DeltaPlan { index: r.index, from: r.from, reset: false, missing: r.to - r.from })
-            .collect()
+        plans_of(self.hot.iter())
+    }
+
+    /// The deltas of the news not forwarded yet, least-sent first.
+    pub(crate) fn unforwarded_plans(&self) -> Vec<DeltaPlan> {
+        plans_of(self.hot.iter().filter(|rumor| !rumor.forwarded))
+    }
+
+    /// Whether some news waits to be forwarded.
+    pub(crate) fn has_unforwarded(&self) -> bool {
+        self.hot.iter().any(|rumor| !rumor.forwarded)
+    }
+
+    /// When the news not yet forwarded goes out.
+    pub(crate) fn forward_due(&self) -> Option<Instant> {
+        self.forward_due
+    }
+
+    /// Sets (or clears) when the news not yet forwarded goes out.
+    pub(crate) fn set_forward_due(&mut self, due: Option<Instant>) {
+        self.forward_due = due;
     }
 
     /// Counts a push of the rumors of these nodes.
     pub(crate) fn mark_sent(&mut self, indexes: &[usize]) {
         for rumor in self.hot.iter_mut().filter(|r| indexes.contains(&r.index)) {
             rumor.sent += 1;
+        }
+    }
+
+    /// The rumors of these nodes went to `fanout` peers (forwarded, or pushed by a round).
+    pub(crate) fn mark_forwarded(&mut self, indexes: &[usize]) {
+        for rumor in self.hot.iter_mut().filter(|r| indexes.contains(&r.index)) {
+            rumor.forwarded = true;
         }
     }
 
@@ -161,6 +193,15 @@ impl Rumors {
     pub(crate) fn forget(&mut self, index: usize) {
         self.hot.retain(|rumor| rumor.index != index);
     }
+}
+
+/// The deltas of `rumors`, least-sent first.
+fn plans_of<'a>(rumors: impl Iterator<Item = &'a Rumor>) -> Vec<DeltaPlan> {
+    let mut hot: Vec<&Rumor> = rumors.collect();
+    hot.sort_by_key(|rumor| rumor.sent);
+    hot.iter()
+        .map(|r| DeltaPlan { index: r.index, from: r.from, reset: false, missing: r.to - r.from })
+        .collect()
 }
 
 /// The feedback rule, after a contact that knew `rumor`: whether it stays hot.

@@ -32,6 +32,8 @@ pub(crate) enum Timer {
     Queries,
     /// The earliest write request retry or end, made or asked (`requests/`).
     Requests,
+    /// The news waiting to be forwarded (`rumor/`).
+    Forward,
     /// The next anti-entropy round (`anti_entropy/`).
     GossipRound,
 }
@@ -41,8 +43,9 @@ impl Timer {
     /// changes the generation everything after speaks for. Keys expire before the round
     /// that spreads their deletion. Probes before suspicions: a failed probe may confirm a
     /// suspicion and pull its deadline in. Suspicions before dead gossip: a suspicion that
-    /// expires makes a dead member. The gossip round last, with everything above in it.
-    pub(crate) const ORDER: [Timer; 11] = [
+    /// expires makes a dead member. The gossip round last, with everything above in it;
+    /// forwards just before it, so a round does not push again what was just forwarded.
+    pub(crate) const ORDER: [Timer; 12] = [
         Timer::NameCheck,
         Timer::KeyExpiry,
         Timer::Probe,
@@ -53,6 +56,7 @@ impl Timer {
         Timer::Broadcasts,
         Timer::Queries,
         Timer::Requests,
+        Timer::Forward,
         Timer::GossipRound,
     ];
 }
@@ -71,6 +75,7 @@ impl<R: Rng> Node<R> {
             Timer::Broadcasts => self.messages.deadline(),
             Timer::Queries => self.queries.deadline(),
             Timer::Requests => self.requests.deadline(),
+            Timer::Forward => self.rumors.forward_due(),
             Timer::GossipRound => Some(self.gossip.next_round()),
         }
     }
@@ -102,6 +107,7 @@ impl<R: Rng> Node<R> {
             Timer::Broadcasts => self.drive_broadcasts(),
             Timer::Queries => self.drive_queries(),
             Timer::Requests => self.drive_requests(),
+            Timer::Forward => self.drive_forwards(),
             Timer::GossipRound => self.drive_gossip_round(now),
         }
     }

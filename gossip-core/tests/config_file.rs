@@ -57,3 +57,16 @@ fn typos_and_bad_values_are_refused_by_name() {
     let config: Config = toml::from_str("max_nodes = 1").unwrap();
     assert!(config.validate().unwrap_err().to_string().contains("max_nodes"));
 }
+
+#[test]
+fn forwarding_reads_as_a_duration_or_off_and_round_trips() {
+    let config: Config = toml::from_str("rumor_forward_delay = \"50ms\"").unwrap();
+    assert_eq!(config.rumor_forward_delay, Some(Duration::from_millis(50)));
+    let config: Config = toml::from_str("rumor_forward_delay = \"off\"").unwrap();
+    assert_eq!(config.rumor_forward_delay, None);
+    let text = toml::to_string(&config).unwrap();
+    assert!(text.contains("rumor_forward_delay = \"off\""), "{text}");
+    assert_eq!(toml::from_str::<Config>(&text).unwrap(), config, "None survives the round trip");
+    let bad = toml::from_str::<Config>("rumor_forward_delay = \"soon\"").unwrap_err().to_string();
+    assert!(bad.contains("rumor_forward_delay") && bad.contains("\"off\""), "{bad}");
+}

@@ -15,10 +15,50 @@ use crate::node::Node;
 impl<R: Rng> Node<R> {
     /// Makes the run `(from, to]` of a node a hot rumor, when rumors are on.
     pub(crate) fn heat_rumor(&mut self, index: usize, generation: u64, from: u64, to: u64) {
-        if self.config.dissemination != Dissemination::AntiEntropy
-            && self.rumors.heat(index, generation, from, to)
-        {
+        if self.config.dissemination == Dissemination::AntiEntropy {
+            return;
+        }
+        if self.rumors.heat(index, generation, from, to) {
             self.out.metrics.rumors_dropped += 1;
+        }
+        if let (Some(delay), None) = (self.config.rumor_forward_delay, self.rumors.forward_due()) {
+            self.rumors.set_forward_due(Some(self.now + delay));
+        }
+    }
+
+    /// Forwards the news not yet sent (a write, or deltas that were news) to `fanout`
+    /// random peers, once it has waited `rumor_forward_delay`; what does not fit one
+    /// datagram waits another delay. The pushes want an answer (the peers say what they
+    /// knew already) but carry no summary: a forward is not pushed back to.
+    pub(crate) fn drive_forwards(&mut self) {
+        let Some(due) = self.rumors.forward_due() else { return };
+        if self.now < due {
+            return;
+        }
+        self.rumors.set_forward_due(None);
+        let plans = self.rumors.unforwarded_plans();
+        if plans.is_empty() {
+            return;
+        }
+        let waiting: Vec<usize> = plans.iter().map(|plan| plan.index).collect();
+        let mut budget = self.budget();
+        budget.take(2);
+        let (deltas, indexes) = delta::pack(&self.table, plans, &mut budget);
+        if deltas.is_empty() {
+            // Nothing fits (or its node is gone): the rounds carry it, no retry every delay.
+            self.rumors.mark_forwarded(&waiting);
+            return;
+        }
+        for peer in self.random_live_members(self.config.fanout, &[]) {
+            self.rumors.mark_sent(&indexes);
+            self.out.metrics.rumor_pushes += 1;
+            self.send(peer, Body::Push(v1::Push { deltas: deltas.clone(), want_ack: true, summary: None }));
+        }
+        // Counted as forwarded even with no live peer to take it: the rounds carry it on.
+        self.rumors.mark_forwarded(&indexes);
+        if self.rumors.has_unforwarded() {
+            let delay = self.config.rumor_forward_delay.unwrap_or_default();
+            self.rumors.set_forward_due(Some(self.now + delay));
         }
     }
 
@@ -46,9 +86,13 @@ impl<R: Rng> Node<R> {
             }
             let Some((deltas, indexes, summary)) = packed else { continue };
             self.rumors.mark_sent(&indexes);
+            self.rumors.mark_forwarded(&indexes);
             self.rumors.note_pushed(peer);
             self.out.metrics.rumor_pushes += 1;
             self.send(peer, Body::Push(v1::Push { deltas, want_ack: true, summary }));
+        }
+        if !self.rumors.has_unforwarded() {
+            self.rumors.set_forward_due(None);
         }
     }
 
@@ -129,7 +173,7 @@ impl<R: Rng> Node<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use bytes::Bytes;
     use prost::Message;
@@ -183,6 +227,54 @@ mod tests {
             }
         }
         bodies
+    }
+
+    fn pushes(bodies: &[v1::envelope::Body]) -> Vec<&v1::Push> {
+        bodies
+            .iter()
+            .filter_map(|body| match body {
+                Body::Push(push) => Some(push),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// News that arrives goes on to `fanout` peers `rumor_forward_delay` later, once, in a
+    /// push that wants an answer but carries no summary (so it is not pushed back to);
+    /// without a delay it waits for the round.
+    #[test]
+    fn news_is_forwarded_once_after_the_delay() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let delay = Duration::from_millis(20);
+        let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let config = Config { rumor_forward_delay: Some(delay), ..Config::lan() };
+        let mut node = Node::new(config, me.clone(), now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.handle_input(now, from, &push_of_a(None));
+        let _ = sent(&mut node);
+        assert_eq!(node.poll_timeout(), now + delay);
+
+        node.handle_timeout(now + delay - Duration::from_millis(1));
+        assert!(pushes(&sent(&mut node)).is_empty(), "not before the delay");
+        node.handle_timeout(now + delay);
+        let bodies = sent(&mut node);
+        let forwards = pushes(&bodies);
+        assert!(!forwards.is_empty(), "{bodies:?}");
+        for push in &forwards {
+            assert!(push.want_ack && push.summary.is_none(), "{push:?}");
+            assert!(push.deltas.iter().any(|delta| delta.name == "a"), "{push:?}");
+        }
+        node.handle_timeout(now + delay * 2);
+        assert!(pushes(&sent(&mut node)).is_empty(), "forwarded once");
+
+        let config = Config { rumor_forward_delay: None, ..Config::lan() };
+        let mut node = Node::new(config, me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.handle_input(now, from, &push_of_a(None));
+        let _ = sent(&mut node);
+        assert!(node.poll_timeout() > now + delay);
+        node.handle_timeout(now + delay);
+        assert!(pushes(&sent(&mut node)).is_empty(), "no forwarding without a delay");
     }
 
     /// A push from a peer that does not hold what we hold gets our other hot rumors back (not

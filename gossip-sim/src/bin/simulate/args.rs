@@ -137,6 +137,10 @@ pub(crate) struct Args {
     /// The k of the rumor feedback rule (rumor mode) [default: 3].
     #[arg(long)]
     pub(crate) rumor_k: Option<u32>,
+    /// How long news waits before a node forwards it, in milliseconds; "off" leaves news to
+    /// the gossip rounds [default: Config::lan()'s 20].
+    #[arg(long, value_parser = parse_forward_ms)]
+    pub(crate) forward_ms: Option<ForwardDelay>,
     /// The rumor feedback rule (rumor mode) [default: counter].
     #[arg(long, value_enum)]
     pub(crate) rumor_rule: Option<Rule>,
@@ -247,6 +251,18 @@ pub(crate) enum Preset {
     Local,
 }
 
+/// `--forward-ms`: a delay, or `None` for "off".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ForwardDelay(Option<Duration>);
+
+fn parse_forward_ms(text: &str) -> Result<ForwardDelay, String> {
+    if text == "off" {
+        return Ok(ForwardDelay(None));
+    }
+    let ms: u64 = text.parse().map_err(|_| format!("expected milliseconds or \"off\", got {text:?}"))?;
+    Ok(ForwardDelay(Some(Duration::from_millis(ms))))
+}
+
 /// The node configuration the flags describe.
 pub(crate) fn node_config(args: &Args) -> Result<Config, String> {
     let mut config = match args.config {
@@ -290,6 +306,9 @@ pub(crate) fn node_config(args: &Args) -> Result<Config, String> {
     }
     if let Some(k) = args.rumor_k {
         config.rumor_k = k;
+    }
+    if let Some(ForwardDelay(delay)) = args.forward_ms {
+        config.rumor_forward_delay = delay;
     }
     if let Some(rule) = args.rumor_rule {
         config.rumor_rule = match rule {
@@ -398,6 +417,12 @@ pub(crate) fn replay_command(args: &Args) -> String {
     }
     if let Some(k) = args.rumor_k {
         command += &format!(" --rumor-k {k}");
+    }
+    if let Some(ForwardDelay(delay)) = args.forward_ms {
+        match delay {
+            Some(delay) => command += &format!(" --forward-ms {}", delay.as_millis()),
+            None => command += " --forward-ms off",
+        }
     }
     if let Some(rule) = args.rumor_rule {
         command += &format!(" --rumor-rule {}", value_name(rule));
