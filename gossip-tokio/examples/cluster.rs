@@ -71,6 +71,10 @@ struct Args {
     /// Peers contacted per anti-entropy round.
     #[arg(long)]
     fanout: Option<usize>,
+    /// How long news waits before a node forwards it, in milliseconds, or "off" (news then
+    /// waits for the next gossip round) [default: the preset's, 20].
+    #[arg(long, value_parser = parse_forward_ms)]
+    forward_ms: Option<ForwardDelay>,
     /// SWIM's suspicion multiplier: a suspect is declared dead after at least
     /// `mult x log10(n) x probe interval`.
     #[arg(long)]
@@ -97,6 +101,20 @@ struct Args {
     /// all nodes, to measure what encryption costs.
     #[arg(long)]
     encrypt: bool,
+}
+
+/// `--forward-ms`: a delay, or `None` for "off".
+#[derive(Debug, Clone, Copy)]
+struct ForwardDelay(Option<Duration>);
+
+fn parse_forward_ms(text: &str) -> Result<ForwardDelay, String> {
+    match text {
+        "off" => Ok(ForwardDelay(None)),
+        ms => ms
+            .parse()
+            .map(|ms| ForwardDelay(Some(Duration::from_millis(ms))))
+            .map_err(|_| format!("expected milliseconds or \"off\", got {ms:?}")),
+    }
 }
 
 /// The `Config` presets.
@@ -255,6 +273,9 @@ fn config(args: &Args) -> Config {
     }
     if let Some(fanout) = args.fanout {
         config.fanout = fanout;
+    }
+    if let Some(ForwardDelay(delay)) = args.forward_ms {
+        config.rumor_forward_delay = delay;
     }
     if let Some(mult) = args.suspicion_mult {
         config.swim.suspicion_mult = mult;
@@ -491,12 +512,13 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
     eprintln!(
         "{n} nodes on 127.0.0.1: gossip every {:?} to {} peers, probe every {:?} (timeout {:?}), \
-         suspicion multiplier {}",
+         suspicion multiplier {}, news forwarded after {:?}",
         config.gossip_interval,
         config.fanout,
         config.swim.probe_interval,
         config.swim.probe_timeout,
-        config.swim.suspicion_mult
+        config.swim.suspicion_mult,
+        config.rumor_forward_delay
     );
     for index in 0..n {
         members.push(start(index, &config, localhost, options.clone(), &shared).await?);

@@ -28,8 +28,10 @@ impl<R: Rng> Node<R> {
 
     /// Forwards the news not yet sent (a write, or deltas that were news) to `fanout`
     /// random peers, once it has waited `rumor_forward_delay`; what does not fit one
-    /// datagram waits another delay. The pushes want an answer (the peers say what they
-    /// knew already) but carry no summary: a forward is not pushed back to.
+    /// datagram waits another delay. The pushes want no answer (feedback comes from the
+    /// rounds' pushes: forwards that asked for it cooled rumors before the rounds had pushed
+    /// them to the nodes the forwards missed, and cost a `PushAck` each) and carry no
+    /// summary, so they are not pushed back to.
     pub(crate) fn drive_forwards(&mut self) {
         let Some(due) = self.rumors.forward_due() else { return };
         if self.now < due {
@@ -52,7 +54,7 @@ impl<R: Rng> Node<R> {
         for peer in self.random_live_members(self.config.fanout, &[]) {
             self.rumors.mark_sent(&indexes);
             self.out.metrics.rumor_pushes += 1;
-            self.send(peer, Body::Push(v1::Push { deltas: deltas.clone(), want_ack: true, summary: None }));
+            self.send(peer, Body::Push(v1::Push { deltas: deltas.clone(), want_ack: false, summary: None }));
         }
         // Counted as forwarded even with no live peer to take it: the rounds carry it on.
         self.rumors.mark_forwarded(&indexes);
@@ -240,7 +242,7 @@ mod tests {
     }
 
     /// News that arrives goes on to `fanout` peers `rumor_forward_delay` later, once, in a
-    /// push that wants an answer but carries no summary (so it is not pushed back to);
+    /// push that wants no answer and carries no summary (so it is not pushed back to);
     /// without a delay it waits for the round.
     #[test]
     fn news_is_forwarded_once_after_the_delay() {
@@ -262,7 +264,7 @@ mod tests {
         let forwards = pushes(&bodies);
         assert!(!forwards.is_empty(), "{bodies:?}");
         for push in &forwards {
-            assert!(push.want_ack && push.summary.is_none(), "{push:?}");
+            assert!(!push.want_ack && push.summary.is_none(), "{push:?}");
             assert!(push.deltas.iter().any(|delta| delta.name == "a"), "{push:?}");
         }
         node.handle_timeout(now + delay * 2);
