@@ -4,9 +4,9 @@
 //! after `k` such contacts (counter) or with probability 1/k on each (coin). Anti-entropy
 //! stays the backstop for the few nodes a rumor misses.
 //!
-//! News is also forwarded as it arrives (`rumor_forward_delay` after, batched), so that a
-//! rumor's hops take milliseconds rather than a round each; the rounds then push what the
-//! forwards missed.
+//! News is also forwarded as it arrives (`rumor_forward_delay` after, batched, in
+//! `rumor_forwards` successive forwards), so that a rumor's hops take milliseconds rather
+//! than a round each; the rounds then push it on to the few the forwards missed.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -32,8 +32,9 @@ struct Rumor {
     sent: u32,
     /// Contacts that already knew it.
     known: u32,
-    /// Whether it went out since it last became hot (forwarded, or pushed by a round).
-    forwarded: bool,
+    /// How many times it went out to `fanout` peers since it last became hot (forwarded, or
+    /// pushed by a round).
+    forwards: u32,
 }
 
 /// The hot rumors of one node, at most `capacity`.
@@ -107,7 +108,7 @@ impl Rumors {
         if let Some(rumor) = self.hot.iter_mut().find(|r| r.index == index) {
             let from =
                 if rumor.generation == generation && rumor.to >= from { rumor.from.min(from) } else { from };
-            *rumor = Rumor { index, generation, from, to: to.max(from), sent: 0, known: 0, forwarded: false };
+            *rumor = Rumor { index, generation, from, to: to.max(from), sent: 0, known: 0, forwards: 0 };
             return false;
         }
         let mut dropped = false;
@@ -117,7 +118,7 @@ impl Rumors {
                 dropped = true;
             }
         }
-        self.hot.push(Rumor { index, generation, from, to, sent: 0, known: 0, forwarded: false });
+        self.hot.push(Rumor { index, generation, from, to, sent: 0, known: 0, forwards: 0 });
         dropped
     }
 
@@ -126,14 +127,14 @@ impl Rumors {
         plans_of(self.hot.iter())
     }
 
-    /// The deltas of the news not forwarded yet, least-sent first.
-    pub(crate) fn unforwarded_plans(&self) -> Vec<DeltaPlan> {
-        plans_of(self.hot.iter().filter(|rumor| !rumor.forwarded))
+    /// The deltas of the news that went out fewer than `times` times, least-sent first.
+    pub(crate) fn unforwarded_plans(&self, times: u32) -> Vec<DeltaPlan> {
+        plans_of(self.hot.iter().filter(|rumor| rumor.forwards < times))
     }
 
-    /// Whether some news waits to be forwarded.
-    pub(crate) fn has_unforwarded(&self) -> bool {
-        self.hot.iter().any(|rumor| !rumor.forwarded)
+    /// Whether some news went out fewer than `times` times.
+    pub(crate) fn has_unforwarded(&self, times: u32) -> bool {
+        self.hot.iter().any(|rumor| rumor.forwards < times)
     }
 
     /// When the news not yet forwarded goes out.
@@ -156,7 +157,14 @@ impl Rumors {
     /// The rumors of these nodes went to `fanout` peers (forwarded, or pushed by a round).
     pub(crate) fn mark_forwarded(&mut self, indexes: &[usize]) {
         for rumor in self.hot.iter_mut().filter(|r| indexes.contains(&r.index)) {
-            rumor.forwarded = true;
+            rumor.forwards = rumor.forwards.saturating_add(1);
+        }
+    }
+
+    /// The rumors of these nodes are not forwarded any more (the rounds carry them).
+    pub(crate) fn stop_forwarding(&mut self, indexes: &[usize]) {
+        for rumor in self.hot.iter_mut().filter(|r| indexes.contains(&r.index)) {
+            rumor.forwards = u32::MAX;
         }
     }
 

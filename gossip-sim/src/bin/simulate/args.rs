@@ -141,6 +141,9 @@ pub(crate) struct Args {
     /// the gossip rounds [default: Config::lan()'s 20].
     #[arg(long, value_parser = parse_forward_ms)]
     pub(crate) forward_ms: Option<ForwardDelay>,
+    /// In how many successive forwards news goes out [default: Config::lan()'s 2].
+    #[arg(long)]
+    pub(crate) forwards: Option<u32>,
     /// The rumor feedback rule (rumor mode) [default: counter].
     #[arg(long, value_enum)]
     pub(crate) rumor_rule: Option<Rule>,
@@ -310,6 +313,9 @@ pub(crate) fn node_config(args: &Args) -> Result<Config, String> {
     if let Some(ForwardDelay(delay)) = args.forward_ms {
         config.rumor_forward_delay = delay;
     }
+    if let Some(times) = args.forwards {
+        config.rumor_forwards = times;
+    }
     if let Some(rule) = args.rumor_rule {
         config.rumor_rule = match rule {
             Rule::Counter => RumorRule::Counter,
@@ -423,6 +429,9 @@ pub(crate) fn replay_command(args: &Args) -> String {
             Some(delay) => command += &format!(" --forward-ms {}", delay.as_millis()),
             None => command += " --forward-ms off",
         }
+    }
+    if let Some(times) = args.forwards {
+        command += &format!(" --forwards {times}");
     }
     if let Some(rule) = args.rumor_rule {
         command += &format!(" --rumor-rule {}", value_name(rule));
