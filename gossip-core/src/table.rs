@@ -381,11 +381,6 @@ impl NodeTable {
         recent.into_iter().map(|(_, _, index)| index).collect()
     }
 
-    /// The recently changed replicas, most recent first.
-    pub(crate) fn recent_first(&self) -> Vec<usize> {
-        self.recent_first_since(None, usize::MAX)
-    }
-
     /// Where the rotating digest window starts next time.
     pub(crate) fn cursor(&self) -> usize {
         self.cursor % self.nodes.len()
