@@ -177,17 +177,6 @@ impl Replica {
         self.data.as_ref().map_or(self.max_version, |data| data.recent_base)
     }
 
-    /// Whether the table's recent list holds this replica.
-    pub(crate) fn in_recent(&self) -> bool {
-        self.data().in_recent
-    }
-
-    pub(crate) fn set_in_recent(&mut self, in_recent: bool) {
-        if in_recent || self.data.is_some() {
-            self.data_mut().in_recent = in_recent;
-        }
-    }
-
     /// Number of keys held, tombstones included.
     pub(crate) fn len(&self) -> usize {
         self.data().index.len()
@@ -509,7 +498,6 @@ impl Replica {
         if let Some(data) = self.data.as_mut() {
             data.last_changed = None;
             data.recent_base = max_version;
-            data.in_recent = false;
         }
     }
 }

@@ -31,8 +31,6 @@ pub(super) struct ReplicaData {
     /// The max version before the current run of recent changes began (push mode sends
     /// deltas from here).
     pub(super) recent_base: u64,
-    /// Whether the table's recent list holds this replica.
-    pub(super) in_recent: bool,
     /// While a reset cut short rebuilds this replica below the version it had reached: the
     /// replica as it was, which the application keeps seeing (see [`Replica::view`]).
     pub(super) shadow: Option<Box<Replica>>,
