@@ -308,3 +308,33 @@ fn an_answer_goes_around_a_broken_link_through_relays_and_counts_once() {
     assert_eq!(finished(&h.events[0]), vec![(id, 1)]);
     assert!(h.metrics()[0].query_responses_dropped >= 1, "the second relayed copy is dropped");
 }
+
+/// The owner of an accepted write hands it to the requester directly (at the address it knows
+/// it by), so the requester does not wait for gossip: with forwarding off and rounds a second
+/// apart, the requester holds the write as soon as it learns the outcome, around a one-way
+/// cut.
+#[test]
+fn the_requester_gets_its_accepted_write_with_the_outcome() {
+    for seed in 1..=3 {
+        let mut config = Config::lan();
+        config.messages.write_policy = WritePolicy::AcceptPrefix(String::new());
+        config.rumor_forward_delay = None;
+        config.gossip_interval = Duration::from_secs(1);
+        let mut h = formed(6, config, seed);
+        h.cut.insert((1, 4));
+        h.nodes[1].request_write(&name(4), "k", &b"v"[..]).expect("a request");
+        h.drain(1);
+        let mut waited = Duration::ZERO;
+        while outcomes(&h.events[1]).is_empty() {
+            assert!(waited < Duration::from_secs(2), "seed {seed}: no outcome");
+            h.run_for(Duration::from_millis(1));
+            waited += Duration::from_millis(1);
+        }
+        h.run_for(Duration::from_millis(2));
+        assert_eq!(
+            h.nodes[1].get(&name(4), "k").map(|v| v.to_vec()),
+            Some(b"v".to_vec()),
+            "seed {seed}: outcome after {waited:?}, but not the write"
+        );
+    }
+}
