@@ -29,10 +29,12 @@ impl<R: Rng> Node<R> {
     /// Forwards the news (a write, or deltas that were news) to `fanout` random peers, once
     /// it has waited `rumor_forward_delay`, and again each delay after until it went out
     /// `rumor_forwards` times; what does not fit one datagram waits another delay. One
-    /// forward to 3 peers misses about e^-3 = 5% of a cluster, two about e^-6 = 0.25%. The pushes want no answer (feedback comes from the
-    /// rounds' pushes: forwards that asked for it cooled rumors before the rounds had pushed
-    /// them to the nodes the forwards missed, and cost a `PushAck` each) and carry no
-    /// summary, so they are not pushed back to.
+    /// forward to 3 peers misses about e^-3 = 5% of a cluster, two about e^-6 = 0.25%.
+    ///
+    /// The pushes want no answer (feedback comes from the rounds' pushes: forwards that
+    /// asked for it cooled rumors before the rounds had pushed them to the nodes the
+    /// forwards missed, and cost a `PushAck` each) and carry no summary, so they are not
+    /// pushed back to.
     pub(crate) fn drive_forwards(&mut self) {
         let Some(due) = self.rumors.forward_due() else { return };
         if self.now < due {
