@@ -730,7 +730,7 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     let requested = |w: &Watch| w.requested.load(Ordering::Acquire) == 1;
     let answers = || members[0].watch.answers.load(Ordering::Acquire);
     let accepted = || members[1].watch.accepted.load(Ordering::Acquire) == 1;
-    phase(
+    let outcome = phase(
         "messages",
         Duration::from_secs(20) + scale,
         || {
@@ -751,9 +751,38 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
             )
         },
     )
-    .await?;
+    .await;
+    if outcome.is_err() {
+        explain_missed_broadcast(members).await;
+    }
+    outcome?;
     report.messages = Some(started.elapsed());
     Ok(())
+}
+
+/// After a messages phase that did not complete: for each member (but the origin) whose
+/// observer saw no broadcast, whether its node delivered one (the event was then lost on the
+/// way to the observer) and what its driver counted.
+async fn explain_missed_broadcast(members: &[Member]) {
+    for (index, member) in members.iter().enumerate().skip(1) {
+        if member.watch.broadcasts.load(Ordering::Acquire) >= 1 {
+            continue;
+        }
+        let Ok(metrics) = member.handle.metrics().await else { continue };
+        eprintln!(
+            "[messages] {} (index {index}, generation {}) saw no broadcast: its node delivered {}, \
+             {} duplicates; {} datagrams received, {} events dropped, {} transmits dropped, \
+             {} receive errors",
+            member.handle.name(),
+            member.handle.generation(),
+            metrics.core.broadcasts_delivered,
+            metrics.core.broadcasts_duplicate,
+            metrics.driver.datagrams_received,
+            metrics.driver.events_dropped,
+            metrics.driver.transmits_dropped,
+            metrics.driver.recv_errors,
+        );
+    }
 }
 
 /// Every 20 ms, counts the nodes whose running average of `load` and count are within 0.1% of
