@@ -7,6 +7,8 @@
 //!
 //! - [`trial`]: convergence and traffic ([`Study::spread`](trial::Study::spread),
 //!   [`Study::steady`](trial::Study::steady), [`Study::burst`](trial::Study::burst));
+//! - [`join`]: membership formation ([`Study::join`](trial::Study::join): every node joins
+//!   one seed at once; time until every node sees every other);
 //! - [`load`]: a steady write load ([`Study::load`](trial::Study::load): every node
 //!   updates a key every few seconds; update spread and traffic);
 //! - [`swim`]: membership and failure detection ([`SwimStudy`](swim::SwimStudy): crash,
@@ -29,6 +31,7 @@
 
 pub mod aggregate;
 pub mod chaos;
+pub mod join;
 pub mod load;
 pub mod messages;
 mod progress;

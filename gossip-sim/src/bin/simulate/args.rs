@@ -38,6 +38,9 @@ pub(crate) enum ScenarioKind {
     /// Every node updates one key every --update-ms, each at its own phase: rounds for an
     /// update to reach every node, and the traffic of the measured window.
     Load,
+    /// Every node joins node 0 at once: time until every node sees every other as live,
+    /// and the traffic until then.
+    Join,
     /// One member crashes: first probe, first suspicion, death, everyone knows; probe load.
     Crash,
     /// Nobody fails (use --loss): false suspicions and false deaths.
@@ -66,7 +69,7 @@ impl ScenarioKind {
     /// Whether this is a membership (SWIM) scenario.
     pub(crate) fn is_swim(self) -> bool {
         self.runs_preset()
-            && !matches!(self, Self::Aggregate | Self::Chaos | Self::Burst | Self::Load)
+            && !matches!(self, Self::Aggregate | Self::Chaos | Self::Burst | Self::Load | Self::Join)
             && !self.is_messages()
     }
 

@@ -71,7 +71,7 @@ use crate::args::{Args, ScenarioKind, aggregate_study, message_study, study, swi
 use crate::progress::progress_bar;
 use crate::report::print_table;
 use crate::scenarios::{
-    aggregate, burst, chaos, crash, false_positives, load, messages, partition, restart, spread, steady,
+    aggregate, burst, chaos, crash, false_positives, join, load, messages, partition, restart, spread, steady,
 };
 
 mod args;
@@ -106,6 +106,7 @@ fn run(args: &Args) -> Result<(), String> {
         ScenarioKind::Steady => steady(args, &study(args)?, &bar)?,
         ScenarioKind::Burst => burst(args, &study(args)?, &bar)?,
         ScenarioKind::Load => load(args, &study(args)?, &bar)?,
+        ScenarioKind::Join => join(args, &study(args)?, &bar)?,
         ScenarioKind::Crash => crash(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Healthy | ScenarioKind::Slow => false_positives(args, &swim_study(args)?, &bar)?,
         ScenarioKind::Partition => partition(args, &swim_study(args)?, &bar)?,

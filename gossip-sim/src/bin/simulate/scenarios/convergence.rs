@@ -1,8 +1,9 @@
-//! The convergence and traffic scenarios: spread, steady, burst and load.
+//! The convergence and traffic scenarios: spread, steady, burst, load and join.
 
 use std::time::Duration;
 
 use gossip_core::sim::BodyKind;
+use gossip_sim::join::JoinOutcome;
 use gossip_sim::load::{LoadOutcome, LoadPlan};
 use gossip_sim::trial::{BurstOutcome, QuietWindow, SpreadOutcome, Study};
 use indicatif::ProgressBar;
@@ -125,6 +126,34 @@ pub(crate) fn burst(args: &Args, study: &Study, bar: &ProgressBar) -> Result<ser
             "quiet_syns_out_of_sync_per_node_per_second": round3(Some(per_node_second(&|o| o.quiet_counters.exchanges_out_of_sync))),
             "quiet_datagrams_by_kind_per_node_per_second": by_kind,
             "quiet_probes_per_node_per_second": round3(Some(per_node_second(&|o| o.quiet_counters.probes_sent))),
+        }),
+    );
+    Ok(report)
+}
+
+/// Every node joins node 0 at once: seconds (and rounds) until every node sees every other
+/// as live, and the bytes sent until then.
+pub(crate) fn join(args: &Args, study: &Study, bar: &ProgressBar) -> Result<serde_json::Value, String> {
+    let outcomes = trials(args, bar, |seed, progress| study.join(seed, args.max_rounds, progress))?;
+    let sorted = |f: &dyn Fn(&JoinOutcome) -> Option<f64>| {
+        let mut values: Vec<f64> = outcomes.iter().filter_map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values
+    };
+    let seconds = sorted(&|o| o.all_seconds);
+    let half = sorted(&|o| o.half_seconds);
+    let n = outcomes.len().max(1) as f64;
+    let bytes = outcomes.iter().map(|o| o.traffic.bytes as f64 / o.nodes.max(1) as f64).sum::<f64>() / n;
+    let mut report = common_fields(args);
+    merge(&mut report, rounds_summary(&sorted(&|o| o.all_rounds)));
+    merge(
+        &mut report,
+        json!({
+            "incomplete_trials": outcomes.len() - seconds.len(),
+            "p50_seconds": round3(percentile(&seconds, 0.50)),
+            "max_seconds": round3(seconds.last().copied()),
+            "half_complete_seconds_p50": round3(percentile(&half, 0.50)),
+            "bytes_per_node": round3(Some(bytes)),
         }),
     );
     Ok(report)

@@ -16,7 +16,7 @@ mod messages;
 
 pub(crate) use aggregate::aggregate;
 pub(crate) use chaos::chaos;
-pub(crate) use convergence::{burst, load, spread, steady};
+pub(crate) use convergence::{burst, join, load, spread, steady};
 pub(crate) use membership::{crash, false_positives, partition, restart};
 pub(crate) use messages::messages;
 
