@@ -32,7 +32,7 @@
 //! The default timing is `Config::local()` (one host); `--config`, `--gossip-ms`,
 //! `--probe-ms`, `--fanout` and `--suspicion-mult` change it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -360,8 +360,18 @@ const CORE_COUNTERS: [&str; 5] =
 /// The driver's traffic and the [`CORE_COUNTERS`], summed over `members`.
 async fn counters(members: &[Member]) -> (DriverStats, [u64; 5]) {
     let (mut total, mut core) = (DriverStats::default(), [0; 5]);
-    for member in members {
-        if let Ok(metrics) = member.handle.metrics().await {
+    // Every node at once: asked one after the other, 1,000 busy nodes took a minute (each
+    // answer waits for the runtime's pass over the other tasks), and the snapshots of the
+    // first and last nodes were that far apart.
+    let reads: Vec<_> = members
+        .iter()
+        .map(|member| {
+            let handle = member.handle.clone();
+            tokio::spawn(async move { handle.metrics().await })
+        })
+        .collect();
+    for read in reads {
+        if let Ok(Ok(metrics)) = read.await {
             add(&mut total, &metrics.driver);
             let m = &metrics.core;
             let values = [
@@ -710,6 +720,9 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     poller.abort();
     let counts = counts.lock().expect("lock").clone();
     report.size_estimate = (!counts.is_empty()).then(|| counts.iter().sum::<f64>() / counts.len() as f64);
+    if outcome.is_err() {
+        explain_aggregate(members).await;
+    }
     outcome?;
     report.aggregate = Some(started.elapsed());
 
@@ -764,16 +777,32 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
 /// observer saw no broadcast, whether its node delivered one (the event was then lost on the
 /// way to the observer) and what its driver counted.
 async fn explain_missed_broadcast(members: &[Member]) {
+    let drops = socket_drops();
+    let mut all: Vec<u64> = drops.values().copied().collect();
+    all.sort_unstable();
+    eprintln!(
+        "[messages] kernel drops per socket: median {:?}, max {:?}",
+        all.get(all.len() / 2),
+        all.last()
+    );
     for (index, member) in members.iter().enumerate().skip(1) {
         if member.watch.broadcasts.load(Ordering::Acquire) >= 1 {
             continue;
         }
         let Ok(metrics) = member.handle.metrics().await else { continue };
+        let name = member.handle.name();
+        let drops =
+            drops.get(&member.handle.local_addr().port()).map_or("unknown".to_owned(), u64::to_string);
+        let seen_by_origin = members[0].handle.members().await.ok().and_then(|all| {
+            all.into_iter()
+                .find(|m| m.name == name)
+                .map(|m| format!("{:?} at incarnation {}", m.state, m.incarnation))
+        });
         eprintln!(
-            "[messages] {} (index {index}, generation {}) saw no broadcast: its node delivered {}, \
+            "[messages] {name} (index {index}, generation {}) saw no broadcast: its node delivered {}, \
              {} duplicates; {} datagrams received, {} events dropped, {} transmits dropped, \
-             {} receive errors",
-            member.handle.name(),
+             {} receive errors, {drops} dropped by the kernel (its socket's buffer was full); it sees \
+             {} others live; the origin holds it {}",
             member.handle.generation(),
             metrics.core.broadcasts_delivered,
             metrics.core.broadcasts_duplicate,
@@ -781,8 +810,65 @@ async fn explain_missed_broadcast(members: &[Member]) {
             metrics.driver.events_dropped,
             metrics.driver.transmits_dropped,
             metrics.driver.recv_errors,
+            member.watch.live.load(Ordering::Acquire),
+            seen_by_origin.as_deref().unwrap_or("not at all"),
         );
     }
+}
+
+/// The datagrams the kernel dropped, per local port on 127.0.0.1, because the socket's
+/// receive buffer was full (the last column of Linux's `/proc/net/udp`; empty elsewhere).
+fn socket_drops() -> HashMap<u16, u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let parse = |line: &str| {
+        let mut fields = line.split_whitespace();
+        let port = fields.nth(1)?.strip_prefix("0100007F:")?;
+        Some((u16::from_str_radix(port, 16).ok()?, fields.last()?.parse().ok()?))
+    };
+    table.lines().skip(1).filter_map(parse).collect()
+}
+
+/// After an aggregate phase that did not complete: the spread of the nodes' running
+/// estimates, and the nodes that do not see node 0 (the smallest name, which alone brings the
+/// count's weight) as live, with what they hold of it.
+async fn explain_aggregate(members: &[Member]) {
+    let first = members[0].handle.name().to_owned();
+    let (mut epochs, mut counts, mut averages, mut blind) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for member in members {
+        if let Ok(Some(estimate)) = member.handle.aggregate_running("load").await {
+            epochs.push(estimate.epoch);
+            counts.extend(estimate.count);
+            averages.extend(estimate.average);
+        }
+        if let Ok(all) = member.handle.members().await {
+            let view = all.iter().find(|m| m.name == first);
+            if !view.is_some_and(|m| m.state.is_live()) {
+                blind.push(format!(
+                    "{} holds {first} {}",
+                    member.handle.name(),
+                    view.map_or("not at all".to_owned(), |m| format!(
+                        "{:?} at incarnation {}",
+                        m.state, m.incarnation
+                    ))
+                ));
+            }
+        }
+    }
+    let spread = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values.get(((values.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(f64::NAN);
+        format!("min {:.2}, median {:.2}, max {:.2}", at(0.0), at(0.5), at(1.0))
+    };
+    epochs.sort_unstable();
+    eprintln!(
+        "[aggregate] epochs {:?} to {:?}; counts {}; averages {}; {} nodes do not see {first} live: {:?}",
+        epochs.first(),
+        epochs.last(),
+        spread(&mut counts),
+        spread(&mut averages),
+        blind.len(),
+        blind.iter().take(5).collect::<Vec<_>>()
+    );
 }
 
 /// Every 20 ms, counts the nodes whose running average of `load` and count are within 0.1% of
@@ -824,8 +910,16 @@ fn main() -> ExitCode {
         let outcome = run(&args, &mut report, &mut members).await;
         let total = traffic(&members).await;
         add(&mut report.traffic, &total);
-        for member in &members {
-            member.handle.shutdown().await;
+        // All at once, as `counters` reads them.
+        let stops: Vec<_> = members
+            .iter()
+            .map(|member| {
+                let handle = member.handle.clone();
+                tokio::spawn(async move { handle.shutdown().await })
+            })
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
         }
         outcome
     });
