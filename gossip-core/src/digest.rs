@@ -7,10 +7,14 @@
 //! node is out of sync, a window that rotates over the whole table; the recent part takes
 //! at most half the room then. With `w` rotating entries per window, every known node is
 //! offered within `ceil(n / w)` out-of-sync exchanges. A digest entry takes about
-//! `name length + 25` bytes, and the rotation keeps at least half of a 1,400-byte datagram,
-//! so `w` is at least 7 with the longest names the default `max_name_size` (64) allows, about
-//! 15 with 20-byte names, and twice that when nothing changed recently: at 10,000 nodes every
-//! node is offered within 1,430 windows in the worst case and 340 in the usual one.
+//! `name length + 25` bytes, and the rotation keeps at least half of what a 1,400-byte
+//! datagram leaves beside the bucket sums (259 bytes, in the `Syn`s of tables of more than 64
+//! nodes), so `w` is at least 5 with the longest names the default `max_name_size` (64)
+//! allows, about 11 with 20-byte names, and twice that when nothing changed recently: at
+//! 10,000 nodes every node is offered within 2,000 windows in the worst case and 450 in the
+//! usual one. The window bounds how long a difference can hide; the bucket sums make the
+//! usual case much shorter: the responder names every node of the buckets that differ, so a
+//! node the initiator lacks is named in the first exchange with a peer that holds it.
 
 use std::collections::BTreeSet;
 
@@ -252,6 +256,29 @@ pub(crate) fn push_window(
         out.push(candidate);
     }
     table.set_cursor(stopped_at);
+}
+
+/// Appends the entries of the nodes at `indexes` that `offered` does not hold yet, in order,
+/// while they fit `budget`; each appended index joins `offered`.
+pub(crate) fn push_indexes(
+    table: &NodeTable,
+    indexes: impl Iterator<Item = usize>,
+    offered: &mut BTreeSet<usize>,
+    budget: &mut Budget,
+    out: &mut Vec<v1::DigestEntry>,
+) {
+    for index in indexes {
+        if offered.contains(&index) {
+            continue;
+        }
+        let Some((name, replica)) = table.get(index) else { continue };
+        let candidate = entry(name, replica);
+        if !budget.take(field_len(candidate.encoded_len())) {
+            return;
+        }
+        out.push(candidate);
+        offered.insert(index);
+    }
 }
 
 /// A request for a whole table we do not hold (a node, or a generation of it, new to us).

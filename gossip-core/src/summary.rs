@@ -23,12 +23,14 @@ pub struct DigestSummary {
 
 impl DigestSummary {
     /// Adds one node's digest entry.
+    #[cfg(test)]
     pub(crate) fn add(&mut self, name: &str, key: SummaryKey) {
         self.hash = self.hash.wrapping_add(entry_hash(name, key));
         self.nodes = self.nodes.wrapping_add(1);
     }
 
     /// Removes one node's digest entry (the exact values that were added).
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, name: &str, key: SummaryKey) {
         self.hash = self.hash.wrapping_sub(entry_hash(name, key));
         self.nodes = self.nodes.wrapping_sub(1);
@@ -50,6 +52,71 @@ impl DigestSummary {
     }
 }
 
+/// Number of buckets the nodes of a table are spread over for [`BucketSums`].
+pub(crate) const BUCKETS: usize = 64;
+
+/// The summary, and the same per-node hashes summed per bucket. Two nodes whose summaries
+/// differ find out from the bucket sums which sixty-fourths of their tables differ, so that a
+/// missing node is named in the next exchange rather than when a rotating digest window
+/// happens to reach it (specified in docs/PROTOCOL.md, "Bucket sums").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BucketedSummary {
+    total: DigestSummary,
+    sums: [u64; BUCKETS],
+}
+
+impl Default for BucketedSummary {
+    fn default() -> Self {
+        Self { total: DigestSummary::default(), sums: [0; BUCKETS] }
+    }
+}
+
+impl BucketedSummary {
+    /// The whole summary.
+    pub(crate) fn summary(&self) -> DigestSummary {
+        self.total
+    }
+
+    /// Adds one node's entry; returns its bucket.
+    pub(crate) fn add(&mut self, name: &str, key: SummaryKey) -> u8 {
+        let (bucket, hash) = bucket_and_hash(name, key);
+        self.total.hash = self.total.hash.wrapping_add(hash);
+        self.total.nodes = self.total.nodes.wrapping_add(1);
+        let sum = &mut self.sums[usize::from(bucket)];
+        *sum = sum.wrapping_add(hash);
+        bucket
+    }
+
+    /// Removes one node's entry (the exact values that were added).
+    pub(crate) fn remove(&mut self, name: &str, key: SummaryKey) {
+        let (bucket, hash) = bucket_and_hash(name, key);
+        self.total.hash = self.total.hash.wrapping_sub(hash);
+        self.total.nodes = self.total.nodes.wrapping_sub(1);
+        let sum = &mut self.sums[usize::from(bucket)];
+        *sum = sum.wrapping_sub(hash);
+    }
+
+    /// What a `Syn` carries: the low 32 bits of each bucket's sum.
+    pub(crate) fn bucket_sums(&self) -> Vec<u32> {
+        self.sums.iter().map(|&sum| sum as u32).collect()
+    }
+
+    /// The buckets whose sums differ from a peer's, as a bit mask (bit `b` for bucket `b`);
+    /// `None` unless the peer sent exactly [`BUCKETS`] sums.
+    pub(crate) fn differing(&self, theirs: &[u32]) -> Option<u64> {
+        if theirs.len() != BUCKETS {
+            return None;
+        }
+        let differs = self.sums.iter().zip(theirs).map(|(&ours, &theirs)| ours as u32 != theirs);
+        Some(
+            differs
+                .enumerate()
+                .filter(|(_, differs)| *differs)
+                .fold(0, |mask, (bucket, _)| mask | 1 << bucket),
+        )
+    }
+}
+
 /// What the summary covers of one node, besides its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SummaryKey {
@@ -66,14 +133,20 @@ const ENTRY_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 /// seeded with the generation, then XXH3-64 seeded with [`ENTRY_SEED`] of the 21 bytes
 /// `name_hash (u64 LE) || max_version (u64 LE) || incarnation (u32 LE) || state`, where
 /// `state` is the wire value of `v1::MemberState` (Alive 1, Suspect 2, Dead 3, Left 4).
+#[cfg(test)]
 fn entry_hash(name: &str, key: SummaryKey) -> u64 {
+    bucket_and_hash(name, key).1
+}
+
+/// A node's bucket (the top six bits of its `name_hash`) and its [`entry_hash`].
+fn bucket_and_hash(name: &str, key: SummaryKey) -> (u8, u64) {
     let name_hash = xxh3_64_with_seed(name.as_bytes(), key.generation);
     let mut versioned = [0u8; 21];
     versioned[..8].copy_from_slice(&name_hash.to_le_bytes());
     versioned[8..16].copy_from_slice(&key.max_version.to_le_bytes());
     versioned[16..20].copy_from_slice(&key.incarnation.to_le_bytes());
     versioned[20] = wire_state(key.state);
-    xxh3_64_with_seed(&versioned, ENTRY_SEED)
+    ((name_hash >> 58) as u8, xxh3_64_with_seed(&versioned, ENTRY_SEED))
 }
 
 /// The state's number on the wire (1 to 4), as other implementations see it.
@@ -141,5 +214,32 @@ mod tests {
             bytes[20] = wire;
             assert_eq!(entry_hash("n1", key), xxh3_64_with_seed(&bytes, 0x9e37_79b9_7f4a_7c15));
         }
+    }
+
+    /// The bucket sums follow the recipe (a node's bucket is the top six bits of its name
+    /// hash), add up to the summary, and a difference shows in the right bucket only.
+    #[test]
+    fn bucket_sums_split_the_summary_by_the_top_bits_of_the_name_hash() {
+        let nodes: Vec<(String, SummaryKey)> =
+            (0..300).map(|i| (format!("node-{i}"), key(i % 3 + 1, i))).collect();
+        let mut bucketed = BucketedSummary::default();
+        let mut plain = DigestSummary::default();
+        let mut recipe = [0u64; BUCKETS];
+        for (name, key) in &nodes {
+            let bucket = bucketed.add(name, *key);
+            plain.add(name, *key);
+            assert_eq!(u64::from(bucket), xxh3_64_with_seed(name.as_bytes(), key.generation) >> 58);
+            recipe[usize::from(bucket)] = recipe[usize::from(bucket)].wrapping_add(entry_hash(name, *key));
+        }
+        assert_eq!(bucketed.summary(), plain);
+        let wire: Vec<u32> = recipe.iter().map(|&sum| sum as u32).collect();
+        assert_eq!(bucketed.bucket_sums(), wire);
+        assert_eq!(bucketed.differing(&wire), Some(0));
+        assert_eq!(bucketed.differing(&wire[1..]), None, "63 sums are ignored");
+
+        let (name, old) = &nodes[7];
+        bucketed.remove(name, *old);
+        let bucket = bucketed.add(name, key(old.generation, old.max_version + 1));
+        assert_eq!(bucketed.differing(&wire), Some(1 << bucket), "only the changed node's bucket differs");
     }
 }

@@ -13,7 +13,7 @@ use smol_str::SmolStr;
 
 use crate::identity::Identity;
 use crate::replica::{Owner, Replica};
-use crate::summary::DigestSummary;
+use crate::summary::{BucketedSummary, DigestSummary};
 
 /// Index of the local node in the table: it is inserted first and never removed.
 pub(crate) const LOCAL: usize = 0;
@@ -54,7 +54,10 @@ pub(crate) struct NodeTable {
     nodes: IndexMap<SmolStr, Replica, FixedState>,
     /// The hash seed.
     seed: u64,
-    summary: DigestSummary,
+    /// The digest summary, with its per-bucket sums.
+    summary: BucketedSummary,
+    /// Each node's bucket (see `BucketedSummary`), by table index.
+    bucket_of: Vec<u8>,
     /// The recent window as a log: `(time, index)` each time a replica's last change moved,
     /// in the order made (the node's clock never goes back, so oldest first). An entry is
     /// current while its replica's `last_changed` is still its time; the others are skipped,
@@ -94,7 +97,8 @@ impl NodeTable {
         let mut table = Self {
             nodes: IndexMap::with_hasher(hasher.clone()),
             seed,
-            summary: DigestSummary::default(),
+            summary: BucketedSummary::default(),
+            bucket_of: Vec::new(),
             recent: Vec::new(),
             cursor: 0,
             with_tombstones: BTreeSet::new(),
@@ -105,7 +109,7 @@ impl NodeTable {
             max_generation_jump: u64::MAX,
         };
         let local_replica = Replica::new(local.generation, local.address);
-        table.summary.add(&local.name, local_replica.summary_key());
+        table.bucket_of.push(table.summary.add(&local.name, local_replica.summary_key()));
         table.nodes.insert(SmolStr::new(local.name.as_str()), local_replica);
         table
     }
@@ -144,7 +148,27 @@ impl NodeTable {
     }
 
     pub(crate) fn summary(&self) -> DigestSummary {
-        self.summary
+        self.summary.summary()
+    }
+
+    /// The bucket sums a `Syn` carries (see `BucketedSummary`).
+    pub(crate) fn bucket_sums(&self) -> Vec<u32> {
+        self.summary.bucket_sums()
+    }
+
+    /// The buckets whose sums differ from a peer's `bucket_sums`, as a bit mask; `None` when
+    /// the peer sent none (or not [`BUCKETS`](crate::summary::BUCKETS) of them).
+    pub(crate) fn differing_buckets(&self, bucket_sums: &[u32]) -> Option<u64> {
+        self.summary.differing(bucket_sums)
+    }
+
+    /// The indexes of the nodes in the buckets of `mask`, starting at `start` and wrapping
+    /// around the table.
+    pub(crate) fn in_buckets(&self, mask: u64, start: usize) -> impl Iterator<Item = usize> + '_ {
+        let len = self.bucket_of.len();
+        (0..len)
+            .map(move |offset| (start + offset) % len)
+            .filter(move |&index| mask & 1 << self.bucket_of[index] != 0)
     }
 
     pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
@@ -182,7 +206,7 @@ impl NodeTable {
         self.heard = self.heard + usize::from(replica.heard) - usize::from(heard_before);
         if before != after {
             self.summary.remove(name, before);
-            self.summary.add(name, after);
+            self.bucket_of[index] = self.summary.add(name, after);
             self.live = self.live + usize::from(after.state.is_live()) - usize::from(before.state.is_live());
         }
         if replica.tombstone_count() > 0 {
@@ -241,7 +265,7 @@ impl NodeTable {
             None => {
                 let name = SmolStr::new(name.as_ref());
                 let replica = Replica::new(generation, address);
-                self.summary.add(&name, replica.summary_key());
+                self.bucket_of.push(self.summary.add(&name, replica.summary_key()));
                 let (index, _) = self.nodes.insert_full(name, replica);
                 self.live += 1;
                 Upsert::Discovered(index)
@@ -331,6 +355,7 @@ impl NodeTable {
         let last = self.nodes.len() - 1;
         let (name, replica) = self.nodes.swap_remove_index(index)?;
         self.summary.remove(&name, replica.summary_key());
+        self.bucket_of.swap_remove(index);
         self.live -= usize::from(replica.state.is_live());
         self.heard -= usize::from(replica.heard);
         let moved = (index != last).then_some(last);

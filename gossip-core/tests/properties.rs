@@ -324,6 +324,8 @@ fn entries_per_syn(config: &Config, identity: &Identity, names: &[String]) -> us
             summary: Some(v1::Summary { hash: u64::MAX, nodes: u32::MAX, ..Default::default() }),
             digest: Vec::new(),
             mode: v1::ExchangeMode::PushPull as i32,
+            // An out-of-sync Syn of a table of more than 64 nodes carries its bucket sums.
+            bucket_sums: if names.len() > 64 { vec![u32::MAX; 64] } else { Vec::new() },
             ..Default::default()
         })),
         membership: Vec::new(),
@@ -918,14 +920,20 @@ fn body() -> impl Strategy<Value = Body> {
     let deltas = || vec(node_delta(), 0..4);
     let digest = || vec(digest_entry(), 0..6);
     prop_oneof![
-        (proptest::option::of((any::<u64>(), any::<u32>())), digest(), any::<i32>()).prop_map(
-            |(summary, digest, mode)| Body::Syn(v1::Syn {
+        (
+            proptest::option::of((any::<u64>(), any::<u32>())),
+            digest(),
+            any::<i32>(),
+            // None, the 64 a receiver reads, or a count it must ignore.
+            prop_oneof![Just(Vec::new()), vec(any::<u32>(), 64), vec(any::<u32>(), 0..70)],
+        )
+            .prop_map(|(summary, digest, mode, bucket_sums)| Body::Syn(v1::Syn {
                 summary: summary.map(|(hash, nodes)| v1::Summary { hash, nodes, ..Default::default() }),
                 digest,
                 mode,
+                bucket_sums,
                 ..Default::default()
-            })
-        ),
+            })),
         (deltas(), digest()).prop_map(|(deltas, digest)| Body::SynAck(v1::SynAck {
             deltas,
             digest,

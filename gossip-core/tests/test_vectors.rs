@@ -181,6 +181,7 @@ fn body_json(body: &Option<Body>) -> Value {
             "summary": summary_json(&m.summary), "digest": digest_json(&m.digest),
             "mode": v1::ExchangeMode::try_from(m.mode).map_or(json!(m.mode), |m| json!(m.as_str_name())),
             "deltas": deltas_json(&m.deltas),
+            "bucket_sums": m.bucket_sums.iter().map(|sum| format!("{sum:08x}")).collect::<Vec<_>>(),
         }),
         Some(Body::SynAck(m)) => {
             json!({ "deltas": deltas_json(&m.deltas), "digest": digest_json(&m.digest) })
@@ -397,6 +398,25 @@ fn recipe_entry(name: &str, generation: u64, max_version: u64, incarnation: u32,
     bytes[16..20].copy_from_slice(&incarnation.to_le_bytes());
     bytes[20] = state;
     xxh3_64_with_seed(&bytes, 0x9e37_79b9_7f4a_7c15)
+}
+
+/// The bucket sums of a digest (docs/PROTOCOL.md, 14.1), as `Syn.bucket_sums` carries them.
+fn recipe_bucket_sums(nodes: &[Value]) -> Vec<String> {
+    let mut sums = [0u64; 64];
+    for n in nodes {
+        let (name, generation) =
+            (n["name"].as_str().expect("a name"), n["generation"].as_u64().expect("a generation"));
+        let bucket = (xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), generation) >> 58) as usize;
+        let entry = recipe_entry(
+            name,
+            generation,
+            n["max_version"].as_u64().expect("a version"),
+            n["incarnation"].as_u64().expect("an incarnation") as u32,
+            state_number(n["state"].as_str().expect("a state")),
+        );
+        sums[bucket] = sums[bucket].wrapping_add(entry);
+    }
+    sums.iter().map(|sum| format!("{:08x}", *sum as u32)).collect()
 }
 
 /// A ping's target tag, written again from docs/PROTOCOL.md (7.1).
@@ -838,6 +858,7 @@ fn generate_test_vectors() {
         let (hash, count) = recipe(s["nodes"].as_array().expect("nodes"));
         s["hash"] = json!(format!("{hash:016x}"));
         s["count"] = json!(count);
+        s["bucket_sums"] = json!(recipe_bucket_sums(s["nodes"].as_array().expect("nodes")));
     }
 
     let tags: Vec<Value> = NODES
@@ -970,6 +991,8 @@ fn summary_hashes_follow_the_recipe() {
         let (hash, nodes) = recipe(s["nodes"].as_array().expect("nodes"));
         assert_eq!(format!("{hash:016x}"), s["hash"].as_str().expect("hash"), "{}", s["label"]);
         assert_eq!(u64::from(nodes), s["count"].as_u64().expect("count"));
+        let buckets = recipe_bucket_sums(s["nodes"].as_array().expect("nodes"));
+        assert_eq!(json!(buckets), s["bucket_sums"], "{}: the bucket sums", s["label"]);
         if !s["from_node"].is_null() {
             assert_eq!(s["from_node"]["hash"], s["hash"], "{}", s["label"]);
         }

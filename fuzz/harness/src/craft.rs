@@ -148,6 +148,17 @@ fn deltas(r: &mut Reader<'_>) -> Vec<v1::NodeDelta> {
     (0..r.below(4)).map(|_| delta(r)).collect()
 }
 
+/// None, the 64 a receiver reads (mostly zero, so that some buckets agree), or a count it
+/// must ignore.
+fn bucket_sums(r: &mut Reader<'_>) -> Vec<u32> {
+    let count = match r.below(4) {
+        0 | 1 => 0,
+        2 => 64,
+        _ => usize::from(r.below(70)),
+    };
+    (0..count).map(|_| if r.bool() { r.u32() } else { 0 }).collect()
+}
+
 fn summary(r: &mut Reader<'_>) -> Option<v1::Summary> {
     r.bool().then(|| v1::Summary { hash: u64::from(r.u32()), nodes: u32::from(r.below(8)) })
 }
@@ -161,6 +172,7 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
             digest: digest(r),
             mode: i32::from(r.below(4)),
             deltas: deltas(r),
+            bucket_sums: bucket_sums(r),
         }),
         1 => Body::SynAck(v1::SynAck { deltas: deltas(r), digest: digest(r) }),
         2 => Body::Ack2(v1::Ack2 { deltas: deltas(r), request: digest(r) }),

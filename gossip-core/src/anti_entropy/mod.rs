@@ -29,8 +29,11 @@ use crate::digest::{self, Comparison, RecentPart};
 use crate::membership::{ClaimKind, Source};
 use crate::message::{Ack2, Syn, SynAck};
 use crate::node::Node;
+use crate::summary::BUCKETS;
 
 pub(crate) mod schedule;
+#[cfg(test)]
+mod tests;
 
 /// A `Syn` names the nodes changed within this many gossip intervals...
 const SYN_RECENT_ROUNDS: u32 = 4;
@@ -40,6 +43,11 @@ const SYN_RECENT_ENTRIES: usize = 16;
 /// (numerator, denominator) of the room for fresh news (the whole datagram's, or half of it
 /// while the digest window rotates): the rest is for their digest entries.
 const SYN_DELTAS_SHARE: (usize, usize) = (1, 2);
+/// The field number of `Syn.bucket_sums` in proto/gossip.proto.
+const SYN_BUCKET_SUMS: u32 = 5;
+/// A `Syn` carries bucket sums only while at most this many nodes changed within
+/// [`SYN_RECENT_ROUNDS`].
+const BUCKET_SUMS_MAX_RECENT: usize = 8;
 
 impl<R: Rng> Node<R> {
     /// Runs the anti-entropy round when due at `now`, and schedules the next one.
@@ -200,6 +208,17 @@ impl<R: Rng> Node<R> {
             changed_since: self.now.checked_sub(self.config.gossip_interval * SYN_RECENT_ROUNDS),
             max_entries: SYN_RECENT_ENTRIES,
         };
+        // Bucket sums let the peer name what this node lacks: worth their 259 bytes only
+        // while out of sync, when the table is larger than a window, and when little is
+        // changing (under a write load every bucket differs and they would only take room
+        // from the news).
+        let quiet = || {
+            self.table.recent_first_since(recent.changed_since, BUCKET_SUMS_MAX_RECENT + 1).len()
+                <= BUCKET_SUMS_MAX_RECENT
+        };
+        let with_sums = rotate && self.table.len() > BUCKETS && quiet();
+        let bucket_sums = if with_sums { self.table.bucket_sums() } else { Vec::new() };
+        budget.take(prost::encoding::fixed32::encoded_len_packed(SYN_BUCKET_SUMS, &bucket_sums));
         // The fresh news (its deltas, then its digest entries) leads; while rotating it takes
         // at most half the room, as `digest::push_window` would give it, so that the rotating
         // window keeps the other half and its bound.
@@ -230,7 +249,10 @@ impl<R: Rng> Node<R> {
             let none = RecentPart { changed_since: None, max_entries: 0 };
             digest::push_window(&mut self.table, &offered, none, true, &mut budget, &mut digest);
         }
-        self.send(peer, Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32, deltas }));
+        self.send(
+            peer,
+            Body::Syn(v1::Syn { summary: Some(summary), digest, mode: mode as i32, deltas, bucket_sums }),
+        );
     }
 
     /// The delta plans of the recently changed nodes at `indexes`, each from where its recent
@@ -326,6 +348,24 @@ impl<R: Rng> Node<R> {
             }
         }
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
+        // The bucket sums serve a peer that knows other nodes than we do (its summary counts
+        // another number): the nodes of the buckets that differ, from a random one on, name
+        // what it lacks, at most half the room, as the rotating window would take. Not when
+        // only versions or states differ: every state they carry that the initiator lacks
+        // becomes news it passes on, and at 1,000 nodes on two cores that churn of
+        // suspicions and refutations fed itself. Not when most buckets differ either: that
+        // would be no better than the window.
+        let other_nodes = theirs.is_some_and(|theirs| theirs.nodes != self.table.summary().nodes);
+        let few_differ = |mask: &u64| *mask != 0 && mask.count_ones() as usize <= BUCKETS / 2;
+        let mask = other_nodes.then(|| self.table.differing_buckets(&syn.bucket_sums)).flatten();
+        if let Some(mask) = mask.filter(few_differ) {
+            let start = self.rng.random_range(0..self.table.len());
+            let mut share = budget.share(1, 2);
+            let before = share.remaining();
+            let candidates = self.table.in_buckets(mask, start);
+            digest::push_indexes(&self.table, candidates, &mut comparison.mentioned, &mut share, &mut digest);
+            budget.settle(before, share.remaining());
+        }
         digest::push_window(
             &mut self.table,
             &comparison.mentioned,

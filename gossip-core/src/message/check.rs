@@ -80,6 +80,8 @@ pub(crate) struct Syn {
     /// As prost's getter reads it: an unknown value is the default.
     pub(crate) mode: v1::ExchangeMode,
     pub(crate) deltas: Vec<ReceivedDelta>,
+    /// The initiator's bucket sums, if any (any count: the receiver ignores a wrong one).
+    pub(crate) bucket_sums: Vec<u32>,
 }
 
 /// A checked `SynAck`.
@@ -174,11 +176,11 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
     Some(match body {
         DecodedBody::Syn(m) => {
             let mode = m.rest.mode();
-            let v1::Syn { summary, digest, .. } = m.rest;
+            let v1::Syn { summary, digest, bucket_sums, .. } = m.rest;
             if !digest_ok(&digest) {
                 return None;
             }
-            Body::Syn(Syn { summary, digest, mode, deltas: deltas(m.deltas)? })
+            Body::Syn(Syn { summary, digest, mode, deltas: deltas(m.deltas)?, bucket_sums })
         }
         DecodedBody::SynAck(m) => {
             let digest = m.rest.digest;
