@@ -79,6 +79,18 @@ impl<M: Message + Clone> Broadcasts<M> {
     /// system), then the least-transmitted. Each taken update counts one transmission; those
     /// that reach `limit` leave the queue.
     pub(crate) fn take(&mut self, room: usize, limit: u32, first: Option<&str>) -> Vec<M> {
+        self.take_unless(room, limit, first, |_| false)
+    }
+
+    /// As [`take`](Self::take), leaving in the queue (and uncounted) the updates `skip`
+    /// names: those the datagram's receiver has already.
+    pub(crate) fn take_unless(
+        &mut self,
+        room: usize,
+        limit: u32,
+        first: Option<&str>,
+        skip: impl Fn(&M) -> bool,
+    ) -> Vec<M> {
         if self.queue.is_empty() {
             return Vec::new();
         }
@@ -95,7 +107,7 @@ impl<M: Message + Clone> Broadcasts<M> {
             if left < 16 || misfits >= MAX_MISFITS {
                 break;
             }
-            if chosen.first() == Some(slot) {
+            if chosen.first() == Some(slot) || skip(&pending.update) {
                 continue;
             }
             if pending.len > left {

@@ -165,8 +165,13 @@ impl Messages {
 
     /// The broadcasts that fit `room` bytes, each counted as one more transmission (at most
     /// `limit` each).
-    pub(crate) fn take(&mut self, room: usize, limit: u32) -> Vec<v1::UserBroadcast> {
-        self.pending.take(room, limit, None)
+    pub(crate) fn take(
+        &mut self,
+        room: usize,
+        limit: u32,
+        skip: impl Fn(&v1::UserBroadcast) -> bool,
+    ) -> Vec<v1::UserBroadcast> {
+        self.pending.take_unless(room, limit, None, skip)
     }
 
     /// Broadcasts that gave way in the full queue so far.

@@ -55,6 +55,34 @@ fn a_broadcast_reaches_every_other_member_once() {
     }
 }
 
+/// A copy of a broadcast sent back to its origin is one the rest of the cluster does not get:
+/// none is, while other members get copies.
+#[test]
+fn no_copy_of_a_broadcast_goes_back_to_its_origin() {
+    use gossip_core::proto::v1;
+    use prost::Message;
+    for seed in 1..=3 {
+        let mut h = Harness::new(12, Config::lan(), seed);
+        h.run_for(Duration::from_secs(10));
+        h.recorded = Some(Vec::new());
+        h.nodes[3].broadcast("deploy", &b"v42"[..]).expect("a small broadcast");
+        h.drain(3);
+        h.run_for(Duration::from_secs(5));
+        let (mut to_origin, mut to_others) = (0, 0);
+        for (_, to, payload) in h.recorded.take().expect("recorded") {
+            let envelope = v1::Envelope::decode(&payload[..]).expect("plain datagrams");
+            let copies = envelope.broadcasts.iter().filter(|b| b.origin == name(3)).count();
+            if to == common::address(3) {
+                to_origin += copies;
+            } else {
+                to_others += copies;
+            }
+        }
+        assert_eq!(to_origin, 0, "seed {seed}: copies went back to the origin");
+        assert!(to_others >= 11, "seed {seed}: only {to_others} copies went out");
+    }
+}
+
 #[test]
 fn a_direct_message_reaches_its_member_only() {
     let mut h = Harness::new(4, Config::lan(), 7);

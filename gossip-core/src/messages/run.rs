@@ -2,6 +2,8 @@
 //! broadcasts piggybacked on every datagram and, while some wait, sent in `Gossip` datagrams
 //! to `fanout` random members every gossip interval.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use gossip_proto::v1::{self, envelope::Body};
 use rand_core::Rng;
@@ -143,8 +145,11 @@ impl<R: Rng> Node<R> {
         }
     }
 
-    /// The broadcasts that fit `room` bytes of a datagram being built.
-    pub(crate) fn take_broadcasts(&mut self, room: usize) -> Vec<v1::UserBroadcast> {
+    /// The broadcasts that fit `room` bytes of a datagram being built for `to`, but for
+    /// those made by `to`: the origin has its own broadcast, and a copy sent back to it is
+    /// one the rest of the cluster does not get (every answer to a query went back to the
+    /// asker with a copy of the query, and at 1,000 nodes some members got none).
+    pub(crate) fn take_broadcasts(&mut self, room: usize, to: SocketAddr) -> Vec<v1::UserBroadcast> {
         if self.messages.pending() == 0 {
             return Vec::new();
         }
@@ -157,7 +162,11 @@ impl<R: Rng> Node<R> {
         let limit = crate::broadcast::retransmit_limit(self.config.swim.retransmit_mult, self.table.len())
             .max(fanout.saturating_mul(4));
         let before = self.messages.given_way();
-        let taken = self.messages.take(room, limit);
+        let table = &self.table;
+        let made_by_receiver = |broadcast: &v1::UserBroadcast| {
+            table.by_name(&broadcast.origin).is_some_and(|origin| origin.address == to)
+        };
+        let taken = self.messages.take(room, limit, made_by_receiver);
         self.out.metrics.broadcasts_given_way += self.messages.given_way() - before;
         taken
     }

@@ -59,7 +59,7 @@ impl<R: Rng> Node<R> {
         let piggyback = self.out.claims.take(datagram_limit.saturating_sub(base), limit, first);
         let without_broadcasts = base + encoded_len_repeated(MEMBERSHIP_FIELD, &piggyback);
         envelope.membership.extend(piggyback);
-        envelope.broadcasts = self.take_broadcasts(datagram_limit.saturating_sub(without_broadcasts));
+        envelope.broadcasts = self.take_broadcasts(datagram_limit.saturating_sub(without_broadcasts), to);
         let broadcasts_len = encoded_len_repeated(BROADCASTS_FIELD, &envelope.broadcasts);
         let encoded_len = without_broadcasts + broadcasts_len;
         let payload = self.security.frame(&mut self.rng, &envelope, encoded_len);
