@@ -111,7 +111,7 @@ fn run_gc_case(case: &GcCase, coverage: &mut Coverage) -> Result<(), TestCaseErr
 /// a reset rebuilds it to exactly the owner's state, and no deleted key comes back.
 #[test]
 fn collected_tombstones_force_a_reset_and_deleted_keys_stay_deleted() {
-    let mut runner = TestRunner::new(RunnerConfig::with_cases(2048));
+    let mut runner = seeded_runner(2048);
     let coverage = std::cell::RefCell::new(Coverage::default());
     let result = runner.run(&gc_case(), |case| run_gc_case(&case, &mut coverage.borrow_mut()));
     if let Err(error) = result {
@@ -176,7 +176,7 @@ fn run_stale_peer_case(case: &GcCase, coverage: &mut StaleCoverage) -> Result<()
 
 #[test]
 fn a_rebuilt_replica_takes_no_deleted_key_from_a_peer_that_collected_less() {
-    let mut runner = TestRunner::new(RunnerConfig::with_cases(2048));
+    let mut runner = seeded_runner(2048);
     let coverage = std::cell::RefCell::new(StaleCoverage::default());
     let result = runner.run(&gc_case(), |case| run_stale_peer_case(&case, &mut coverage.borrow_mut()));
     if let Err(error) = result {
