@@ -222,18 +222,8 @@ pub(crate) fn push_window(
     // starve the rotation and void its bound.
     let mut recent_budget = if rotate { budget.share(1, 2) } else { *budget };
     let room_before = recent_budget.remaining();
-    for index in recent {
-        if exclude.contains(&index) {
-            continue;
-        }
-        let Some((name, replica)) = table.get(index) else { continue };
-        let candidate = entry(name, replica);
-        if !recent_budget.take(field_len(candidate.encoded_len())) {
-            break;
-        }
-        out.push(candidate);
-        offered.insert(index);
-    }
+    let recent = recent.into_iter().filter(|index| !exclude.contains(index));
+    push_indexes(table, recent, &mut offered, &mut recent_budget, out);
     budget.settle(room_before, recent_budget.remaining());
     if !rotate {
         return;

@@ -332,6 +332,23 @@ async fn phase(
     }
 }
 
+/// Runs `command` on every member's handle, each as its own task, and waits for them all;
+/// their results in the members' order (`None` for a task that panicked). One after the
+/// other, each call would wait for the runtime's pass over a thousand busy tasks.
+async fn at_once<T, F, Fut>(members: &[Member], command: F) -> Vec<Option<T>>
+where
+    F: Fn(Handle) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = members.iter().map(|member| tokio::spawn(command(member.handle.clone()))).collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.ok());
+    }
+    results
+}
+
 /// Runs every command as its own task, so that none waits for another; the first error wins.
 async fn concurrently<F>(commands: impl Iterator<Item = F>) -> Result<(), String>
 where
@@ -360,18 +377,10 @@ const CORE_COUNTERS: [&str; 5] =
 /// The driver's traffic and the [`CORE_COUNTERS`], summed over `members`.
 async fn counters(members: &[Member]) -> (DriverStats, [u64; 5]) {
     let (mut total, mut core) = (DriverStats::default(), [0; 5]);
-    // Every node at once: asked one after the other, 1,000 busy nodes took a minute (each
-    // answer waits for the runtime's pass over the other tasks), and the snapshots of the
-    // first and last nodes were that far apart.
-    let reads: Vec<_> = members
-        .iter()
-        .map(|member| {
-            let handle = member.handle.clone();
-            tokio::spawn(async move { handle.metrics().await })
-        })
-        .collect();
-    for read in reads {
-        if let Ok(Ok(metrics)) = read.await {
+    // Every node at once: asked one after the other, 1,000 busy nodes took a minute, and the
+    // snapshots of the first and last nodes were that far apart.
+    for read in at_once(members, |handle| async move { handle.metrics().await }).await {
+        if let Some(Ok(metrics)) = read {
             add(&mut total, &metrics.driver);
             let m = &metrics.core;
             let values = [
@@ -910,17 +919,7 @@ fn main() -> ExitCode {
         let outcome = run(&args, &mut report, &mut members).await;
         let total = traffic(&members).await;
         add(&mut report.traffic, &total);
-        // All at once, as `counters` reads them.
-        let stops: Vec<_> = members
-            .iter()
-            .map(|member| {
-                let handle = member.handle.clone();
-                tokio::spawn(async move { handle.shutdown().await })
-            })
-            .collect();
-        for stop in stops {
-            let _ = stop.await;
-        }
+        at_once(&members, |handle| async move { handle.shutdown().await }).await;
         outcome
     });
     if args.json {
