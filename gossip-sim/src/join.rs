@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{Bootstrap, SimConfig, SimError, Simulation, Traffic};
+use gossip_core::sim::{Bootstrap, SimError, Simulation, Traffic};
 
 use crate::progress::Progress;
+use crate::setup::{InSync, start_with};
 use crate::trial::Study;
 
 /// Checks of completion per gossip interval (the times reported are this fine).
@@ -44,15 +45,16 @@ impl Study {
         if self.nodes < 2 {
             return Err(SimError::Setup("a join trial needs at least two nodes".to_owned()));
         }
-        let mut config = SimConfig::new(self.nodes, seed)
-            .with_node_config(self.node_config.clone())
-            .with_link(self.link)
-            .with_bootstrap(Bootstrap::Join(vec![0]))
-            .with_checks(self.checks);
-        if let Some(replay) = &self.replay {
-            config = config.with_replay(replay.clone());
-        }
-        let mut sim = Simulation::new(config)?;
+        let setup = InSync {
+            nodes: self.nodes,
+            seed,
+            node_config: &self.node_config,
+            link: self.link,
+            checks: self.checks,
+            replay: self.replay.as_deref(),
+            membership_log: false,
+        };
+        let mut sim = start_with(setup, Bootstrap::Join(vec![0]), |config| config)?;
         let interval = self.node_config.gossip_interval;
         let step = interval / CHECKS_PER_ROUND;
         let mut half = None;

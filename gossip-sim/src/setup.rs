@@ -32,10 +32,19 @@ pub(crate) fn start_in_sync_with(
     setup: InSync<'_>,
     more: impl FnOnce(SimConfig) -> SimConfig,
 ) -> Result<Simulation, SimError> {
+    start_with(setup, Bootstrap::InSync, more)
+}
+
+/// The same cluster started another way (every node joining seeds, say).
+pub(crate) fn start_with(
+    setup: InSync<'_>,
+    bootstrap: Bootstrap,
+    more: impl FnOnce(SimConfig) -> SimConfig,
+) -> Result<Simulation, SimError> {
     let mut config = SimConfig::new(setup.nodes, setup.seed)
         .with_node_config(setup.node_config.clone())
         .with_link(setup.link)
-        .with_bootstrap(Bootstrap::InSync)
+        .with_bootstrap(bootstrap)
         .with_checks(setup.checks);
     if let Some(replay) = setup.replay {
         config = config.with_replay(replay);
