@@ -44,6 +44,9 @@ pub struct Footprint {
     /// Queries of others that may still be answered here (cap:
     /// `messages.max_received_queries`).
     pub received_queries: usize,
+    /// Answers this node gave, waiting for their random delay before going through a relay
+    /// (cap: `messages.max_received_queries` x `messages.query_relays`).
+    pub delayed_answers: usize,
     /// This node's write requests waiting for an outcome (cap:
     /// `messages.max_outstanding_requests`).
     pub outstanding_requests: usize,
@@ -74,6 +77,11 @@ impl Footprint {
             ("remembered broadcasts", self.remembered_broadcasts, config.messages.remembered_broadcasts),
             ("outstanding queries", self.outstanding_queries, config.messages.max_outstanding_queries),
             ("received queries", self.received_queries, config.messages.max_received_queries),
+            (
+                "delayed answers",
+                self.delayed_answers,
+                config.messages.max_received_queries.saturating_mul(config.messages.query_relays),
+            ),
             ("outstanding requests", self.outstanding_requests, config.messages.max_outstanding_requests),
             ("asked requests", self.asked_requests, config.messages.max_asked_requests),
             ("remembered requests", self.remembered_requests, config.messages.remembered_requests),
@@ -103,6 +111,7 @@ impl<R: Rng> Node<R> {
             remembered_broadcasts: self.messages.remembered(),
             outstanding_queries: self.queries.outstanding(),
             received_queries: self.queries.received(),
+            delayed_answers: self.queries.delayed_relayed(),
             outstanding_requests: self.requests.outstanding(),
             asked_requests: self.requests.asked(),
             remembered_requests: self.requests.remembered(),

@@ -70,6 +70,12 @@ pub(crate) struct Queries {
     max_received: usize,
     /// Members that may answer one query: bounds its responders.
     max_responders: usize,
+    /// Answers this node gave, waiting to be sent through a relay: (when, a number that
+    /// keeps equal times apart) -> (the relay, the answer to pass on).
+    delayed: BTreeMap<(Instant, u64), (SocketAddr, gossip_proto::v1::QueryResponse)>,
+    delayed_count: u64,
+    /// Most answers waiting for a relay; one more goes at once.
+    max_delayed: usize,
 }
 
 impl Queries {
@@ -81,6 +87,9 @@ impl Queries {
             received_order: VecDeque::new(),
             max_received: config.messages.max_received_queries,
             max_responders: config.max_nodes,
+            delayed: BTreeMap::new(),
+            delayed_count: 0,
+            max_delayed: config.messages.max_received_queries.saturating_mul(config.messages.query_relays),
         }
     }
 
@@ -117,12 +126,12 @@ impl Queries {
         }
     }
 
-    /// Where the answer to `query` goes, if it may be answered at `now`: it is answered now
-    /// (once).
-    pub(crate) fn answer(&mut self, query: &QueryId, now: Instant) -> Option<SocketAddr> {
+    /// Where the answer to `query` goes and the query's deadline, if it may be answered at
+    /// `now`: it is answered now (once).
+    pub(crate) fn answer(&mut self, query: &QueryId, now: Instant) -> Option<(SocketAddr, Instant)> {
         let received = self.received.remove(query)?;
         self.received_order.retain(|held| held != query);
-        (now < received.deadline).then_some(received.reply_to)
+        (now < received.deadline).then_some((received.reply_to, received.deadline))
     }
 
     /// Ends this node's queries whose timeout is up at `now` (id and answers taken), and
@@ -146,7 +155,41 @@ impl Queries {
     /// The next query timeout, asked or received.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let asked = self.asked.values().map(|asked| asked.deadline);
-        asked.chain(self.received.values().map(|received| received.deadline)).min()
+        let delayed = self.delayed.keys().next().map(|&(due, _)| due);
+        asked.chain(self.received.values().map(|received| received.deadline)).chain(delayed).min()
+    }
+
+    /// Holds `response` to send through `relay` at `due`; gives it back when the queue is
+    /// full (to send at once).
+    pub(crate) fn delay_relayed(
+        &mut self,
+        due: Instant,
+        relay: SocketAddr,
+        response: gossip_proto::v1::QueryResponse,
+    ) -> Option<(SocketAddr, gossip_proto::v1::QueryResponse)> {
+        if self.delayed.len() >= self.max_delayed {
+            return Some((relay, response));
+        }
+        self.delayed_count += 1;
+        self.delayed.insert((due, self.delayed_count), (relay, response));
+        None
+    }
+
+    /// The held answers due at `now`, to send through their relays.
+    pub(crate) fn take_due_relayed(
+        &mut self,
+        now: Instant,
+    ) -> Vec<(SocketAddr, gossip_proto::v1::QueryResponse)> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.delayed.first_entry().filter(|entry| entry.key().0 <= now) {
+            due.push(entry.remove());
+        }
+        due
+    }
+
+    /// Answers waiting for a relay.
+    pub(crate) fn delayed_relayed(&self) -> usize {
+        self.delayed.len()
     }
 
     /// This node's queries collecting answers.
@@ -186,8 +229,30 @@ mod tests {
         }
         assert_eq!(queries.received(), 2, "bounded: the oldest went");
         assert_eq!(queries.answer(&query(1), now), None);
-        assert_eq!(queries.answer(&query(2), now), Some(address));
+        assert_eq!(queries.answer(&query(2), now), Some((address, now + Duration::from_secs(1))));
         assert_eq!(queries.answer(&query(2), now), None, "answered once");
         assert_eq!(queries.answer(&query(3), now + Duration::from_secs(1)), None, "too late");
+    }
+
+    #[test]
+    fn delayed_answers_leave_in_time_order_and_the_queue_is_bounded() {
+        #[allow(clippy::disallowed_methods)] // A base instant; only differences matter.
+        let now = Instant::now();
+        let mut config = Config::lan();
+        (config.messages.max_received_queries, config.messages.query_relays) = (1, 2);
+        let mut queries = Queries::new(&config);
+        let relay = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let answer = |id| gossip_proto::v1::QueryResponse { id, ..Default::default() };
+        let at = |ms| now + Duration::from_millis(ms);
+        assert!(queries.delay_relayed(at(30), relay(1), answer(1)).is_none());
+        assert!(queries.delay_relayed(at(10), relay(2), answer(2)).is_none());
+        let refused = queries.delay_relayed(at(20), relay(3), answer(3));
+        assert_eq!(refused.map(|(to, answer)| (to, answer.id)), Some((relay(3), 3)), "full: sent at once");
+        assert_eq!(queries.deadline(), Some(at(10)));
+        assert!(queries.take_due_relayed(at(9)).is_empty());
+        let due: Vec<u64> =
+            queries.take_due_relayed(at(30)).into_iter().map(|(_, answer)| answer.id).collect();
+        assert_eq!(due, [2, 1], "in time order");
+        assert_eq!((queries.delayed_relayed(), queries.deadline()), (0, None));
     }
 }

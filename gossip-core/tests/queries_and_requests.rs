@@ -338,3 +338,51 @@ fn the_requester_gets_its_accepted_write_with_the_outcome() {
         );
     }
 }
+
+/// The copies of an answer through relays wait a random time (at most
+/// `messages.query_relay_delay`, at most half the query's remaining timeout) while the straight
+/// copy goes at once: around a cut straight link the answer arrives only through them, within
+/// that bound.
+#[test]
+fn relayed_copies_of_an_answer_wait_within_half_the_remaining_timeout() {
+    for (delay, timeout, bound) in [(Duration::from_secs(2), 8, 2_050), (Duration::from_secs(10), 3, 1_050)] {
+        let mut config = Config::lan();
+        config.messages.query_relay_delay = delay;
+        let mut h = formed(6, config, 12);
+        h.cut.insert((2, 0));
+        let filter = QueryFilter::Names(vec![name(2)]);
+        let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(timeout)).expect("a query");
+        h.drain(0);
+        h.run_for(Duration::from_secs(1));
+        let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
+        h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+        assert_eq!(h.nodes[2].footprint().delayed_answers, 2, "both relayed copies wait");
+        h.drain(2);
+        h.run_for(Duration::from_millis(bound));
+        assert_eq!(
+            h.nodes[2].footprint().delayed_answers,
+            0,
+            "timeout {timeout} s: all went within {bound} ms"
+        );
+        assert_eq!(answers(&h.events[0]), vec![(id, name(2), b"here".to_vec())], "timeout {timeout} s");
+    }
+}
+
+/// With no relay delay the relayed copies go with the straight one.
+#[test]
+fn without_a_relay_delay_the_relayed_copies_go_at_once() {
+    let mut config = Config::lan();
+    config.messages.query_relay_delay = Duration::ZERO;
+    let mut h = formed(6, config, 12);
+    h.cut.insert((2, 0));
+    let filter = QueryFilter::Names(vec![name(2)]);
+    let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(8)).expect("a query");
+    h.drain(0);
+    h.run_for(Duration::from_secs(1));
+    let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
+    h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+    assert_eq!(h.nodes[2].footprint().delayed_answers, 0);
+    h.drain(2);
+    h.run_for(Duration::from_millis(50));
+    assert_eq!(answers(&h.events[0]), vec![(id, name(2), b"here".to_vec())]);
+}

@@ -168,6 +168,8 @@ fn body_kind(body: &Option<Body>) -> &'static str {
         Some(Body::AggregateAck(_)) => "AggregateAck",
         Some(Body::Gossip(_)) => "Gossip",
         Some(Body::UserMessage(_)) => "UserMessage",
+        Some(Body::QueryResponse(m)) if !m.relay_to.is_empty() => "QueryResponse (to a relay)",
+        Some(Body::QueryResponse(m)) if !m.responder.is_empty() => "QueryResponse (from a relay)",
         Some(Body::QueryResponse(_)) => "QueryResponse",
         Some(Body::WriteRequest(_)) => "WriteRequest",
         Some(Body::WriteOutcome(_)) => "WriteOutcome",
@@ -807,6 +809,8 @@ fn generate_test_vectors() {
         "broadcasts: a broadcast",
         "broadcasts: a query",
         "QueryResponse",
+        "QueryResponse (to a relay)",
+        "QueryResponse (from a relay)",
         "WriteRequest",
         "WriteOutcome",
     ];

@@ -44,6 +44,13 @@ pub struct MessageConfig {
     /// asker (Serf's relay factor): an answer then arrives when one path loses it. 0 sends
     /// answers straight only.
     pub query_relays: usize,
+    /// Longest random delay before an answer's copies through relays are sent (the straight
+    /// copy goes at once). Spread over this time, at most half the query's remaining timeout,
+    /// the copies that cover a lost answer do not arrive in the same burst as every other
+    /// member's answer: an asker whose receive buffer overflowed under that burst gets them
+    /// later. Zero sends them with the straight copy.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub query_relay_delay: Duration,
     /// Longest timeout of a query, asked or received.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_query_timeout: Duration,
@@ -99,6 +106,7 @@ impl Default for MessageConfig {
             max_outstanding_queries: 64,
             max_received_queries: 256,
             query_relays: 2,
+            query_relay_delay: Duration::from_secs(2),
             max_query_timeout: Duration::from_secs(60),
             write_policy: WritePolicy::Ask,
             max_outstanding_requests: 256,

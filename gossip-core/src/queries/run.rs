@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_proto::v1::{self, envelope::Body};
+use rand::RngExt;
 use rand_core::Rng;
 
 use crate::delta::valid_name;
@@ -80,19 +81,33 @@ impl<R: Rng> Node<R> {
     pub fn respond(&mut self, query: &QueryId, payload: impl Into<Bytes>) -> Result<(), MessageError> {
         let payload = payload.into();
         self.check_message("", &payload, None)?;
-        let address = self
+        let (address, deadline) = self
             .queries
             .answer(query, self.now)
             .ok_or_else(|| MessageError::UnknownQuery { query: query.clone() })?;
         let response =
             v1::QueryResponse { generation: query.generation, id: query.id, payload, ..Default::default() };
+        // The copies through relays go later, each at its own random time (see
+        // `MessageConfig::query_relay_delay`): not in the burst of everyone's answers.
+        let longest = self.config.messages.query_relay_delay.min((deadline - self.now) / 2);
         let relays = self.random_live_members(self.config.messages.query_relays, &[query.origin.as_str()]);
         for relay in relays {
             let relayed = v1::QueryResponse { relay_to: query.origin.clone(), ..response.clone() };
-            self.send(relay, Body::QueryResponse(relayed));
+            let due = self.now + longest.mul_f64(self.rng.random::<f64>());
+            if let Some((relay, relayed)) = self.queries.delay_relayed(due, relay, relayed) {
+                self.send(relay, Body::QueryResponse(relayed));
+            }
         }
         self.send(address, Body::QueryResponse(response));
+        self.send_due_relayed();
         Ok(())
+    }
+
+    /// Sends the answers whose relay delay is up.
+    fn send_due_relayed(&mut self) {
+        for (relay, relayed) in self.queries.take_due_relayed(self.now) {
+            self.send(relay, Body::QueryResponse(relayed));
+        }
     }
 
     /// A query (a new broadcast with a `Query` header, checked): delivered if its filter
@@ -171,6 +186,7 @@ impl<R: Rng> Node<R> {
         if self.queries.deadline().is_none_or(|due| self.now < due) {
             return;
         }
+        self.send_due_relayed();
         for (query, responses) in self.queries.expire(self.now) {
             self.out.events.emit(Event::QueryFinished { query, responses });
         }
