@@ -370,13 +370,21 @@ async fn traffic(members: &[Member]) -> DriverStats {
 }
 
 /// The core counters the idle breakdown shows: gossip rounds, probes, rumor pushes, exchanges
-/// found in sync and out of sync.
-const CORE_COUNTERS: [&str; 5] =
-    ["gossip rounds", "probes", "rumor pushes", "syns in sync", "syns out of sync"];
+/// found in sync and out of sync, probes that failed and refutations (a quiet cluster has
+/// next to none of the last two).
+const CORE_COUNTERS: [&str; 7] = [
+    "gossip rounds",
+    "probes",
+    "rumor pushes",
+    "syns in sync",
+    "syns out of sync",
+    "failed probes",
+    "refutations",
+];
 
 /// The driver's traffic and the [`CORE_COUNTERS`], summed over `members`.
-async fn counters(members: &[Member]) -> (DriverStats, [u64; 5]) {
-    let (mut total, mut core) = (DriverStats::default(), [0; 5]);
+async fn counters(members: &[Member]) -> (DriverStats, [u64; CORE_COUNTERS.len()]) {
+    let (mut total, mut core) = (DriverStats::default(), [0; CORE_COUNTERS.len()]);
     // Every node at once: asked one after the other, 1,000 busy nodes took a minute, and the
     // snapshots of the first and last nodes were that far apart.
     for read in at_once(members, |handle| async move { handle.metrics().await }).await {
@@ -389,6 +397,8 @@ async fn counters(members: &[Member]) -> (DriverStats, [u64; 5]) {
                 m.rumor_pushes,
                 m.exchanges_in_sync,
                 m.exchanges_out_of_sync,
+                m.probes_failed,
+                m.refutations,
             ];
             for (sum, value) in core.iter_mut().zip(values) {
                 *sum += value;
