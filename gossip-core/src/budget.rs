@@ -89,7 +89,12 @@ pub(crate) fn single_entry_datagram_len(
     };
     widest_envelope(
         bounds,
-        v1::envelope::Body::Push(v1::Push { deltas: vec![delta], want_ack: true, summary: None }),
+        v1::envelope::Body::Push(v1::Push {
+            deltas: vec![delta],
+            want_ack: true,
+            summary: None,
+            data_summary: None,
+        }),
     )
     .encoded_len()
 }

@@ -269,6 +269,12 @@ impl<R: Rng> Node<R> {
         self.table.summary()
     }
 
+    /// The summary of what the local digest holds, membership states left out (what a rumor
+    /// push carries as `data_summary`): two nodes with the same one hold the same versions.
+    pub fn data_summary(&self) -> DigestSummary {
+        self.table.data_summary()
+    }
+
     /// A snapshot of the counters.
     pub fn metrics(&self) -> Metrics {
         Metrics { events_dropped: self.out.events.dropped, ..self.out.metrics.clone() }

@@ -63,11 +63,13 @@ pub(crate) const BUCKETS: usize = 64;
 pub(crate) struct BucketedSummary {
     total: DigestSummary,
     sums: [u64; BUCKETS],
+    /// The data summary: the same sum of [`data_hash`]es (membership states left out).
+    data: DigestSummary,
 }
 
 impl Default for BucketedSummary {
     fn default() -> Self {
-        Self { total: DigestSummary::default(), sums: [0; BUCKETS] }
+        Self { total: DigestSummary::default(), sums: [0; BUCKETS], data: DigestSummary::default() }
     }
 }
 
@@ -77,23 +79,34 @@ impl BucketedSummary {
         self.total
     }
 
+    /// The data summary: what the nodes hold, whatever their membership states.
+    pub(crate) fn data_summary(&self) -> DigestSummary {
+        self.data
+    }
+
     /// Adds one node's entry; returns its bucket.
     pub(crate) fn add(&mut self, name: &str, key: SummaryKey) -> u8 {
-        let (bucket, hash) = bucket_and_hash(name, key);
+        let name_hash = name_hash(name, key.generation);
+        let (bucket, hash) = bucket_and_hash_of(name_hash, key);
         self.total.hash = self.total.hash.wrapping_add(hash);
         self.total.nodes = self.total.nodes.wrapping_add(1);
         let sum = &mut self.sums[usize::from(bucket)];
         *sum = sum.wrapping_add(hash);
+        self.data.hash = self.data.hash.wrapping_add(data_hash(name_hash, key.max_version));
+        self.data.nodes = self.data.nodes.wrapping_add(1);
         bucket
     }
 
     /// Removes one node's entry (the exact values that were added).
     pub(crate) fn remove(&mut self, name: &str, key: SummaryKey) {
-        let (bucket, hash) = bucket_and_hash(name, key);
+        let name_hash = name_hash(name, key.generation);
+        let (bucket, hash) = bucket_and_hash_of(name_hash, key);
         self.total.hash = self.total.hash.wrapping_sub(hash);
         self.total.nodes = self.total.nodes.wrapping_sub(1);
         let sum = &mut self.sums[usize::from(bucket)];
         *sum = sum.wrapping_sub(hash);
+        self.data.hash = self.data.hash.wrapping_sub(data_hash(name_hash, key.max_version));
+        self.data.nodes = self.data.nodes.wrapping_sub(1);
     }
 
     /// What a `Syn` carries: the low 32 bits of each bucket's sum.
@@ -139,8 +152,30 @@ fn entry_hash(name: &str, key: SummaryKey) -> u64 {
 }
 
 /// A node's bucket (the top six bits of its `name_hash`) and its [`entry_hash`].
+#[cfg(test)]
 fn bucket_and_hash(name: &str, key: SummaryKey) -> (u8, u64) {
-    let name_hash = xxh3_64_with_seed(name.as_bytes(), key.generation);
+    bucket_and_hash_of(name_hash(name, key.generation), key)
+}
+
+/// XXH3-64 of the name, seeded with the generation.
+fn name_hash(name: &str, generation: u64) -> u64 {
+    xxh3_64_with_seed(name.as_bytes(), generation)
+}
+
+/// The seed of the data hash (the golden ratio's next 64 bits).
+const DATA_SEED: u64 = 0xf39c_c060_5ced_c834;
+
+/// One node's data hash (specified in docs/PROTOCOL.md, "Digest summary"): XXH3-64 seeded
+/// with [`DATA_SEED`] of the 16 bytes `name_hash (u64 LE) || max_version (u64 LE)`.
+fn data_hash(name_hash: u64, max_version: u64) -> u64 {
+    let mut versioned = [0u8; 16];
+    versioned[..8].copy_from_slice(&name_hash.to_le_bytes());
+    versioned[8..].copy_from_slice(&max_version.to_le_bytes());
+    xxh3_64_with_seed(&versioned, DATA_SEED)
+}
+
+/// [`bucket_and_hash`] from the node's `name_hash`.
+fn bucket_and_hash_of(name_hash: u64, key: SummaryKey) -> (u8, u64) {
     let mut versioned = [0u8; 21];
     versioned[..8].copy_from_slice(&name_hash.to_le_bytes());
     versioned[8..16].copy_from_slice(&key.max_version.to_le_bytes());

@@ -151,6 +151,11 @@ impl NodeTable {
         self.summary.summary()
     }
 
+    /// The data summary a rumor push carries: the summary without membership states.
+    pub(crate) fn data_summary(&self) -> DigestSummary {
+        self.summary.data_summary()
+    }
+
     /// The bucket sums a `Syn` carries (see `BucketedSummary`).
     pub(crate) fn bucket_sums(&self) -> Vec<u32> {
         self.summary.bucket_sums()

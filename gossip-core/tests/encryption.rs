@@ -353,6 +353,7 @@ fn every_measured_attack_without_the_key_is_refused_whole() {
             }],
             want_ack: false,
             summary: None,
+            data_summary: None,
         })
     };
     let fakes: Vec<v1::MembershipUpdate> =

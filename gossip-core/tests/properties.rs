@@ -946,7 +946,9 @@ fn body() -> impl Strategy<Value = Body> {
             ..Default::default()
         })),
         deltas().prop_map(|deltas| Body::DeltaReply(v1::DeltaReply { deltas, ..Default::default() })),
-        (digest(), any::<bool>()).prop_map(|(known, in_sync)| Body::PushAck(v1::PushAck { known, in_sync })),
+        (digest(), any::<bool>(), any::<bool>()).prop_map(|(known, in_sync, data_in_sync)| {
+            Body::PushAck(v1::PushAck { known, in_sync, data_in_sync })
+        }),
         (any::<u32>(), proptest::option::of(any::<u32>()))
             .prop_map(|(sequence, summary)| Body::Ping(v1::Ping { sequence, summary })),
         (any::<u32>(), proptest::option::of(identity_wire()), any::<bool>()).prop_map(

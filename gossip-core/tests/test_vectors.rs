@@ -191,9 +191,16 @@ fn body_json(body: &Option<Body>) -> Value {
         Some(Body::Ack2(m)) => {
             json!({ "deltas": deltas_json(&m.deltas), "request": digest_json(&m.request) })
         }
-        Some(Body::Push(m)) => json!({ "deltas": deltas_json(&m.deltas), "want_ack": m.want_ack }),
+        Some(Body::Push(m)) => json!({
+            "deltas": deltas_json(&m.deltas),
+            "want_ack": m.want_ack,
+            "summary": summary_json(&m.summary),
+            "data_summary": summary_json(&m.data_summary),
+        }),
         Some(Body::DeltaReply(m)) => json!({ "deltas": deltas_json(&m.deltas) }),
-        Some(Body::PushAck(m)) => json!({ "known": digest_json(&m.known) }),
+        Some(Body::PushAck(m)) => {
+            json!({ "known": digest_json(&m.known), "in_sync": m.in_sync, "data_in_sync": m.data_in_sync })
+        }
         Some(Body::Ping(m)) => {
             json!({
                 "sequence": m.sequence,
@@ -419,6 +426,21 @@ fn recipe_bucket_sums(nodes: &[Value]) -> Vec<String> {
         sums[bucket] = sums[bucket].wrapping_add(entry);
     }
     sums.iter().map(|sum| format!("{:08x}", *sum as u32)).collect()
+}
+
+/// The data summary's hash of a digest (docs/PROTOCOL.md, 14.2).
+fn recipe_data_hash(nodes: &[Value]) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+    let mut hash = 0u64;
+    for n in nodes {
+        let (name, generation) =
+            (n["name"].as_str().expect("a name"), n["generation"].as_u64().expect("a generation"));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&xxh3_64_with_seed(name.as_bytes(), generation).to_le_bytes());
+        bytes[8..].copy_from_slice(&n["max_version"].as_u64().expect("a version").to_le_bytes());
+        hash = hash.wrapping_add(xxh3_64_with_seed(&bytes, 0xf39c_c060_5ced_c834));
+    }
+    hash
 }
 
 /// A ping's target tag, written again from docs/PROTOCOL.md (7.1).
@@ -855,7 +877,11 @@ fn generate_test_vectors() {
         summaries.push(json!({
             "label": format!("the digest of {} at the end of the recorded run", node.identity().name),
             "nodes": summary_input(node),
-            "from_node": { "hash": format!("{:016x}", s.hash), "nodes": s.nodes },
+            "from_node": {
+                "hash": format!("{:016x}", s.hash),
+                "nodes": s.nodes,
+                "data_hash": format!("{:016x}", node.data_summary().hash),
+            },
         }));
     }
     for s in &mut summaries {
@@ -863,6 +889,7 @@ fn generate_test_vectors() {
         s["hash"] = json!(format!("{hash:016x}"));
         s["count"] = json!(count);
         s["bucket_sums"] = json!(recipe_bucket_sums(s["nodes"].as_array().expect("nodes")));
+        s["data_hash"] = json!(format!("{:016x}", recipe_data_hash(s["nodes"].as_array().expect("nodes"))));
     }
 
     let tags: Vec<Value> = NODES
@@ -997,8 +1024,11 @@ fn summary_hashes_follow_the_recipe() {
         assert_eq!(u64::from(nodes), s["count"].as_u64().expect("count"));
         let buckets = recipe_bucket_sums(s["nodes"].as_array().expect("nodes"));
         assert_eq!(json!(buckets), s["bucket_sums"], "{}: the bucket sums", s["label"]);
+        let data_hash = format!("{:016x}", recipe_data_hash(s["nodes"].as_array().expect("nodes")));
+        assert_eq!(data_hash, s["data_hash"].as_str().expect("data_hash"), "{}: the data hash", s["label"]);
         if !s["from_node"].is_null() {
             assert_eq!(s["from_node"]["hash"], s["hash"], "{}", s["label"]);
+            assert_eq!(s["from_node"]["data_hash"], s["data_hash"], "{}", s["label"]);
         }
     }
     // And every node of a fresh run agrees with the recipe over what it knows.
@@ -1007,6 +1037,8 @@ fn summary_hashes_follow_the_recipe() {
         let (hash, count) = recipe(&summary_input(node));
         let s = node.digest_summary();
         assert_eq!((s.hash, s.nodes), (hash, count), "{}", node.identity().name);
+        let data = node.data_summary();
+        assert_eq!((data.hash, data.nodes), (recipe_data_hash(&summary_input(node)), count));
     }
 }
 

@@ -176,9 +176,14 @@ pub fn body(r: &mut Reader<'_>) -> Option<v1::envelope::Body> {
         }),
         1 => Body::SynAck(v1::SynAck { deltas: deltas(r), digest: digest(r) }),
         2 => Body::Ack2(v1::Ack2 { deltas: deltas(r), request: digest(r) }),
-        3 => Body::Push(v1::Push { deltas: deltas(r), want_ack: r.bool(), summary: summary(r) }),
+        3 => Body::Push(v1::Push {
+            deltas: deltas(r),
+            want_ack: r.bool(),
+            summary: summary(r),
+            data_summary: summary(r),
+        }),
         4 => Body::DeltaReply(v1::DeltaReply { deltas: deltas(r) }),
-        5 => Body::PushAck(v1::PushAck { known: digest(r), in_sync: r.bool() }),
+        5 => Body::PushAck(v1::PushAck { known: digest(r), in_sync: r.bool(), data_in_sync: r.bool() }),
         6 => {
             let low = u32::from(r.u8());
             let target = name(r);

@@ -279,7 +279,10 @@ impl<R: Rng> Node<R> {
         }
         let (deltas, _) = delta::pack(&self.table, plans, &mut budget);
         if !deltas.is_empty() {
-            self.send(peer, Body::Push(v1::Push { deltas, want_ack: false, summary: None }));
+            self.send(
+                peer,
+                Body::Push(v1::Push { deltas, want_ack: false, summary: None, data_summary: None }),
+            );
         }
     }
 

@@ -105,6 +105,8 @@ pub(crate) struct Push {
     pub(crate) want_ack: bool,
     /// The sender's digest summary, when it sent one.
     pub(crate) summary: Option<crate::summary::DigestSummary>,
+    /// The sender's data summary, when it sent one.
+    pub(crate) data_summary: Option<crate::summary::DigestSummary>,
 }
 
 /// A checked `PingReq`.
@@ -200,6 +202,7 @@ fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
             deltas: deltas(m.deltas)?,
             want_ack: m.rest.want_ack,
             summary: crate::summary::DigestSummary::from_wire(m.rest.summary.as_ref()),
+            data_summary: crate::summary::DigestSummary::from_wire(m.rest.data_summary.as_ref()),
         }),
         DecodedBody::DeltaReply(m) => Body::DeltaReply(deltas(m.deltas)?),
         DecodedBody::PushAck(ack) => {

@@ -239,7 +239,10 @@ impl<R: Rng> Node<R> {
         let mut budget = self.budget();
         let (deltas, _) = delta::pack(&self.table, [plan], &mut budget);
         if !deltas.is_empty() {
-            self.send(address, Body::Push(v1::Push { deltas, want_ack: false, summary: None }));
+            self.send(
+                address,
+                Body::Push(v1::Push { deltas, want_ack: false, summary: None, data_summary: None }),
+            );
         }
     }
 

@@ -58,7 +58,15 @@ impl<R: Rng> Node<R> {
         for peer in self.random_live_members(self.config.fanout, &[]) {
             self.rumors.mark_sent(&indexes);
             self.out.metrics.rumor_pushes += 1;
-            self.send(peer, Body::Push(v1::Push { deltas: deltas.clone(), want_ack: false, summary: None }));
+            self.send(
+                peer,
+                Body::Push(v1::Push {
+                    deltas: deltas.clone(),
+                    want_ack: false,
+                    summary: None,
+                    data_summary: None,
+                }),
+            );
         }
         // Counted as forwarded even with no live peer to take it: the rounds carry it on.
         self.rumors.mark_forwarded(&indexes);
@@ -75,7 +83,9 @@ impl<R: Rng> Node<R> {
             return;
         }
         let summary = self.table.summary().to_wire();
-        let summary_len = crate::budget::field_len(prost::Message::encoded_len(&summary));
+        let data_summary = self.table.data_summary().to_wire();
+        let summary_len = crate::budget::field_len(prost::Message::encoded_len(&summary))
+            + crate::budget::field_len(prost::Message::encoded_len(&data_summary));
         for peer in self.random_live_members(self.config.fanout, &[]) {
             // `want_ack: true` takes two bytes beyond the empty body the budget assumes, and
             // the summary its own; a delta as large as a datagram allows goes without it
@@ -86,16 +96,17 @@ impl<R: Rng> Node<R> {
                 budget.take(2 + if with_summary { summary_len } else { 0 });
                 let (deltas, indexes) = delta::pack(&self.table, self.rumors.plans(), &mut budget);
                 if !deltas.is_empty() {
-                    packed = Some((deltas, indexes, with_summary.then_some(summary)));
+                    packed = Some((deltas, indexes, with_summary.then_some((summary, data_summary))));
                     break;
                 }
             }
-            let Some((deltas, indexes, summary)) = packed else { continue };
+            let Some((deltas, indexes, summaries)) = packed else { continue };
             self.rumors.mark_sent(&indexes);
             self.rumors.mark_forwarded(&indexes);
             self.rumors.note_pushed(peer);
             self.out.metrics.rumor_pushes += 1;
-            self.send(peer, Body::Push(v1::Push { deltas, want_ack: true, summary }));
+            let (summary, data_summary) = summaries.unzip();
+            self.send(peer, Body::Push(v1::Push { deltas, want_ack: true, summary, data_summary }));
         }
         if !self.rumors.has_unforwarded(self.config.rumor_forwards) {
             self.rumors.set_forward_due(None);
@@ -105,6 +116,7 @@ impl<R: Rng> Node<R> {
     /// A push arrived: apply it, and when the sender spreads rumors, tell it what was old news.
     pub(crate) fn on_push(&mut self, from: SocketAddr, source: Source<'_>, push: Push) {
         let before = self.table.summary();
+        let data_before = self.table.data_summary();
         // Only a push that asks for an answer and states the sender's summary is pushed back to.
         let may_push_back = push.want_ack && push.summary.is_some();
         let carried: Vec<String> = if may_push_back {
@@ -113,15 +125,33 @@ impl<R: Rng> Node<R> {
             Vec::new()
         };
         let already_known = self.apply_deltas(push.deltas, source);
-        if may_push_back && push.summary != Some(self.table.summary()) {
+        // Our rumors can bring the sender something only if our data differ (when it says
+        // what it holds of them): membership states that differ are not what rumors carry.
+        let data_differs = match push.data_summary {
+            Some(theirs) => theirs != self.table.data_summary(),
+            None => push.summary != Some(self.table.summary()),
+        };
+        if may_push_back && data_differs {
             self.push_back(from, &carried);
         }
         if !push.want_ack || already_known.is_empty() {
             return;
         }
-        if push.summary == Some(before) && self.table.summary() == before {
+        let learned_nothing = self.table.summary() == before;
+        if push.summary == Some(before) && learned_nothing {
             // Nothing new, and we hold what the sender holds: one flag says it all.
-            self.send(from, Body::PushAck(v1::PushAck { known: Vec::new(), in_sync: true }));
+            self.send(
+                from,
+                Body::PushAck(v1::PushAck { known: Vec::new(), in_sync: true, data_in_sync: false }),
+            );
+            return;
+        }
+        if push.data_summary == Some(data_before) && learned_nothing {
+            // The same, but for membership states: every rumor of the sender is old news here.
+            self.send(
+                from,
+                Body::PushAck(v1::PushAck { known: Vec::new(), in_sync: false, data_in_sync: true }),
+            );
             return;
         }
         let known = already_known
@@ -130,7 +160,7 @@ impl<R: Rng> Node<R> {
         let mut budget = self.budget();
         let mut entries = Vec::new();
         digest::push_entries(known, &mut budget, &mut entries);
-        self.send(from, Body::PushAck(v1::PushAck { known: entries, in_sync: false }));
+        self.send(from, Body::PushAck(v1::PushAck { known: entries, in_sync: false, data_in_sync: false }));
     }
 
     /// Push-pull rumor mongering: a pusher that does not hold what we hold gets our hot
@@ -146,18 +176,22 @@ impl<R: Rng> Node<R> {
         }
         self.rumors.mark_sent(&indexes);
         self.out.metrics.rumor_pushes += 1;
-        self.send(peer, Body::Push(v1::Push { deltas, want_ack: false, summary: None }));
+        self.send(peer, Body::Push(v1::Push { deltas, want_ack: false, summary: None, data_summary: None }));
     }
 
     /// Rumor feedback: the peer already knew these nodes up to the versions given.
     pub(crate) fn on_push_ack(&mut self, from: SocketAddr, ack: v1::PushAck) {
-        if ack.in_sync {
+        if ack.in_sync || ack.data_in_sync {
             self.out.metrics.rumor_feedback += 1;
             let (rule, k) = (self.config.rumor_rule, self.config.rumor_k);
             if let Some(cooled) = self.rumors.peer_in_sync(from, rule, k, &mut self.rng) {
                 self.out.metrics.rumors_cooled += cooled as u64;
-                // As after a probe: in sync with a peer while our table stays as pushed.
-                if self.config.idle_backoff() && self.rumors.pushed_summary() == Some(self.table.summary()) {
+                // As after a probe: in sync with a peer while our table stays as pushed
+                // (membership included: a data-only match says nothing of it).
+                if ack.in_sync
+                    && self.config.idle_backoff()
+                    && self.rumors.pushed_summary() == Some(self.table.summary())
+                {
                     self.gossip.peer_in_sync(self.now);
                 }
             }
@@ -197,6 +231,11 @@ mod tests {
 
     /// A push from node `p` (10.0.0.2) carrying node `a`'s first key, with `summary`.
     fn push_of_a(summary: Option<v1::Summary>) -> Vec<u8> {
+        push_of_a_with(summary, None)
+    }
+
+    /// [`push_of_a`] with a data summary too.
+    fn push_of_a_with(summary: Option<v1::Summary>, data_summary: Option<v1::Summary>) -> Vec<u8> {
         let delta = v1::NodeDelta {
             name: "a".to_owned(),
             generation: 1,
@@ -216,7 +255,7 @@ mod tests {
             protocol_version: gossip_proto::PROTOCOL_VERSION,
             cluster: Config::lan().cluster,
             sender: Some(v1::NodeIdentity { name: "p".to_owned(), generation: 1, address: Some(address(2)) }),
-            body: Some(Body::Push(v1::Push { deltas: vec![delta], want_ack: true, summary })),
+            body: Some(Body::Push(v1::Push { deltas: vec![delta], want_ack: true, summary, data_summary })),
             membership: Vec::new(),
             broadcasts: Vec::new(),
         }
@@ -320,5 +359,68 @@ mod tests {
         let bodies = sent(&mut node);
         assert!(!bodies.iter().any(|body| matches!(body, Body::Push(_))), "{bodies:?}");
         assert!(bodies.iter().any(|body| matches!(body, Body::PushAck(v1::PushAck { in_sync: true, .. }))));
+    }
+
+    /// A pusher that holds every version we hold, in other membership states, gets
+    /// `data_in_sync` (every rumor of it met a contact that knew it) and none of our rumors
+    /// back; a pusher whose data differ gets the feedback list and our other rumors.
+    #[test]
+    fn a_pusher_that_differs_in_membership_only_gets_data_in_sync_and_no_push_back() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.set("mine", "1").unwrap();
+        let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        node.handle_input(now, from, &push_of_a(None));
+        let _ = sent(&mut node);
+        let other_states = v1::Summary { hash: 1, nodes: 9 };
+        let ours = node.table.data_summary().to_wire();
+        node.handle_input(now, from, &push_of_a_with(Some(other_states), Some(ours)));
+        let bodies = sent(&mut node);
+        assert!(!bodies.iter().any(|body| matches!(body, Body::Push(_))), "no push back: {bodies:?}");
+        let acks: Vec<&v1::PushAck> = bodies
+            .iter()
+            .filter_map(|body| match body {
+                Body::PushAck(ack) => Some(ack),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acks.len(), 1, "{bodies:?}");
+        assert!(acks[0].data_in_sync && !acks[0].in_sync && acks[0].known.is_empty(), "{acks:?}");
+
+        let other_data = v1::Summary { hash: 2, nodes: 9 };
+        node.handle_input(now, from, &push_of_a_with(Some(other_states), Some(other_data)));
+        let bodies = sent(&mut node);
+        assert_eq!(pushes(&bodies).len(), 1, "our other rumor goes back: {bodies:?}");
+        assert!(bodies.iter().any(|body| matches!(
+            body,
+            Body::PushAck(v1::PushAck { in_sync: false, data_in_sync: false, known, .. }) if known.len() == 1
+        )));
+    }
+
+    /// A `data_in_sync` answer cools every hot rumor as an `in_sync` one does: with the
+    /// counter rule (k = 3), three such answers from peers of the latest round cool them all.
+    #[test]
+    fn data_in_sync_answers_cool_every_hot_rumor() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.set("mine", "1").unwrap();
+        node.handle_input(now, "10.0.0.2:7946".parse().unwrap(), &push_of_a(None));
+        let _ = sent(&mut node);
+        assert_eq!(node.rumors.len(), 2);
+        let peers: Vec<SocketAddr> = (5..8).map(|i| SocketAddr::from(([10, 0, 0, i], 7946))).collect();
+        node.rumors.start_round(node.table.summary());
+        for &peer in &peers {
+            node.rumors.note_pushed(peer);
+        }
+        let ack = v1::PushAck { known: Vec::new(), in_sync: false, data_in_sync: true };
+        for (answered, &peer) in peers.iter().enumerate() {
+            assert_eq!(node.rumors.len(), 2, "{answered} answers: still hot");
+            node.on_push_ack(peer, ack.clone());
+        }
+        assert!(node.rumors.is_empty(), "three contacts that knew them");
     }
 }
