@@ -77,7 +77,9 @@ impl<R: Rng> Node<R> {
     }
 
     /// Answers `query` ([`Event::Query`]) with `payload`, in one datagram straight to the
-    /// asker (best effort). A query is answered once, within its timeout.
+    /// asker (best effort), and in copies through `messages.query_relays` random members,
+    /// each after a random delay (`messages.query_relay_delay`). A query is answered once,
+    /// within its timeout.
     pub fn respond(&mut self, query: &QueryId, payload: impl Into<Bytes>) -> Result<(), MessageError> {
         let payload = payload.into();
         self.check_message("", &payload, None)?;
