@@ -292,16 +292,24 @@ fn caller_mistakes_are_typed_errors() {
     assert!(matches!(node.accept_write(&request), Err(MessageError::UnknownRequest { .. })));
 }
 
-#[test]
-fn an_answer_goes_around_a_broken_link_through_relays_and_counts_once() {
-    let mut h = formed(6, Config::lan(), 12);
+/// A formed cluster of 6 where node 2 cannot reach node 0; node 0 asks node 2 (timeout
+/// `timeout`), node 2 answers "here" a second later, before its answer is delivered. Returns
+/// the harness and the query's id.
+fn answered_around_a_cut(config: Config, timeout: Duration) -> (Harness, u64) {
+    let mut h = formed(6, config, 12);
     h.cut.insert((2, 0));
     let filter = QueryFilter::Names(vec![name(2)]);
-    let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(2)).expect("a query");
+    let id = h.nodes[0].query("q", &b""[..], filter, timeout).expect("a query");
     h.drain(0);
     h.run_for(Duration::from_secs(1));
     let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
     h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+    (h, id)
+}
+
+#[test]
+fn an_answer_goes_around_a_broken_link_through_relays_and_counts_once() {
+    let (mut h, id) = answered_around_a_cut(Config::lan(), Duration::from_secs(2));
     h.drain(2);
     h.run_for(Duration::from_secs(2));
     assert_eq!(answers(&h.events[0]), vec![(id, name(2), b"here".to_vec())], "relayed, taken once");
@@ -348,14 +356,7 @@ fn relayed_copies_of_an_answer_wait_within_half_the_remaining_timeout() {
     for (delay, timeout, bound) in [(Duration::from_secs(2), 8, 2_050), (Duration::from_secs(10), 3, 1_050)] {
         let mut config = Config::lan();
         config.messages.query_relay_delay = delay;
-        let mut h = formed(6, config, 12);
-        h.cut.insert((2, 0));
-        let filter = QueryFilter::Names(vec![name(2)]);
-        let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(timeout)).expect("a query");
-        h.drain(0);
-        h.run_for(Duration::from_secs(1));
-        let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
-        h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+        let (mut h, id) = answered_around_a_cut(config, Duration::from_secs(timeout));
         assert_eq!(h.nodes[2].footprint().delayed_answers, 2, "both relayed copies wait");
         h.drain(2);
         h.run_for(Duration::from_millis(bound));
@@ -373,14 +374,7 @@ fn relayed_copies_of_an_answer_wait_within_half_the_remaining_timeout() {
 fn without_a_relay_delay_the_relayed_copies_go_at_once() {
     let mut config = Config::lan();
     config.messages.query_relay_delay = Duration::ZERO;
-    let mut h = formed(6, config, 12);
-    h.cut.insert((2, 0));
-    let filter = QueryFilter::Names(vec![name(2)]);
-    let id = h.nodes[0].query("q", &b""[..], filter, Duration::from_secs(8)).expect("a query");
-    h.drain(0);
-    h.run_for(Duration::from_secs(1));
-    let asked = queries(&h.events[2]).pop().expect("node 2 got the query");
-    h.nodes[2].respond(&asked, &b"here"[..]).expect("answered");
+    let (mut h, id) = answered_around_a_cut(config, Duration::from_secs(8));
     assert_eq!(h.nodes[2].footprint().delayed_answers, 0);
     h.drain(2);
     h.run_for(Duration::from_millis(50));

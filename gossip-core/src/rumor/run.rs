@@ -341,13 +341,7 @@ mod tests {
         let stranger = v1::Summary { hash: 1, nodes: 9 };
         node.handle_input(now, from, &push_of_a(Some(stranger)));
         let bodies = sent(&mut node);
-        let pushed_back: Vec<&v1::Push> = bodies
-            .iter()
-            .filter_map(|body| match body {
-                Body::Push(push) => Some(push),
-                _ => None,
-            })
-            .collect();
+        let pushed_back = pushes(&bodies);
         assert_eq!(pushed_back.len(), 1, "{bodies:?}");
         assert!(!pushed_back[0].want_ack);
         let names: Vec<&str> = pushed_back[0].deltas.iter().map(|d| d.name.as_str()).collect();
