@@ -262,6 +262,17 @@ mod tests {
         .encode_to_vec()
     }
 
+    /// Node "me" (10.0.0.1) with `Config::lan()`, which wrote one key (a hot rumor), and the
+    /// time it started at.
+    fn node_with_a_rumor() -> (Instant, Node<ChaCha8Rng>) {
+        #[allow(clippy::disallowed_methods)] // A base instant; only differences matter.
+        let now = Instant::now();
+        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
+        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
+        node.set("mine", "1").unwrap();
+        (now, node)
+    }
+
     fn sent(node: &mut Node<ChaCha8Rng>) -> Vec<v1::envelope::Body> {
         let mut bodies = Vec::new();
         while let Some(output) = node.poll() {
@@ -331,11 +342,7 @@ mod tests {
     /// the ones it carried), in a push that wants no answer; a peer in sync gets none.
     #[test]
     fn a_pusher_out_of_sync_gets_our_other_rumors_back() {
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
-        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
-        node.set("mine", "1").unwrap();
+        let (now, mut node) = node_with_a_rumor();
         let _ = sent(&mut node);
         let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
         let stranger = v1::Summary { hash: 1, nodes: 9 };
@@ -360,11 +367,7 @@ mod tests {
     /// back; a pusher whose data differ gets the feedback list and our other rumors.
     #[test]
     fn a_pusher_that_differs_in_membership_only_gets_data_in_sync_and_no_push_back() {
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
-        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
-        node.set("mine", "1").unwrap();
+        let (now, mut node) = node_with_a_rumor();
         let from: SocketAddr = "10.0.0.2:7946".parse().unwrap();
         node.handle_input(now, from, &push_of_a(None));
         let _ = sent(&mut node);
@@ -397,11 +400,7 @@ mod tests {
     /// counter rule (k = 3), three such answers from peers of the latest round cool them all.
     #[test]
     fn data_in_sync_answers_cool_every_hot_rumor() {
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        let me = Identity::new("me", 1, "10.0.0.1:7946".parse().unwrap());
-        let mut node = Node::new(Config::lan(), me, now, ChaCha8Rng::seed_from_u64(1)).unwrap();
-        node.set("mine", "1").unwrap();
+        let (now, mut node) = node_with_a_rumor();
         node.handle_input(now, "10.0.0.2:7946".parse().unwrap(), &push_of_a(None));
         let _ = sent(&mut node);
         assert_eq!(node.rumors.len(), 2);
