@@ -4,7 +4,6 @@
 use std::cmp::Reverse;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use gossip_proto::v1;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
@@ -16,7 +15,7 @@ use crate::identity::{address_from_wire, address_to_wire};
 use crate::membership::MemberState;
 use crate::message::DecodedDelta;
 use crate::replica::Replica;
-use crate::shared_str::SharedStr;
+use crate::shared_entry::SharedEntry;
 use crate::table::NodeTable;
 
 /// A received delta that passed the checks ([`ReceivedDelta::check`]): the address and the
@@ -45,15 +44,21 @@ pub(crate) struct ReceivedDelta {
 /// A received `Entry`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ReceivedEntry {
-    pub(crate) key: SharedStr,
-    pub(crate) value: Bytes,
+    /// Its key and value, usually one slice of the datagram.
+    pub(crate) entry: SharedEntry,
     pub(crate) version: u64,
     pub(crate) deleted: bool,
 }
 
 impl From<v1::Entry> for ReceivedEntry {
+    /// Prost decoded it into buffers of its own (not laid out plainly): the key and value
+    /// are copied into one.
     fn from(entry: v1::Entry) -> Self {
-        Self { key: entry.key.into(), value: entry.value, version: entry.version, deleted: entry.deleted }
+        Self {
+            entry: SharedEntry::new(&entry.key, &entry.value),
+            version: entry.version,
+            deleted: entry.deleted,
+        }
     }
 }
 
@@ -71,8 +76,8 @@ impl ReceivedDelta {
         let mut previous = header.from_version;
         for entry in &entries {
             let in_order = entry.version > previous && entry.version <= header.to_version;
-            if !in_order || entry.key.len() > config.max_key_size || entry.value.len() > config.max_value_size
-            {
+            let (key, value) = (entry.entry.key_bytes(), entry.entry.value());
+            if !in_order || key.len() > config.max_key_size || value.len() > config.max_value_size {
                 return None;
             }
             previous = entry.version;
@@ -166,7 +171,8 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         return None;
     }
     if let Some((version, entry)) = replica.entries_after(plan.from).next() {
-        let first = field_len(entry_encoded_len(entry.key.len(), entry.value.len(), version, entry.deleted));
+        let first =
+            field_len(entry_encoded_len(entry.key().len(), entry.value().len(), version, entry.deleted));
         if field_len(header + first) > room {
             // Cut to no entry at all: not worth a delta.
             return None;
@@ -179,7 +185,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
     let mut lengths = Vec::new();
     for (version, entry) in replica.entries_after(plan.from) {
         let entry_len =
-            field_len(entry_encoded_len(entry.key.len(), entry.value.len(), version, entry.deleted));
+            field_len(entry_encoded_len(entry.key().len(), entry.value().len(), version, entry.deleted));
         if field_len(len + entry_len) > room {
             truncated = true;
             break;
@@ -187,8 +193,8 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         len += entry_len;
         lengths.push(entry_len);
         delta.entries.push(v1::Entry {
-            key: entry.key.as_str().to_owned(),
-            value: entry.value.clone(),
+            key: entry.key().to_owned(),
+            value: entry.entry.shared_value(),
             version,
             deleted: entry.deleted,
         });

@@ -209,10 +209,9 @@ pub enum Event {
     KeyChanged {
         /// The owner of the key.
         node: SharedStr,
-        /// The key.
-        key: SharedStr,
-        /// The new value.
-        value: Bytes,
+        /// The key and its new value (`entry.key()`, `entry.value()`): one handle on the
+        /// datagram they arrived in, shared with the node's own copy.
+        entry: crate::SharedEntry,
         /// The owner's version of this write.
         version: u64,
     },

@@ -127,6 +127,7 @@ mod requests;
 mod rumor;
 mod seal;
 mod security;
+mod shared_entry;
 mod shared_str;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -162,6 +163,7 @@ pub use probe::ping_target_tag;
 pub use queries::{QueryFilter, QueryId};
 pub use requests::{RequestOutcome, WriteRequestId};
 pub use seal::SEAL_OVERHEAD;
+pub use shared_entry::SharedEntry;
 pub use shared_str::SharedStr;
 pub use summary::DigestSummary;
 

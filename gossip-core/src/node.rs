@@ -25,7 +25,6 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::probe::Prober;
 use crate::queries::Queries;
-use crate::replica::StoredEntry;
 use crate::requests::Requests;
 use crate::rumor::Rumors;
 use crate::security::Security;
@@ -233,14 +232,21 @@ impl<R: Rng> Node<R> {
     }
 
     /// The live value of `key` in `node`'s table, as held here.
-    pub fn get(&self, node: &str, key: &str) -> Option<&Bytes> {
+    pub fn get(&self, node: &str, key: &str) -> Option<&[u8]> {
         self.get_versioned(node, key).map(|(value, _)| value)
     }
 
     /// The live value of `key` in `node`'s table with the owner's version of it.
-    pub fn get_versioned(&self, node: &str, key: &str) -> Option<(&Bytes, u64)> {
-        let (entry, version) = self.table.by_name(node)?.view().get(key)?;
-        Some((&entry.value, version))
+    pub fn get_versioned(&self, node: &str, key: &str) -> Option<(&[u8], u64)> {
+        self.get_entry(node, key).map(|(entry, version)| (entry.value(), version))
+    }
+
+    /// The live entry of `key` in `node`'s table with the owner's version of it: clone the
+    /// [`SharedEntry`](crate::SharedEntry) (or take its [`shared_value`](crate::SharedEntry::shared_value))
+    /// to keep the value without copying it.
+    pub fn get_entry(&self, node: &str, key: &str) -> Option<(&crate::SharedEntry, u64)> {
+        let (stored, version) = self.table.by_name(node)?.view().get(key)?;
+        Some((&stored.entry, version))
     }
 
     /// Every known node, this one first.
@@ -255,13 +261,16 @@ impl<R: Rng> Node<R> {
     }
 
     /// The live entries of `node`'s table as `(key, value, version)`, in version order.
-    pub fn entries(&self, node: &str) -> Option<impl Iterator<Item = (&str, &Bytes, u64)>> {
+    pub fn entries(&self, node: &str) -> Option<impl Iterator<Item = (&str, &[u8], u64)>> {
         let replica = self.table.by_name(node)?.view();
-        Some(
-            replica
-                .live_entries()
-                .map(|(version, StoredEntry { key, value, .. })| (key.as_str(), value, version)),
-        )
+        Some(replica.live_entries().map(|(version, stored)| (stored.key(), stored.value(), version)))
+    }
+
+    /// The live entries of `node`'s table as handles with their versions, in version order:
+    /// clone one to keep its key and value without copying them.
+    pub fn shared_entries(&self, node: &str) -> Option<impl Iterator<Item = (&crate::SharedEntry, u64)>> {
+        let replica = self.table.by_name(node)?.view();
+        Some(replica.live_entries().map(|(version, stored)| (&stored.entry, version)))
     }
 
     /// The summary of the local digest; two nodes with the same summary are in sync.

@@ -46,6 +46,7 @@ use bytes::Bytes;
 use crate::delta::{ReceivedDelta, ReceivedEntry};
 use crate::event::{Event, Events};
 use crate::membership::MemberState;
+use crate::shared_entry::SharedEntry;
 use crate::shared_str::SharedStr;
 
 mod store;
@@ -55,11 +56,20 @@ use store::{EMPTY, ReplicaData, slot_hash};
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredEntry {
-    /// Often a slice of the datagram it arrived in, shared with the event that reported it.
-    pub(crate) key: SharedStr,
-    /// Empty for a tombstone.
-    pub(crate) value: Bytes,
+    /// The key and value (empty for a tombstone): often a slice of the datagram they arrived
+    /// in, shared with the event that reported them.
+    pub(crate) entry: SharedEntry,
     pub(crate) deleted: bool,
+}
+
+impl StoredEntry {
+    pub(crate) fn key(&self) -> &str {
+        self.entry.key()
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        self.entry.value()
+    }
 }
 
 /// The owner of a replica, as [`Replica::apply`] needs it: the name its events carry, and
@@ -185,6 +195,7 @@ impl Replica {
     /// The entry of `key` (live or tombstone) with its version.
     fn lookup(&self, key: &str) -> Option<(&StoredEntry, u64)> {
         let data = self.data.as_deref()?;
+        let key = key.as_bytes();
         let slot = data.log.get(data.find(data.hash(key), key)?)?;
         Some((slot.entry.as_ref()?, slot.version))
     }
@@ -242,20 +253,15 @@ impl Replica {
         let Some(shadow) = data.shadow.take() else { return };
         let node = SharedStr::from(owner);
         for (_, seen) in shadow.live_entries() {
-            if self.get(&seen.key).is_none() {
+            if self.get(seen.key()).is_none() {
                 // Deleted by the owner: its tombstone, or above the collected watermark.
-                let version = self.lookup(&seen.key).map_or(self.gc_watermark, |(_, version)| version);
-                events.emit(Event::KeyDeleted { node: node.clone(), key: seen.key.clone(), version });
+                let version = self.lookup(seen.key()).map_or(self.gc_watermark, |(_, version)| version);
+                events.emit(Event::KeyDeleted { node: node.clone(), key: seen.entry.shared_key(), version });
             }
         }
-        for (version, entry) in self.live_entries() {
-            if shadow.get(&entry.key).is_none_or(|(_, seen)| seen != version) {
-                events.emit(Event::KeyChanged {
-                    node: node.clone(),
-                    key: entry.key.clone(),
-                    value: entry.value.clone(),
-                    version,
-                });
+        for (version, stored) in self.live_entries() {
+            if shadow.get(stored.key()).is_none_or(|(_, seen)| seen != version) {
+                events.emit(Event::KeyChanged { node: node.clone(), entry: stored.entry.clone(), version });
             }
         }
     }
@@ -322,13 +328,11 @@ impl Replica {
         grace_deadline: Instant,
     ) -> u64 {
         let version = self.max_version + 1;
-        let (value, deleted) = match value {
-            Some(value) => (value, false),
-            None => (Bytes::new(), true),
-        };
+        let deleted = value.is_none();
+        let entry = SharedEntry::new(&key, value.as_deref().unwrap_or_default());
         let data = self.data_mut();
-        let hash = data.hash(&key);
-        data.insert(hash, StoredEntry { key: key.into(), value, deleted }, version, grace_deadline);
+        let hash = data.hash(entry.key_bytes());
+        data.insert(hash, StoredEntry { entry, deleted }, version, grace_deadline);
         self.max_version = version;
         self.touch(now, version - 1);
         version
@@ -395,29 +399,27 @@ impl Replica {
         let node = node.unwrap_or_default();
         // Under a shadow, the application hears of the changes when the shadow settles.
         let silent = self.is_shadowed();
-        for ReceivedEntry { key, value, version, deleted } in
+        for ReceivedEntry { entry, version, deleted } in
             entries.into_iter().filter(|entry| entry.version > base)
         {
             let data = self.data_mut();
-            let hash = data.hash(&key);
-            if data.index.len() >= max_keys && data.find(hash, &key).is_none() {
+            let hash = data.hash(entry.key_bytes());
+            if data.index.len() >= max_keys && data.find(hash, entry.key_bytes()).is_none() {
                 // The table is full: stop before this entry so no hole is left.
                 applied.over_cap = 1;
                 reached = version - 1;
                 break;
             }
-            let (event, value) = if deleted {
-                (Event::KeyDeleted { node: node.clone(), key: key.clone(), version }, Bytes::new())
-            } else {
-                (
-                    Event::KeyChanged { node: node.clone(), key: key.clone(), value: value.clone(), version },
-                    value,
-                )
-            };
-            data.insert(hash, StoredEntry { key, value, deleted }, version, grace_deadline);
+            // A tombstone keeps no value (a sender may have sent one).
+            let entry = if deleted && !entry.value().is_empty() { entry.without_value() } else { entry };
             if !silent {
-                events.emit(event);
+                events.emit(if deleted {
+                    Event::KeyDeleted { node: node.clone(), key: entry.shared_key(), version }
+                } else {
+                    Event::KeyChanged { node: node.clone(), entry: entry.clone(), version }
+                });
             }
+            data.insert(hash, StoredEntry { entry, deleted }, version, grace_deadline);
             applied.entries += 1;
         }
         if reached <= base && !applied.reset {

@@ -550,7 +550,9 @@ fn observe(node: &Node<ChaCha8Rng>) -> Observed {
                     .entries(name)
                     .map(|entries| {
                         entries
-                            .map(|(key, value, version)| (key.to_owned(), value.clone(), version))
+                            .map(|(key, value, version)| {
+                                (key.to_owned(), bytes::Bytes::copy_from_slice(value), version)
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

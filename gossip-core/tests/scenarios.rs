@@ -243,7 +243,7 @@ fn stale_node_returns_after_gc() -> (Harness, u64) {
     })
     .expect("node 1 learns the tombstone");
     assert!(h.nodes[1].get(&name(0), "k").is_none());
-    assert_eq!(h.nodes[2].get(&name(0), "k").map(|v| &v[..]), Some(&b"v"[..]), "node 2 is stale");
+    assert_eq!(h.nodes[2].get(&name(0), "k"), Some(&b"v"[..]), "node 2 is stale");
 
     // Past the grace period: nodes 0 and 1 collect the tombstone.
     h.run_for(Duration::from_secs(4));
@@ -321,7 +321,7 @@ fn a_restarted_nodes_new_generation_replaces_its_old_state_everywhere() {
         (0..3).all(|i| {
             let node = &h.nodes[i];
             node.node(&name(1)).is_some_and(|v| v.generation == 2)
-                && node.get(&name(1), "z").map(|v| &v[..]) == Some(b"3")
+                && node.get(&name(1), "z") == Some(b"3")
                 && node.get(&name(1), "x").is_none()
                 && node.get(&name(1), "y").is_none()
         })
@@ -444,7 +444,7 @@ fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
 
     // Control: the same envelope with the right version is applied.
     h.inject(address(52), 0, &versioned(PROTOCOL_VERSION));
-    assert_eq!(h.nodes[0].get("future", "f").map(|v| &v[..]), Some(&b"1"[..]));
+    assert_eq!(h.nodes[0].get("future", "f"), Some(&b"1"[..]));
     assert_eq!(h.nodes[0].metrics().version_mismatches, m1.version_mismatches);
 
     // Version 1 travels as the field left out (0), and is read either way.
@@ -461,7 +461,7 @@ fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
     left_out.protocol_version = 0;
     h.inject(address(53), 0, &left_out.encode_to_vec());
     assert_eq!(
-        h.nodes[0].get("absent", "a").map(|v| &v[..]),
+        h.nodes[0].get("absent", "a"),
         Some(&b"1"[..]),
         "an absent version is not read as 1"
     );
@@ -508,11 +508,11 @@ fn a_peer_cannot_overwrite_our_own_keys() {
     let check = |h: &Harness, what: &str| {
         let node = &h.nodes[0];
         assert_eq!(
-            node.get_versioned(&name(0), "role").map(|(v, n)| (&v[..], n)),
+            node.get_versioned(&name(0), "role"),
             Some((&b"web"[..], role_version)),
             "{what}"
         );
-        assert_eq!(node.get(&name(0), "zone").map(|v| &v[..]), Some(&b"a"[..]), "{what}");
+        assert_eq!(node.get(&name(0), "zone"), Some(&b"a"[..]), "{what}");
         let own = node.node(&name(0)).unwrap();
         assert_eq!(own.max_version, max, "{what}");
         // A forged version or generation peers would take is superseded by a heal: a new
@@ -638,7 +638,7 @@ fn malformed_truncated_and_garbage_datagrams_are_dropped_counted_and_change_noth
     // Control: the same push with its entries in order is accepted (then the real datagram,
     // whole, carries nothing new and is harmless).
     h.inject(address(60), 0, &out_of_order([1, 2]));
-    assert_eq!(h.nodes[0].get("probe", "q").map(|v| &v[..]), Some(&b"2"[..]));
+    assert_eq!(h.nodes[0].get("probe", "q"), Some(&b"2"[..]));
     let m = h.nodes[0].metrics();
     h.inject(address(60), 0, &real);
     assert_eq!(drops(&h.nodes[0].metrics()), drops(&m), "the real datagram, whole, was refused");

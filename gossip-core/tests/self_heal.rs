@@ -257,7 +257,7 @@ fn a_relayed_version_jump_is_refused_and_a_small_forgery_is_healed() {
         h.inject(address(MALLORY), peer, &digest);
         assert_eq!(h.nodes[peer].metrics().jumps_refused, m0.jumps_refused + 2);
         assert_eq!(h.nodes[peer].node(&name(0)).map(|v| v.max_version), Some(max));
-        assert_eq!(h.nodes[peer].get(&name(0), "key-0").map(|v| &v[..]), Some(&b"value-0"[..]));
+        assert_eq!(h.nodes[peer].get(&name(0), "key-0"), Some(&b"value-0"[..]));
     }
     // Just above: accepted by the peers (it is within the bound), so node 0 heals when it
     // hears of it, and the peers take its real table under the new generation.
@@ -265,7 +265,7 @@ fn a_relayed_version_jump_is_refused_and_a_small_forgery_is_healed() {
     let small = envelope(mallory(), push(vec![small]), Vec::new());
     for peer in 1..3 {
         h.inject(address(MALLORY), peer, &small);
-        assert_eq!(h.nodes[peer].get(&name(0), "key-0").map(|v| &v[..]), Some(&b"pwned"[..]));
+        assert_eq!(h.nodes[peer].get(&name(0), "key-0"), Some(&b"pwned"[..]));
     }
     h.run_until_true(Duration::from_secs(20), STEP, |h| !heals(h, 0).is_empty()).expect("node 0 heals");
     assert_eq!(heals(&h, 0)[0], (SelfHealReason::VersionAhead, 1, 2));
@@ -288,7 +288,7 @@ fn a_digest_entry_ahead_of_our_table_makes_us_heal_and_peers_follow() {
         (own.generation, own.incarnation, own.state, own.max_version),
         (2, 0, MemberState::Alive, max)
     );
-    assert_eq!(h.nodes[0].get(&name(0), "key-0").map(|v| &v[..]), Some(&b"value-0"[..]), "table kept");
+    assert_eq!(h.nodes[0].get(&name(0), "key-0"), Some(&b"value-0"[..]), "table kept");
     node_0_is_whole_everywhere(&mut h, "digest");
     for peer in 1..3 {
         assert!(

@@ -135,7 +135,7 @@ fn honest_traffic_never_trips_the_checks() {
     sim.set(1, "a", "3").unwrap();
     sim.run_for(Duration::from_secs(10)).unwrap();
     sim.check_all().unwrap();
-    assert_eq!(sim.node(2).unwrap().get("n1", "a").map(|v| &v[..]), Some(&b"3"[..]));
+    assert_eq!(sim.node(2).unwrap().get("n1", "a"), Some(&b"3"[..]));
 }
 
 #[test]

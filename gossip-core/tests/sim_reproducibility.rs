@@ -62,9 +62,9 @@ fn after_the_chaos_every_node_converges_to_the_owners_tables() {
     sim.check_all().unwrap_or_else(|e| panic!("{e}"));
     for reader in 0..sim.len() {
         let node = sim.node(reader).expect("every node is up at the end");
-        assert_eq!(node.get("n3", "a").map(|v| &v[..]), Some(&b"3"[..]), "node {reader}");
+        assert_eq!(node.get("n3", "a"), Some(&b"3"[..]), "node {reader}");
         assert_eq!(node.get("n7", "b"), None, "node {reader}: the deleted key stays deleted");
-        assert_eq!(node.get("n5", "c").map(|v| &v[..]), Some(&b"after restart"[..]), "node {reader}");
+        assert_eq!(node.get("n5", "c"), Some(&b"after restart"[..]), "node {reader}");
         assert_eq!(node.node("n5").map(|view| view.generation), Some(2), "node {reader}");
     }
 }

@@ -457,7 +457,7 @@ impl<R: Runtime> State<R> {
             }
             Command::Get { node, key, reply } => {
                 let value =
-                    self.node.get_versioned(&node, &key).map(|(value, version)| (value.clone(), version));
+                    self.node.get_entry(&node, &key).map(|(entry, version)| (entry.shared_value(), version));
                 let _ = reply.send(value);
             }
             Command::Members { reply } => {

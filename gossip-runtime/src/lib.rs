@@ -72,5 +72,6 @@ pub use bytes::Bytes;
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
     KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedStr, WriteError, WritePolicy, WriteRequestId,
+    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr, WriteError, WritePolicy,
+    WriteRequestId,
 };

@@ -58,10 +58,14 @@ pub struct MemberSnapshot {
 
 /// The live entries of `name`'s table, in version order; `None` for a node not known.
 pub(crate) fn entries<R: Rng>(node: &Node<R>, name: &str) -> Option<Vec<Entry>> {
-    let entries = node.entries(name)?;
+    let entries = node.shared_entries(name)?;
     Some(
         entries
-            .map(|(key, value, version)| Entry { key: key.to_owned(), value: value.clone(), version })
+            .map(|(entry, version)| Entry {
+                key: entry.key().to_owned(),
+                value: entry.shared_value(),
+                version,
+            })
             .collect(),
     )
 }
@@ -73,14 +77,16 @@ pub(crate) fn with_prefix<R: Rng>(node: &Node<R>, prefix: &str) -> Vec<KeyValue>
         .nodes()
         .filter(|view| view.state.is_live())
         .flat_map(|view| {
-            node.entries(view.name).into_iter().flatten().filter(|(key, _, _)| key.starts_with(prefix)).map(
-                |(key, value, version)| KeyValue {
+            node.shared_entries(view.name)
+                .into_iter()
+                .flatten()
+                .filter(|(entry, _)| entry.key().starts_with(prefix))
+                .map(|(entry, version)| KeyValue {
                     node: view.name.to_owned(),
-                    key: key.to_owned(),
-                    value: value.clone(),
+                    key: entry.key().to_owned(),
+                    value: entry.shared_value(),
                     version,
-                },
-            )
+                })
         })
         .collect();
     found.sort_unstable_by(|a, b| (&a.node, &a.key).cmp(&(&b.node, &b.key)));

@@ -209,13 +209,13 @@ async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: 
             Event::MemberLeft { name, .. } => {
                 live.remove(&name);
             }
-            Event::KeyChanged { node, key, .. } if key.as_str() == KEY => {
+            Event::KeyChanged { node, entry, .. } if entry.key() == KEY => {
                 owners.insert(node.as_str().to_owned());
             }
-            Event::KeyChanged { node, key, value, .. } if key.as_str() == LOAD_KEY => {
-                load.arrived(&node, &value, &shared.load);
+            Event::KeyChanged { node, entry, .. } if entry.key() == LOAD_KEY => {
+                load.arrived(&node, entry.value(), &shared.load);
             }
-            Event::KeyChanged { key, .. } if key.as_str() == REQUESTED_KEY => {
+            Event::KeyChanged { entry, .. } if entry.key() == REQUESTED_KEY => {
                 watch.requested.store(1, Ordering::Release);
             }
             Event::Broadcast { topic, .. } if topic == DEMO_TOPIC => {

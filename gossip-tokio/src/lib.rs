@@ -39,7 +39,8 @@ use tokio::io::ReadBuf;
 pub use gossip_core::{
     AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
     KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedStr, WriteError, WritePolicy, WriteRequestId,
+    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr, WriteError, WritePolicy,
+    WriteRequestId,
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,

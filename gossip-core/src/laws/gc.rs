@@ -153,7 +153,7 @@ fn run_stale_peer_case(case: &GcCase, coverage: &mut StaleCoverage) -> Result<()
     if peer.max_version > replica.max_version && replica.max_version < replica.gc_watermark {
         let offers_deleted = peer
             .entries_after(replica.max_version)
-            .any(|(_, entry)| !entry.deleted && owner.get(&entry.key).is_none());
+            .any(|(_, entry)| !entry.deleted && owner.get(entry.key()).is_none());
         coverage.offered += usize::from(offers_deleted);
         let increment = full(&peer, replica.max_version);
         let (_, events) = apply_capped(&mut replica, &increment, now, NO_CAP)?;
@@ -229,7 +229,8 @@ proptest! {
                 let (_, events) = apply_capped(&mut replica, &delta, now, NO_CAP)?;
                 for event in &events {
                     match event {
-                        Event::KeyChanged { key, version, .. } => {
+                        Event::KeyChanged { entry, version, .. } => {
+                            let key = entry.key();
                             let seen = view.get(key).map(|(_, v)| *v);
                             prop_assert!(seen.is_none_or(|seen| seen < *version), "{} went from {:?} to {}", key, seen, version);
                         }

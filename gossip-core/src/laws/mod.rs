@@ -146,14 +146,14 @@ fn check_consistent(replica: &Replica) -> Result<(), TestCaseError> {
     prop_assert_eq!(replica.tombstone_count(), tombstones);
     for (version, entry) in &entries {
         prop_assert!(*version <= replica.max_version, "entry {} above max {}", version, replica.max_version);
-        prop_assert!(replica.contains_key(&entry.key));
-        match replica.get(&entry.key) {
+        prop_assert!(replica.contains_key(entry.key()));
+        match replica.get(entry.key()) {
             Some((live, live_version)) => {
                 prop_assert!(!entry.deleted);
                 prop_assert_eq!(live_version, *version);
                 prop_assert_eq!(live, entry);
             }
-            None => prop_assert!(entry.deleted, "live key {} not returned by get", entry.key),
+            None => prop_assert!(entry.deleted, "live key {} not returned by get", entry.key()),
         }
     }
     Ok(())
@@ -162,7 +162,12 @@ fn check_consistent(replica: &Replica) -> Result<(), TestCaseError> {
 // ----- cutting and applying deltas -----
 
 fn wire_entry(version: u64, entry: &StoredEntry) -> v1::Entry {
-    v1::Entry { key: entry.key.to_string(), value: entry.value.clone(), version, deleted: entry.deleted }
+    v1::Entry {
+        key: entry.key().to_owned(),
+        value: entry.entry.shared_value(),
+        version,
+        deleted: entry.deleted,
+    }
 }
 
 /// The delta of `owner`'s entries after `from`, cut after `take` entries when that is fewer
@@ -295,9 +300,9 @@ type View = BTreeMap<SharedStr, (Bytes, u64)>;
 fn update_view(view: &mut View, events: Vec<Event>) -> Result<(), TestCaseError> {
     for event in events {
         match event {
-            Event::KeyChanged { node, key, value, version } => {
+            Event::KeyChanged { node, entry, version } => {
                 prop_assert_eq!(node.as_str(), OWNER);
-                view.insert(key, (value, version));
+                view.insert(entry.shared_key(), (entry.shared_value(), version));
             }
             Event::KeyDeleted { node, key, .. } => {
                 prop_assert_eq!(node.as_str(), OWNER);
@@ -313,7 +318,7 @@ fn update_view(view: &mut View, events: Vec<Event>) -> Result<(), TestCaseError>
 fn live_view(replica: &Replica) -> View {
     replica
         .live_entries()
-        .map(|(version, entry)| (entry.key.clone(), (entry.value.clone(), version)))
+        .map(|(version, stored)| (stored.entry.shared_key(), (stored.entry.shared_value(), version)))
         .collect()
 }
 

@@ -7,7 +7,7 @@ use prost::{DecodeError, Message};
 
 use super::decode::DecodedDelta;
 use crate::delta::ReceivedEntry;
-use crate::shared_str::SharedStr;
+use crate::shared_entry::SharedEntry;
 
 /// A delta being decoded: its entries (field 8) take the fast path.
 #[derive(Debug)]
@@ -108,26 +108,26 @@ fn merge_plain_entry(entries: &mut Vec<ReceivedEntry>, buf: &mut impl Buf) -> Re
     if entries.is_empty() {
         entries.reserve(following_entries(&chunk[end..]) + 1);
     }
-    // Take the two slices in buffer order, then skip to the end of the entry.
-    let mut taken = 0;
-    let mut take = |range: &std::ops::Range<usize>, buf: &mut _| {
-        if range.is_empty() {
-            return Bytes::new();
-        }
-        Buf::advance(buf, range.start - taken);
-        taken = range.end;
-        Buf::copy_to_bytes(buf, range.len())
+    // One slice from the first byte of the key or value to the last byte of the other (the
+    // framing between them comes along): one reference count for the entry, not two.
+    let span = match (key.is_empty(), value.is_empty()) {
+        (false, false) => key.start.min(value.start)..key.end.max(value.end),
+        (false, true) => key.clone(),
+        (true, false) => value.clone(),
+        (true, true) => start..start,
     };
-    let (key, value) = if key.start <= value.start {
-        let key = take(&key, buf);
-        (key, take(&value, buf))
-    } else {
-        let value = take(&value, buf);
-        (take(&key, buf), value)
+    Buf::advance(buf, span.start);
+    let bytes = if span.is_empty() { Bytes::new() } else { Buf::copy_to_bytes(buf, span.len()) };
+    Buf::advance(buf, end - span.end);
+    let local = |range: std::ops::Range<usize>| match range.is_empty() {
+        true => 0..0,
+        false => range.start - span.start..range.end - span.start,
     };
-    buf.advance(end - taken);
-    let Some(key) = SharedStr::from_utf8(key) else { return Err(not_utf8()) };
-    entries.push(ReceivedEntry { key, value, version, deleted });
+    // The ranges lie within the slice: only a key that is not UTF-8 is refused here.
+    let Some(entry) = SharedEntry::from_parts(bytes, local(key), local(value)) else {
+        return Err(not_utf8());
+    };
+    entries.push(ReceivedEntry { entry, version, deleted });
     Ok(true)
 }
 

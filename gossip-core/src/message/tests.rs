@@ -291,8 +291,11 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     let received = &syn.deltas[0].entries;
     assert_eq!(received.len(), 3);
     let range = bytes.as_ptr_range();
-    assert!(received.iter().all(|entry| range.contains(&entry.value.as_ptr())), "values are slices");
-    assert!(received.iter().all(|entry| range.contains(&entry.key.as_ptr())), "keys are slices");
+    assert!(received.iter().all(|entry| range.contains(&entry.entry.value().as_ptr())), "values are slices");
+    assert!(
+        received.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())),
+        "keys are slices"
+    );
 
     let config = Config::lan();
     let from: SocketAddr = "10.0.0.2:7946".parse().expect("an address");
@@ -301,7 +304,10 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     assert_eq!(syn.mode, v1::ExchangeMode::Pull);
     assert_eq!(syn.deltas.len(), 1, "the check passes a Syn's deltas on");
     assert_eq!(syn.deltas[0].address, "10.0.0.1:7946".parse().expect("an address"));
-    assert!(syn.deltas[0].entries.iter().all(|entry| range.contains(&entry.key.as_ptr())), "still slices");
+    assert!(
+        syn.deltas[0].entries.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())),
+        "still slices"
+    );
     // Entries out of version order: the whole datagram is dropped.
     let mut bad = entries.clone();
     bad.swap(0, 2);
@@ -329,6 +335,6 @@ fn plain_entries_take_the_fast_path_and_share_the_buffer() {
     assert_eq!(entries.len(), 5);
     assert_eq!(entries.capacity(), 5, "sized once");
     let range = bytes.as_ptr_range();
-    assert!(entries.iter().all(|entry| range.contains(&entry.value.as_ptr())), "values are slices");
-    assert!(entries.iter().all(|entry| range.contains(&entry.key.as_ptr())), "keys are slices");
+    assert!(entries.iter().all(|entry| range.contains(&entry.entry.value().as_ptr())), "values are slices");
+    assert!(entries.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())), "keys are slices");
 }

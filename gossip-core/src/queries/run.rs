@@ -139,11 +139,9 @@ impl<R: Rng> Node<R> {
     fn selected_by(&self, query: &v1::Query) -> bool {
         let named = query.names.is_empty() || query.names.contains(&self.identity.name);
         let holds = query.key.is_empty()
-            || self
-                .table
-                .local()
-                .get(&query.key)
-                .is_some_and(|(entry, _)| query.value.as_ref().is_none_or(|value| *value == entry.value));
+            || self.table.local().get(&query.key).is_some_and(|(entry, _)| {
+                query.value.as_ref().is_none_or(|value| value[..] == *entry.value())
+            });
         named && holds
     }
 

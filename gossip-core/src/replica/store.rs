@@ -49,12 +49,13 @@ pub(super) struct Slot {
 pub(super) const MIN_HOLES_TO_COMPACT: usize = 16;
 
 impl ReplicaData {
-    pub(super) fn hash(&self, key: &str) -> u64 {
+    /// The hash of a key's bytes (every caller hashes bytes, never the `str`: the two differ).
+    pub(super) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
     /// The position of `key`'s entry in the log.
-    pub(super) fn find(&self, hash: u64, key: &str) -> Option<usize> {
+    pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let log = &self.log;
         self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
     }
@@ -82,7 +83,7 @@ impl ReplicaData {
             return;
         }
         let (log, hasher) = (&self.log, &self.hasher);
-        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, &entry.key)) {
+        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, entry.entry.key_bytes())) {
             Some(position) => Some(std::mem::replace(position, at)),
             None => {
                 self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
@@ -100,8 +101,9 @@ impl ReplicaData {
 
     /// Inserts an entry whose version is not above every held one.
     pub(super) fn insert_unordered(&mut self, entry: StoredEntry, version: u64, grace_deadline: Instant) {
-        let hash = self.hash(&entry.key);
-        if let Some(old) = self.find(hash, &entry.key) {
+        let key = entry.entry.key_bytes();
+        let hash = self.hash(key);
+        if let Some(old) = self.find(hash, key) {
             self.remove_at(old);
         }
         if let Some(at) = self.position_of(version) {
@@ -134,7 +136,9 @@ impl ReplicaData {
 
     /// Removes the entry at `at` from the index and the log (leaving a hole).
     pub(super) fn remove_at(&mut self, at: usize) {
-        let Some(key) = self.log.get(at).and_then(|slot| slot.entry.as_ref()).map(|entry| &entry.key) else {
+        let Some(key) =
+            self.log.get(at).and_then(|slot| slot.entry.as_ref()).map(|stored| stored.entry.key_bytes())
+        else {
             return;
         };
         let hash = self.hash(key);
@@ -158,8 +162,9 @@ impl ReplicaData {
         index.clear();
         for (at, slot) in log.iter().enumerate() {
             if let Some(entry) = &slot.entry {
-                index
-                    .insert_unique(hasher.hash_one(entry.key.as_str()), at, |&at| slot_hash(hasher, log, at));
+                index.insert_unique(hasher.hash_one(entry.entry.key_bytes()), at, |&at| {
+                    slot_hash(hasher, log, at)
+                });
             }
         }
     }
@@ -172,12 +177,14 @@ impl ReplicaData {
     }
 }
 
-fn slot_has_key(log: &[Slot], at: usize, key: &str) -> bool {
-    log.get(at).and_then(|slot| slot.entry.as_ref()).is_some_and(|entry| entry.key == key)
+fn slot_has_key(log: &[Slot], at: usize, key: &[u8]) -> bool {
+    log.get(at).and_then(|slot| slot.entry.as_ref()).is_some_and(|stored| stored.entry.key_bytes() == key)
 }
 
 pub(super) fn slot_hash(hasher: &FixedState, log: &[Slot], at: usize) -> u64 {
-    log.get(at).and_then(|slot| slot.entry.as_ref()).map_or(0, |entry| hasher.hash_one(entry.key.as_str()))
+    log.get(at)
+        .and_then(|slot| slot.entry.as_ref())
+        .map_or(0, |stored| hasher.hash_one(stored.entry.key_bytes()))
 }
 
 pub(super) static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);

@@ -78,7 +78,7 @@ impl<R: Rng> Node<R> {
                 continue;
             };
             for (position, fingerprint) in
-                parse_published(&entry.value).enumerate().take(crate::keyring::MAX_KEYS)
+                parse_published(entry.value()).enumerate().take(crate::keyring::MAX_KEYS)
             {
                 let status = match keys.iter_mut().position(|k| k.fingerprint == fingerprint) {
                     Some(at) => &mut keys[at],
@@ -104,7 +104,7 @@ impl<R: Rng> Node<R> {
     /// Publishes the ring's fingerprints in this node's own table when they changed.
     pub(crate) fn publish_keyring(&mut self) {
         let published = self.security.keyring.published();
-        let current = self.table.local().get(KEYRING_KEY).map(|(entry, _)| entry.value.clone());
+        let current = self.table.local().get(KEYRING_KEY).map(|(entry, _)| entry.entry.shared_value());
         if published.is_empty() {
             if current.is_some() {
                 let _ = self.write(KEYRING_KEY.to_owned(), None);

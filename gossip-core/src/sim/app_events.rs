@@ -40,8 +40,8 @@ impl AppEvents {
     /// Checks a key event and remembers it; the violation, if it breaks the invariant.
     pub(crate) fn check(&mut self, seen: Seen, event: &Event, ledger: &Ledger) -> Option<ViolationKind> {
         let (key, version, deleted, owner_name) = match event {
-            Event::KeyChanged { key, version, node, .. } => (key, *version, false, node),
-            Event::KeyDeleted { key, version, node } => (key, *version, true, node),
+            Event::KeyChanged { entry, version, node } => (entry.shared_key(), *version, false, node),
+            Event::KeyDeleted { key, version, node } => (key.clone(), *version, true, node),
             _ => return None,
         };
         let id = (
@@ -66,7 +66,7 @@ impl AppEvents {
         }
         let log = ledger.log(seen.owner, seen.owner_generation);
         let after = last.unwrap_or(0);
-        let of_key = |v: u64| log.and_then(|log| log.write(v)).filter(|write| *write.key == **key);
+        let of_key = |v: u64| log.and_then(|log| log.write(v)).filter(|write| *write.key == *key);
         let max = log.map_or(0, |log| log.max_version());
         // The owner's delete since the last event (its tombstone, or one collected below the
         // watermark the event carries). A key the owner only overwrote is not deleted, even
@@ -95,7 +95,7 @@ mod tests {
     use super::*;
 
     fn changed(key: &str, version: u64) -> Event {
-        Event::KeyChanged { node: "n1".into(), key: key.into(), value: Bytes::new(), version }
+        Event::KeyChanged { node: "n1".into(), entry: crate::SharedEntry::new(key, b""), version }
     }
 
     fn deleted(key: &str, version: u64) -> Event {

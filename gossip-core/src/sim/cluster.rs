@@ -167,7 +167,7 @@ impl Slot {
 /// let write = sim.set(3, "color", "blue").unwrap();
 /// sim.run_for(Duration::from_secs(5)).unwrap();
 /// assert!(sim.write(write).unwrap().all_informed_at.is_some());
-/// assert_eq!(sim.node(0).unwrap().get("n3", "color").map(|v| &v[..]), Some(&b"blue"[..]));
+/// assert_eq!(sim.node(0).unwrap().get("n3", "color"), Some(&b"blue"[..]));
 /// ```
 #[derive(Debug)]
 pub struct Simulation {

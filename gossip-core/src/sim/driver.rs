@@ -258,9 +258,16 @@ impl Simulation {
                     if let (true, Event::Query { query, .. }) = (*answer_queries, &event) {
                         queries.push(query.clone());
                     }
-                    if let Event::KeyChanged { node: owner, key, version, .. }
-                    | Event::KeyDeleted { node: owner, key, version } = &event
-                    {
+                    let key_event = match &event {
+                        Event::KeyChanged { node: owner, entry, version } => {
+                            Some((owner, entry.key(), version))
+                        }
+                        Event::KeyDeleted { node: owner, key, version } => {
+                            Some((owner, key.as_str(), version))
+                        }
+                        _ => None,
+                    };
+                    if let Some((owner, key, version)) = key_event {
                         if let Some(owner_index) = index_of_name(owner, len) {
                             // Replicas can hold an older generation only of nodes that restarted.
                             let generation = if restarted[owner_index] {

@@ -27,7 +27,6 @@
 //! functions over snapshots ([`check_replica`], [`VersionMemory`]), so they can be tested on
 //! synthetic observations as well as on a running cluster.
 
-use bytes::Bytes;
 use rand_core::Rng;
 
 use crate::footprint::Footprint;
@@ -74,7 +73,7 @@ pub struct ReplicaSnapshot<'a> {
     /// The replica's max version.
     pub max_version: u64,
     /// Its live entries as `(key, value, version)`.
-    pub entries: Vec<(&'a str, &'a Bytes, u64)>,
+    pub entries: Vec<(&'a str, &'a [u8], u64)>,
 }
 
 /// Checks one replica against the owner's log of the same generation (invariants 2 to 4).
@@ -92,7 +91,7 @@ pub fn check_replica(log: &OwnerLog, replica: &ReplicaSnapshot<'_>) -> Result<()
     let current = log.state_at(log.max_version());
     // Written again above the replica's max version: its write at or below it may be gone.
     let superseded = |key: &str| current.get(key).is_some_and(|(latest, _)| *latest > replica.max_version);
-    let held: FixedHashMap<&str, (u64, &Bytes)> =
+    let held: FixedHashMap<&str, (u64, &[u8])> =
         replica.entries.iter().map(|(key, value, version)| (*key, (*version, *value))).collect();
     // Deletes first: a resurrection is the most specific diagnosis.
     for (key, (tombstone_version, value)) in &expected {

@@ -69,10 +69,10 @@ impl Trace {
     pub(crate) fn event(&mut self, now: Duration, node: usize, event: &Event) {
         self.record(Record::Event, now, node, 0);
         match event {
-            Event::KeyChanged { node, key, value, version } => {
+            Event::KeyChanged { node, entry, version } => {
                 self.bytes(node.as_bytes());
-                self.bytes(key.as_bytes());
-                self.bytes(value);
+                self.bytes(entry.key_bytes());
+                self.bytes(entry.value());
                 self.bytes(&version.to_le_bytes());
             }
             Event::KeyDeleted { node, key, version } => {

@@ -88,7 +88,7 @@ mod tests {
         let written = a.set_with_ttl("lease", "holder-1", Duration::from_secs(10)).unwrap();
         assert!(a.poll_timeout() <= start + Duration::from_secs(10));
         a.handle_timeout(start + Duration::from_secs(9));
-        assert_eq!(a.get("a", "lease").map(|v| &v[..]), Some(&b"holder-1"[..]));
+        assert_eq!(a.get("a", "lease"), Some(&b"holder-1"[..]));
         a.handle_timeout(start + Duration::from_secs(10));
         assert_eq!(a.get("a", "lease"), None);
         // An ordinary versioned delete: the tombstone is the next version.
@@ -106,8 +106,8 @@ mod tests {
         a.handle_timeout(start + Duration::from_secs(4));
         a.set_with_ttl("renewed", "2", Duration::from_secs(5)).unwrap();
         a.handle_timeout(start + Duration::from_secs(6));
-        assert_eq!(a.get("a", "kept").map(|v| &v[..]), Some(&b"2"[..]), "a plain set keeps the key");
-        assert_eq!(a.get("a", "renewed").map(|v| &v[..]), Some(&b"2"[..]), "the new TTL runs from 4 s");
+        assert_eq!(a.get("a", "kept"), Some(&b"2"[..]), "a plain set keeps the key");
+        assert_eq!(a.get("a", "renewed"), Some(&b"2"[..]), "the new TTL runs from 4 s");
         a.handle_timeout(start + Duration::from_secs(9));
         assert_eq!(a.get("a", "renewed"), None);
         assert_eq!(a.expiring_keys(), 0);

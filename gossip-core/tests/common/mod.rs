@@ -274,7 +274,9 @@ impl Harness {
                 let entries = node
                     .entries(view.name)
                     .expect("listed node")
-                    .map(|(key, value, version)| (key.to_owned(), value.clone(), version))
+                    .map(|(key, value, version)| {
+                        (key.to_owned(), bytes::Bytes::copy_from_slice(value), version)
+                    })
                     .collect();
                 NodeSnapshot {
                     name: view.name.to_owned(),
@@ -292,7 +294,7 @@ impl Harness {
     pub fn all_see(&self, owner: usize, key: &str, value: &[u8]) -> bool {
         (0..self.nodes.len())
             .filter(|i| !self.down.contains(i))
-            .all(|i| self.nodes[i].get(&name(owner), key).map(|v| &v[..]) == Some(value))
+            .all(|i| self.nodes[i].get(&name(owner), key) == Some(value))
     }
 
     /// The metrics of every node.

@@ -41,8 +41,9 @@ pub fn text(event: &Event) -> String {
         Event::MemberAddressChanged { name, old, new } => format!("moved      {name}: {old} -> {new}"),
         Event::Joined { via } => format!("joined     the cluster via {via}"),
         Event::LeaveComplete => "left       the cluster".to_owned(),
-        Event::KeyChanged { node, key, value, version } => {
-            format!("set        {node}: {key} = {} (version {version})", String::from_utf8_lossy(value))
+        Event::KeyChanged { node, entry, version } => {
+            let (key, value) = (entry.key(), String::from_utf8_lossy(entry.value()));
+            format!("set        {node}: {key} = {value} (version {version})")
         }
         Event::KeyDeleted { node, key, version } => format!("deleted    {node}: {key} (version {version})"),
         Event::ForeignCluster { from, cluster } => {
@@ -128,9 +129,9 @@ pub fn json(event: &Event) -> serde_json::Value {
         }
         Event::Joined { via } => json!({"event": "joined", "via": via.to_string()}),
         Event::LeaveComplete => json!({"event": "leave_complete"}),
-        Event::KeyChanged { node, key, value, version } => json!({
-            "event": "key_changed", "node": node.as_str(), "key": key.as_str(),
-            "value": String::from_utf8_lossy(value), "version": version,
+        Event::KeyChanged { node, entry, version } => json!({
+            "event": "key_changed", "node": node.as_str(), "key": entry.key(),
+            "value": String::from_utf8_lossy(entry.value()), "version": version,
         }),
         Event::KeyDeleted { node, key, version } => {
             json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})

@@ -57,7 +57,7 @@ impl Simulation {
         let writes: Vec<(String, Option<Bytes>, u64)> = local
             .entries_after(logged)
             .map(|(version, entry)| {
-                (entry.key.to_string(), (!entry.deleted).then(|| entry.value.clone()), version)
+                (entry.key().to_owned(), (!entry.deleted).then(|| entry.entry.shared_value()), version)
             })
             .collect();
         for (key, value, version) in writes {
@@ -108,7 +108,7 @@ impl Simulation {
         let name = node.identity().name.clone();
         let after = node.node(&name).map_or(0, |view| view.max_version);
         if after > before {
-            let value = node.get(&name, KEYRING_KEY).cloned();
+            let value = node.get_entry(&name, KEYRING_KEY).map(|(entry, _)| entry.shared_value());
             self.record_write(index, KEYRING_KEY, value, after);
         }
         self.after_command(index)?;

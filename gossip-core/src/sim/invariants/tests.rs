@@ -1,5 +1,7 @@
 //! Unit tests of `invariants`.
 
+use bytes::Bytes;
+
 use super::*;
 
 fn value(text: &'static str) -> Bytes {
@@ -17,7 +19,8 @@ fn log() -> OwnerLog {
 }
 
 fn snapshot<'a>(max_version: u64, entries: &[(&'a str, &'a Bytes, u64)]) -> ReplicaSnapshot<'a> {
-    ReplicaSnapshot { owner: "n1", generation: 1, max_version, entries: entries.to_vec() }
+    let entries = entries.iter().map(|(key, value, version)| (*key, &value[..], *version)).collect();
+    ReplicaSnapshot { owner: "n1", generation: 1, max_version, entries }
 }
 
 #[test]

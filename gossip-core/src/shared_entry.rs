@@ -1,0 +1,140 @@
+//! [`SharedEntry`]: a key and its value in one cheap-to-clone handle.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::shared_str::SharedStr;
+
+/// A key and its value, held as one reference-counted slice of a buffer: usually the
+/// datagram they arrived in, where the key, the value and the few bytes of framing between
+/// them lie side by side.
+///
+/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) carries and what a node stores
+/// for each key. One handle rather than a string and a byte buffer of their own halves the
+/// reference counts that receiving an entry, storing it and reporting it cost (each is an
+/// atomic operation: a tenth of the time spent on a full datagram of 38 entries).
+///
+/// The key is checked UTF-8 when the handle is made; [`key`](Self::key) checks it again on
+/// each call (a few nanoseconds for a short key), as the crate uses no `unsafe` code.
+#[derive(Clone, Default)]
+pub struct SharedEntry {
+    bytes: Bytes,
+    key: Span,
+    value: Span,
+}
+
+/// A range of `SharedEntry::bytes`, in 8 bytes rather than a `Range<usize>`'s 16.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(range: Range<usize>) -> Option<Self> {
+        Some(Self { start: u32::try_from(range.start).ok()?, end: u32::try_from(range.end).ok()? })
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+impl SharedEntry {
+    /// A handle over `key` and `value` copied side by side into one new buffer (empty if
+    /// they are 4 GiB or more together, which no config allows).
+    pub fn new(key: &str, value: &[u8]) -> Self {
+        let mut buffer = BytesMut::with_capacity(key.len() + value.len());
+        buffer.put_slice(key.as_bytes());
+        buffer.put_slice(value);
+        let key_end = key.len();
+        Self::from_parts(buffer.freeze(), 0..key_end, key_end..key_end + value.len()).unwrap_or_default()
+    }
+
+    /// A handle over `bytes`, whose `key` range must be UTF-8 and whose ranges must lie
+    /// within it; `None` otherwise (or when `bytes` is over 4 GiB).
+    pub(crate) fn from_parts(bytes: Bytes, key: Range<usize>, value: Range<usize>) -> Option<Self> {
+        std::str::from_utf8(bytes.get(key.clone())?).ok()?;
+        bytes.get(value.clone())?;
+        Some(Self { key: Span::of(key)?, value: Span::of(value)?, bytes })
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        // Checked when the handle was made: the fallback is never taken.
+        std::str::from_utf8(self.key_bytes()).unwrap_or_default()
+    }
+
+    /// The key's bytes (UTF-8), without checking them again.
+    pub fn key_bytes(&self) -> &[u8] {
+        self.bytes.get(self.key.range()).unwrap_or_default()
+    }
+
+    /// The value.
+    pub fn value(&self) -> &[u8] {
+        self.bytes.get(self.value.range()).unwrap_or_default()
+    }
+
+    /// The key as a handle of its own (a slice of the same buffer: no copy).
+    pub fn shared_key(&self) -> SharedStr {
+        SharedStr::from_utf8(self.bytes.slice(self.key.range())).unwrap_or_default()
+    }
+
+    /// The value as a handle of its own (a slice of the same buffer: no copy).
+    pub fn shared_value(&self) -> Bytes {
+        self.bytes.slice(self.value.range())
+    }
+
+    /// The same key with an empty value (what a tombstone keeps), sharing the buffer.
+    pub(crate) fn without_value(&self) -> Self {
+        let end = self.key.end;
+        Self { bytes: self.bytes.clone(), key: self.key, value: Span { start: end, end } }
+    }
+}
+
+impl PartialEq for SharedEntry {
+    /// By key and value (where they are held does not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.key_bytes() == other.key_bytes() && self.value() == other.value()
+    }
+}
+
+impl Eq for SharedEntry {}
+
+impl fmt::Debug for SharedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedEntry")
+            .field("key", &self.key())
+            .field("value", &Bytes::copy_from_slice(self.value()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_handle_gives_back_its_key_and_value() {
+        let entry = SharedEntry::new("color", b"blue");
+        assert_eq!((entry.key(), entry.value()), ("color", &b"blue"[..]));
+        assert_eq!(entry.shared_key(), "color");
+        assert_eq!(entry.shared_value(), Bytes::from_static(b"blue"));
+        assert_eq!(entry, SharedEntry::new("color", b"blue"));
+        assert_ne!(entry, SharedEntry::new("color", b"red"));
+        assert_eq!(entry.without_value().value(), b"");
+        assert_eq!(entry.without_value().key(), "color");
+    }
+
+    #[test]
+    fn parts_of_a_shared_buffer_are_checked() {
+        // Framing between the key and the value, as in a datagram.
+        let buffer = Bytes::from_static(b"\x0a\x03key\x12\x05value");
+        let entry = SharedEntry::from_parts(buffer.clone(), 2..5, 7..12).expect("valid");
+        assert_eq!((entry.key(), entry.value()), ("key", &b"value"[..]));
+        assert!(SharedEntry::from_parts(buffer.clone(), 2..13, 7..12).is_none(), "out of bounds");
+        assert!(SharedEntry::from_parts(Bytes::from_static(b"\xff\x01"), 0..1, 1..2).is_none(), "not UTF-8");
+    }
+}
