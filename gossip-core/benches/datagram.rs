@@ -504,6 +504,17 @@ fn build_digest_and_delta_1000_nodes(c: &mut Criterion) {
     let mut recent_config = rotating_config.clone();
     recent_config.recent_rounds = FOREVER_ROUNDS;
 
+    // The memory an observer holds for 1,000 members of 3 keys each (its allocations still
+    // live once it learned them all: tables, indexes, the datagrams its entries are slices of).
+    let mut kept = None;
+    let held = allocation_counter::measure(|| kept = Some(observer_of_1000(&idle_config, start)));
+    eprintln!(
+        "an observer of {NODES} nodes with {KEYS_PER_NODE} keys each holds {} bytes ({} per member)",
+        held.bytes_current,
+        held.bytes_current / i64::from(NODES)
+    );
+    drop(kept);
+
     let mut group = c.benchmark_group("build_digest_and_delta_1000_nodes");
     group.throughput(Throughput::Elements(1));
 

@@ -51,7 +51,7 @@ use crate::shared_str::SharedStr;
 
 mod store;
 
-use store::{EMPTY, ReplicaData, slot_hash};
+use store::{EMPTY, ReplicaData};
 
 /// One stored entry: the latest write of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +189,7 @@ impl Replica {
 
     /// Number of keys held, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.data().index.len()
+        self.data().len()
     }
 
     /// The entry of `key` (live or tombstone) with its version.
@@ -390,9 +390,7 @@ impl Replica {
         if entries.last().is_some_and(|last| last.version > base) {
             let data = self.data_mut();
             data.seed(owner.seed);
-            data.log.reserve(entries.len());
-            let (log, hasher) = (&data.log, &data.hasher);
-            data.index.reserve(entries.len(), |&at| slot_hash(hasher, log, at));
+            data.reserve(entries.len());
             events.reserve(entries.len());
             node = Some(SharedStr::from(owner.name));
         }
@@ -404,7 +402,7 @@ impl Replica {
         {
             let data = self.data_mut();
             let hash = data.hash(entry.key_bytes());
-            if data.index.len() >= max_keys && data.find(hash, entry.key_bytes()).is_none() {
+            if data.len() >= max_keys && data.find(hash, entry.key_bytes()).is_none() {
                 // The table is full: stop before this entry so no hole is left.
                 applied.over_cap = 1;
                 reached = version - 1;

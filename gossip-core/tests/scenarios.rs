@@ -460,11 +460,7 @@ fn a_datagram_of_another_protocol_version_is_rejected_and_counted() {
         envelope_from("absent", 53, push(vec![node_delta("absent", 53, 0, 1, vec![entry("a", b"1", 1)])]));
     left_out.protocol_version = 0;
     h.inject(address(53), 0, &left_out.encode_to_vec());
-    assert_eq!(
-        h.nodes[0].get("absent", "a"),
-        Some(&b"1"[..]),
-        "an absent version is not read as 1"
-    );
+    assert_eq!(h.nodes[0].get("absent", "a"), Some(&b"1"[..]), "an absent version is not read as 1");
     assert_eq!(h.nodes[0].metrics().version_mismatches, m1.version_mismatches);
 }
 
@@ -507,11 +503,7 @@ fn a_peer_cannot_overwrite_our_own_keys() {
 
     let check = |h: &Harness, what: &str| {
         let node = &h.nodes[0];
-        assert_eq!(
-            node.get_versioned(&name(0), "role"),
-            Some((&b"web"[..], role_version)),
-            "{what}"
-        );
+        assert_eq!(node.get_versioned(&name(0), "role"), Some((&b"web"[..], role_version)), "{what}");
         assert_eq!(node.get(&name(0), "zone"), Some(&b"a"[..]), "{what}");
         let own = node.node(&name(0)).unwrap();
         assert_eq!(own.max_version, max, "{what}");

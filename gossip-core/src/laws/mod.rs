@@ -45,8 +45,11 @@ use crate::replica::{Applied, NotApplied, Replica, StoredEntry};
 use crate::shared_str::SharedStr;
 use crate::table::{LOCAL, NodeTable};
 
-/// The keys the owner writes: few, so that overwrites and deletes of live keys are common.
-const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
+/// The keys the owner writes: mostly the first few, so that overwrites and deletes of live
+/// keys are common, and sometimes the rest, so that a table outgrows the scan of small ones
+/// and gets an index (more than 8 keys), or shrinks back.
+const KEYS: [&str; 12] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+const FREQUENT_KEYS: usize = 5;
 const OWNER: &str = "owner";
 const GENERATION: u64 = 7;
 const GRACE: Duration = Duration::from_secs(60);
@@ -75,8 +78,10 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..KEYS.len(), vec(any::<u8>(), 0..4)).prop_map(|(key, value)| Op::Write(key, value)),
-        2 => (0..KEYS.len()).prop_map(Op::Delete),
+        3 => (0..FREQUENT_KEYS, vec(any::<u8>(), 0..4)).prop_map(|(key, value)| Op::Write(key, value)),
+        2 => (0..KEYS.len(), vec(any::<u8>(), 0..4)).prop_map(|(key, value)| Op::Write(key, value)),
+        2 => (0..FREQUENT_KEYS).prop_map(Op::Delete),
+        1 => (0..KEYS.len()).prop_map(Op::Delete),
     ]
 }
 

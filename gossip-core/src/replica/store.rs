@@ -18,11 +18,15 @@ pub(super) struct ReplicaData {
     /// and new versions (always above every held one) are appended; holes are compacted
     /// away once they outnumber the entries.
     pub(super) log: Vec<Slot>,
-    /// Key -> position in `log` of its entry, hashed with `hasher`.
+    /// Key -> position in `log` of its entry, hashed with `hasher`, while `indexed`.
     pub(super) index: HashTable<usize>,
+    /// Whether `index` holds every key. Not while the table holds at most [`SCAN_UP_TO`]
+    /// keys (and none is on the way): those are found by scanning `log`, and the index is not
+    /// allocated.
+    pub(super) indexed: bool,
     /// Holes in `log`.
     pub(super) holes: usize,
-    /// Keyed by the owner's seed (see [`Owner`]); it may change only while `index` is empty.
+    /// Keyed by the owner's seed (see [`Owner`]); it may change only while the table is empty.
     pub(super) hasher: FixedState,
     /// Tombstone version -> when it may be collected.
     pub(super) tombstones: BTreeMap<u64, Instant>,
@@ -48,16 +52,49 @@ pub(super) struct Slot {
 /// Below this many holes the log is not compacted.
 pub(super) const MIN_HOLES_TO_COMPACT: usize = 16;
 
+/// A table of at most this many keys has no index: its log is scanned. Most replicas hold a
+/// few keys (a node's load, its role), and a node holds one replica per member, so an index
+/// each (its allocation and the log's amortized growth) was most of a replica's memory:
+/// 10,000 nodes know 10^8 replicas in the simulator.
+pub(super) const SCAN_UP_TO: usize = 8;
+
 impl ReplicaData {
     /// The hash of a key's bytes (every caller hashes bytes, never the `str`: the two differ).
     pub(super) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
+    /// Number of keys held, tombstones included.
+    pub(super) fn len(&self) -> usize {
+        self.log.len() - self.holes
+    }
+
     /// The position of `key`'s entry in the log.
     pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let log = &self.log;
+        if !self.indexed {
+            return log
+                .iter()
+                .position(|slot| slot.entry.as_ref().is_some_and(|stored| stored.entry.key_bytes() == key));
+        }
         self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
+    }
+
+    /// Makes room for `additional` more entries: exactly that many in a log that has none yet
+    /// (most tables stay that small), and in the index, built now if they take the table past
+    /// the scan.
+    pub(super) fn reserve(&mut self, additional: usize) {
+        if self.log.capacity() == 0 {
+            self.log.reserve_exact(additional);
+        } else {
+            self.log.reserve(additional);
+        }
+        if self.indexed {
+            let (log, hasher) = (&self.log, &self.hasher);
+            self.index.reserve(additional, |&at| slot_hash(hasher, log, at));
+        } else if self.len() + additional > SCAN_UP_TO {
+            self.build_index();
+        }
     }
 
     /// The position of the entry with this exact version.
@@ -65,9 +102,9 @@ impl ReplicaData {
         self.log.binary_search_by_key(&version, |slot| slot.version).ok()
     }
 
-    /// Makes `seed` the hash seed if no key is indexed yet.
+    /// Makes `seed` the hash seed if the table holds no key yet.
     pub(super) fn seed(&mut self, seed: u64) {
-        if self.index.is_empty() {
+        if self.len() == 0 {
             self.hasher = FixedState::with_seed(seed);
         }
     }
@@ -83,11 +120,15 @@ impl ReplicaData {
             return;
         }
         let (log, hasher) = (&self.log, &self.hasher);
-        let replaced = match self.index.find_mut(hash, |&at| slot_has_key(log, at, entry.entry.key_bytes())) {
-            Some(position) => Some(std::mem::replace(position, at)),
-            None => {
-                self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
-                None
+        let replaced = if !self.indexed {
+            self.find(hash, entry.entry.key_bytes())
+        } else {
+            match self.index.find_mut(hash, |&at| slot_has_key(log, at, entry.entry.key_bytes())) {
+                Some(position) => Some(std::mem::replace(position, at)),
+                None => {
+                    self.index.insert_unique(hash, at, |&at| slot_hash(hasher, log, at));
+                    None
+                }
             }
         };
         if entry.deleted {
@@ -96,6 +137,9 @@ impl ReplicaData {
         self.log.push(Slot { version, entry: Some(entry) });
         if let Some(old) = replaced {
             self.punch(old);
+        }
+        if !self.indexed && self.len() > SCAN_UP_TO {
+            self.build_index();
         }
     }
 
@@ -141,9 +185,11 @@ impl ReplicaData {
         else {
             return;
         };
-        let hash = self.hash(key);
-        if let Ok(found) = self.index.find_entry(hash, |&position| position == at) {
-            found.remove();
+        if self.indexed {
+            let hash = self.hash(key);
+            if let Ok(found) = self.index.find_entry(hash, |&position| position == at) {
+                found.remove();
+            }
         }
         self.punch(at);
     }
@@ -156,10 +202,22 @@ impl ReplicaData {
         }
     }
 
-    /// Rebuilds the index from the log.
+    /// Rebuilds the index from the log, or drops it if the scan serves the table now.
     pub(super) fn reindex(&mut self) {
+        if self.len() > SCAN_UP_TO {
+            self.build_index();
+        } else {
+            self.index = HashTable::new();
+            self.indexed = false;
+        }
+    }
+
+    /// Indexes every key of the log, with room for as many as the log has room for (a delta
+    /// that takes the table past the scan reserved its entries there).
+    fn build_index(&mut self) {
         let Self { log, index, hasher, .. } = self;
         index.clear();
+        index.reserve(log.capacity(), |_| 0);
         for (at, slot) in log.iter().enumerate() {
             if let Some(entry) = &slot.entry {
                 index.insert_unique(hasher.hash_one(entry.entry.key_bytes()), at, |&at| {
@@ -167,11 +225,13 @@ impl ReplicaData {
                 });
             }
         }
+        self.indexed = true;
     }
 
     pub(super) fn clear(&mut self) {
         self.log.clear();
-        self.index.clear();
+        self.index = HashTable::new();
+        self.indexed = false;
         self.holes = 0;
         self.tombstones.clear();
     }

@@ -9,7 +9,7 @@ use foldhash::fast::FixedState;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::store::MIN_HOLES_TO_COMPACT;
+use super::store::{MIN_HOLES_TO_COMPACT, SCAN_UP_TO};
 use super::*;
 
 fn address() -> SocketAddr {
@@ -98,7 +98,7 @@ fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
         data.log.iter().filter_map(|slot| Some((slot.version, slot.entry.as_ref()?.key()))).collect();
     // `b` keeps its latest write only (3, the last one inserted); `d` took version 7.
     assert_eq!(versions, [(3, "b"), (5, "a"), (7, "d")]);
-    assert_eq!(data.index.len(), 3);
+    assert_eq!(data.len(), 3);
     for (at, slot) in data.log.iter().enumerate() {
         if let Some(entry) = &slot.entry {
             assert_eq!(data.find(data.hash(entry.entry.key_bytes()), entry.entry.key_bytes()), Some(at));
@@ -107,7 +107,36 @@ fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
 }
 
 #[test]
-fn the_seed_changes_only_while_the_index_is_empty() {
+fn small_tables_are_scanned_and_larger_ones_indexed() {
+    let mut data = ReplicaData::default();
+    let put = |data: &mut ReplicaData, version: u64, key: &str| {
+        let hash = data.hash(key.as_bytes());
+        data.insert(hash, StoredEntry { entry: SharedEntry::new(key, b"v"), deleted: false }, version, t0());
+    };
+    let keys: Vec<String> = (0..3 * SCAN_UP_TO).map(|i| format!("key-{i}")).collect();
+    let mut version = 0;
+    for key in keys.iter().take(SCAN_UP_TO) {
+        version += 1;
+        put(&mut data, version, key);
+    }
+    // Overwritten in place of an index: still one entry per key.
+    version += 1;
+    put(&mut data, version, &keys[0]);
+    assert_eq!((data.len(), data.index.len(), data.index.capacity()), (SCAN_UP_TO, 0, 0), "no index");
+    for key in keys.iter().skip(SCAN_UP_TO) {
+        version += 1;
+        put(&mut data, version, key);
+    }
+    assert_eq!((data.len(), data.index.len()), (keys.len(), keys.len()), "indexed past the scan");
+    for key in &keys {
+        let at = data.find(data.hash(key.as_bytes()), key.as_bytes()).expect("held");
+        assert_eq!(data.log[at].entry.as_ref().map(StoredEntry::key), Some(key.as_str()));
+    }
+    assert_eq!(data.find(data.hash(b"missing"), b"missing"), None);
+}
+
+#[test]
+fn the_seed_changes_only_while_the_table_is_empty() {
     let mut data = ReplicaData::default();
     data.seed(7);
     let hash = data.hash(b"key");
