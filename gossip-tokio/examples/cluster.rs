@@ -171,6 +171,11 @@ struct Shared {
     new_generation: AtomicU64,
     /// When the victim was killed, and when the first node suspected it after that.
     killed: Mutex<Option<(Instant, Option<Instant>)>>,
+    /// How many times a node declared the victim dead before it was killed: false positives
+    /// (it was alive, and refuted them). They do not count toward the failure phase.
+    failed_before_kill: AtomicUsize,
+    /// The same for any member: every member is alive until the victim is killed.
+    false_deaths: AtomicUsize,
     /// The load phase's updates.
     load: Arc<LoadLog>,
 }
@@ -202,8 +207,15 @@ async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: 
             }
             Event::MemberFailed { name, generation } => {
                 live.remove(&name);
+                if shared.killed.lock().expect("lock").is_none() {
+                    shared.false_deaths.fetch_add(1, Ordering::AcqRel);
+                }
                 if victim(&name) && (new_generation == 0 || generation < new_generation) {
-                    watch.victim.store(VICTIM_DEAD, Ordering::Release);
+                    if shared.killed.lock().expect("lock").is_some() {
+                        watch.victim.store(VICTIM_DEAD, Ordering::Release);
+                    } else {
+                        shared.failed_before_kill.fetch_add(1, Ordering::AcqRel);
+                    }
                 }
             }
             Event::MemberLeft { name, .. } => {
@@ -427,6 +439,10 @@ struct Report {
     idle_datagrams: Option<f64>,
     load: Option<LoadFigures>,
     first_suspect: Option<Duration>,
+    /// Times a node declared the victim dead while it was still alive (false positives).
+    victim_failed_before_kill: usize,
+    /// Times a node declared any member dead before the kill (all were alive).
+    false_deaths: usize,
     failure: Option<Duration>,
     rejoin: Option<Duration>,
     aggregate: Option<Duration>,
@@ -463,6 +479,8 @@ impl Report {
             "load_bytes_per_node_per_sec": round(self.load.as_ref().map(|l| l.bytes)),
             "load_datagrams_per_node_per_sec": self.load.as_ref().map(|l| (l.datagrams * 100.0).round() / 100.0),
             "first_suspect_ms": self.first_suspect.map(ms),
+            "victim_failed_before_kill": self.victim_failed_before_kill,
+            "false_deaths_before_kill": self.false_deaths,
             "failure_detected_ms": self.failure.map(ms),
             "rejoined_ms": self.rejoin.map(ms),
             "aggregate_converged_ms": self.aggregate.map(ms),
@@ -498,6 +516,10 @@ impl Report {
             (
                 "load bytes / node / s",
                 self.load.as_ref().map_or("-".to_owned(), |l| format!("{:.1}", l.bytes)),
+            ),
+            (
+                "false deaths before the kill",
+                format!("{} ({} of the victim)", self.false_deaths, self.victim_failed_before_kill),
             ),
             ("first suspicion", time(self.first_suspect)),
             ("failure detected (all)", time(self.failure)),
@@ -536,6 +558,8 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
         victim: name(n - 1),
         new_generation: AtomicU64::new(0),
         killed: Mutex::new(None),
+        failed_before_kill: AtomicUsize::new(0),
+        false_deaths: AtomicUsize::new(0),
         load: Arc::default(),
     });
     let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -572,6 +596,7 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     )
     .await?;
     report.membership = Some(joins.elapsed());
+    eprintln!("[membership] false deaths so far: {}", shared.false_deaths.load(Ordering::Acquire));
 
     // 2. Keys: every write at once, timed from just before they are issued.
     let all_keys = |w: &Watch| w.owners.load(Ordering::Acquire) >= n - 1;
@@ -589,6 +614,7 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     )
     .await?;
     report.keys = Some(writes.elapsed());
+    eprintln!("[keys] false deaths so far: {}", shared.false_deaths.load(Ordering::Acquire));
 
     // 3. Idle traffic.
     eprintln!("[idle] settling {} s, then measuring {} s without writes", args.settle_secs, args.idle_secs);
@@ -659,7 +685,15 @@ async fn run(args: &Args, report: &mut Report, members: &mut Vec<Member>) -> Res
     let killed = Instant::now();
     *shared.killed.lock().expect("lock") = Some((killed, None));
     victim.handle.shutdown().await;
-    eprintln!("[failure] killed {} (no leave)", victim.handle.name());
+    report.victim_failed_before_kill = shared.failed_before_kill.load(Ordering::Acquire);
+    report.false_deaths = shared.false_deaths.load(Ordering::Acquire);
+    eprintln!(
+        "[failure] killed {} (no leave); before that, every member alive, nodes declared one dead {} times \
+         ({} of them this one): not counted here",
+        victim.handle.name(),
+        report.false_deaths,
+        report.victim_failed_before_kill
+    );
     let dead = |w: &Watch| w.victim.load(Ordering::Acquire) == VICTIM_DEAD;
     report.failure = Some(
         phase(
