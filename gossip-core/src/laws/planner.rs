@@ -62,6 +62,7 @@ proptest! {
         let mut metrics = Metrics::default();
         let mut rounds = 0;
         let mut before = replica.max_version;
+        let mut resets = 0;
         while replica.max_version < owner_max {
             rounds += 1;
             prop_assert!(rounds <= 64, "no convergence");
@@ -76,7 +77,13 @@ proptest! {
             prop_assert_eq!(deltas.len(), 1, "room for one entry at least");
             let applied = apply(&mut replica, &deltas[0], now)?;
             prop_assert!(applied.is_ok(), "a planned delta was refused: {:?} {:?}", deltas[0], applied);
-            prop_assert!(replica.max_version > before, "no progress");
+            // A reset cut by the datagram may leave the rebuilt replica below the version it had
+            // reached (its shadow keeps the application's view): progress counts from there.
+            // Its watermark is then the owner's, so no second reset is planned.
+            let reset = applied.as_ref().is_ok_and(|applied| applied.reset);
+            resets += usize::from(reset);
+            prop_assert!(resets <= 1, "a second reset");
+            prop_assert!(reset || replica.max_version > before, "no progress");
             before = replica.max_version;
         }
         prop_assert_eq!(live(&snapshot(&replica)), live(&owner_entries));
