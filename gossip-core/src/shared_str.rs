@@ -1,31 +1,59 @@
 //! [`SharedStr`]: the cheap-to-clone string that key events carry.
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use smol_str::SmolStr;
 
-/// An immutable string that is cheap to clone: a reference-counted, UTF-8 checked slice of
-/// a buffer (often of the datagram it arrived in).
+/// An immutable string that is cheap to clone: up to 23 bytes held in place (a clone copies
+/// them), longer ones a reference-counted, UTF-8 checked slice of a buffer (often of the
+/// datagram it arrived in).
 ///
-/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) and [`Event::KeyDeleted`](crate::Event::KeyDeleted) carry, so that the one event
-/// per received key costs no allocation. Use it as a `&str` (it derefs to one and compares
-/// with `str`, `&str` and `String`), or turn it into a `String` with `String::from`.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SharedStr(ByteString);
+/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) and
+/// [`Event::KeyDeleted`](crate::Event::KeyDeleted) carry as the owner's name, so that the one
+/// event per received key costs no allocation, and for most names no atomic reference count
+/// either. Use it as a `&str` (it derefs to one and compares with `str`, `&str` and `String`),
+/// or turn it into a `String` with `String::from`.
+#[derive(Clone, Default)]
+pub struct SharedStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// At most [`INLINE`] bytes, in place.
+    Inline(SmolStr),
+    /// A slice of a shared buffer.
+    Shared(ByteString),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Self::Inline(SmolStr::default())
+    }
+}
+
+/// The longest string held in place (what `SmolStr` keeps inline).
+const INLINE: usize = 23;
 
 impl SharedStr {
     /// The string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline(text) => text,
+            Repr::Shared(text) => text,
+        }
     }
 
-    /// Takes `bytes` if they are UTF-8.
+    /// Takes `bytes` if they are UTF-8 (a short string is copied in place).
     pub(crate) fn from_utf8(bytes: Bytes) -> Option<Self> {
-        ByteString::try_from(bytes).ok().map(Self)
+        if bytes.len() <= INLINE {
+            return std::str::from_utf8(&bytes).ok().map(Self::from);
+        }
+        ByteString::try_from(bytes).ok().map(|text| Self(Repr::Shared(text)))
     }
 }
 
@@ -33,25 +61,45 @@ impl Deref for SharedStr {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for SharedStr {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
+    }
+}
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedStr {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl AsRef<[u8]> for SharedStr {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.as_str().as_bytes()
     }
 }
 
 impl Borrow<str> for SharedStr {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -76,13 +124,19 @@ impl fmt::Display for SharedStr {
 
 impl From<&str> for SharedStr {
     fn from(text: &str) -> Self {
-        Self(ByteString::from(text))
+        if text.len() <= INLINE {
+            return Self(Repr::Inline(SmolStr::new(text)));
+        }
+        Self(Repr::Shared(ByteString::from(text)))
     }
 }
 
 impl From<String> for SharedStr {
     fn from(text: String) -> Self {
-        Self(ByteString::from(text))
+        if text.len() <= INLINE {
+            return Self(Repr::Inline(SmolStr::new(&text)));
+        }
+        Self(Repr::Shared(ByteString::from(text)))
     }
 }
 
@@ -125,5 +179,33 @@ impl PartialEq<SharedStr> for &str {
 impl PartialEq<SharedStr> for String {
     fn eq(&self, other: &SharedStr) -> bool {
         self == other.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn short_and_long_strings_compare_and_hash_as_their_text() {
+        let long = "a-node-name-of-more-than-23-bytes";
+        for text in ["", "node-7", "exactly-23-bytes-long!!", long] {
+            let from_str = SharedStr::from(text);
+            let from_string = SharedStr::from(text.to_owned());
+            let from_bytes = SharedStr::from_utf8(Bytes::copy_from_slice(text.as_bytes())).expect("UTF-8");
+            assert_eq!(from_str, from_string);
+            assert_eq!(from_str, from_bytes);
+            assert_eq!(from_bytes.clone().as_str(), text);
+            let map: HashMap<SharedStr, ()> = [(from_bytes, ())].into();
+            assert!(map.contains_key(text), "found by its &str");
+        }
+        assert!(matches!(SharedStr::from("node-7").0, Repr::Inline(_)));
+        assert!(matches!(SharedStr::from(long).0, Repr::Shared(_)));
+        let (short, long) = (SharedStr::from("b"), SharedStr::from(long));
+        assert_eq!(short.cmp(&long), std::cmp::Ordering::Greater, "ordered as text, whatever the form");
+        assert_eq!(SharedStr::from_utf8(Bytes::from_static(b"\xff")), None);
+        assert_eq!(SharedStr::from_utf8(Bytes::from(vec![0xff; 40])), None);
     }
 }
