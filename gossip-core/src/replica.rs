@@ -214,10 +214,11 @@ impl Replica {
     /// A copy of this replica's entries and versions, without its shadow.
     fn snapshot(&self) -> Replica {
         let data = self.data.as_ref().map(|data| {
-            let ReplicaData { log, index, holes, hasher, tombstones, .. } = &**data;
+            let ReplicaData { log, index, indexed, holes, hasher, tombstones, .. } = &**data;
             Box::new(ReplicaData {
                 log: log.clone(),
                 index: index.clone(),
+                indexed: *indexed,
                 holes: *holes,
                 hasher: hasher.clone(),
                 tombstones: tombstones.clone(),

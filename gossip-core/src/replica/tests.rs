@@ -136,6 +136,22 @@ fn small_tables_are_scanned_and_larger_ones_indexed() {
 }
 
 #[test]
+fn a_snapshot_of_an_indexed_table_keeps_its_index() {
+    // The shadow of a reset is such a snapshot; without its index every lookup in it (one per
+    // key when the shadow settles) would scan the whole log.
+    let now = t0();
+    let mut replica = Replica::new(1, "10.0.0.1:7946".parse().expect("an address"));
+    for i in 0..=SCAN_UP_TO {
+        replica.write(format!("key-{i}"), Some(Bytes::from_static(b"v")), now, now);
+    }
+    let snapshot = replica.snapshot();
+    let data = snapshot.data.as_deref().expect("entries");
+    assert!(data.indexed, "the snapshot is indexed as the table is");
+    assert_eq!(data.index.len(), SCAN_UP_TO + 1);
+    assert!(snapshot.get("key-0").is_some() && snapshot.get(&format!("key-{SCAN_UP_TO}")).is_some());
+}
+
+#[test]
 fn the_seed_changes_only_while_the_table_is_empty() {
     let mut data = ReplicaData::default();
     data.seed(7);
