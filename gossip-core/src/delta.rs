@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::identity::{address_from_wire, address_to_wire};
 use crate::membership::MemberState;
 use crate::message::DecodedDelta;
-use crate::replica::Replica;
+use crate::replica::{Replica, StoredEntry};
 use crate::shared_entry::SharedEntry;
 use crate::table::NodeTable;
 
@@ -171,8 +171,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         return None;
     }
     if let Some((version, entry)) = replica.entries_after(plan.from).next() {
-        let first =
-            field_len(entry_encoded_len(entry.key().len(), entry.value().len(), version, entry.deleted));
+        let first = stored_entry_len(version, entry);
         if field_len(header + first) > room {
             // Cut to no entry at all: not worth a delta.
             return None;
@@ -184,8 +183,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
     let mut truncated = false;
     let mut lengths = Vec::new();
     for (version, entry) in replica.entries_after(plan.from) {
-        let entry_len =
-            field_len(entry_encoded_len(entry.key().len(), entry.value().len(), version, entry.deleted));
+        let entry_len = stored_entry_len(version, entry);
         if field_len(len + entry_len) > room {
             truncated = true;
             break;
@@ -213,6 +211,12 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         delta.to_version = delta.entries.last()?.version;
     }
     budget.take(field_len(len)).then_some(delta)
+}
+
+/// The bytes a stored entry takes in a delta's `entries`, field key and length included (its
+/// key's bytes counted as they are: no second UTF-8 check on the way out).
+fn stored_entry_len(version: u64, entry: &StoredEntry) -> usize {
+    field_len(entry_encoded_len(entry.entry.key_bytes().len(), entry.value().len(), version, entry.deleted))
 }
 
 /// The `NodeDelta` of `plan` before its entries and `sender_max_version`.
