@@ -518,7 +518,7 @@ impl Report {
                 self.load.as_ref().map_or("-".to_owned(), |l| format!("{:.1}", l.bytes)),
             ),
             (
-                "false deaths before the kill",
+                "false deaths before kill",
                 format!("{} ({} of the victim)", self.false_deaths, self.victim_failed_before_kill),
             ),
             ("first suspicion", time(self.first_suspect)),
