@@ -207,14 +207,16 @@ async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: 
             }
             Event::MemberFailed { name, generation } => {
                 live.remove(&name);
-                if shared.killed.lock().expect("lock").is_none() {
+                // Every member is alive until the victim is killed.
+                let false_death = shared.killed.lock().expect("lock").is_none();
+                if false_death {
                     shared.false_deaths.fetch_add(1, Ordering::AcqRel);
                 }
                 if victim(&name) && (new_generation == 0 || generation < new_generation) {
-                    if shared.killed.lock().expect("lock").is_some() {
-                        watch.victim.store(VICTIM_DEAD, Ordering::Release);
-                    } else {
+                    if false_death {
                         shared.failed_before_kill.fetch_add(1, Ordering::AcqRel);
+                    } else {
+                        watch.victim.store(VICTIM_DEAD, Ordering::Release);
                     }
                 }
             }

@@ -73,9 +73,7 @@ impl ReplicaData {
     pub(super) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let log = &self.log;
         if !self.indexed {
-            return log
-                .iter()
-                .position(|slot| slot.entry.as_ref().is_some_and(|stored| stored.entry.key_bytes() == key));
+            return (0..log.len()).find(|&at| slot_has_key(log, at, key));
         }
         self.index.find(hash, |&at| slot_has_key(log, at, key)).copied()
     }
