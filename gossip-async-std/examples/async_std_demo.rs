@@ -41,8 +41,10 @@ fn main() -> Result<(), gossip_async_std::Error> {
             async_std::task::sleep(Duration::from_millis(20)).await;
         }
         while let Some(event) = first_events.try_next() {
-            if let Event::KeyChanged { node, entry, .. } = event {
-                println!("node-0 learned from {node}: {}", String::from_utf8_lossy(entry.value()));
+            if let Event::KeysChanged { node, changes } = event {
+                for value in changes.iter().filter_map(|change| change.value()) {
+                    println!("node-0 learned from {node}: {}", String::from_utf8_lossy(value));
+                }
             }
         }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gossip_core::proto::{self, v1, v1::envelope::Body};
-use gossip_core::{Config, Dissemination, Identity, Node, Output, Transmit};
+use gossip_core::{Config, Dissemination, Event, Identity, Node, Output, Transmit};
 use prost::Message;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -287,15 +287,40 @@ fn handle_full_delta_datagram(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    // The same, also draining `poll` (the events, one per entry), as the drain rule asks.
+    // The same, also draining `poll` as the drain rule asks, and reading every key change
+    // of the events in place (key, value, version), as an application that filters them
+    // does.
     group.bench_function("known_sender_and_drain", |bench| {
         bench.iter_batched_ref(
             || capture.receiver(9),
             |receiver| {
                 receiver.handle_input(at, from, black_box(&full));
                 while let Some(output) = receiver.poll() {
+                    if let Output::Event(Event::KeysChanged { changes, .. }) = &output {
+                        for change in changes {
+                            black_box((change.key(), change.value(), change.version()));
+                        }
+                    }
                     let _ = black_box(output);
                 }
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    // The same, taking a handle to keep of every changed entry, as an application that
+    // mirrors the tables does.
+    group.bench_function("known_sender_and_keep", |bench| {
+        bench.iter_batched_ref(
+            || capture.receiver(9),
+            |receiver| {
+                receiver.handle_input(at, from, black_box(&full));
+                let mut kept = Vec::with_capacity(64);
+                while let Some(output) = receiver.poll() {
+                    if let Output::Event(Event::KeysChanged { changes, .. }) = &output {
+                        kept.extend(changes.iter().map(|change| change.entry()));
+                    }
+                }
+                kept
             },
             BatchSize::SmallInput,
         );

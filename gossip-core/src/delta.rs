@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use gossip_proto::v1;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
@@ -39,6 +40,9 @@ pub(crate) struct ReceivedDelta {
     pub(crate) sender_max_version: u64,
     /// In strictly increasing version order, within `(from_version, to_version]`.
     pub(crate) entries: Vec<ReceivedEntry>,
+    /// The datagram the entries were sliced from (empty when there are none or it is not
+    /// known): their key events share it (see `event::KeyBatch`).
+    pub(crate) datagram: Bytes,
 }
 
 /// A received `Entry`.
@@ -65,7 +69,8 @@ impl From<v1::Entry> for ReceivedEntry {
 impl ReceivedDelta {
     /// Checks a decoded delta against the protocol's rules and the config's limits; `None`
     /// when it breaks one (the whole datagram is then dropped).
-    pub(crate) fn check(delta: DecodedDelta, config: &Config) -> Option<Self> {
+    /// `datagram` is the buffer the delta was decoded from.
+    pub(crate) fn check(delta: DecodedDelta, config: &Config, datagram: &Bytes) -> Option<Self> {
         let DecodedDelta { header, entries } = delta;
         if !valid_name(&header.name, config) || header.from_version > header.to_version {
             return None;
@@ -94,6 +99,7 @@ impl ReceivedDelta {
             reset: header.reset,
             incarnation: header.incarnation,
             sender_max_version: header.sender_max_version,
+            datagram: if entries.is_empty() { Bytes::new() } else { datagram.clone() },
             entries,
         })
     }

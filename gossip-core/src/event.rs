@@ -3,6 +3,10 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+mod key_changes;
+
+pub use key_changes::{KeyChange, KeyChanges, KeyChangesIter};
+
 use crate::shared_str::SharedStr;
 use bytes::Bytes;
 
@@ -201,19 +205,21 @@ pub enum Event {
     /// cluster built from events is now stale: rebuild it from the node's state (`nodes`,
     /// `entries`, or the adapters' `snapshot` and watches, which never lose the latest state).
     Lagged {
-        /// How many events were lost.
+        /// How many events were lost (each key change of a [`Event::KeysChanged`] counts).
         missed: u64,
     },
-    /// A key of another node's table took a new value. A node gets no event for its own
-    /// writes: `Node::set` returns their version.
-    KeyChanged {
-        /// The owner of the key.
+    /// Keys of another node's table changed or were deleted: the entries one received
+    /// delta brought (or the difference found when a rebuilt replica caught up), in order.
+    /// Read them in place (`for change in &changes`: `change.key()`, `change.value()`,
+    /// `None` for a deletion); [`KeyChange::entry`] gives a handle to keep. A node gets no
+    /// event for its own writes: `Node::set` returns their version.
+    ///
+    /// It counts as many events as it holds changes against `Config::max_pending_events`.
+    KeysChanged {
+        /// The owner of the keys.
         node: SharedStr,
-        /// The key and its new value (`entry.key()`, `entry.value()`): one handle on the
-        /// datagram they arrived in, shared with the node's own copy.
-        entry: crate::SharedEntry,
-        /// The owner's version of this write.
-        version: u64,
+        /// What changed.
+        changes: KeyChanges,
     },
     /// An aggregation epoch ended with an estimate of `name` that differs from the last one
     /// reported by more than `aggregation.change_threshold` (or is the first).
@@ -222,15 +228,6 @@ pub enum Event {
         name: String,
         /// The estimate at the end of the epoch.
         estimate: crate::aggregate::state::AggregateEstimate,
-    },
-    /// A key of another node's table was deleted (no event for this node's own deletes).
-    KeyDeleted {
-        /// The owner of the key.
-        node: SharedStr,
-        /// The key.
-        key: SharedStr,
-        /// The owner's version of the tombstone.
-        version: u64,
     },
 }
 
@@ -262,7 +259,7 @@ pub enum Output {
     Event(Event),
 }
 
-/// A queue with a fixed capacity that drops its oldest item when full.
+/// A queue with a fixed capacity that refuses items when full.
 #[derive(Debug)]
 pub(crate) struct BoundedQueue<T> {
     items: VecDeque<T>,
@@ -272,16 +269,6 @@ pub(crate) struct BoundedQueue<T> {
 impl<T> BoundedQueue<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self { items: VecDeque::new(), capacity }
-    }
-
-    /// Pushes `item`; returns `true` when an old item had to be dropped to make room.
-    pub(crate) fn push_dropping_oldest(&mut self, item: T) -> bool {
-        let dropped = self.items.len() >= self.capacity;
-        if dropped {
-            self.items.pop_front();
-        }
-        self.items.push_back(item);
-        dropped
     }
 
     /// Pushes `item` unless the queue is full; returns whether it was taken.
@@ -300,17 +287,16 @@ impl<T> BoundedQueue<T> {
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
-
-    /// Makes room for `additional` more items, up to the capacity, in one allocation.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.items.reserve(additional.min(self.capacity.saturating_sub(self.items.len())));
-    }
 }
 
-/// The node's pending events, bounded by `Config::max_pending_events`.
+/// The node's pending events, bounded by `Config::max_pending_events`: each counts once,
+/// an [`Event::KeysChanged`] as many times as it holds changes.
 #[derive(Debug)]
 pub(crate) struct Events {
-    queue: BoundedQueue<Event>,
+    queue: VecDeque<Event>,
+    /// The events in `queue`, counted so.
+    len: usize,
+    capacity: usize,
     /// Events dropped because the queue was full.
     pub(crate) dropped: u64,
     /// Of those, the ones not yet reported by an [`Event::Lagged`].
@@ -319,14 +305,28 @@ pub(crate) struct Events {
 
 impl Events {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { queue: BoundedQueue::new(capacity), dropped: 0, unreported: 0 }
+        Self { queue: VecDeque::new(), len: 0, capacity: capacity.max(1), dropped: 0, unreported: 0 }
     }
 
     pub(crate) fn emit(&mut self, event: Event) {
-        if self.queue.push_dropping_oldest(event) {
-            self.dropped += 1;
-            self.unreported += 1;
+        self.make_room(1);
+        self.queue.push_back(event);
+        self.len += 1;
+    }
+
+    /// Queues `node`'s `changes` (if any), dropping the oldest events (or changes) if they
+    /// do not all fit.
+    pub(crate) fn emit_keys(&mut self, node: SharedStr, mut changes: KeyChanges) {
+        let count = changes.len();
+        if count == 0 {
+            return;
         }
+        let over = count.saturating_sub(self.capacity);
+        changes.skip(over);
+        self.note_dropped(over);
+        self.make_room(count - over);
+        self.len += count - over;
+        self.queue.push_back(Event::KeysChanged { node, changes });
     }
 
     /// The next event; after a loss, first an [`Event::Lagged`] saying how many were lost
@@ -336,16 +336,43 @@ impl Events {
             let missed = std::mem::take(&mut self.unreported);
             return Some(Event::Lagged { missed });
         }
-        self.queue.pop()
+        let event = self.queue.pop_front()?;
+        self.len -= weight(&event);
+        Some(event)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.len
     }
 
-    /// Makes room for `additional` more events (see [`BoundedQueue::reserve`]).
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.queue.reserve(additional);
+    /// Drops the oldest events (the oldest changes of a batch first) until `count` more fit.
+    fn make_room(&mut self, count: usize) {
+        let mut dropped = 0;
+        while self.len + count > self.capacity {
+            match self.queue.front_mut() {
+                None => break,
+                Some(Event::KeysChanged { changes, .. }) if changes.len() > 1 => changes.skip(1),
+                Some(_) => {
+                    self.queue.pop_front();
+                }
+            }
+            self.len -= 1;
+            dropped += 1;
+        }
+        self.note_dropped(dropped);
+    }
+
+    fn note_dropped(&mut self, count: usize) {
+        self.dropped += count as u64;
+        self.unreported += count as u64;
+    }
+}
+
+/// How much an event counts against the queue's capacity.
+fn weight(event: &Event) -> usize {
+    match event {
+        Event::KeysChanged { changes, .. } => changes.len(),
+        _ => 1,
     }
 }
 
@@ -372,5 +399,55 @@ mod tests {
         assert_eq!(events.dropped, 3);
         events.emit(left(5));
         assert_eq!(events.pop(), Some(left(5)), "reported once");
+    }
+
+    /// `count` changes at versions from `first` (key `k{version}`, an empty value each),
+    /// sliced from one buffer as a datagram's entries are.
+    fn changes(first: u64, count: u64) -> KeyChanges {
+        let keys: Vec<String> = (first..first + count).map(|version| format!("k{version}")).collect();
+        let source = Bytes::from(keys.concat());
+        let mut changes = KeyChanges::new(source.clone(), Vec::new());
+        let mut at = 0;
+        for (version, key) in (first..).zip(&keys) {
+            let end = at + key.len();
+            let entry = crate::SharedEntry::from_parts(source.clone(), at..end, end..end).expect("valid");
+            assert!(changes.push(&entry, version, false));
+            at = end;
+        }
+        changes
+    }
+
+    fn versions(event: Option<Event>) -> Vec<u64> {
+        match event {
+            Some(Event::KeysChanged { changes, .. }) => {
+                changes.iter().map(|change| change.version()).collect()
+            }
+            other => panic!("not a batch: {other:?}"),
+        }
+    }
+
+    /// A batch counts as many events as it holds changes: a full queue drops the oldest
+    /// changes first (a batch loses its oldest), and a batch larger than the queue keeps its
+    /// newest; every loss is reported.
+    #[test]
+    fn batches_count_their_changes_against_the_capacity() {
+        let mut events = Events::new(4);
+        events.emit_keys("n".into(), changes(1, 3));
+        assert_eq!(events.len(), 3);
+        events.emit(left(0));
+        events.emit(left(1));
+        assert_eq!(events.len(), 4, "the oldest change made room");
+        assert_eq!(events.pop(), Some(Event::Lagged { missed: 1 }));
+        assert_eq!(versions(events.pop()), [2, 3]);
+        assert_eq!(events.pop(), Some(left(0)));
+        assert_eq!(events.pop(), Some(left(1)));
+        assert_eq!((events.pop(), events.len()), (None, 0));
+        events.emit(left(2));
+        events.emit_keys("n".into(), changes(10, 6));
+        assert_eq!(events.pop(), Some(Event::Lagged { missed: 3 }));
+        assert_eq!(versions(events.pop()), [12, 13, 14, 15]);
+        assert_eq!(events.dropped, 4);
+        events.emit_keys("n".into(), KeyChanges::default());
+        assert_eq!((events.pop(), events.len()), (None, 0), "an empty batch is not queued");
     }
 }

@@ -149,7 +149,7 @@ pub use config::{
     MessageConfig, RumorRule, SwimConfig, WritePolicy,
 };
 pub use error::{AggregateError, ConfigError, MessageError, WriteError};
-pub use event::{Event, Output, SelfHealReason, Transmit};
+pub use event::{Event, KeyChange, KeyChanges, KeyChangesIter, Output, SelfHealReason, Transmit};
 pub use footprint::Footprint;
 pub use identity::{Identity, generation_at};
 pub use keyring::{

@@ -376,11 +376,11 @@ impl<R: Rng> Node<R> {
                 return refusal.count(&mut self.out.metrics);
             }
         };
-        let Ok(decoded) = message::decode(encoded) else {
+        let Ok(decoded) = message::decode(encoded.clone()) else {
             self.out.metrics.decode_errors += 1;
             return;
         };
-        let envelope = match message::check(decoded, &self.config, from) {
+        let envelope = match message::check(decoded, &self.config, from, &encoded) {
             Ok(envelope) => envelope,
             Err(DropReason::Version) => return self.out.metrics.version_mismatches += 1,
             Err(DropReason::Cluster(cluster)) => {

@@ -44,7 +44,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::delta::{ReceivedDelta, ReceivedEntry};
-use crate::event::{Event, Events};
+use crate::event::{Events, KeyChanges};
 use crate::membership::MemberState;
 use crate::shared_entry::SharedEntry;
 use crate::shared_str::SharedStr;
@@ -252,19 +252,20 @@ impl Replica {
         }
         data.catch_up = CatchUp::default();
         let Some(shadow) = data.shadow.take() else { return };
-        let node = SharedStr::from(owner);
+        let (node, mut changes) = (SharedStr::from(owner), KeyChanges::default());
         for (_, seen) in shadow.live_entries() {
             if self.get(seen.key()).is_none() {
                 // Deleted by the owner: its tombstone, or above the collected watermark.
                 let version = self.lookup(seen.key()).map_or(self.gc_watermark, |(_, version)| version);
-                events.emit(Event::KeyDeleted { node: node.clone(), key: seen.entry.shared_key(), version });
+                add_change(events, &node, &mut changes, &seen.entry.without_value(), version, true);
             }
         }
         for (version, stored) in self.live_entries() {
             if shadow.get(stored.key()).is_none_or(|(_, seen)| seen != version) {
-                events.emit(Event::KeyChanged { node: node.clone(), entry: stored.entry.clone(), version });
+                add_change(events, &node, &mut changes, &stored.entry, version, false);
             }
         }
+        events.emit_keys(node, changes);
     }
 
     /// A peer holds this replica's owner (same generation) up to `version`; `first_hand` when
@@ -386,18 +387,19 @@ impl Replica {
         let mut reached = delta.to_version;
         // The entries move into the replica (and their events).
         let entries = delta.entries;
-        // The owner's name, shared by the events.
-        let mut node = None;
+        // Under a shadow, the application hears of the changes when the shadow settles.
+        let silent = self.is_shadowed();
+        // The entries' event: one handle on their datagram (see `KeyChanges`).
+        let mut changes = None;
         if entries.last().is_some_and(|last| last.version > base) {
             let data = self.data_mut();
             data.seed(owner.seed);
             data.reserve(entries.len());
-            events.reserve(entries.len());
-            node = Some(SharedStr::from(owner.name));
+            if !silent {
+                let batch = KeyChanges::new(delta.datagram, Vec::with_capacity(entries.len()));
+                changes = Some((SharedStr::from(owner.name), batch));
+            }
         }
-        let node = node.unwrap_or_default();
-        // Under a shadow, the application hears of the changes when the shadow settles.
-        let silent = self.is_shadowed();
         for ReceivedEntry { entry, version, deleted } in
             entries.into_iter().filter(|entry| entry.version > base)
         {
@@ -411,15 +413,14 @@ impl Replica {
             }
             // A tombstone keeps no value (a sender may have sent one).
             let entry = if deleted && !entry.value().is_empty() { entry.without_value() } else { entry };
-            if !silent {
-                events.emit(if deleted {
-                    Event::KeyDeleted { node: node.clone(), key: entry.shared_key(), version }
-                } else {
-                    Event::KeyChanged { node: node.clone(), entry: entry.clone(), version }
-                });
+            if let Some((node, batch)) = changes.as_mut() {
+                add_change(events, node, batch, &entry, version, deleted);
             }
             data.insert(hash, StoredEntry { entry, deleted }, version, grace_deadline);
             applied.entries += 1;
+        }
+        if let Some((node, batch)) = changes {
+            events.emit_keys(node, batch);
         }
         if reached <= base && !applied.reset {
             applied.from = base;
@@ -500,6 +501,23 @@ impl Replica {
             data.last_changed = None;
             data.recent_base = max_version;
         }
+    }
+}
+
+/// Adds `entry` to `changes`; when it lies in another buffer than theirs (a stored entry
+/// from another datagram, or one decoded into a buffer of its own), queues the changes so far
+/// and goes on with a batch on the entry's buffer.
+fn add_change(
+    events: &mut Events,
+    node: &SharedStr,
+    changes: &mut KeyChanges,
+    entry: &SharedEntry,
+    version: u64,
+    deleted: bool,
+) {
+    if !changes.push(entry, version, deleted) {
+        let full = std::mem::replace(changes, KeyChanges::of(entry, version, deleted));
+        events.emit_keys(node.clone(), full);
     }
 }
 

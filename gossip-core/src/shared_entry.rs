@@ -11,10 +11,9 @@ use crate::shared_str::SharedStr;
 /// datagram they arrived in, where the key, the value and the few bytes of framing between
 /// them lie side by side.
 ///
-/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) carries and what a node stores
-/// for each key. One handle rather than a string and a byte buffer of their own saves two of
-/// the five reference counts that receiving an entry, storing it and reporting it cost (each
-/// an atomic operation; five per entry were a fifth of the time spent on a full datagram).
+/// It is what a node stores for each key, and what [`KeyChange::entry`](crate::KeyChange::entry)
+/// gives to keep a changed key. One handle rather than a string and a byte buffer of their
+/// own saves a reference count (an atomic operation) per entry received, stored or reported.
 ///
 /// The key is checked UTF-8 when the handle is made; [`key`](Self::key) checks it again on
 /// each call (a few nanoseconds for a short key), as the crate uses no `unsafe` code.
@@ -23,6 +22,26 @@ pub struct SharedEntry {
     bytes: Bytes,
     key: Span,
     value: Span,
+}
+
+/// Where an entry's key and value lie in a buffer it was sliced from (see
+/// [`SharedEntry::spans_in`]): 16 bytes instead of a handle's 48, and no reference count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EntrySpans {
+    key: Span,
+    value: Span,
+}
+
+impl EntrySpans {
+    /// The key's range in the buffer.
+    pub(crate) fn key(self) -> Range<usize> {
+        self.key.range()
+    }
+
+    /// The value's range in the buffer.
+    pub(crate) fn value(self) -> Range<usize> {
+        self.value.range()
+    }
 }
 
 /// A range of `SharedEntry::bytes`, in 8 bytes rather than a `Range<usize>`'s 16.
@@ -39,6 +58,10 @@ impl Span {
 
     fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
+    }
+
+    fn shifted(self, by: u32) -> Option<Self> {
+        Some(Self { start: self.start.checked_add(by)?, end: self.end.checked_add(by)? })
     }
 }
 
@@ -85,6 +108,35 @@ impl SharedEntry {
     /// The value as a handle of its own (a slice of the same buffer: no copy).
     pub fn shared_value(&self) -> Bytes {
         self.bytes.slice(self.value.range())
+    }
+
+    /// The buffer the key and value lie in.
+    pub(crate) fn buffer(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Where this entry's key and value lie in `source`, when its buffer is a slice of
+    /// `source` (as an entry decoded from a datagram is of the datagram); `None` otherwise.
+    /// [`from_spans`](Self::from_spans) then makes the same entry again from `source`, without
+    /// a reference count held in between.
+    pub(crate) fn spans_in(&self, source: &Bytes) -> Option<EntrySpans> {
+        // Addresses only: the two buffers are compared, never read through these integers.
+        let (base, start) = (source.as_ptr() as usize, self.bytes.as_ptr() as usize);
+        let offset = start.checked_sub(base)?;
+        if offset.checked_add(self.bytes.len())? > source.len() {
+            return None;
+        }
+        let offset = u32::try_from(offset).ok()?;
+        Some(EntrySpans { key: self.key.shifted(offset)?, value: self.value.shifted(offset)? })
+    }
+
+    /// The entry that [`spans_in`](Self::spans_in) found in `source`: the same key and value,
+    /// as a handle on `source` (an empty entry if `spans` do not lie within it).
+    pub(crate) fn from_spans(source: &Bytes, spans: EntrySpans) -> Self {
+        if source.get(spans.key.range()).is_none() || source.get(spans.value.range()).is_none() {
+            return Self::default();
+        }
+        Self { bytes: source.clone(), key: spans.key, value: spans.value }
     }
 
     /// The same key with an empty value (what a tombstone keeps), sharing the buffer.

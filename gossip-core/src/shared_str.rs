@@ -14,9 +14,8 @@ use smol_str::SmolStr;
 /// them), longer ones a reference-counted, UTF-8 checked slice of a buffer (often of the
 /// datagram it arrived in).
 ///
-/// It is what [`Event::KeyChanged`](crate::Event::KeyChanged) and
-/// [`Event::KeyDeleted`](crate::Event::KeyDeleted) carry as the owner's name, so that the one
-/// event per received key costs no allocation, and for most names no atomic reference count
+/// It is what [`Event::KeysChanged`](crate::Event::KeysChanged) carries as the owner's name,
+/// so that the event costs no allocation, and for most names no atomic reference count
 /// either. Use it as a `&str` (it derefs to one and compares with `str`, `&str` and `String`),
 /// or turn it into a `String` with `String::from`.
 #[derive(Clone, Default)]

@@ -296,10 +296,11 @@ fn a_deleted_key_stays_deleted_after_gc_when_a_stale_node_comes_back() {
 fn a_replica_reset_reports_the_keys_it_dropped() {
     let (h, _) = stale_node_returns_after_gc();
     assert!(h.nodes[2].get(&name(0), "k").is_none());
-    let told = h.events[2]
-        .iter()
-        .any(|event| matches!(event, Event::KeyDeleted { node, key, .. } if *node == name(0) && key == "k"));
-    assert!(told, "node 2 dropped node 0's `k` in a reset without a KeyDeleted event");
+    let told = h.events[2].iter().any(|event| {
+        matches!(event, Event::KeysChanged { node, changes } if *node == name(0)
+            && changes.iter().any(|change| change.key() == "k" && change.is_deleted()))
+    });
+    assert!(told, "node 2 dropped node 0's `k` in a reset without telling the application");
 }
 
 // ----- 4. restart with a new generation -----
@@ -880,8 +881,10 @@ fn a_key_with_a_ttl_spreads_then_goes_everywhere_when_the_time_is_up() {
     .expect("the key goes everywhere");
     for peer in [0, 2, 3] {
         let deleted = h.events[peer].iter().any(|event| {
-            matches!(event, Event::KeyDeleted { node, key, version: v }
-                if **node == name(1) && **key == *"lease" && *v == version + 1)
+            matches!(event, Event::KeysChanged { node, changes } if **node == name(1)
+            && changes.iter().any(|change| {
+                change.key() == "lease" && change.is_deleted() && change.version() == version + 1
+            }))
         });
         assert!(deleted, "node {peer} was not told of the delete");
     }

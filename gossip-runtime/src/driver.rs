@@ -297,7 +297,7 @@ impl<R: Runtime> State<R> {
                     let _ = join.send(Err(Error::JoinFailed(seeds.clone())));
                 }
             }
-            Event::KeyChanged { .. } | Event::KeyDeleted { .. } => self.watches.keys_touched = true,
+            Event::KeysChanged { .. } => self.watches.keys_touched = true,
             Event::Lagged { .. } => {
                 self.watches.keys_touched = true;
                 self.watches.members_touched = true;

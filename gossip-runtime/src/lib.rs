@@ -70,8 +70,8 @@ pub use watch::Watch;
 
 pub use bytes::Bytes;
 pub use gossip_core::{
-    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
-    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr, WriteError, WritePolicy,
-    WriteRequestId,
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem, KeyChange,
+    KeyChanges, KeyChangesIter, KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState,
+    MessageError, Metrics, QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr,
+    WriteError, WritePolicy, WriteRequestId,
 };

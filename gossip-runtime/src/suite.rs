@@ -249,7 +249,7 @@ pub async fn five_nodes_converge<H: Harness>() {
     });
     for node in nodes.iter().filter(|node| node.handle.name() != "node-2") {
         assert!(
-            node.seen.iter().any(|event| matches!(event, Event::KeyChanged { node, entry, .. } if node.as_str() == "node-2" && entry.key() == "color")),
+            node.seen.iter().any(|event| matches!(event, Event::KeysChanged { node, changes } if node.as_str() == "node-2" && changes.iter().any(|change| change.key() == "color"))),
             "{} reported the key change",
             node.handle.name()
         );

@@ -223,14 +223,17 @@ async fn observe(handle: Handle, mut events: Events, watch: Arc<Watch>, shared: 
             Event::MemberLeft { name, .. } => {
                 live.remove(&name);
             }
-            Event::KeyChanged { node, entry, .. } if entry.key() == KEY => {
-                owners.insert(node.as_str().to_owned());
-            }
-            Event::KeyChanged { node, entry, .. } if entry.key() == LOAD_KEY => {
-                load.arrived(&node, entry.value(), &shared.load);
-            }
-            Event::KeyChanged { entry, .. } if entry.key() == REQUESTED_KEY => {
-                watch.requested.store(1, Ordering::Release);
+            Event::KeysChanged { node, changes } => {
+                for change in &changes {
+                    match (change.key(), change.value()) {
+                        (KEY, Some(_)) => {
+                            owners.insert(node.as_str().to_owned());
+                        }
+                        (LOAD_KEY, Some(value)) => load.arrived(&node, value, &shared.load),
+                        (REQUESTED_KEY, Some(_)) => watch.requested.store(1, Ordering::Release),
+                        _ => {}
+                    }
+                }
             }
             Event::Broadcast { topic, .. } if topic == DEMO_TOPIC => {
                 watch.broadcasts.fetch_add(1, Ordering::AcqRel);

@@ -276,11 +276,14 @@ async fn main() -> ExitCode {
     let print = |event: &Event| {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         if args.json {
-            let mut line = events::json(event);
-            line["time"] = json!(time.to_string());
-            println!("{line}");
+            for mut line in events::json(event) {
+                line["time"] = json!(time.to_string());
+                println!("{line}");
+            }
         } else {
-            println!("{time} {}", events::text(event));
+            for line in events::text(event) {
+                println!("{time} {line}");
+            }
         }
     };
     // Installed once, before the loop: a signal that lands while an event is being printed

@@ -37,10 +37,10 @@ use std::time::Instant;
 use tokio::io::ReadBuf;
 
 pub use gossip_core::{
-    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem,
-    KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState, MessageError, Metrics,
-    QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr, WriteError, WritePolicy,
-    WriteRequestId,
+    AggregateError, AggregateEstimate, Config, ConfigError, EncryptionMode, Event, JoinProblem, KeyChange,
+    KeyChanges, KeyChangesIter, KeyFingerprint, KeyStatus, Keyring, KeyringError, KeyringStatus, MemberState,
+    MessageError, Metrics, QueryFilter, QueryId, RequestOutcome, SecretKey, SharedEntry, SharedStr,
+    WriteError, WritePolicy, WriteRequestId,
 };
 pub use gossip_runtime::{
     Bytes, DriverStats, Entry, Error, Events, Handle, KeyValue, Member, MemberSnapshot, NodeMetrics, Options,

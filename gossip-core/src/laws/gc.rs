@@ -227,21 +227,17 @@ proptest! {
         loop {
             for delta in std::mem::take(&mut steps) {
                 let (_, events) = apply_capped(&mut replica, &delta, now, NO_CAP)?;
-                for event in &events {
-                    match event {
-                        Event::KeyChanged { entry, version, .. } => {
-                            let key = entry.key();
-                            let seen = view.get(key).map(|(_, v)| *v);
-                            prop_assert!(seen.is_none_or(|seen| seen < *version), "{} went from {:?} to {}", key, seen, version);
-                        }
-                        Event::KeyDeleted { key, .. } => {
-                            let index = KEYS.iter().position(|k| *k == key.as_str());
-                            prop_assert!(
-                                index.is_some_and(|i| deleted_by_owner.contains(&i)),
-                                "{} deleted, the owner never did", key
-                            );
-                        }
-                        _ => {}
+                for change in &events {
+                    let key = change.entry.key();
+                    if change.deleted {
+                        let index = KEYS.iter().position(|k| *k == key);
+                        prop_assert!(
+                            index.is_some_and(|i| deleted_by_owner.contains(&i)),
+                            "{} deleted, the owner never did", key
+                        );
+                    } else {
+                        let seen = view.get(key).map(|(_, v)| *v);
+                        prop_assert!(seen.is_none_or(|seen| seen < change.version), "{} went from {:?} to {}", key, seen, change.version);
                     }
                 }
                 update_view(&mut view, events)?;

@@ -42,6 +42,7 @@ use crate::event::{Event, Events};
 use crate::identity::{Identity, address_to_wire};
 use crate::metrics::Metrics;
 use crate::replica::{Applied, NotApplied, Replica, StoredEntry};
+use crate::shared_entry::SharedEntry;
 use crate::shared_str::SharedStr;
 use crate::table::{LOCAL, NodeTable};
 
@@ -203,9 +204,17 @@ fn cut(owner: &Replica, from: u64, take: usize, reset: bool) -> v1::NodeDelta {
     delta
 }
 
-/// `delta` as a node receives it once checked (`None`: the check refuses it).
+/// `delta` as a node receives it once checked (`None`: the check refuses it). Deltas up to
+/// an even version are decoded from their encoding, their entries sliced from it as a
+/// datagram's are (their events then queue as one batch); the others go through prost's
+/// decoding, each entry in a buffer of its own (an event apart each).
 fn checked(delta: &v1::NodeDelta) -> Option<ReceivedDelta> {
-    ReceivedDelta::check(delta.clone().into(), &Config::lan())
+    if delta.to_version % 2 == 0 {
+        let datagram = Bytes::from(prost::Message::encode_to_vec(delta));
+        let decoded = crate::message::decode_delta(datagram.clone()).ok()?;
+        return ReceivedDelta::check(decoded, &Config::lan(), &datagram);
+    }
+    ReceivedDelta::check(delta.clone().into(), &Config::lan(), &Bytes::new())
 }
 
 fn full(owner: &Replica, from: u64) -> v1::NodeDelta {
@@ -249,7 +258,7 @@ fn apply_capped(
     delta: &v1::NodeDelta,
     now: Instant,
     max_keys: usize,
-) -> Result<(Result<Applied, NotApplied>, Vec<Event>), TestCaseError> {
+) -> Result<(Result<Applied, NotApplied>, Vec<Change>), TestCaseError> {
     let before = replica.max_version;
     let (seen_before, shadowed_before) = (replica.view().max_version, replica.is_shadowed());
     let mut events = Events::new(usize::MAX);
@@ -258,13 +267,19 @@ fn apply_capped(
     };
     let result = replica.apply(OWNER, received, now, now + GRACE, max_keys, &mut events);
     let events: Vec<Event> = std::iter::from_fn(|| events.pop()).collect();
+    let batches = events.len();
+    let events = changes_of(events)?;
     match result {
         Ok(applied) => {
             if applied.reset || shadowed_before {
                 // A reset, and whatever applies while it is in progress, is reported as the
                 // difference the application sees once the rebuilt replica has caught up.
             } else {
-                prop_assert_eq!(events.len(), applied.entries, "one event per applied entry");
+                prop_assert_eq!(events.len(), applied.entries, "one change per applied entry");
+                if delta.to_version % 2 == 0 {
+                    // Sliced from one buffer (see `checked`): one event for them all.
+                    prop_assert!(batches <= 1, "{} events for one delta", batches);
+                }
             }
             if applied.over_cap > 0 && replica.max_version == before {
                 // A full table refused the first new entry: nothing moved, and `apply`
@@ -299,21 +314,43 @@ fn apply(
     Ok(apply_capped(replica, delta, now, NO_CAP)?.0)
 }
 
+/// One key change of an [`Event::KeysChanged`], taken out of it.
+#[derive(Debug, Clone)]
+struct Change {
+    /// The key and its value (empty for a deletion).
+    entry: SharedEntry,
+    version: u64,
+    deleted: bool,
+}
+
+/// The key changes of `events`, in order: every event must be a `KeysChanged` of `OWNER`.
+fn changes_of(events: Vec<Event>) -> Result<Vec<Change>, TestCaseError> {
+    let mut all = Vec::new();
+    for event in events {
+        let Event::KeysChanged { node, changes } = event else {
+            return Err(TestCaseError::fail(format!("unexpected event {event:?}")));
+        };
+        prop_assert_eq!(node.as_str(), OWNER);
+        prop_assert!(!changes.is_empty(), "an event without changes");
+        let taken = changes.iter().map(|change| Change {
+            entry: change.entry(),
+            version: change.version(),
+            deleted: change.is_deleted(),
+        });
+        all.extend(taken);
+    }
+    Ok(all)
+}
+
 /// What an application knows of a node's table from the events alone.
 type View = BTreeMap<SharedStr, (Bytes, u64)>;
 
-fn update_view(view: &mut View, events: Vec<Event>) -> Result<(), TestCaseError> {
-    for event in events {
-        match event {
-            Event::KeyChanged { node, entry, version } => {
-                prop_assert_eq!(node.as_str(), OWNER);
-                view.insert(entry.shared_key(), (entry.shared_value(), version));
-            }
-            Event::KeyDeleted { node, key, .. } => {
-                prop_assert_eq!(node.as_str(), OWNER);
-                view.remove(&key);
-            }
-            other => prop_assert!(false, "unexpected event {:?}", other),
+fn update_view(view: &mut View, changes: Vec<Change>) -> Result<(), TestCaseError> {
+    for Change { entry, version, deleted } in changes {
+        if deleted {
+            view.remove(&entry.shared_key());
+        } else {
+            view.insert(entry.shared_key(), (entry.shared_value(), version));
         }
     }
     Ok(())

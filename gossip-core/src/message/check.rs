@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use gossip_proto::v1;
 
 use super::decode::{DecodedBody, DecodedDelta, DecodedEnvelope};
@@ -128,6 +129,7 @@ pub(crate) fn check(
     envelope: DecodedEnvelope,
     config: &Config,
     from: SocketAddr,
+    datagram: &Bytes,
 ) -> Result<Envelope, DropReason> {
     if gossip_proto::version_from_wire(envelope.protocol_version) != gossip_proto::PROTOCOL_VERSION {
         return Err(DropReason::Version);
@@ -144,7 +146,7 @@ pub(crate) fn check(
         None => return Err(DropReason::Malformed),
         Some(sender) => Some(check_sender(sender, config, from).ok_or(DropReason::Malformed)?),
     };
-    let body = check_body(body, config).ok_or(DropReason::Malformed)?;
+    let body = check_body(body, config, datagram).ok_or(DropReason::Malformed)?;
     let membership = envelope
         .membership
         .into_iter()
@@ -170,10 +172,13 @@ fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> 
     Some(Sender { identity: Identity::new(sender.name, sender.generation, address), stated_address })
 }
 
-fn check_body(body: DecodedBody, config: &Config) -> Option<Body> {
+fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Body> {
     let digest_ok = |entries: &[v1::DigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
     let deltas = |deltas: Vec<DecodedDelta>| {
-        deltas.into_iter().map(|delta| ReceivedDelta::check(delta, config)).collect::<Option<Vec<_>>>()
+        deltas
+            .into_iter()
+            .map(|delta| ReceivedDelta::check(delta, config, datagram))
+            .collect::<Option<Vec<_>>>()
     };
     Some(match body {
         DecodedBody::Syn(m) => {

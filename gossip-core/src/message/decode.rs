@@ -296,3 +296,12 @@ impl<M: CarriesDeltas> Message for WithDeltas<M> {
         self.deltas.clear();
     }
 }
+
+/// Decodes one encoded `NodeDelta` as a datagram's are (its plain entries sliced from
+/// `bytes`), for tests that apply deltas without an envelope around them.
+#[cfg(test)]
+pub(crate) fn decode_delta(bytes: Bytes) -> Result<DecodedDelta, DecodeError> {
+    let mut delta = DecodedDelta::default();
+    Message::merge(&mut DeltaMerge(&mut delta), bytes)?;
+    Ok(delta)
+}

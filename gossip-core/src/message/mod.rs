@@ -16,4 +16,6 @@ pub(crate) use build::EnvelopeBuilder;
 pub(crate) use check::{Ack2, Body, DropReason, Envelope, PingReq, Push, Syn, SynAck, check};
 #[cfg(feature = "fuzzing")]
 pub(crate) use decode::DecodedEnvelope;
+#[cfg(test)]
+pub(crate) use decode::decode_delta;
 pub(crate) use decode::{DecodedDelta, decode};

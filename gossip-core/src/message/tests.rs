@@ -299,7 +299,8 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
 
     let config = Config::lan();
     let from: SocketAddr = "10.0.0.2:7946".parse().expect("an address");
-    let checked = check(envelope, &config, from).expect("a valid syn");
+    let checked = check(envelope, &config, from, &bytes).expect("a valid syn");
+    assert_eq!(checked_datagram(&checked), Some(bytes.clone()), "the deltas keep their datagram");
     let Body::Syn(syn) = checked.body else { panic!("a syn") };
     assert_eq!(syn.mode, v1::ExchangeMode::Pull);
     assert_eq!(syn.deltas.len(), 1, "the check passes a Syn's deltas on");
@@ -313,8 +314,9 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     bad.swap(0, 2);
     let bytes =
         envelope_bytes(4, &[delta_bytes(&entries, "n0", false), delta_bytes(&bad, "n1", false)], true);
-    let envelope = decode(Bytes::from(bytes)).expect("decodes");
-    assert!(matches!(check(envelope, &config, from), Err(DropReason::Malformed)));
+    let bytes = Bytes::from(bytes);
+    let envelope = decode(bytes.clone()).expect("decodes");
+    assert!(matches!(check(envelope, &config, from, &bytes), Err(DropReason::Malformed)));
 }
 
 #[test]
@@ -337,4 +339,10 @@ fn plain_entries_take_the_fast_path_and_share_the_buffer() {
     let range = bytes.as_ptr_range();
     assert!(entries.iter().all(|entry| range.contains(&entry.entry.value().as_ptr())), "values are slices");
     assert!(entries.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())), "keys are slices");
+}
+
+/// The datagram the first delta of a checked `Syn` keeps for its key events.
+fn checked_datagram(envelope: &super::Envelope) -> Option<Bytes> {
+    let Body::Syn(syn) = &envelope.body else { return None };
+    syn.deltas.first().map(|delta| delta.datagram.clone())
 }

@@ -2,7 +2,7 @@
 //! generation) never take a key's version back, and never report a delete the owner did not
 //! make.
 //!
-//! A `KeyDeleted` is the owner's when the ledger holds a delete of the key above the last
+//! A deletion is the owner's when the ledger holds a delete of the key above the last
 //! version the observer reported for it (its tombstone, or one collected below the
 //! watermark the event carries). A key its owner only overwrote is never reported deleted,
 //! not even when a reset rebuilt the observer's replica below the overwrite (see
@@ -21,6 +21,31 @@ pub(crate) struct AppEvents {
     seen: BTreeMap<(u32, u64, u32, u64, SharedStr), u64>,
 }
 
+/// One key change of an [`Event::KeysChanged`], as the invariant reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyEvent {
+    pub(crate) owner: SharedStr,
+    pub(crate) key: SharedStr,
+    pub(crate) version: u64,
+    pub(crate) deleted: bool,
+}
+
+impl KeyEvent {
+    /// The key changes `event` reports, in order (none for another event).
+    pub(crate) fn all_of(event: &Event) -> Vec<Self> {
+        let Event::KeysChanged { node, changes } = event else { return Vec::new() };
+        changes
+            .iter()
+            .map(|change| Self {
+                owner: node.clone(),
+                key: change.entry().shared_key(),
+                version: change.version(),
+                deleted: change.is_deleted(),
+            })
+            .collect()
+    }
+}
+
 /// Who saw an event about whom.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seen {
@@ -37,13 +62,10 @@ impl AppEvents {
         self.seen.retain(|(seen_by, _, of, _, _), _| !(*seen_by == observer as u32 && *of == owner as u32));
     }
 
-    /// Checks a key event and remembers it; the violation, if it breaks the invariant.
-    pub(crate) fn check(&mut self, seen: Seen, event: &Event, ledger: &Ledger) -> Option<ViolationKind> {
-        let (key, version, deleted, owner_name) = match event {
-            Event::KeyChanged { entry, version, node } => (entry.shared_key(), *version, false, node),
-            Event::KeyDeleted { key, version, node } => (key.clone(), *version, true, node),
-            _ => return None,
-        };
+    /// Checks a key change and remembers it; the violation, if it breaks the invariant.
+    pub(crate) fn check(&mut self, seen: Seen, event: &KeyEvent, ledger: &Ledger) -> Option<ViolationKind> {
+        let KeyEvent { owner: owner_name, key, version, deleted } = event;
+        let (version, deleted) = (*version, *deleted);
         let id = (
             seen.observer as u32,
             seen.observer_generation,
@@ -94,12 +116,12 @@ mod tests {
 
     use super::*;
 
-    fn changed(key: &str, version: u64) -> Event {
-        Event::KeyChanged { node: "n1".into(), entry: crate::SharedEntry::new(key, b""), version }
+    fn changed(key: &str, version: u64) -> KeyEvent {
+        KeyEvent { owner: "n1".into(), key: key.into(), version, deleted: false }
     }
 
-    fn deleted(key: &str, version: u64) -> Event {
-        Event::KeyDeleted { node: "n1".into(), key: key.into(), version }
+    fn deleted(key: &str, version: u64) -> KeyEvent {
+        KeyEvent { owner: "n1".into(), key: key.into(), version, deleted: true }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::event::{Event, Output};
-use crate::sim::app_events::Seen;
+use crate::sim::app_events::{KeyEvent, Seen};
 use crate::sim::cluster::{Scheduled, Simulation, index_at, index_of_name};
 use crate::sim::invariants::{self, ViolationKind};
 use crate::sim::kind::body_kind;
@@ -258,16 +258,7 @@ impl Simulation {
                     if let (true, Event::Query { query, .. }) = (*answer_queries, &event) {
                         queries.push(query.clone());
                     }
-                    let key_event = match &event {
-                        Event::KeyChanged { node: owner, entry, version } => {
-                            Some((owner, entry.key(), version))
-                        }
-                        Event::KeyDeleted { node: owner, key, version } => {
-                            Some((owner, key.as_str(), version))
-                        }
-                        _ => None,
-                    };
-                    if let Some((owner, key, version)) = key_event {
+                    if let Event::KeysChanged { node: owner, changes } = &event {
                         if let Some(owner_index) = index_of_name(owner, len) {
                             // Replicas can hold an older generation only of nodes that restarted.
                             let generation = if restarted[owner_index] {
@@ -275,9 +266,19 @@ impl Simulation {
                             } else {
                                 generations[owner_index]
                             };
-                            observer.learned(index, owner_index, generation, key, *version, now);
+                            for change in changes {
+                                observer.learned(
+                                    index,
+                                    owner_index,
+                                    generation,
+                                    change.key(),
+                                    change.version(),
+                                    now,
+                                );
+                            }
                             if app_events.is_some() {
-                                key_events.push((owner_index, generation, event.clone()));
+                                let changes = KeyEvent::all_of(&event).into_iter();
+                                key_events.extend(changes.map(|change| (owner_index, generation, change)));
                             }
                         }
                     }

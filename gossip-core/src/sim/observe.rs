@@ -1,5 +1,5 @@
 //! Observation: traffic counters, and for each write the simulator made, when each node
-//! first learned it (from its `KeyChanged` / `KeyDeleted` events).
+//! first learned it (from the changes of its `KeysChanged` events).
 //!
 //! A node that learns a later version of the same key (the earlier one was overwritten
 //! before it arrived) counts as having learned the earlier one too, at that moment.
@@ -182,7 +182,7 @@ impl Observer {
         WriteId(id)
     }
 
-    /// Node `node` learned `key` of `owner` at `version` (a `KeyChanged` or `KeyDeleted`).
+    /// Node `node` learned `key` of `owner` at `version` (a change or deletion reported).
     pub(crate) fn learned(
         &mut self,
         node: usize,

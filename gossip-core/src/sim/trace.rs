@@ -65,22 +65,21 @@ impl Trace {
         self.bytes(payload);
     }
 
-    /// Hashes an event that node `node` emitted.
+    /// Hashes an event that node `node` emitted: each key change as an event of its own
+    /// (the trace of a run is the same whether key events come one by one or in batches).
     pub(crate) fn event(&mut self, now: Duration, node: usize, event: &Event) {
-        self.record(Record::Event, now, node, 0);
-        match event {
-            Event::KeyChanged { node, entry, version } => {
-                self.bytes(node.as_bytes());
-                self.bytes(entry.key_bytes());
-                self.bytes(entry.value());
-                self.bytes(&version.to_le_bytes());
+        let Event::KeysChanged { node: owner, changes } = event else {
+            self.record(Record::Event, now, node, 0);
+            return self.bytes(format!("{event:?}").as_bytes());
+        };
+        for change in changes {
+            self.record(Record::Event, now, node, 0);
+            self.bytes(owner.as_bytes());
+            self.bytes(change.key_bytes());
+            if let Some(value) = change.value() {
+                self.bytes(value);
             }
-            Event::KeyDeleted { node, key, version } => {
-                self.bytes(node.as_bytes());
-                self.bytes(key.as_bytes());
-                self.bytes(&version.to_le_bytes());
-            }
-            other => self.bytes(format!("{other:?}").as_bytes()),
+            self.bytes(&change.version().to_le_bytes());
         }
     }
 

@@ -12,7 +12,7 @@ impl<R: Rng> Node<R> {
     /// Writes `key = value` in this node's table, to be deleted `ttl` after the last time this
     /// node was given (the `now` of its latest input), as chitchat's `set_with_ttl` does. The
     /// delete is an ordinary versioned delete made by this node, so every peer sees the key go
-    /// (`Event::KeyDeleted`). Writing the key again before then (`set`, `delete`, or
+    /// (a deletion in `Event::KeysChanged`). Writing the key again before then (`set`, `delete`, or
     /// `set_with_ttl` with a new TTL) replaces the TTL.
     ///
     /// Returns the version of the write. Errors as [`set`](Self::set), and

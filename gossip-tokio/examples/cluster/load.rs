@@ -76,7 +76,7 @@ pub(crate) struct LoadSeen {
 }
 
 impl LoadSeen {
-    /// A `KeyChanged` of [`LOAD_KEY`] from `owner` with `value` arrived now.
+    /// A change of [`LOAD_KEY`] from `owner` with `value` arrived now.
     pub(crate) fn arrived(&mut self, owner: &str, value: &[u8], log: &LoadLog) {
         let Some(sequence) = sequence_of(value) else { return };
         let now = Instant::now();

@@ -1,6 +1,7 @@
-//! How the `node` program prints events: one line of text, or one JSON object.
+//! How the `node` program prints events: lines of text, or JSON objects (one per event, or
+//! per key change).
 
-use gossip_tokio::{Event, QueryId, RequestOutcome, WriteRequestId};
+use gossip_tokio::{Event, KeyChange, QueryId, RequestOutcome, WriteRequestId};
 use serde_json::json;
 
 /// A query as the operator names it: `ORIGIN/GENERATION/ID` (what `respond` takes).
@@ -14,8 +15,23 @@ pub fn request_id(request: &WriteRequestId) -> String {
     format!("{}/{}/{}", request.requester, request.generation, request.id)
 }
 
-/// One event as a line of text.
-pub fn text(event: &Event) -> String {
+/// An event as lines of text: one, or one per key of a `KeysChanged`.
+pub fn text(event: &Event) -> Vec<String> {
+    let Event::KeysChanged { node, changes } = event else { return vec![text_one(event)] };
+    let line = |change: KeyChange<'_>| {
+        let (key, version) = (change.key(), change.version());
+        match change.value() {
+            Some(value) => {
+                format!("set        {node}: {key} = {} (version {version})", String::from_utf8_lossy(value))
+            }
+            None => format!("deleted    {node}: {key} (version {version})"),
+        }
+    };
+    changes.iter().map(line).collect()
+}
+
+/// Any other event as a line of text.
+fn text_one(event: &Event) -> String {
     match event {
         Event::MemberDiscovered { name, generation, address } => {
             format!("discovered {name} (generation {generation}) at {address}")
@@ -41,11 +57,6 @@ pub fn text(event: &Event) -> String {
         Event::MemberAddressChanged { name, old, new } => format!("moved      {name}: {old} -> {new}"),
         Event::Joined { via } => format!("joined     the cluster via {via}"),
         Event::LeaveComplete => "left       the cluster".to_owned(),
-        Event::KeyChanged { node, entry, version } => {
-            let (key, value) = (entry.key(), String::from_utf8_lossy(entry.value()));
-            format!("set        {node}: {key} = {value} (version {version})")
-        }
-        Event::KeyDeleted { node, key, version } => format!("deleted    {node}: {key} (version {version})"),
         Event::ForeignCluster { from, cluster } => {
             format!(
                 "warning    datagrams of cluster {cluster:?} arrive from {from}; check --cluster / Config::cluster"
@@ -98,8 +109,24 @@ pub fn text(event: &Event) -> String {
     }
 }
 
-/// One event as a JSON object.
-pub fn json(event: &Event) -> serde_json::Value {
+/// An event as JSON objects: one, or one per key of a `KeysChanged`.
+pub fn json(event: &Event) -> Vec<serde_json::Value> {
+    let Event::KeysChanged { node, changes } = event else { return vec![json_one(event)] };
+    let object = |change: KeyChange<'_>| {
+        let (key, version) = (change.key(), change.version());
+        match change.value() {
+            Some(value) => json!({
+                "event": "key_changed", "node": node.as_str(), "key": key,
+                "value": String::from_utf8_lossy(value), "version": version,
+            }),
+            None => json!({"event": "key_deleted", "node": node.as_str(), "key": key, "version": version}),
+        }
+    };
+    changes.iter().map(object).collect()
+}
+
+/// Any other event as a JSON object.
+fn json_one(event: &Event) -> serde_json::Value {
     match event {
         Event::MemberDiscovered { name, generation, address } => {
             json!({"event": "discovered", "name": name, "generation": generation, "address": address.to_string()})
@@ -129,13 +156,6 @@ pub fn json(event: &Event) -> serde_json::Value {
         }
         Event::Joined { via } => json!({"event": "joined", "via": via.to_string()}),
         Event::LeaveComplete => json!({"event": "leave_complete"}),
-        Event::KeyChanged { node, entry, version } => json!({
-            "event": "key_changed", "node": node.as_str(), "key": entry.key(),
-            "value": String::from_utf8_lossy(entry.value()), "version": version,
-        }),
-        Event::KeyDeleted { node, key, version } => {
-            json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})
-        }
         Event::ForeignCluster { from, cluster } => {
             json!({"event": "foreign_cluster", "from": from.to_string(), "cluster": cluster})
         }
