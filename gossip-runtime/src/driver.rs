@@ -336,6 +336,8 @@ impl<R: Runtime> State<R> {
         // A lost `Lagged` carries its count over to the next one.
         let lost = match event {
             Event::Lagged { missed } => *missed,
+            // As the core counts it: each change of the batch.
+            Event::KeysChanged { changes, .. } => changes.len() as u64,
             _ => 1,
         };
         self.lost.fetch_add(lost, Ordering::AcqRel);

@@ -42,7 +42,8 @@ pub struct Options {
     /// Commands that may wait for the driver before senders wait in turn (default 64).
     pub command_capacity: usize,
     /// Events that may wait in the [`Events`] stream before new ones are dropped (default
-    /// 4,096).
+    /// 4,096; an `Event::KeysChanged` counts once here, whatever the number of its changes,
+    /// each of which counts in the `Event::Lagged` that reports a loss).
     pub event_capacity: usize,
     /// The receive buffer asked of the UDP socket, in bytes (default 2 MiB, as memberlist
     /// asks): bursts (every member answering a query at once, a cluster that just healed)
