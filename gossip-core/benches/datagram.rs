@@ -253,6 +253,14 @@ fn handle_full_delta_datagram(c: &mut Criterion) {
         "a full datagram of {entries} entries: {} allocations ({} bytes) to handle it, {} more to drain its events",
         handled.count_total, handled.bytes_total, drained.count_total
     );
+    let mut pinged = capture.fresh_receiver(9);
+    pinged.handle_input(capture.start, capture.a_address, &capture.introduction);
+    let _ = drain(&mut pinged);
+    let handled = allocation_counter::measure(|| pinged.handle_input(at, from, &capture.introduction));
+    eprintln!(
+        "a bare ping from a known sender: {} allocations ({} bytes), its ack included",
+        handled.count_total, handled.bytes_total
+    );
     let mut warm = capture.warm_receiver(9);
     let handled = allocation_counter::measure(|| warm.handle_input(at, from, &full));
     assert_eq!(warm.metrics().entries_applied, 2 * entries, "the warm receiver applies every entry");

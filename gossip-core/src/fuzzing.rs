@@ -52,7 +52,7 @@ impl FuzzSealer {
 /// zero-copy decoder, whose contract is to give exactly what prost gives).
 pub fn decode_both(datagram: &[u8]) -> Result<Option<v1::Envelope>, String> {
     let theirs = v1::Envelope::decode(datagram);
-    let ours = message::decode(Bytes::copy_from_slice(datagram));
+    let ours = message::decode(&Bytes::copy_from_slice(datagram));
     match (theirs, ours) {
         (Ok(theirs), Ok(ours)) => {
             let converted = DecodedEnvelope::from(theirs.clone());

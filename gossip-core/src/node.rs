@@ -376,7 +376,7 @@ impl<R: Rng> Node<R> {
                 return refusal.count(&mut self.out.metrics);
             }
         };
-        let Ok(decoded) = message::decode(encoded.clone()) else {
+        let Ok(decoded) = message::decode(&encoded) else {
             self.out.metrics.decode_errors += 1;
             return;
         };

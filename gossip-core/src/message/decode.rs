@@ -147,10 +147,11 @@ impl From<v1::Envelope> for DecodedEnvelope {
 /// its own.
 ///
 /// The slices keep `datagram` alive as long as any stored key or value from it lives: at
-/// most one datagram (`max_datagram_size`) per held entry.
-pub(crate) fn decode(datagram: Bytes) -> Result<DecodedEnvelope, DecodeError> {
+/// most one datagram (`max_datagram_size`) per held entry. `datagram` itself is read in place
+/// (see [`SharedCursor`]): it stays whole for the caller.
+pub(crate) fn decode(datagram: &Bytes) -> Result<DecodedEnvelope, DecodeError> {
     let mut scratch = EnvelopeScratch::default();
-    Message::merge(&mut scratch, datagram)?;
+    Message::merge(&mut scratch, SharedCursor { bytes: datagram, at: 0 })?;
     let EnvelopeScratch { envelope, with_deltas } = scratch;
     Ok(DecodedEnvelope {
         protocol_version: envelope.protocol_version,
@@ -304,4 +305,35 @@ pub(crate) fn decode_delta(bytes: Bytes) -> Result<DecodedDelta, DecodeError> {
     let mut delta = DecodedDelta::default();
     Message::merge(&mut DeltaMerge(&mut delta), bytes)?;
     Ok(delta)
+}
+
+/// Reads a shared buffer in place: what it slices off (`copy_to_bytes`, prost's `bytes`
+/// fields and the entries) shares the buffer, which stays whole for its owner. Decoding from
+/// a clone of the buffer instead would cost a datagram without any slice an allocation: a
+/// second handle on a freshly copied `Bytes` makes it allocate its shared count.
+struct SharedCursor<'a> {
+    bytes: &'a Bytes,
+    at: usize,
+}
+
+impl Buf for SharedCursor<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.bytes.get(self.at..).unwrap_or_default()
+    }
+
+    fn advance(&mut self, count: usize) {
+        // Prost checks what remains before it advances; past the end is never reached.
+        self.at = self.at.saturating_add(count).min(self.bytes.len());
+    }
+
+    fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        let end = self.at.saturating_add(len).min(self.bytes.len());
+        let slice = self.bytes.slice(self.at..end);
+        self.at = end;
+        slice
+    }
 }

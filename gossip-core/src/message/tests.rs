@@ -208,7 +208,7 @@ fn envelope_bytes(body_tag: u8, deltas: &[Vec<u8>], extra_body: bool) -> Vec<u8>
 }
 
 fn same_as_prost(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let ours = decode(Bytes::copy_from_slice(bytes));
+    let ours = decode(&Bytes::copy_from_slice(bytes));
     let theirs = v1::Envelope::decode(bytes).map(DecodedEnvelope::from);
     match (ours, theirs) {
         (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
@@ -265,7 +265,7 @@ fn a_key_that_is_not_utf8_fails_the_datagram_wherever_it_is() {
     for fields in [vec![bad.clone()], vec![bad.clone(), good.clone()], vec![good, bad]] {
         let bytes = envelope_bytes(8, &[delta_bytes(&[fields], "n0", false)], false);
         assert!(v1::Envelope::decode(&bytes[..]).is_err());
-        assert!(decode(Bytes::from(bytes)).is_err());
+        assert!(decode(&Bytes::from(bytes)).is_err());
     }
 }
 
@@ -281,7 +281,7 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
         })
         .collect();
     let bytes = Bytes::from(envelope_bytes(4, &[delta_bytes(&entries, "n0", false)], true));
-    let envelope = decode(bytes.clone()).expect("decodes");
+    let envelope = decode(&bytes).expect("decodes");
     assert_eq!(envelope, v1::Envelope::decode(&bytes[..]).map(DecodedEnvelope::from).expect("prost decodes"));
     let Some(DecodedBody::Syn(syn)) = &envelope.body else { panic!("a syn") };
     assert_eq!(syn.rest.mode(), v1::ExchangeMode::Pull);
@@ -315,7 +315,7 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     let bytes =
         envelope_bytes(4, &[delta_bytes(&entries, "n0", false), delta_bytes(&bad, "n1", false)], true);
     let bytes = Bytes::from(bytes);
-    let envelope = decode(bytes.clone()).expect("decodes");
+    let envelope = decode(&bytes).expect("decodes");
     assert!(matches!(check(envelope, &config, from, &bytes), Err(DropReason::Malformed)));
 }
 
@@ -331,7 +331,7 @@ fn plain_entries_take_the_fast_path_and_share_the_buffer() {
         })
         .collect();
     let bytes = Bytes::from(envelope_bytes(8, &[delta_bytes(&entries, "n0", false)], false));
-    let envelope = decode(bytes.clone()).expect("decodes");
+    let envelope = decode(&bytes).expect("decodes");
     let Some(DecodedBody::DeltaReply(reply)) = envelope.body else { panic!("a delta reply") };
     let entries = &reply.deltas[0].entries;
     assert_eq!(entries.len(), 5);
