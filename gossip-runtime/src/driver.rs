@@ -332,16 +332,18 @@ impl<R: Runtime> State<R> {
 
     /// Counts an event the full stream could not take.
     fn drop_event(&mut self, event: &Event) {
-        self.stats.events_dropped += 1;
-        // A lost `Lagged` carries its count over to the next one.
-        let lost = match event {
-            Event::Lagged { missed } => *missed,
+        let (dropped, lost) = match event {
+            // A lost `Lagged` carries its count over to the next one.
+            Event::Lagged { missed } => (1, *missed),
             // As the core counts it: each change of the batch.
-            Event::KeysChanged { changes, .. } => changes.len() as u64,
-            _ => 1,
+            Event::KeysChanged { changes, .. } => (changes.len() as u64, changes.len() as u64),
+            _ => (1, 1),
         };
+        let before = self.stats.events_dropped;
+        self.stats.events_dropped += dropped;
         self.lost.fetch_add(lost, Ordering::AcqRel);
-        if self.stats.events_dropped.is_power_of_two() {
+        // Said when the count reaches or passes a power of two.
+        if (before + 1).next_power_of_two() <= self.stats.events_dropped {
             tracing::warn!(
                 node = %self.node.identity().name,
                 dropped = self.stats.events_dropped,

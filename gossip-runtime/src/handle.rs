@@ -74,7 +74,8 @@ pub struct DriverStats {
     pub recv_errors: u64,
     /// Datagrams dropped because the socket stayed busy and the outgoing queue was full.
     pub transmits_dropped: u64,
-    /// Events dropped because the [`crate::Events`] stream was full (not read fast enough).
+    /// Events dropped because the [`crate::Events`] stream was full (not read fast enough);
+    /// each change of a dropped `Event::KeysChanged` counts.
     pub events_dropped: u64,
     /// Times the core's timeout was handled.
     pub timeouts: u64,
