@@ -495,6 +495,7 @@ impl Report {
             "datagrams_sent": self.traffic.datagrams_sent,
             "bytes_sent": self.traffic.bytes_sent,
             "max_datagram_bytes": self.traffic.max_datagram_sent,
+            "events_dropped": self.traffic.events_dropped,
         })
     }
 
@@ -536,6 +537,7 @@ impl Report {
             ("bytes sent", self.traffic.bytes_sent.to_string()),
             ("largest datagram", format!("{} bytes", self.traffic.max_datagram_sent)),
             ("send errors", self.traffic.send_errors.to_string()),
+            ("events dropped (a full event stream)", self.traffic.events_dropped.to_string()),
         ];
         let mut table = String::from(
             "figure                     | value\n---------------------------+------------------------\n",
