@@ -41,7 +41,7 @@ pub(crate) struct ReceivedDelta {
     /// In strictly increasing version order, within `(from_version, to_version]`.
     pub(crate) entries: Vec<ReceivedEntry>,
     /// The datagram the entries were sliced from (empty when there are none or it is not
-    /// known): their key events share it (see `event::KeyBatch`).
+    /// known): their key event shares it (see `KeyChanges`).
     pub(crate) datagram: Bytes,
 }
 

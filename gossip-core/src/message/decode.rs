@@ -308,9 +308,8 @@ pub(crate) fn decode_delta(bytes: Bytes) -> Result<DecodedDelta, DecodeError> {
 }
 
 /// Reads a shared buffer in place: what it slices off (`copy_to_bytes`, prost's `bytes`
-/// fields and the entries) shares the buffer, which stays whole for its owner. Decoding from
-/// a clone of the buffer instead would cost a datagram without any slice an allocation: a
-/// second handle on a freshly copied `Bytes` makes it allocate its shared count.
+/// fields and the entries) shares the buffer, which stays whole for its owner (the deltas'
+/// key events keep it) without a second handle to take and drop per datagram.
 struct SharedCursor<'a> {
     bytes: &'a Bytes,
     at: usize,

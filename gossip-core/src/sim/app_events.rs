@@ -8,7 +8,7 @@
 //! not even when a reset rebuilt the observer's replica below the overwrite (see
 //! `replica.rs`).
 
-use crate::event::Event;
+use crate::event::KeyChange;
 use crate::shared_str::SharedStr;
 use crate::sim::invariants::ViolationKind;
 use crate::sim::ledger::Ledger;
@@ -31,18 +31,14 @@ pub(crate) struct KeyEvent {
 }
 
 impl KeyEvent {
-    /// The key changes `event` reports, in order (none for another event).
-    pub(crate) fn all_of(event: &Event) -> Vec<Self> {
-        let Event::KeysChanged { node, changes } = event else { return Vec::new() };
-        changes
-            .iter()
-            .map(|change| Self {
-                owner: node.clone(),
-                key: change.entry().shared_key(),
-                version: change.version(),
-                deleted: change.is_deleted(),
-            })
-            .collect()
+    /// `owner`'s `change`, as the invariant reads it.
+    pub(crate) fn of(owner: &SharedStr, change: KeyChange<'_>) -> Self {
+        Self {
+            owner: owner.clone(),
+            key: change.key().into(),
+            version: change.version(),
+            deleted: change.is_deleted(),
+        }
     }
 }
 

@@ -277,7 +277,7 @@ impl Simulation {
                                 );
                             }
                             if app_events.is_some() {
-                                let changes = KeyEvent::all_of(&event).into_iter();
+                                let changes = changes.iter().map(|change| KeyEvent::of(owner, change));
                                 key_events.extend(changes.map(|change| (owner_index, generation, change)));
                             }
                         }
