@@ -15,12 +15,12 @@ use crate::config::Config;
 use crate::identity::{address_from_wire, address_to_wire};
 use crate::membership::MemberState;
 use crate::message::DecodedDelta;
-use crate::replica::{Replica, StoredEntry};
-use crate::shared_entry::SharedEntry;
+use crate::replica::{EntryRef, Replica};
+use crate::shared_entry::EntrySpans;
 use crate::table::NodeTable;
 
 /// A received delta that passed the checks ([`ReceivedDelta::check`]): the address and the
-/// member's state parsed, and the entries owned, with their keys and values as slices of the
+/// member's state parsed, and the entries, with where their keys and values lie in the
 /// datagram (see [`crate::message::decode`]), so that storing them and reporting them costs
 /// no copy. Applying it ([`crate::replica::Replica::apply`]) moves the entries into the
 /// replica.
@@ -40,29 +40,29 @@ pub(crate) struct ReceivedDelta {
     pub(crate) sender_max_version: u64,
     /// In strictly increasing version order, within `(from_version, to_version]`.
     pub(crate) entries: Vec<ReceivedEntry>,
-    /// The datagram the entries were sliced from (empty when there are none or it is not
-    /// known): their key event shares it (see `KeyChanges`).
+    /// The datagram the entries lie in (empty when none does): the replica and their key
+    /// event share it (see `KeyChanges`).
     pub(crate) datagram: Bytes,
+    /// The keys and values of the entries that were not laid out plainly (prost decoded
+    /// them), copied side by side.
+    pub(crate) own: Bytes,
 }
 
-/// A received `Entry`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A received `Entry`: where its key and value lie, in 32 bytes and no reference count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ReceivedEntry {
-    /// Its key and value, usually one slice of the datagram.
-    pub(crate) entry: SharedEntry,
+    /// Where the key (checked UTF-8) and the value lie: in the datagram, or in the delta's
+    /// own buffer when `own`.
+    pub(crate) spans: EntrySpans,
     pub(crate) version: u64,
     pub(crate) deleted: bool,
+    pub(crate) own: bool,
 }
 
-impl From<v1::Entry> for ReceivedEntry {
-    /// Prost decoded it into buffers of its own (not laid out plainly): the key and value
-    /// are copied into one.
-    fn from(entry: v1::Entry) -> Self {
-        Self {
-            entry: SharedEntry::new(&entry.key, &entry.value),
-            version: entry.version,
-            deleted: entry.deleted,
-        }
+impl ReceivedDelta {
+    /// The buffer `entry`'s key and value lie in.
+    pub(crate) fn source(&self, entry: &ReceivedEntry) -> &Bytes {
+        if entry.own { &self.own } else { &self.datagram }
     }
 }
 
@@ -71,7 +71,7 @@ impl ReceivedDelta {
     /// when it breaks one (the whole datagram is then dropped).
     /// `datagram` is the buffer the delta was decoded from.
     pub(crate) fn check(delta: DecodedDelta, config: &Config, datagram: &Bytes) -> Option<Self> {
-        let DecodedDelta { header, entries } = delta;
+        let DecodedDelta { header, entries, own } = delta;
         if !valid_name(&header.name, config) || header.from_version > header.to_version {
             return None;
         }
@@ -81,7 +81,7 @@ impl ReceivedDelta {
         let mut previous = header.from_version;
         for entry in &entries {
             let in_order = entry.version > previous && entry.version <= header.to_version;
-            let (key, value) = (entry.entry.key_bytes(), entry.entry.value());
+            let (key, value) = (entry.spans.key(), entry.spans.value());
             if !in_order || key.len() > config.max_key_size || value.len() > config.max_value_size {
                 return None;
             }
@@ -99,7 +99,8 @@ impl ReceivedDelta {
             reset: header.reset,
             incarnation: header.incarnation,
             sender_max_version: header.sender_max_version,
-            datagram: if entries.is_empty() { Bytes::new() } else { datagram.clone() },
+            datagram: if entries.iter().all(|entry| entry.own) { Bytes::new() } else { datagram.clone() },
+            own: Bytes::from(own),
             entries,
         })
     }
@@ -177,7 +178,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         return None;
     }
     if let Some((version, entry)) = replica.entries_after(plan.from).next() {
-        let first = stored_entry_len(version, entry);
+        let first = stored_entry_len(version, &entry);
         if field_len(header + first) > room {
             // Cut to no entry at all: not worth a delta.
             return None;
@@ -189,7 +190,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
     let mut truncated = false;
     let mut lengths = Vec::new();
     for (version, entry) in replica.entries_after(plan.from) {
-        let entry_len = stored_entry_len(version, entry);
+        let entry_len = stored_entry_len(version, &entry);
         if field_len(len + entry_len) > room {
             truncated = true;
             break;
@@ -198,7 +199,7 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
         lengths.push(entry_len);
         delta.entries.push(v1::Entry {
             key: entry.key().to_owned(),
-            value: entry.entry.shared_value(),
+            value: entry.shared_value(),
             version,
             deleted: entry.deleted,
         });
@@ -221,8 +222,8 @@ fn pack_one(table: &NodeTable, plan: DeltaPlan, budget: &mut Budget) -> Option<v
 
 /// The bytes a stored entry takes in a delta's `entries`, field key and length included (its
 /// key's bytes counted as they are: no second UTF-8 check on the way out).
-fn stored_entry_len(version: u64, entry: &StoredEntry) -> usize {
-    field_len(entry_encoded_len(entry.entry.key_bytes().len(), entry.value().len(), version, entry.deleted))
+fn stored_entry_len(version: u64, entry: &EntryRef<'_>) -> usize {
+    field_len(entry_encoded_len(entry.key_bytes().len(), entry.value().len(), version, entry.deleted))
 }
 
 /// The `NodeDelta` of `plan` before its entries and `sender_max_version`.

@@ -410,8 +410,8 @@ mod tests {
         let mut at = 0;
         for (version, key) in (first..).zip(&keys) {
             let end = at + key.len();
-            let entry = crate::SharedEntry::from_parts(source.clone(), at..end, end..end).expect("valid");
-            assert!(changes.push(&entry, version, false));
+            let spans = crate::shared_entry::EntrySpans::new(at..end, end..end).expect("small");
+            assert!(changes.push(&source, spans, version, false));
             at = end;
         }
         changes

@@ -238,15 +238,17 @@ impl<R: Rng> Node<R> {
 
     /// The live value of `key` in `node`'s table with the owner's version of it.
     pub fn get_versioned(&self, node: &str, key: &str) -> Option<(&[u8], u64)> {
-        self.get_entry(node, key).map(|(entry, version)| (entry.value(), version))
+        let (stored, version) = self.table.by_name(node)?.view().get(key)?;
+        Some((stored.value(), version))
     }
 
-    /// The live entry of `key` in `node`'s table with the owner's version of it: clone the
-    /// [`SharedEntry`](crate::SharedEntry) (or take its [`shared_value`](crate::SharedEntry::shared_value))
-    /// to keep the value without copying it.
-    pub fn get_entry(&self, node: &str, key: &str) -> Option<(&crate::SharedEntry, u64)> {
+    /// The live entry of `key` in `node`'s table with the owner's version of it, as a handle
+    /// on the buffer it lies in (a reference count, no copy): keep it, or its
+    /// [`shared_value`](crate::SharedEntry::shared_value), to hold the value without copying it.
+    /// To read a value in place, [`get`](Self::get) takes no reference count.
+    pub fn get_entry(&self, node: &str, key: &str) -> Option<(crate::SharedEntry, u64)> {
         let (stored, version) = self.table.by_name(node)?.view().get(key)?;
-        Some((&stored.entry, version))
+        Some((stored.shared(), version))
     }
 
     /// Every known node, this one first.
@@ -267,10 +269,11 @@ impl<R: Rng> Node<R> {
     }
 
     /// The live entries of `node`'s table as handles with their versions, in version order:
-    /// clone one to keep its key and value without copying them.
-    pub fn shared_entries(&self, node: &str) -> Option<impl Iterator<Item = (&crate::SharedEntry, u64)>> {
+    /// each a reference count on the buffer it lies in, no copy ([`entries`](Self::entries)
+    /// reads them in place without one).
+    pub fn shared_entries(&self, node: &str) -> Option<impl Iterator<Item = (crate::SharedEntry, u64)>> {
         let replica = self.table.by_name(node)?.view();
-        Some(replica.live_entries().map(|(version, stored)| (&stored.entry, version)))
+        Some(replica.live_entries().map(|(version, stored)| (stored.shared(), version)))
     }
 
     /// The summary of the local digest; two nodes with the same summary are in sync.

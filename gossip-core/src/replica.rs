@@ -46,31 +46,82 @@ use bytes::Bytes;
 use crate::delta::{ReceivedDelta, ReceivedEntry};
 use crate::event::{Events, KeyChanges};
 use crate::membership::MemberState;
-use crate::shared_entry::SharedEntry;
+use crate::shared_entry::{EntrySpans, SharedEntry};
 use crate::shared_str::SharedStr;
 
 mod store;
 
 use store::{EMPTY, ReplicaData};
 
-/// One stored entry: the latest write of a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One stored entry, the latest write of a key: where its key and value (empty for a
+/// tombstone) lie in one of the replica's buffers, often the datagram they arrived in (which
+/// the event that reported them shares).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct StoredEntry {
-    /// The key and value (empty for a tombstone): often a slice of the datagram they arrived
-    /// in, shared with the event that reported them.
-    pub(crate) entry: SharedEntry,
+    spans: EntrySpans,
+    /// Its place in `ReplicaData::buffers`.
+    buffer: u32,
+    deleted: bool,
+}
+
+/// An entry read where it lies: a stored one, or one about to be stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    source: &'a Bytes,
+    spans: EntrySpans,
     pub(crate) deleted: bool,
 }
 
-impl StoredEntry {
-    pub(crate) fn key(&self) -> &str {
-        self.entry.key()
+impl<'a> EntryRef<'a> {
+    /// The entry whose key (checked UTF-8) and value lie at `spans` in `source`.
+    pub(crate) fn new(source: &'a Bytes, spans: EntrySpans, deleted: bool) -> Self {
+        Self { source, spans, deleted }
     }
 
-    pub(crate) fn value(&self) -> &[u8] {
-        self.entry.value()
+    /// `entry`, as stored.
+    pub(crate) fn of(entry: &'a SharedEntry, deleted: bool) -> Self {
+        Self::new(entry.buffer(), entry.spans(), deleted)
+    }
+
+    pub(crate) fn key(&self) -> &'a str {
+        // Checked when the entry was decoded or written: the fallback is never taken.
+        std::str::from_utf8(self.key_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn key_bytes(&self) -> &'a [u8] {
+        self.source.get(self.spans.key()).unwrap_or_default()
+    }
+
+    /// The value (empty for a tombstone).
+    pub(crate) fn value(&self) -> &'a [u8] {
+        self.source.get(self.location().1.value()).unwrap_or_default()
+    }
+
+    /// The key and value as a handle of their own (a reference count on their buffer).
+    pub(crate) fn shared(&self) -> SharedEntry {
+        SharedEntry::from_spans(self.source, self.location().1)
+    }
+
+    /// The value as a handle of its own (a slice of the buffer: no copy).
+    pub(crate) fn shared_value(&self) -> Bytes {
+        self.source.slice(self.location().1.value())
+    }
+
+    /// The buffer the key and value lie in, and where (a tombstone's value empty, whatever
+    /// its sender sent).
+    pub(crate) fn location(&self) -> (&'a Bytes, EntrySpans) {
+        (self.source, if self.deleted { self.spans.without_value() } else { self.spans })
     }
 }
+
+impl PartialEq for EntryRef<'_> {
+    /// By key, value and deletion (where they are held does not matter).
+    fn eq(&self, other: &Self) -> bool {
+        (self.key_bytes(), self.value(), self.deleted) == (other.key_bytes(), other.value(), other.deleted)
+    }
+}
+
+impl Eq for EntryRef<'_> {}
 
 /// The owner of a replica, as [`Replica::apply`] needs it: the name its events carry, and
 /// the seed of the key index's hash. The seed comes from the node's RNG, so a hostile peer
@@ -193,11 +244,11 @@ impl Replica {
     }
 
     /// The entry of `key` (live or tombstone) with its version.
-    fn lookup(&self, key: &str) -> Option<(&StoredEntry, u64)> {
+    fn lookup(&self, key: &str) -> Option<(EntryRef<'_>, u64)> {
         let data = self.data.as_deref()?;
         let key = key.as_bytes();
         let slot = data.log.get(data.find(data.hash(key), key)?)?;
-        Some((slot.entry.as_ref()?, slot.version))
+        Some((data.read(slot.entry?), slot.version))
     }
 
     /// What the application sees of this replica: itself, or while a reset cut short rebuilds
@@ -214,9 +265,13 @@ impl Replica {
     /// A copy of this replica's entries and versions, without its shadow.
     fn snapshot(&self) -> Replica {
         let data = self.data.as_ref().map(|data| {
-            let ReplicaData { log, index, indexed, holes, hasher, tombstones, .. } = &**data;
+            let ReplicaData {
+                log, buffers, unused_buffers, index, indexed, holes, hasher, tombstones, ..
+            } = &**data;
             Box::new(ReplicaData {
                 log: log.clone(),
+                buffers: buffers.clone(),
+                unused_buffers: *unused_buffers,
                 index: index.clone(),
                 indexed: *indexed,
                 holes: *holes,
@@ -257,12 +312,14 @@ impl Replica {
             if self.get(seen.key()).is_none() {
                 // Deleted by the owner: its tombstone, or above the collected watermark.
                 let version = self.lookup(seen.key()).map_or(self.gc_watermark, |(_, version)| version);
-                add_change(events, &node, &mut changes, &seen.entry.without_value(), version, true);
+                let (source, spans) = seen.location();
+                add_change(events, &node, &mut changes, source, spans.without_value(), version, true);
             }
         }
         for (version, stored) in self.live_entries() {
             if shadow.get(stored.key()).is_none_or(|(_, seen)| seen != version) {
-                add_change(events, &node, &mut changes, &stored.entry, version, false);
+                let (source, spans) = stored.location();
+                add_change(events, &node, &mut changes, source, spans, version, false);
             }
         }
         events.emit_keys(node, changes);
@@ -292,7 +349,7 @@ impl Replica {
     }
 
     /// The live entry of `key` with its version (tombstones are not returned).
-    pub(crate) fn get(&self, key: &str) -> Option<(&StoredEntry, u64)> {
+    pub(crate) fn get(&self, key: &str) -> Option<(EntryRef<'_>, u64)> {
         self.lookup(key).filter(|(entry, _)| !entry.deleted)
     }
 
@@ -302,17 +359,18 @@ impl Replica {
     }
 
     /// Live entries, in version order.
-    pub(crate) fn live_entries(&self) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        let log = &self.data().log;
-        log.iter()
-            .filter_map(|slot| Some((slot.version, slot.entry.as_ref().filter(|entry| !entry.deleted)?)))
+    pub(crate) fn live_entries(&self) -> impl Iterator<Item = (u64, EntryRef<'_>)> {
+        let data = self.data();
+        data.log
+            .iter()
+            .filter_map(|slot| Some((slot.version, data.read(slot.entry.filter(|entry| !entry.deleted)?))))
     }
 
     /// Entries (tombstones included) with a version above `version`, in version order.
-    pub(crate) fn entries_after(&self, version: u64) -> impl Iterator<Item = (u64, &StoredEntry)> {
-        let log = &self.data().log;
-        let start = log.partition_point(|slot| slot.version <= version);
-        log[start..].iter().filter_map(|slot| Some((slot.version, slot.entry.as_ref()?)))
+    pub(crate) fn entries_after(&self, version: u64) -> impl Iterator<Item = (u64, EntryRef<'_>)> {
+        let data = self.data();
+        let start = data.log.partition_point(|slot| slot.version <= version);
+        data.log[start..].iter().filter_map(|slot| Some((slot.version, data.read(slot.entry?))))
     }
 
     /// Number of tombstones held.
@@ -334,7 +392,7 @@ impl Replica {
         let entry = SharedEntry::new(&key, value.as_deref().unwrap_or_default());
         let data = self.data_mut();
         let hash = data.hash(entry.key_bytes());
-        data.insert(hash, StoredEntry { entry, deleted }, version, grace_deadline);
+        data.insert(hash, EntryRef::of(&entry, deleted), version, grace_deadline);
         self.max_version = version;
         self.touch(now, version - 1);
         version
@@ -385,38 +443,39 @@ impl Replica {
         }
         let base = self.max_version;
         let mut reached = delta.to_version;
-        // The entries move into the replica (and their events).
-        let entries = delta.entries;
         // Under a shadow, the application hears of the changes when the shadow settles.
         let silent = self.is_shadowed();
         // The entries' event: one handle on their datagram (see `KeyChanges`).
         let mut changes = None;
-        if entries.last().is_some_and(|last| last.version > base) {
+        if delta.entries.last().is_some_and(|last| last.version > base) {
             let data = self.data_mut();
             data.seed(owner.seed);
-            data.reserve(entries.len());
+            data.reserve(delta.entries.len());
             if !silent {
-                let batch = KeyChanges::new(delta.datagram, Vec::with_capacity(entries.len()));
+                let batch = KeyChanges::new(delta.datagram.clone(), Vec::with_capacity(delta.entries.len()));
                 changes = Some((SharedStr::from(owner.name), batch));
             }
         }
-        for ReceivedEntry { entry, version, deleted } in
-            entries.into_iter().filter(|entry| entry.version > base)
-        {
+        for entry in delta.entries.iter().filter(|entry| entry.version > base) {
+            let source = delta.source(entry);
+            let ReceivedEntry { version, deleted, .. } = *entry;
+            // A tombstone has no value: one a sender sent anyway stays where it lies, unread
+            // (`EntryRef::value`). Setting its span empty here cost a stall per entry: the
+            // spans were then written as four integers and read back as one.
+            let spans = entry.spans;
+            let key = source.get(spans.key()).unwrap_or_default();
             let data = self.data_mut();
-            let hash = data.hash(entry.key_bytes());
-            if data.len() >= max_keys && data.find(hash, entry.key_bytes()).is_none() {
+            let hash = data.hash(key);
+            if data.len() >= max_keys && data.find(hash, key).is_none() {
                 // The table is full: stop before this entry so no hole is left.
                 applied.over_cap = 1;
                 reached = version - 1;
                 break;
             }
-            // A tombstone keeps no value (a sender may have sent one).
-            let entry = if deleted && !entry.value().is_empty() { entry.without_value() } else { entry };
             if let Some((node, batch)) = changes.as_mut() {
-                add_change(events, node, batch, &entry, version, deleted);
+                add_change(events, node, batch, source, spans, version, deleted);
             }
-            data.insert(hash, StoredEntry { entry, deleted }, version, grace_deadline);
+            data.insert(hash, EntryRef::new(source, spans, deleted), version, grace_deadline);
             applied.entries += 1;
         }
         if let Some((node, batch)) = changes {
@@ -504,21 +563,41 @@ impl Replica {
     }
 }
 
-/// Adds `entry` to `changes`; when it lies in another buffer than theirs (a stored entry
-/// from another datagram, or one decoded into a buffer of its own), queues the changes so far
-/// and goes on with a batch on the entry's buffer.
+/// Adds the change whose key and value lie at `spans` in `source` to `changes`; when that is
+/// another buffer than theirs (a stored entry from another datagram, or one decoded into the
+/// delta's own buffer), queues the changes so far and goes on with a batch on `source`.
+///
+/// Inlined, as `ReplicaData::insert`: passed through memory, the entry's spans were read back
+/// right after being written, a stall per entry.
+#[inline]
 fn add_change(
     events: &mut Events,
     node: &SharedStr,
     changes: &mut KeyChanges,
-    entry: &SharedEntry,
+    source: &Bytes,
+    spans: EntrySpans,
     version: u64,
     deleted: bool,
 ) {
-    if !changes.push(entry, version, deleted) {
-        let full = std::mem::replace(changes, KeyChanges::of(entry, version, deleted));
-        events.emit_keys(node.clone(), full);
+    if !changes.push(source, spans, version, deleted) {
+        start_batch(events, node, changes, source, spans, version, deleted);
     }
+}
+
+/// Queues `changes` and starts a batch on `source` with this change.
+#[cold]
+fn start_batch(
+    events: &mut Events,
+    node: &SharedStr,
+    changes: &mut KeyChanges,
+    source: &Bytes,
+    spans: EntrySpans,
+    version: u64,
+    deleted: bool,
+) {
+    let full = std::mem::replace(changes, KeyChanges::new(source.clone(), Vec::with_capacity(1)));
+    changes.push(source, spans, version, deleted);
+    events.emit_keys(node.clone(), full);
 }
 
 #[cfg(test)]

@@ -33,6 +33,17 @@ pub(crate) struct EntrySpans {
 }
 
 impl EntrySpans {
+    /// The spans of `key` and `value` (`None` past 4 GiB).
+    pub(crate) fn new(key: Range<usize>, value: Range<usize>) -> Option<Self> {
+        Some(Self { key: Span::of(key)?, value: Span::of(value)? })
+    }
+
+    /// An empty value at the end of the key (what a tombstone keeps).
+    pub(crate) fn without_value(self) -> Self {
+        let end = self.key.end;
+        Self { key: self.key, value: Span { start: end, end } }
+    }
+
     /// The key's range in the buffer.
     pub(crate) fn key(self) -> Range<usize> {
         self.key.range()
@@ -58,10 +69,6 @@ impl Span {
 
     fn range(self) -> Range<usize> {
         self.start as usize..self.end as usize
-    }
-
-    fn shifted(self, by: u32) -> Option<Self> {
-        Some(Self { start: self.start.checked_add(by)?, end: self.end.checked_add(by)? })
     }
 }
 
@@ -115,34 +122,19 @@ impl SharedEntry {
         &self.bytes
     }
 
-    /// Where this entry's key and value lie in `source`, when its buffer is a slice of
-    /// `source` (as an entry decoded from a datagram is of the datagram); `None` otherwise.
-    /// [`from_spans`](Self::from_spans) then makes the same entry again from `source`, without
-    /// a reference count held in between.
-    pub(crate) fn spans_in(&self, source: &Bytes) -> Option<EntrySpans> {
-        // Addresses only: the two buffers are compared, never read through these integers.
-        let (base, start) = (source.as_ptr() as usize, self.bytes.as_ptr() as usize);
-        let offset = start.checked_sub(base)?;
-        if offset.checked_add(self.bytes.len())? > source.len() {
-            return None;
-        }
-        let offset = u32::try_from(offset).ok()?;
-        Some(EntrySpans { key: self.key.shifted(offset)?, value: self.value.shifted(offset)? })
+    /// Where the key and value lie in [`buffer`](Self::buffer).
+    pub(crate) fn spans(&self) -> EntrySpans {
+        EntrySpans { key: self.key, value: self.value }
     }
 
-    /// The entry that [`spans_in`](Self::spans_in) found in `source`: the same key and value,
-    /// as a handle on `source` (an empty entry if `spans` do not lie within it).
+    /// The entry whose key and value lie at `spans` in `source`, as a handle on `source` (an
+    /// empty entry if `spans` do not lie within it). The caller checked the key's UTF-8 (the
+    /// decoder does).
     pub(crate) fn from_spans(source: &Bytes, spans: EntrySpans) -> Self {
         if source.get(spans.key.range()).is_none() || source.get(spans.value.range()).is_none() {
             return Self::default();
         }
         Self { bytes: source.clone(), key: spans.key, value: spans.value }
-    }
-
-    /// The same key with an empty value (what a tombstone keeps), sharing the buffer.
-    pub(crate) fn without_value(&self) -> Self {
-        let end = self.key.end;
-        Self { bytes: self.bytes.clone(), key: self.key, value: Span { start: end, end } }
     }
 }
 
@@ -176,8 +168,8 @@ mod tests {
         assert_eq!(entry.shared_value(), Bytes::from_static(b"blue"));
         assert_eq!(entry, SharedEntry::new("color", b"blue"));
         assert_ne!(entry, SharedEntry::new("color", b"red"));
-        assert_eq!(entry.without_value().value(), b"");
-        assert_eq!(entry.without_value().key(), "color");
+        let tombstone = SharedEntry::from_spans(entry.buffer(), entry.spans().without_value());
+        assert_eq!((tombstone.key(), tombstone.value()), ("color", &b""[..]));
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub struct KeyChanges {
     start: usize,
 }
 
-/// Where one change's key and value lie in the batch's buffer, and its version.
+/// Where one change's key and value lie in the batch's buffer, and its version. A deletion's
+/// value span is not read (its sender may have sent a value anyway).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyItem {
     spans: EntrySpans,
@@ -50,19 +51,19 @@ impl KeyChanges {
         Self { source, items, start: 0 }
     }
 
-    /// Adds `entry` at `version` (a deletion when `deleted`); `false`, adding nothing, when
-    /// `entry` is not a slice of the batch's buffer.
-    pub(crate) fn push(&mut self, entry: &SharedEntry, version: u64, deleted: bool) -> bool {
-        let Some(spans) = entry.spans_in(&self.source) else { return false };
+    /// Adds the change whose key and value lie at `spans` in `source`, at `version` (a
+    /// deletion when `deleted`); `false`, adding nothing, when `source` is another buffer than
+    /// the batch's (an empty batch takes it on instead).
+    #[inline]
+    pub(crate) fn push(&mut self, source: &Bytes, spans: EntrySpans, version: u64, deleted: bool) -> bool {
+        if !same_buffer(&self.source, source) {
+            if !self.items.is_empty() {
+                return false;
+            }
+            self.source = source.clone();
+        }
         self.items.push(KeyItem { spans, version, deleted });
         true
-    }
-
-    /// A batch of `entry` alone (a buffer of its own, or a stored entry).
-    pub(crate) fn of(entry: &SharedEntry, version: u64, deleted: bool) -> Self {
-        let mut changes = Self::new(entry.buffer().clone(), Vec::with_capacity(1));
-        changes.push(entry, version, deleted);
-        changes
     }
 
     /// Drops the oldest `count` changes (a full event queue makes room so).
@@ -87,6 +88,11 @@ impl KeyChanges {
             items: self.items.get(self.start..).unwrap_or_default().iter(),
         }
     }
+}
+
+/// Whether `a` and `b` are the same bytes of the same buffer (addresses compared only).
+fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
 impl<'a> IntoIterator for &'a KeyChanges {
@@ -164,7 +170,8 @@ impl<'a> KeyChange<'a> {
     /// The key and its new value as a handle of their own, to keep (a reference count on the
     /// datagram, no copy); a deleted key's value is empty.
     pub fn entry(&self) -> SharedEntry {
-        SharedEntry::from_spans(self.source, self.item.spans)
+        let spans = self.item.spans;
+        SharedEntry::from_spans(self.source, if self.item.deleted { spans.without_value() } else { spans })
     }
 }
 
@@ -205,11 +212,11 @@ impl fmt::Debug for KeyChange<'_> {
 mod tests {
     use super::*;
 
-    /// Two plain entries side by side, as in a datagram.
-    fn datagram() -> (Bytes, SharedEntry, SharedEntry) {
+    /// Two plain entries side by side, as in a datagram, and where they lie.
+    fn datagram() -> (Bytes, EntrySpans, EntrySpans) {
         let source = Bytes::from_static(b"\x0a\x03one\x12\x01a\x0a\x03two\x12\x01b");
-        let one = SharedEntry::from_parts(source.slice(0..8), 2..5, 7..8).expect("valid");
-        let two = SharedEntry::from_parts(source.slice(8..16), 2..5, 7..8).expect("valid");
+        let one = EntrySpans::new(2..5, 7..8).expect("small");
+        let two = EntrySpans::new(10..13, 15..16).expect("small");
         (source, one, two)
     }
 
@@ -217,44 +224,53 @@ mod tests {
         changes.iter().map(|change| (change.key(), change.value(), change.version())).collect()
     }
 
-    /// Entries sliced from the buffer are read back in order, in place, deletions without a
-    /// value; an owned handle gives the same key and value.
+    /// Entries of the buffer are read back in order, in place, deletions without a value; an
+    /// owned handle gives the same key and value.
     #[test]
     fn changes_read_back_the_entries_that_were_pushed() {
         let (source, one, two) = datagram();
-        let mut changes = KeyChanges::new(source, Vec::new());
-        assert!(changes.push(&one, 1, false));
-        assert!(changes.push(&two.without_value(), 2, true));
+        let mut changes = KeyChanges::new(source.clone(), Vec::new());
+        assert!(changes.push(&source, one, 1, false));
+        assert!(changes.push(&source, two.without_value(), 2, true));
         assert_eq!(read(&changes), [("one", Some(&b"a"[..]), 1), ("two", None, 2)]);
         let first = changes.iter().next().expect("one change");
-        assert_eq!(first.entry(), one);
+        assert_eq!(first.entry(), SharedEntry::new("one", b"a"));
         assert!(!first.is_deleted());
         assert_eq!(changes.iter().len(), 2);
         assert_eq!((&changes).into_iter().count(), 2);
     }
 
-    /// An entry with a buffer of its own is refused (the caller starts a batch of its own
-    /// for it), and a batch of one entry alone reads it back.
+    /// An entry of another buffer is refused once the batch holds changes (the caller starts
+    /// a batch of its own for it); an empty batch takes the other buffer on.
     #[test]
     fn an_entry_from_another_buffer_goes_in_a_batch_of_its_own() {
-        let (source, ..) = datagram();
-        let elsewhere = SharedEntry::new("one", b"a");
-        let mut changes = KeyChanges::new(source, Vec::new());
-        assert!(!changes.push(&elsewhere, 1, false));
-        assert!(changes.is_empty());
-        assert_eq!(read(&KeyChanges::of(&elsewhere, 1, false)), [("one", Some(&b"a"[..]), 1)]);
+        let (source, one, _) = datagram();
+        let elsewhere = SharedEntry::new("two", b"b");
+        let mut changes = KeyChanges::new(source.clone(), Vec::new());
+        assert!(changes.push(&source, one, 1, false));
+        assert!(!changes.push(elsewhere.buffer(), elsewhere.spans(), 2, false));
+        assert_eq!(read(&changes), [("one", Some(&b"a"[..]), 1)]);
+        let mut fresh = KeyChanges::new(source, Vec::new());
+        assert!(fresh.push(elsewhere.buffer(), elsewhere.spans(), 2, false));
+        assert_eq!(read(&fresh), [("two", Some(&b"b"[..]), 2)]);
     }
 
     /// Skipping drops the oldest changes. Equality is by content, wherever it is held.
     #[test]
     fn skipping_drops_the_oldest_and_equality_is_by_content() {
         let (source, one, two) = datagram();
-        let mut changes = KeyChanges::new(source, Vec::new());
-        assert!(changes.push(&one, 1, false) && changes.push(&two, 2, false));
+        let mut changes = KeyChanges::new(source.clone(), Vec::new());
+        assert!(changes.push(&source, one, 1, false) && changes.push(&source, two, 2, false));
         changes.skip(1);
         assert_eq!(read(&changes), [("two", Some(&b"b"[..]), 2)]);
-        assert_eq!(changes, KeyChanges::of(&SharedEntry::new("two", b"b"), 2, false));
-        assert_ne!(changes, KeyChanges::of(&SharedEntry::new("two", b"b"), 3, false), "another version");
+        let alone = |version| {
+            let entry = SharedEntry::new("two", b"b");
+            let mut batch = KeyChanges::default();
+            assert!(batch.push(entry.buffer(), entry.spans(), version, false));
+            batch
+        };
+        assert_eq!(changes, alone(2));
+        assert_ne!(changes, alone(3), "another version");
         changes.skip(5);
         assert!(changes.is_empty());
     }

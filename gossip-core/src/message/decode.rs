@@ -6,8 +6,9 @@ use gossip_proto::v1::{self, envelope::Body};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
-use super::entries::DeltaMerge;
+use super::entries::{Base, DeltaMerge};
 use crate::delta::ReceivedEntry;
+use crate::shared_entry::EntrySpans;
 
 /// A decoded envelope, not checked yet: `v1::Envelope`, with the deltas of its body in their
 /// received form ([`DecodedDelta`]).
@@ -52,12 +53,48 @@ pub(crate) struct WithDeltas<M> {
 }
 
 /// A decoded `NodeDelta`, not checked yet: the message without its entries, and the entries
-/// with their keys and values as slices of the datagram.
+/// with where their keys and values lie in the datagram.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct DecodedDelta {
     /// Everything but the entries (`header.entries` is empty).
     pub(crate) header: v1::NodeDelta,
     pub(crate) entries: Vec<ReceivedEntry>,
+    /// The keys and values of the entries prost decoded (not laid out plainly), side by
+    /// side: those entries lie here (`own`), not in the datagram.
+    pub(crate) own: Vec<u8>,
+}
+
+impl DecodedDelta {
+    /// Adds an entry that prost decoded: its key and value are copied into `own`.
+    pub(crate) fn push_own(&mut self, entry: &v1::Entry) {
+        let key_start = self.own.len();
+        self.own.extend_from_slice(entry.key.as_bytes());
+        let value_start = self.own.len();
+        self.own.extend_from_slice(&entry.value);
+        // Within a datagram: never 4 GiB.
+        let spans = EntrySpans::new(key_start..value_start, value_start..self.own.len()).unwrap_or_default();
+        self.entries.push(ReceivedEntry { spans, version: entry.version, deleted: entry.deleted, own: true });
+    }
+
+    /// The same delta with every entry's key and value copied into `own`, in order, from
+    /// `datagram` (the buffer it was decoded from) or `own`: two decodings of the same bytes
+    /// then compare equal whichever way each took.
+    #[cfg(any(test, feature = "fuzzing"))]
+    fn copied(self, datagram: &[u8]) -> Self {
+        let mut copied = Self { header: self.header, ..Self::default() };
+        for entry in &self.entries {
+            let source = if entry.own { &self.own[..] } else { datagram };
+            let key = source.get(entry.spans.key()).unwrap_or_default();
+            let value = source.get(entry.spans.value()).unwrap_or_default();
+            copied.push_own(&v1::Entry {
+                key: String::from_utf8_lossy(key).into_owned(),
+                value: Bytes::copy_from_slice(value),
+                version: entry.version,
+                deleted: entry.deleted,
+            });
+        }
+        copied
+    }
 }
 
 /// A body message that carries deltas, and the number of its `repeated NodeDelta` field.
@@ -84,8 +121,12 @@ carries_deltas!(Syn: 4, SynAck: 1, Ack2: 1, Push: 1, DeltaReply: 1);
 
 impl From<v1::NodeDelta> for DecodedDelta {
     fn from(mut header: v1::NodeDelta) -> Self {
-        let entries = std::mem::take(&mut header.entries).into_iter().map(ReceivedEntry::from).collect();
-        Self { header, entries }
+        let entries = std::mem::take(&mut header.entries);
+        let mut delta = Self { header, ..Self::default() };
+        for entry in &entries {
+            delta.push_own(entry);
+        }
+        delta
     }
 }
 
@@ -135,24 +176,47 @@ impl From<v1::Envelope> for DecodedEnvelope {
     }
 }
 
+impl DecodedEnvelope {
+    /// The same envelope with the keys and values of every delta's entries copied into the
+    /// delta's own buffer (see [`DecodedDelta::copied`]): what the fast decoder gives for
+    /// `datagram` then equals what prost's decoding gives, converted.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn copied(mut self, datagram: &[u8]) -> Self {
+        fn copy<M>(with: &mut WithDeltas<M>, datagram: &[u8]) {
+            with.deltas =
+                std::mem::take(&mut with.deltas).into_iter().map(|delta| delta.copied(datagram)).collect();
+        }
+        match &mut self.body {
+            Some(DecodedBody::Syn(with)) => copy(with, datagram),
+            Some(DecodedBody::SynAck(with)) => copy(with, datagram),
+            Some(DecodedBody::Ack2(with)) => copy(with, datagram),
+            Some(DecodedBody::Push(with)) => copy(with, datagram),
+            Some(DecodedBody::DeltaReply(with)) => copy(with, datagram),
+            _ => {}
+        }
+        self
+    }
+}
+
 /// Decodes a received datagram.
 ///
 /// The result is exactly what prost's `v1::Envelope::decode` gives for the same bytes
-/// (converted to [`DecodedEnvelope`]), and an error exactly when it gives one; only the hot
-/// part is done by hand. Every `Entry` of every delta is parsed straight from the buffer when
-/// it is laid out plainly (the four known fields, one-byte field keys, well-formed varints):
-/// its key and value are then slices of `datagram`, and the entry costs no allocation. Any
-/// other entry (unknown fields, odd encodings, a truncated entry) goes to prost's own decoder,
-/// which decides. Prost also drives everything around the entries, so limits and errors are
-/// its own.
+/// (converted to [`DecodedEnvelope`]), and an error exactly when it gives one, once both are
+/// [`copied`](DecodedEnvelope::copied); only the hot part is done by hand. Every `Entry` of
+/// every delta is parsed straight from the buffer when it is laid out plainly (the four known
+/// fields, one-byte field keys, well-formed varints): the entry is then where its key and
+/// value lie in `datagram`, and costs no allocation and no reference count. Any other entry
+/// (unknown fields, odd encodings, a truncated entry) goes to prost's own decoder, which
+/// decides (its key and value are copied into the delta's own buffer). Prost also drives
+/// everything around the entries, so limits and errors are its own.
 ///
-/// The slices keep `datagram` alive as long as any stored key or value from it lives: at
-/// most one datagram (`max_datagram_size`) per held entry. `datagram` itself is read in place
-/// (see [`SharedCursor`]): it stays whole for the caller.
+/// Whoever stores the entries keeps `datagram` alive as long as any key or value from it
+/// lives: at most one datagram (`max_datagram_size`) per held entry. `datagram` itself is read
+/// in place (see [`SharedCursor`]): it stays whole for the caller.
 pub(crate) fn decode(datagram: &Bytes) -> Result<DecodedEnvelope, DecodeError> {
-    let mut scratch = EnvelopeScratch::default();
+    let mut scratch = EnvelopeScratch { base: Base::of(datagram), ..EnvelopeScratch::default() };
     Message::merge(&mut scratch, SharedCursor { bytes: datagram, at: 0 })?;
-    let EnvelopeScratch { envelope, with_deltas } = scratch;
+    let EnvelopeScratch { envelope, with_deltas, .. } = scratch;
     Ok(DecodedEnvelope {
         protocol_version: envelope.protocol_version,
         cluster: envelope.cluster,
@@ -169,6 +233,8 @@ pub(crate) fn decode(datagram: &Bytes) -> Result<DecodedEnvelope, DecodeError> {
 struct EnvelopeScratch {
     envelope: v1::Envelope,
     with_deltas: Option<DecodedBody>,
+    /// The datagram, which plain entries are located in.
+    base: Base,
 }
 
 /// Merges a body with deltas into the oneof as prost's generated `Body::merge` does: into
@@ -181,11 +247,12 @@ fn merge_body<M: CarriesDeltas>(
     buf: &mut impl Buf,
     ctx: DecodeContext,
 ) -> Result<(), DecodeError> {
+    let base = scratch.base;
     if let Some(existing) = scratch.with_deltas.as_mut().and_then(unwrap) {
-        return encoding::message::merge(wire_type, existing, buf, ctx);
+        return encoding::message::merge(wire_type, &mut DeltasMerge { with: existing, base }, buf, ctx);
     }
     let mut owned = WithDeltas::default();
-    encoding::message::merge(wire_type, &mut owned, buf, ctx)?;
+    encoding::message::merge(wire_type, &mut DeltasMerge { with: &mut owned, base }, buf, ctx)?;
     scratch.with_deltas = Some(wrap(owned));
     scratch.envelope.body = None;
     Ok(())
@@ -265,9 +332,16 @@ impl Message for EnvelopeScratch {
     }
 }
 
-impl<M: CarriesDeltas> Message for WithDeltas<M> {
+/// A body with deltas being decoded from the datagram at `base`.
+#[derive(Debug)]
+struct DeltasMerge<'a, M> {
+    with: &'a mut WithDeltas<M>,
+    base: Base,
+}
+
+impl<M: CarriesDeltas> Message for DeltasMerge<'_, M> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        self.rest.encode_raw(buf);
+        self.with.rest.encode_raw(buf);
     }
 
     fn merge_field(
@@ -278,32 +352,40 @@ impl<M: CarriesDeltas> Message for WithDeltas<M> {
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
         if tag != M::DELTAS {
-            return self.rest.merge_field(tag, wire_type, buf, ctx);
+            return self.with.rest.merge_field(tag, wire_type, buf, ctx);
         }
         // As prost's `merge_repeated`.
         encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
         let mut delta = DecodedDelta::default();
-        encoding::message::merge(wire_type, &mut DeltaMerge(&mut delta), buf, ctx)?;
-        self.deltas.push(delta);
+        encoding::message::merge(
+            wire_type,
+            &mut DeltaMerge { delta: &mut delta, base: self.base },
+            buf,
+            ctx,
+        )?;
+        self.with.deltas.push(delta);
         Ok(())
     }
 
     fn encoded_len(&self) -> usize {
-        self.rest.encoded_len()
+        self.with.rest.encoded_len()
     }
 
     fn clear(&mut self) {
-        self.rest.clear();
-        self.deltas.clear();
+        self.with.rest.clear();
+        self.with.deltas.clear();
     }
 }
 
-/// Decodes one encoded `NodeDelta` as a datagram's are (its plain entries sliced from
+/// Decodes one encoded `NodeDelta` as a datagram's are (its plain entries located in
 /// `bytes`), for tests that apply deltas without an envelope around them.
 #[cfg(test)]
-pub(crate) fn decode_delta(bytes: Bytes) -> Result<DecodedDelta, DecodeError> {
+pub(crate) fn decode_delta(bytes: &Bytes) -> Result<DecodedDelta, DecodeError> {
     let mut delta = DecodedDelta::default();
-    Message::merge(&mut DeltaMerge(&mut delta), bytes)?;
+    Message::merge(
+        &mut DeltaMerge { delta: &mut delta, base: Base::of(bytes) },
+        SharedCursor { bytes, at: 0 },
+    )?;
     Ok(delta)
 }
 

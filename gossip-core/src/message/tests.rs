@@ -211,7 +211,7 @@ fn same_as_prost(bytes: &[u8]) -> Result<(), TestCaseError> {
     let ours = decode(&Bytes::copy_from_slice(bytes));
     let theirs = v1::Envelope::decode(bytes).map(DecodedEnvelope::from);
     match (ours, theirs) {
-        (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+        (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours.copied(bytes), theirs.copied(&[])),
         (Err(_), Err(_)) => {}
         (ours, theirs) => prop_assert!(false, "ours {:?}, prost's {:?}", ours.is_ok(), theirs.is_ok()),
     }
@@ -282,20 +282,14 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
         .collect();
     let bytes = Bytes::from(envelope_bytes(4, &[delta_bytes(&entries, "n0", false)], true));
     let envelope = decode(&bytes).expect("decodes");
-    assert_eq!(envelope, v1::Envelope::decode(&bytes[..]).map(DecodedEnvelope::from).expect("prost decodes"));
+    let theirs = v1::Envelope::decode(&bytes[..]).map(DecodedEnvelope::from).expect("prost decodes");
+    assert_eq!(envelope.clone().copied(&bytes), theirs.copied(&[]));
     let Some(DecodedBody::Syn(syn)) = &envelope.body else { panic!("a syn") };
     assert_eq!(syn.rest.mode(), v1::ExchangeMode::Pull);
     assert_eq!(syn.rest.summary, Some(v1::Summary { hash: 0x5eed, nodes: 3 }));
     assert_eq!(syn.rest.digest.len(), 1);
     assert_eq!(syn.deltas.len(), 1);
-    let received = &syn.deltas[0].entries;
-    assert_eq!(received.len(), 3);
-    let range = bytes.as_ptr_range();
-    assert!(received.iter().all(|entry| range.contains(&entry.entry.value().as_ptr())), "values are slices");
-    assert!(
-        received.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())),
-        "keys are slices"
-    );
+    assert_eq!(located(&bytes, &syn.deltas[0].entries), expected(3), "located in the datagram");
 
     let config = Config::lan();
     let from: SocketAddr = "10.0.0.2:7946".parse().expect("an address");
@@ -305,10 +299,7 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     assert_eq!(syn.mode, v1::ExchangeMode::Pull);
     assert_eq!(syn.deltas.len(), 1, "the check passes a Syn's deltas on");
     assert_eq!(syn.deltas[0].address, "10.0.0.1:7946".parse().expect("an address"));
-    assert!(
-        syn.deltas[0].entries.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())),
-        "still slices"
-    );
+    assert_eq!(located(&bytes, &syn.deltas[0].entries), expected(3), "still located in the datagram");
     // Entries out of version order: the whole datagram is dropped.
     let mut bad = entries.clone();
     bad.swap(0, 2);
@@ -334,11 +325,33 @@ fn plain_entries_take_the_fast_path_and_share_the_buffer() {
     let envelope = decode(&bytes).expect("decodes");
     let Some(DecodedBody::DeltaReply(reply)) = envelope.body else { panic!("a delta reply") };
     let entries = &reply.deltas[0].entries;
-    assert_eq!(entries.len(), 5);
     assert_eq!(entries.capacity(), 5, "sized once");
-    let range = bytes.as_ptr_range();
-    assert!(entries.iter().all(|entry| range.contains(&entry.entry.value().as_ptr())), "values are slices");
-    assert!(entries.iter().all(|entry| range.contains(&entry.entry.key_bytes().as_ptr())), "keys are slices");
+    assert_eq!(located(&bytes, entries), expected(5), "located in the datagram");
+    assert!(reply.deltas[0].own.is_empty(), "nothing copied");
+}
+
+/// The keys and values of `entries` read where they lie in `datagram` (none in a buffer of
+/// its own).
+fn located<'a>(datagram: &'a [u8], entries: &[crate::delta::ReceivedEntry]) -> Vec<(&'a [u8], &'a [u8])> {
+    entries
+        .iter()
+        .map(|entry| {
+            assert!(!entry.own, "not copied");
+            let read = |range| datagram.get(range).expect("within the datagram");
+            (read(entry.spans.key()), read(entry.spans.value()))
+        })
+        .collect()
+}
+
+/// What `located` reads of the tests' first `count` plain entries.
+fn expected(count: u8) -> Vec<(&'static [u8], &'static [u8])> {
+    (0..count)
+        .map(|i| {
+            let key: &'static [u8] = format!("key-{i}").into_bytes().leak();
+            let value: &'static [u8] = vec![i; 8].leak();
+            (key, value)
+        })
+        .collect()
 }
 
 /// The datagram the first delta of a checked `Syn` keeps for its key events.

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 use super::store::{MIN_HOLES_TO_COMPACT, SCAN_UP_TO};
 use super::*;
+use crate::shared_entry::EntrySpans;
 
 fn address() -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], 7946))
@@ -90,18 +91,19 @@ fn an_entry_below_the_held_versions_keeps_the_log_sorted() {
     let now = t0();
     let mut data = ReplicaData::default();
     for (version, key) in [(5, "a"), (9, "b"), (7, "c"), (3, "b"), (7, "d")] {
-        let entry = StoredEntry { entry: SharedEntry::new(key, b""), deleted: false };
+        let entry = SharedEntry::new(key, b"");
         let hash = data.hash(key.as_bytes());
-        data.insert(hash, entry, version, now);
+        data.insert(hash, EntryRef::of(&entry, false), version, now);
     }
     let versions: Vec<(u64, &str)> =
-        data.log.iter().filter_map(|slot| Some((slot.version, slot.entry.as_ref()?.key()))).collect();
+        data.log.iter().filter_map(|slot| Some((slot.version, data.read(slot.entry?).key()))).collect();
     // `b` keeps its latest write only (3, the last one inserted); `d` took version 7.
     assert_eq!(versions, [(3, "b"), (5, "a"), (7, "d")]);
     assert_eq!(data.len(), 3);
     for (at, slot) in data.log.iter().enumerate() {
-        if let Some(entry) = &slot.entry {
-            assert_eq!(data.find(data.hash(entry.entry.key_bytes()), entry.entry.key_bytes()), Some(at));
+        if let Some(stored) = slot.entry {
+            let key = data.read(stored).key_bytes();
+            assert_eq!(data.find(data.hash(key), key), Some(at));
         }
     }
 }
@@ -111,7 +113,7 @@ fn small_tables_are_scanned_and_larger_ones_indexed() {
     let mut data = ReplicaData::default();
     let put = |data: &mut ReplicaData, version: u64, key: &str| {
         let hash = data.hash(key.as_bytes());
-        data.insert(hash, StoredEntry { entry: SharedEntry::new(key, b"v"), deleted: false }, version, t0());
+        data.insert(hash, EntryRef::of(&SharedEntry::new(key, b"v"), false), version, t0());
     };
     let keys: Vec<String> = (0..3 * SCAN_UP_TO).map(|i| format!("key-{i}")).collect();
     let mut version = 0;
@@ -130,7 +132,7 @@ fn small_tables_are_scanned_and_larger_ones_indexed() {
     assert_eq!((data.len(), data.index.len()), (keys.len(), keys.len()), "indexed past the scan");
     for key in &keys {
         let at = data.find(data.hash(key.as_bytes()), key.as_bytes()).expect("held");
-        assert_eq!(data.log[at].entry.as_ref().map(StoredEntry::key), Some(key.as_str()));
+        assert_eq!(data.log[at].entry.map(|stored| data.read(stored).key()), Some(key.as_str()));
     }
     assert_eq!(data.find(data.hash(b"missing"), b"missing"), None);
 }
@@ -156,9 +158,43 @@ fn the_seed_changes_only_while_the_table_is_empty() {
     let mut data = ReplicaData::default();
     data.seed(7);
     let hash = data.hash(b"key");
-    data.insert(hash, StoredEntry { entry: SharedEntry::new("key", b""), deleted: false }, 1, t0());
+    data.insert(hash, EntryRef::of(&SharedEntry::new("key", b""), false), 1, t0());
     data.seed(8);
     assert_eq!(data.hash(b"key"), hash, "a seed change would lose the indexed keys");
     assert_eq!(data.find(hash, b"key"), Some(0));
     assert_ne!(FixedState::with_seed(7).hash_one("key"), FixedState::with_seed(8).hash_one("key"));
+}
+
+/// The entries of one datagram hold it once; it is dropped with the last of them, and the
+/// places of dropped buffers are reclaimed, the entries renumbered to theirs.
+#[test]
+fn a_buffer_is_held_once_and_dropped_with_its_last_entry() {
+    let mut data = ReplicaData::default();
+    let datagram = Bytes::from((0..40).map(|i| format!("k{i:02}v{i:02}")).collect::<String>());
+    let held = |data: &ReplicaData| {
+        data.buffers.iter().filter(|held| held.bytes.as_ptr() == datagram.as_ptr()).count()
+    };
+    for i in 0..40 {
+        let spans = EntrySpans::new(i * 6..i * 6 + 3, i * 6 + 3..i * 6 + 6).expect("small");
+        let entry = EntryRef::new(&datagram, spans, false);
+        let hash = data.hash(entry.key_bytes());
+        data.insert(hash, entry, i as u64 + 1, t0());
+    }
+    assert_eq!((data.buffers.len(), data.buffers[0].users), (1, 40), "one buffer for the datagram's entries");
+    for i in 0..40 {
+        let entry = SharedEntry::new(&format!("k{i:02}"), b"new");
+        let hash = data.hash(entry.key_bytes());
+        data.insert(hash, EntryRef::of(&entry, false), 41 + i as u64, t0());
+        assert_eq!(held(&data), usize::from(i < 39), "held while an entry lies in it ({i} overwritten)");
+        let unused = data.unused_buffers as usize;
+        assert!(unused < MIN_HOLES_TO_COMPACT.max(data.buffers.len() / 2 + 1), "reclaimed");
+    }
+    for i in 0..40 {
+        let key = format!("k{i:02}");
+        let at = data.find(data.hash(key.as_bytes()), key.as_bytes()).expect("held");
+        let stored = data.log[at].entry.expect("an entry");
+        assert_eq!((data.read(stored).key(), data.read(stored).value()), (key.as_str(), &b"new"[..]));
+    }
+    let used: u32 = data.buffers.iter().map(|held| held.users).sum();
+    assert_eq!(used, 40, "every entry counted once");
 }

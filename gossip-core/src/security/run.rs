@@ -104,7 +104,7 @@ impl<R: Rng> Node<R> {
     /// Publishes the ring's fingerprints in this node's own table when they changed.
     pub(crate) fn publish_keyring(&mut self) {
         let published = self.security.keyring.published();
-        let current = self.table.local().get(KEYRING_KEY).map(|(entry, _)| entry.entry.shared_value());
+        let current = self.table.local().get(KEYRING_KEY).map(|(entry, _)| entry.shared_value());
         if published.is_empty() {
             if current.is_some() {
                 let _ = self.write(KEYRING_KEY.to_owned(), None);

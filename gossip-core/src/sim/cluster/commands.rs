@@ -57,7 +57,7 @@ impl Simulation {
         let writes: Vec<(String, Option<Bytes>, u64)> = local
             .entries_after(logged)
             .map(|(version, entry)| {
-                (entry.key().to_owned(), (!entry.deleted).then(|| entry.entry.shared_value()), version)
+                (entry.key().to_owned(), (!entry.deleted).then(|| entry.shared_value()), version)
             })
             .collect();
         for (key, value, version) in writes {
