@@ -402,7 +402,7 @@ mod tests {
     }
 
     /// `count` changes at versions from `first` (key `k{version}`, an empty value each),
-    /// sliced from one buffer as a datagram's entries are.
+    /// located in one buffer as a datagram's entries are.
     fn changes(first: u64, count: u64) -> KeyChanges {
         let keys: Vec<String> = (first..first + count).map(|version| format!("k{version}")).collect();
         let source = Bytes::from(keys.concat());

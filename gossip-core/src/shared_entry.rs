@@ -7,13 +7,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::shared_str::SharedStr;
 
-/// A key and its value, held as one reference-counted slice of a buffer: usually the
-/// datagram they arrived in, where the key, the value and the few bytes of framing between
-/// them lie side by side.
+/// A key and its value, held as one reference-counted handle on the buffer they lie in:
+/// usually the datagram they arrived in, where the key, the value and the few bytes of
+/// framing between them lie side by side.
 ///
-/// It is what a node stores for each key, and what [`KeyChange::entry`](crate::KeyChange::entry)
-/// gives to keep a changed key. One handle rather than a string and a byte buffer of their
-/// own saves a reference count (an atomic operation) per entry received, stored or reported.
+/// It is what [`KeyChange::entry`](crate::KeyChange::entry) and
+/// [`Node::get_entry`](crate::Node::get_entry) give to keep a key and its value without
+/// copying them: one reference count (an atomic operation), not two for a string and a byte
+/// buffer of their own. A node itself stores no handle per entry: each buffer once per table.
 ///
 /// The key is checked UTF-8 when the handle is made; [`key`](Self::key) checks it again on
 /// each call (a few nanoseconds for a short key), as the crate uses no `unsafe` code.
@@ -24,8 +25,8 @@ pub struct SharedEntry {
     value: Span,
 }
 
-/// Where an entry's key and value lie in a buffer it was sliced from (see
-/// [`SharedEntry::spans_in`]): 16 bytes instead of a handle's 48, and no reference count.
+/// Where an entry's key and value lie in a buffer: 16 bytes instead of a handle's 48, and no
+/// reference count. The decoder, the stored entries and the key events hold these.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct EntrySpans {
     key: Span,

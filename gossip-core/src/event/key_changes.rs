@@ -45,8 +45,8 @@ pub struct KeyChange<'a> {
 }
 
 impl KeyChanges {
-    /// An empty batch for entries sliced from `source`, filling `items` (an empty vector
-    /// with room for them).
+    /// An empty batch for entries that lie in `source`, filling `items` (an empty vector with
+    /// room for them).
     pub(crate) fn new(source: Bytes, items: Vec<KeyItem>) -> Self {
         Self { source, items, start: 0 }
     }

@@ -390,7 +390,7 @@ pub(crate) fn decode_delta(bytes: &Bytes) -> Result<DecodedDelta, DecodeError> {
 }
 
 /// Reads a shared buffer in place: what it slices off (`copy_to_bytes`, prost's `bytes`
-/// fields and the entries) shares the buffer, which stays whole for its owner (the deltas'
+/// fields) shares the buffer, which stays whole for its owner (the replicas and the deltas'
 /// key events keep it) without a second handle to take and drop per datagram.
 struct SharedCursor<'a> {
     bytes: &'a Bytes,

@@ -1,5 +1,5 @@
 //! The fast path of decoding: the entries of a received delta, parsed straight from the
-//! datagram when they are laid out plainly, their keys and values sliced from it.
+//! datagram when they are laid out plainly, and located in it (no copy, no handle).
 
 use std::ops::Range;
 
