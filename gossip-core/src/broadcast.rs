@@ -124,7 +124,14 @@ impl<M: Message + Clone> Broadcasts<M> {
             let transmits = slot.0 + 1;
             if transmits < limit {
                 let moved = (transmits, slot.1);
-                self.slots.insert(pending.name.clone(), moved);
+                // In place: the name is there already (a clone of it to insert again was an
+                // allocation and a free per update sent, in every datagram).
+                match self.slots.get_mut(&pending.name) {
+                    Some(held) => *held = moved,
+                    None => {
+                        self.slots.insert(pending.name.clone(), moved);
+                    }
+                }
                 self.queue.insert(moved, pending);
             } else {
                 self.slots.remove(&pending.name);
