@@ -580,23 +580,15 @@ fn add_change(
     deleted: bool,
 ) {
     if !changes.push(source, spans, version, deleted) {
-        start_batch(events, node, changes, source, spans, version, deleted);
+        start_batch(events, node, changes, source);
+        changes.push(source, spans, version, deleted);
     }
 }
 
-/// Queues `changes` and starts a batch on `source` with this change.
+/// Queues `changes` and leaves an empty batch on `source` in their place.
 #[cold]
-fn start_batch(
-    events: &mut Events,
-    node: &SharedStr,
-    changes: &mut KeyChanges,
-    source: &Bytes,
-    spans: EntrySpans,
-    version: u64,
-    deleted: bool,
-) {
+fn start_batch(events: &mut Events, node: &SharedStr, changes: &mut KeyChanges, source: &Bytes) {
     let full = std::mem::replace(changes, KeyChanges::new(source.clone(), Vec::with_capacity(1)));
-    changes.push(source, spans, version, deleted);
     events.emit_keys(node.clone(), full);
 }
 
