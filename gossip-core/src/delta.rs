@@ -79,7 +79,9 @@ impl ReceivedDelta {
             return None;
         }
         let mut previous = header.from_version;
+        let mut in_datagram = false;
         for entry in &entries {
+            in_datagram |= !entry.own;
             let in_order = entry.version > previous && entry.version <= header.to_version;
             let (key, value) = (entry.spans.key(), entry.spans.value());
             if !in_order || key.len() > config.max_key_size || value.len() > config.max_value_size {
@@ -99,7 +101,7 @@ impl ReceivedDelta {
             reset: header.reset,
             incarnation: header.incarnation,
             sender_max_version: header.sender_max_version,
-            datagram: if entries.iter().all(|entry| entry.own) { Bytes::new() } else { datagram.clone() },
+            datagram: if in_datagram { datagram.clone() } else { Bytes::new() },
             own: Bytes::from(own),
             entries,
         })

@@ -110,7 +110,7 @@ impl<'a> EntryRef<'a> {
     /// The buffer the key and value lie in, and where (a tombstone's value empty, whatever
     /// its sender sent).
     pub(crate) fn location(&self) -> (&'a Bytes, EntrySpans) {
-        (self.source, if self.deleted { self.spans.without_value() } else { self.spans })
+        (self.source, self.spans.read_as(self.deleted))
     }
 }
 

@@ -45,6 +45,12 @@ impl EntrySpans {
         Self { key: self.key, value: Span { start: end, end } }
     }
 
+    /// The spans as read: a deletion's value is empty, whatever its sender sent (the value
+    /// span is kept as received, and emptied only here).
+    pub(crate) fn read_as(self, deleted: bool) -> Self {
+        if deleted { self.without_value() } else { self }
+    }
+
     /// The key's range in the buffer.
     pub(crate) fn key(self) -> Range<usize> {
         self.key.range()
@@ -137,6 +143,11 @@ impl SharedEntry {
         }
         Self { bytes: source.clone(), key: spans.key, value: spans.value }
     }
+}
+
+/// Whether `a` and `b` are the same bytes of the same buffer (addresses compared only).
+pub(crate) fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
 impl PartialEq for SharedEntry {

@@ -12,7 +12,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::shared_entry::{EntrySpans, SharedEntry};
+use crate::shared_entry::{EntrySpans, SharedEntry, same_buffer};
 
 /// Keys of one node's table that changed or were deleted, in the order they were applied
 /// (increasing versions, except that the end of a replica's rebuild lists the deletions it
@@ -90,11 +90,6 @@ impl KeyChanges {
     }
 }
 
-/// Whether `a` and `b` are the same bytes of the same buffer (addresses compared only).
-fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
-    a.as_ptr() == b.as_ptr() && a.len() == b.len()
-}
-
 impl<'a> IntoIterator for &'a KeyChanges {
     type Item = KeyChange<'a>;
     type IntoIter = KeyChangesIter<'a>;
@@ -170,8 +165,7 @@ impl<'a> KeyChange<'a> {
     /// The key and its new value as a handle of their own, to keep (a reference count on the
     /// datagram, no copy); a deleted key's value is empty.
     pub fn entry(&self) -> SharedEntry {
-        let spans = self.item.spans;
-        SharedEntry::from_spans(self.source, if self.item.deleted { spans.without_value() } else { spans })
+        SharedEntry::from_spans(self.source, self.item.spans.read_as(self.item.deleted))
     }
 }
 

@@ -11,6 +11,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use super::{CatchUp, EntryRef, Replica, StoredEntry};
+use crate::shared_entry::same_buffer;
 
 /// The parts of a replica that only a table with entries or recent changes needs.
 #[derive(Debug, Clone, Default)]
@@ -191,11 +192,7 @@ impl ReplicaData {
     /// it is the same: the entries of a delta lie in one datagram).
     #[inline]
     fn hold(&mut self, entry: EntryRef<'_>) -> StoredEntry {
-        let same = |held: &Held| {
-            held.users > 0
-                && held.bytes.as_ptr() == entry.source.as_ptr()
-                && held.bytes.len() == entry.source.len()
-        };
+        let same = |held: &Held| held.users > 0 && same_buffer(&held.bytes, entry.source);
         let buffer = match self.buffers.last_mut() {
             Some(held) if same(held) => {
                 held.users += 1;
