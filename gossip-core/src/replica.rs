@@ -49,9 +49,14 @@ use crate::membership::MemberState;
 use crate::shared_entry::{EntrySpans, SharedEntry};
 use crate::shared_str::SharedStr;
 
+mod compact;
 mod store;
 
-use store::{EMPTY, ReplicaData};
+use compact::{CompactData, Either};
+use foldhash::fast::FixedState;
+#[cfg(test)]
+use store::EMPTY;
+use store::ReplicaData;
 
 /// One stored entry, the latest write of a key: where its key and value (empty for a
 /// tombstone) lie in one of the replica's buffers, often the datagram they arrived in (which
@@ -164,8 +169,10 @@ pub(crate) struct Applied {
 /// A node's table.
 ///
 /// Kept small because a node holds one per known node (10,000 nodes know 10^8 replicas in
-/// the simulator): the maps and the recent-change bookkeeping live behind one box that is
-/// allocated on the first change, so a replica of an empty table costs 72 bytes.
+/// the simulator): the entries and the recent-change bookkeeping live behind a box allocated
+/// on the first change, so a replica of an empty table costs 80 bytes. A few live entries
+/// are kept compact, in one buffer of their own (`compact`); any other table is the general
+/// one (`data`). At most one of the two is there.
 #[derive(Debug, Clone)]
 pub(crate) struct Replica {
     pub(crate) generation: u64,
@@ -184,6 +191,7 @@ pub(crate) struct Replica {
     /// made up by a hostile peer). A bool rather than a time: it fits the replica's padding.
     pub(crate) heard: bool,
     data: Option<Box<ReplicaData>>,
+    compact: Option<Box<CompactData>>,
 }
 
 /// How far a rebuilt replica must catch up before its shadow ends (see the module docs).
@@ -207,15 +215,56 @@ impl Replica {
             state: MemberState::Alive,
             heard: false,
             data: None,
+            compact: None,
         }
     }
 
+    /// The general table (an empty one when the table is compact or empty).
+    #[cfg(test)]
     fn data(&self) -> &ReplicaData {
         self.data.as_deref().unwrap_or(&EMPTY)
     }
 
+    /// The general table, made from the compact one (or empty) if need be.
     fn data_mut(&mut self) -> &mut ReplicaData {
-        self.data.get_or_insert_with(Box::default)
+        let compact = &mut self.compact;
+        self.data.get_or_insert_with(|| {
+            Box::new(compact.take().map_or_else(ReplicaData::default, |compact| {
+                ReplicaData::from_compact(&compact, FixedState::default())
+            }))
+        })
+    }
+
+    /// This replica with the general table from the start (tests compare it with a compact one).
+    #[cfg(test)]
+    pub(crate) fn general(mut self) -> Self {
+        self.data_mut();
+        self
+    }
+
+    /// Whether the table is kept compact.
+    #[cfg(test)]
+    pub(crate) fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
+    /// Turns a compact table into the general one, hashing its keys with `seed`.
+    fn promote(&mut self, seed: u64) {
+        if let Some(compact) = self.compact.take() {
+            self.data = Some(Box::new(ReplicaData::from_compact(&compact, FixedState::with_seed(seed))));
+        }
+    }
+
+    /// The recent-change bookkeeping (`last_changed`, `recent_base`), made (compact) if the
+    /// table has none.
+    fn recency_mut(&mut self) -> (&mut Option<Instant>, &mut u64) {
+        match (&mut self.data, &mut self.compact) {
+            (Some(data), _) => (&mut data.last_changed, &mut data.recent_base),
+            (None, compact) => {
+                let compact = compact.get_or_insert_with(Box::default);
+                (&mut compact.last_changed, &mut compact.recent_base)
+            }
+        }
     }
 
     /// What the digest summary covers of this node.
@@ -230,23 +279,35 @@ impl Replica {
 
     /// When this replica last changed, while that counts as recent.
     pub(crate) fn last_changed(&self) -> Option<Instant> {
-        self.data().last_changed
+        match (&self.data, &self.compact) {
+            (Some(data), _) => data.last_changed,
+            (None, compact) => compact.as_ref().and_then(|compact| compact.last_changed),
+        }
     }
 
     /// The max version before the current run of recent changes.
     pub(crate) fn recent_base(&self) -> u64 {
-        self.data.as_ref().map_or(self.max_version, |data| data.recent_base)
+        match (&self.data, &self.compact) {
+            (Some(data), _) => data.recent_base,
+            (None, Some(compact)) => compact.recent_base,
+            (None, None) => self.max_version,
+        }
     }
 
     /// Number of keys held, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.data().len()
+        match (&self.data, &self.compact) {
+            (Some(data), _) => data.len(),
+            (None, compact) => compact.as_ref().map_or(0, |compact| compact.len()),
+        }
     }
 
     /// The entry of `key` (live or tombstone) with its version.
     fn lookup(&self, key: &str) -> Option<(EntryRef<'_>, u64)> {
-        let data = self.data.as_deref()?;
         let key = key.as_bytes();
+        let Some(data) = self.data.as_deref() else {
+            return self.compact.as_ref()?.lookup(key);
+        };
         let slot = data.log.get(data.find(data.hash(key), key)?)?;
         Some((data.read(slot.entry?), slot.version))
     }
@@ -360,17 +421,31 @@ impl Replica {
 
     /// Live entries, in version order.
     pub(crate) fn live_entries(&self) -> impl Iterator<Item = (u64, EntryRef<'_>)> {
-        let data = self.data();
-        data.log
-            .iter()
-            .filter_map(|slot| Some((slot.version, data.read(slot.entry.filter(|entry| !entry.deleted)?))))
+        match &self.data {
+            Some(data) => Either::Left(data.log.iter().filter_map(|slot| {
+                Some((slot.version, data.read(slot.entry.filter(|entry| !entry.deleted)?)))
+            })),
+            // A compact table holds live entries only.
+            None => Either::Right(self.compact_entries()),
+        }
     }
 
     /// Entries (tombstones included) with a version above `version`, in version order.
     pub(crate) fn entries_after(&self, version: u64) -> impl Iterator<Item = (u64, EntryRef<'_>)> {
-        let data = self.data();
-        let start = data.log.partition_point(|slot| slot.version <= version);
-        data.log[start..].iter().filter_map(|slot| Some((slot.version, data.read(slot.entry?))))
+        match &self.data {
+            Some(data) => {
+                let start = data.log.partition_point(|slot| slot.version <= version);
+                Either::Left(
+                    data.log[start..].iter().filter_map(|slot| Some((slot.version, data.read(slot.entry?)))),
+                )
+            }
+            None => Either::Right(self.compact_entries().skip_while(move |(held, _)| *held <= version)),
+        }
+    }
+
+    /// The compact table's entries (none if there is no compact table).
+    fn compact_entries(&self) -> compact::Iter<'_> {
+        self.compact.as_deref().map_or_else(|| compact::Iter::empty(), CompactData::iter)
     }
 
     /// Number of tombstones held.
@@ -410,16 +485,14 @@ impl Replica {
         events: &mut Events,
     ) -> Result<Applied, NotApplied> {
         let owner = owner.into();
+        if self.data.is_none() {
+            if let Some(result) = self.apply_compact(owner, &delta, now, max_keys, events) {
+                return result;
+            }
+            self.promote(owner.seed);
+        }
         let mut applied = Applied::default();
-        let behind_watermark =
-            self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
-        // The other way round: a reset left this replica below its own watermark, and the
-        // sender collected less and holds less than that watermark, so a key it holds live
-        // may have been deleted, and the tombstone collected, below it (see the module docs).
-        let stale_sender = self.max_version < self.gc_watermark
-            && delta.gc_watermark < self.gc_watermark
-            && delta.to_version.max(delta.sender_max_version) < self.gc_watermark;
-        if delta.reset && behind_watermark {
+        if self.admit(&delta)? {
             // We may hold keys whose tombstones the sender collected: start again. The
             // application keeps seeing the replica as it was (a reset in progress already
             // saved it) until the rebuilt one reaches it; the difference is reported then.
@@ -432,10 +505,6 @@ impl Replica {
             self.clear();
             self.gc_watermark = delta.gc_watermark;
             applied.reset = true;
-        } else if delta.to_version <= self.max_version {
-            return Err(NotApplied::AlreadyKnown);
-        } else if behind_watermark || stale_sender || delta.from_version > self.max_version {
-            return Err(NotApplied::Gap);
         }
         if let Some(data) = self.data.as_deref_mut().filter(|data| data.shadow.is_some()) {
             // How far the sender's replica goes: the rebuilt one catches up that far first.
@@ -498,6 +567,78 @@ impl Replica {
         Ok(applied)
     }
 
+    /// Whether `delta` may be applied: `Ok(true)` when it resets the replica.
+    fn admit(&self, delta: &ReceivedDelta) -> Result<bool, NotApplied> {
+        let behind_watermark =
+            self.max_version < delta.gc_watermark && self.gc_watermark < delta.gc_watermark;
+        // The other way round: a reset left this replica below its own watermark, and the
+        // sender collected less and holds less than that watermark, so a key it holds live
+        // may have been deleted, and the tombstone collected, below it (see the module docs).
+        let stale_sender = self.max_version < self.gc_watermark
+            && delta.gc_watermark < self.gc_watermark
+            && delta.to_version.max(delta.sender_max_version) < self.gc_watermark;
+        if delta.reset && behind_watermark {
+            Ok(true)
+        } else if delta.to_version <= self.max_version {
+            Err(NotApplied::AlreadyKnown)
+        } else if behind_watermark || stale_sender || delta.from_version > self.max_version {
+            Err(NotApplied::Gap)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// [`apply`](Self::apply) to a compact table (or an empty one, made compact), when the
+    /// result is one: no reset, only live entries, in version order, few and small enough
+    /// (see `compact`). `None`, the replica unchanged, when it is not.
+    fn apply_compact(
+        &mut self,
+        owner: Owner<'_>,
+        delta: &ReceivedDelta,
+        now: Instant,
+        max_keys: usize,
+        events: &mut Events,
+    ) -> Option<Result<Applied, NotApplied>> {
+        let reset = match self.admit(delta) {
+            Ok(reset) => reset,
+            Err(refused) => return Some(Err(refused)),
+        };
+        let base = self.max_version;
+        let limit = max_keys.min(compact::MAX_KEYS);
+        let fresh = || delta.entries.iter().filter(move |entry| entry.version > base);
+        // The count first: a delta of many entries (a whole table) is not scanned further.
+        if reset || fresh().nth(limit).is_some() {
+            return None;
+        }
+        let ordered = fresh().zip(fresh().skip(1)).all(|(entry, next)| entry.version < next.version);
+        if !ordered || fresh().any(|entry| entry.deleted) {
+            return None;
+        }
+        let news = fresh().map(|entry| {
+            let source = delta.source(entry);
+            let (key, value) = (entry.spans.key(), entry.spans.value());
+            (entry.version, source.get(key).unwrap_or_default(), source.get(value).unwrap_or_default())
+        });
+        let entries = news.clone().count();
+        if entries > 0 {
+            let compact = self.compact.get_or_insert_with(Box::default);
+            if !compact.store(news, limit) {
+                if compact.len() == 0 {
+                    self.compact = None;
+                }
+                return None;
+            }
+            report_changes(events, owner.name, delta, fresh(), entries);
+        }
+        self.max_version = delta.to_version;
+        if self.max_version >= delta.gc_watermark && delta.gc_watermark > self.gc_watermark {
+            // Nothing to collect: a compact table holds no tombstone.
+            self.gc_watermark = delta.gc_watermark;
+        }
+        self.touch(now, base);
+        Some(Ok(Applied { from: base, to: self.max_version, entries, reset: false, over_cap: 0 }))
+    }
+
     /// Collects the tombstones whose grace period has passed; returns how many.
     pub(crate) fn collect_garbage(&mut self, now: Instant) -> usize {
         let Some(data) = self.data.as_ref() else { return 0 };
@@ -534,33 +675,62 @@ impl Replica {
         if let Some(data) = self.data.as_mut() {
             data.clear();
         }
+        if let Some(compact) = self.compact.as_mut() {
+            compact.clear();
+        }
         self.max_version = 0;
     }
 
     fn touch(&mut self, now: Instant, base: u64) {
-        let data = self.data_mut();
-        if data.last_changed.is_none() {
-            data.recent_base = base;
+        let (last_changed, recent_base) = self.recency_mut();
+        if last_changed.is_none() {
+            *recent_base = base;
         }
-        data.last_changed = Some(now);
+        *last_changed = Some(now);
     }
 
     /// Makes the whole table a recent change, as of `now` (the owner rejoined under a new
     /// generation: all of it is news to its peers).
     pub(crate) fn touch_all(&mut self, now: Instant) {
-        let data = self.data_mut();
-        data.last_changed = Some(now);
-        data.recent_base = 0;
+        let (last_changed, recent_base) = self.recency_mut();
+        *last_changed = Some(now);
+        *recent_base = 0;
     }
 
     /// Ends the current run of recent changes (called when it is older than the window).
     pub(crate) fn forget_recent(&mut self) {
         let max_version = self.max_version;
-        if let Some(data) = self.data.as_mut() {
-            data.last_changed = None;
-            data.recent_base = max_version;
+        if self.data.is_some() || self.compact.is_some() {
+            let (last_changed, recent_base) = self.recency_mut();
+            *last_changed = None;
+            *recent_base = max_version;
         }
     }
+}
+
+/// Reports the entries of `delta` in `fresh` as changes of `owner`'s table, in one event
+/// per buffer they lie in.
+fn report_changes<'a>(
+    events: &mut Events,
+    owner: &str,
+    delta: &'a ReceivedDelta,
+    fresh: impl Iterator<Item = &'a ReceivedEntry>,
+    count: usize,
+) {
+    let node = SharedStr::from(owner);
+    let mut changes = KeyChanges::new(delta.datagram.clone(), Vec::with_capacity(count));
+    for entry in fresh {
+        add_change(
+            events,
+            &node,
+            &mut changes,
+            delta.source(entry),
+            entry.spans,
+            entry.version,
+            entry.deleted,
+        );
+    }
+    events.emit_keys(node, changes);
 }
 
 /// Adds the change whose key and value lie at `spans` in `source` to `changes`; when that is

@@ -19,7 +19,10 @@
 //!   replica's view at every step, a key's version never goes back, and a key is reported
 //!   deleted only if its owner deleted it, even when the owner overwrote it above the cut
 //!   (the rebuilt replica stays hidden until it has caught up with the version the cut delta
-//!   says the sender holds; see the module docs of `replica.rs`).
+//!   says the sender holds; see the module docs of `replica.rs`);
+//! - **compact tables**: a replica that keeps a few live entries in one buffer of its own
+//!   gives the same results, events and entries as the general table, through every change
+//!   that turns it into one.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -416,6 +419,7 @@ fn fresh() -> Replica {
     Replica::new(GENERATION, owner_address())
 }
 
+mod compact;
 mod gc;
 mod merge;
 mod planner;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
+use super::compact::CompactData;
 use super::{CatchUp, EntryRef, Replica, StoredEntry};
 use crate::shared_entry::same_buffer;
 
@@ -84,6 +85,28 @@ impl ReplicaData {
     /// Number of keys held, tombstones included.
     pub(super) fn len(&self) -> usize {
         self.log.len() - self.holes
+    }
+
+    /// The general table holding `compact`'s entries where they lie (its buffer held once),
+    /// hashing with `hasher`.
+    pub(super) fn from_compact(compact: &CompactData, hasher: FixedState) -> Self {
+        let mut data = Self {
+            hasher,
+            last_changed: compact.last_changed,
+            recent_base: compact.recent_base,
+            ..Self::default()
+        };
+        // At most MAX_KEYS entries: no index.
+        data.log.reserve_exact(compact.len());
+        data.log.extend(compact.iter().map(|(version, entry)| Slot {
+            version,
+            entry: Some(StoredEntry { spans: entry.spans, buffer: 0, deleted: false }),
+        }));
+        if !data.log.is_empty() {
+            data.buffers.reserve_exact(1);
+            data.buffers.push(Held { bytes: compact.bytes.clone(), users: compact.len });
+        }
+        data
     }
 
     /// A stored entry, read where it lies.
@@ -340,4 +363,5 @@ pub(super) fn slot_hash(hasher: &FixedState, log: &[Slot], buffers: &[Held], at:
     log.get(at).and_then(|slot| slot.entry).map_or(0, |stored| hasher.hash_one(key_of(buffers, stored)))
 }
 
+#[cfg(test)]
 pub(super) static EMPTY: std::sync::LazyLock<ReplicaData> = std::sync::LazyLock::new(ReplicaData::default);

@@ -198,3 +198,38 @@ fn a_buffer_is_held_once_and_dropped_with_its_last_entry() {
     let used: u32 = data.buffers.iter().map(|held| held.users).sum();
     assert_eq!(used, 40, "every entry counted once");
 }
+
+/// A delta that names a key twice (only a hostile peer sends one) leaves the later write, in
+/// a compact table as in the general one.
+#[test]
+fn a_key_twice_in_a_delta_keeps_its_later_write() {
+    use gossip_proto::v1;
+    let entry = |key: &str, value: &'static [u8], version| v1::Entry {
+        key: key.to_owned(),
+        value: Bytes::from_static(value),
+        version,
+        deleted: false,
+    };
+    let delta = v1::NodeDelta {
+        name: "owner".to_owned(),
+        generation: 1,
+        from_version: 0,
+        to_version: 4,
+        entries: vec![entry("a", b"1", 1), entry("b", b"2", 2), entry("a", b"3", 3), entry("a", b"4", 4)],
+        address: Some(crate::identity::address_to_wire(address())),
+        ..Default::default()
+    };
+    for (mut replica, compact) in
+        [(Replica::new(1, address()), true), (Replica::new(1, address()).general(), false)]
+    {
+        let config = crate::Config::lan();
+        let received =
+            ReceivedDelta::check(delta.clone().into(), &config, &Bytes::new()).expect("a valid delta");
+        let mut events = Events::new(16);
+        let applied = replica.apply("owner", received, t0(), t0(), usize::MAX, &mut events).expect("applied");
+        assert_eq!((applied.entries, replica.is_compact()), (4, compact));
+        let held: Vec<(u64, &str, &[u8])> =
+            replica.live_entries().map(|(version, entry)| (version, entry.key(), entry.value())).collect();
+        assert_eq!(held, [(2, "b", &b"2"[..]), (4, "a", &b"4"[..])]);
+    }
+}
