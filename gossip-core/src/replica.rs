@@ -621,9 +621,11 @@ impl Replica {
         });
         let entries = news.clone().count();
         if entries > 0 {
+            let made = self.compact.is_none();
             let compact = self.compact.get_or_insert_with(Box::default);
             if !compact.store(news, limit) {
-                if compact.len() == 0 {
+                if made {
+                    // Made for this delta: the general table takes over from nothing.
                     self.compact = None;
                 }
                 return None;

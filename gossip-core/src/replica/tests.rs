@@ -233,3 +233,49 @@ fn a_key_twice_in_a_delta_keeps_its_later_write() {
         assert_eq!(held, [(2, "b", &b"2"[..]), (4, "a", &b"4"[..])]);
     }
 }
+
+/// A table with recent changes but no entry (deltas that brought versions but no entry:
+/// the owner's deletions, collected) keeps its bookkeeping when a delta too large for a
+/// compact table arrives (too many entries, or too many bytes), as the general table does.
+#[test]
+fn a_recent_table_keeps_its_bookkeeping_when_it_turns_general() {
+    use gossip_proto::v1;
+    let delta = |from: u64, count: usize, value_len: usize| {
+        let entries: Vec<v1::Entry> = (from + 1..=from + count as u64)
+            .map(|version| v1::Entry {
+                key: format!("k{version}"),
+                value: Bytes::from(vec![b'v'; value_len]),
+                version,
+                deleted: false,
+            })
+            .collect();
+        v1::NodeDelta {
+            name: "owner".to_owned(),
+            generation: 1,
+            from_version: from,
+            to_version: from + (count as u64).max(5),
+            entries,
+            address: Some(crate::identity::address_to_wire(address())),
+            ..Default::default()
+        }
+    };
+    let config = crate::Config::lan();
+    let start = t0();
+    for (count, value_len) in [(SCAN_UP_TO + 1, 1), (2, 300)] {
+        let mut seen = Vec::new();
+        for mut replica in [Replica::new(1, address()), Replica::new(1, address()).general()] {
+            for (step, delta) in [delta(0, 0, 0), delta(5, count, value_len)].into_iter().enumerate() {
+                let now = start + Duration::from_secs(step as u64);
+                let received =
+                    ReceivedDelta::check(delta.into(), &config, &Bytes::new()).expect("a valid delta");
+                replica
+                    .apply("owner", received, now, now, usize::MAX, &mut Events::new(16))
+                    .expect("applied");
+            }
+            assert!(!replica.is_compact());
+            seen.push((replica.len(), replica.recent_base(), replica.last_changed()));
+        }
+        assert_eq!(seen[0], seen[1], "{count} entries of {value_len} bytes");
+        assert_eq!(seen[0].1, 0, "recent since version 0");
+    }
+}
