@@ -44,9 +44,8 @@ impl<R: Rng> Node<R> {
         match upsert {
             Upsert::Known(_) => true,
             Upsert::Discovered(index) => {
-                if let Some((name, _)) = self.table.get(index) {
-                    let name = std::sync::Arc::from(name);
-                    self.prober.insert(name, &mut self.rng);
+                if let Some(name) = self.table.name_at(index) {
+                    self.prober.insert(name.clone(), &mut self.rng);
                 }
                 self.out.events.emit(Event::MemberDiscovered { name: name.to_owned(), generation, address });
                 true

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rand::RngExt;
 use rand_core::Rng;
+use smol_str::SmolStr;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::summary::DigestSummary;
@@ -76,15 +77,19 @@ pub(crate) struct Relay {
 }
 
 /// One shuffled round-robin order of members to probe.
+///
+/// Names as the table keeps them (inline up to 23 bytes): 24 bytes a member, where a shared
+/// `Arc<str>` each took a pointer pair and an allocation, 40 bytes or more, made anew for
+/// every member at every reshuffle.
 #[derive(Debug, Default)]
 pub(crate) struct Order {
-    names: Vec<Arc<str>>,
+    names: Vec<SmolStr>,
     position: usize,
 }
 
 impl Order {
     /// Puts a name at a random place, so it comes within two rounds.
-    fn insert<R: Rng>(&mut self, name: Arc<str>, rng: &mut R) {
+    fn insert<R: Rng>(&mut self, name: SmolStr, rng: &mut R) {
         let at = rng.random_range(0..=self.names.len());
         if at < self.position {
             self.position += 1;
@@ -189,7 +194,7 @@ impl Prober {
 
     /// Puts a new member (never heard from yet) at a random place in its order, so it is
     /// probed within two rounds of it.
-    pub(crate) fn insert<R: Rng>(&mut self, name: Arc<str>, rng: &mut R) {
+    pub(crate) fn insert<R: Rng>(&mut self, name: SmolStr, rng: &mut R) {
         self.unheard.insert(name, rng);
     }
 

@@ -180,6 +180,11 @@ impl NodeTable {
         self.nodes.get_index_of(name)
     }
 
+    /// The name at `index` as the table keeps it (cheap to clone: inline up to 23 bytes).
+    pub(crate) fn name_at(&self, index: usize) -> Option<&SmolStr> {
+        self.nodes.get_index(index).map(|(name, _)| name)
+    }
+
     pub(crate) fn get(&self, index: usize) -> Option<(&str, &Replica)> {
         self.nodes.get_index(index).map(|(name, replica)| (&**name, replica))
     }
@@ -296,11 +301,8 @@ impl NodeTable {
     }
 
     /// Names of the members that are Alive or Suspect, this node's included.
-    pub(crate) fn live_names(&self) -> impl Iterator<Item = Arc<str>> + '_ {
-        self.nodes
-            .iter()
-            .filter(|(_, member)| member.state.is_live())
-            .map(|(name, _)| Arc::from(name.as_str()))
+    pub(crate) fn live_names(&self) -> impl Iterator<Item = SmolStr> + '_ {
+        self.nodes.iter().filter(|(_, member)| member.state.is_live()).map(|(name, _)| name.clone())
     }
 
     /// Records that a member is dead or gone (the retention clock starts once).

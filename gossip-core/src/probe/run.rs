@@ -8,6 +8,7 @@ use std::time::Instant;
 use gossip_proto::v1::{self, envelope::Body};
 use rand::seq::SliceRandom;
 use rand_core::Rng;
+use smol_str::SmolStr;
 
 use crate::membership::MemberState;
 use crate::message::PingReq;
@@ -158,19 +159,19 @@ impl<R: Rng> Node<R> {
         for _ in 0..2 {
             loop {
                 let order = if unheard { &mut self.prober.unheard } else { &mut self.prober.heard };
-                let Some(name) = order.names.get(order.position).cloned() else { break };
+                let Some(name) = order.names.get(order.position) else { break };
                 order.position += 1;
                 let member =
-                    self.table.index_of(&name).filter(|&i| i != LOCAL).and_then(|i| self.table.get(i));
+                    self.table.index_of(name).filter(|&i| i != LOCAL).and_then(|i| self.table.get(i));
                 if member.is_some_and(|(_, member)| member.state.is_live() && !(unheard && member.heard)) {
-                    return Some(name);
+                    return Some(Arc::from(name.as_str()));
                 }
             }
             // End of the round: reshuffle the live members of this kind.
-            let mut names: Vec<Arc<str>> = self
+            let mut names: Vec<SmolStr> = self
                 .table
                 .live_names()
-                .filter(|name| **name != *self.identity.name)
+                .filter(|name| name.as_str() != self.identity.name.as_str())
                 .filter(|name| self.table.by_name(name).is_some_and(|member| member.heard != unheard))
                 .collect();
             names.shuffle(&mut self.rng);
