@@ -24,6 +24,7 @@ use prost::Message;
 use crate::budget::{Budget, field_len};
 use crate::delta::DeltaPlan;
 use crate::membership::{Claim, MemberState, Source, overrides};
+use crate::message::ReceivedDigestEntry;
 use crate::metrics::Metrics;
 use crate::replica::Replica;
 use crate::table::{LOCAL, NodeTable};
@@ -76,7 +77,7 @@ pub(crate) struct Limits {
 /// the same generation) is dropped and counted.
 pub(crate) fn compare(
     table: &NodeTable,
-    entries: &[v1::DigestEntry],
+    entries: &[ReceivedDigestEntry],
     limits: Limits,
     source: Source<'_>,
     metrics: &mut Metrics,
@@ -102,7 +103,7 @@ pub(crate) fn compare(
                 continue;
             }
             unknown += 1;
-            comparison.behind.push(unknown_entry(theirs.name.clone(), theirs.generation));
+            comparison.behind.push(unknown_entry(theirs.name.to_string(), theirs.generation));
             continue;
         };
         comparison.mentioned.insert(index);
@@ -157,7 +158,7 @@ fn compare_claims(
     index: usize,
     name: &str,
     ours: &Replica,
-    theirs: &v1::DigestEntry,
+    theirs: &ReceivedDigestEntry,
     comparison: &mut Comparison,
 ) {
     let Some(state) = MemberState::from_wire(theirs.state) else { return };

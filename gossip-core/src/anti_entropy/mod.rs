@@ -420,7 +420,11 @@ impl<R: Rng> Node<R> {
 
     /// Compares a peer's digest entries (passed on by `source`) with our table, and heals
     /// when one offers our own table at a version or generation we never had.
-    pub(crate) fn compare_digest(&mut self, entries: &[v1::DigestEntry], source: Source<'_>) -> Comparison {
+    pub(crate) fn compare_digest(
+        &mut self,
+        entries: &[crate::message::ReceivedDigestEntry],
+        source: Source<'_>,
+    ) -> Comparison {
         let limits = digest::Limits {
             max_nodes: self.config.max_nodes,
             max_version_jump: self.config.max_version_jump,

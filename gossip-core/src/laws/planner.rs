@@ -69,7 +69,7 @@ proptest! {
             let ours = digest::entry(OWNER, &replica);
             let limits = digest::Limits { max_nodes: 16, max_version_jump: u64::MAX };
             let source = crate::membership::Source::Sender("peer");
-            let mut comparison = digest::compare(&table, &[ours], limits, source, &mut metrics);
+            let mut comparison = digest::compare(&table, &[ours.into()], limits, source, &mut metrics);
             prop_assert_eq!(comparison.deltas.len(), 1, "the owner is ahead, so it plans one delta");
             let mut budget = Budget::new(case.room, 0);
             let plans = delta::by_need(std::mem::take(&mut comparison.deltas), &mut rng);

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use gossip_proto::v1;
 
 use super::decode::{DecodedBody, DecodedDelta, DecodedEnvelope};
+use super::digest_entry::ReceivedDigestEntry;
 use crate::config::Config;
 use crate::delta::{ReceivedDelta, valid_name};
 use crate::identity::{Identity, address_from_wire};
@@ -77,7 +78,7 @@ pub(crate) enum Body {
 #[derive(Debug, Clone)]
 pub(crate) struct Syn {
     pub(crate) summary: Option<v1::Summary>,
-    pub(crate) digest: Vec<v1::DigestEntry>,
+    pub(crate) digest: Vec<ReceivedDigestEntry>,
     /// As prost's getter reads it: an unknown value is the default.
     pub(crate) mode: v1::ExchangeMode,
     pub(crate) deltas: Vec<ReceivedDelta>,
@@ -89,14 +90,14 @@ pub(crate) struct Syn {
 #[derive(Debug, Clone)]
 pub(crate) struct SynAck {
     pub(crate) deltas: Vec<ReceivedDelta>,
-    pub(crate) digest: Vec<v1::DigestEntry>,
+    pub(crate) digest: Vec<ReceivedDigestEntry>,
 }
 
 /// A checked `Ack2`.
 #[derive(Debug, Clone)]
 pub(crate) struct Ack2 {
     pub(crate) deltas: Vec<ReceivedDelta>,
-    pub(crate) request: Vec<v1::DigestEntry>,
+    pub(crate) request: Vec<ReceivedDigestEntry>,
 }
 
 /// A checked `Push`.
@@ -173,6 +174,9 @@ fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> 
 }
 
 fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Body> {
+    let names_ok = |mut names: std::slice::Iter<'_, ReceivedDigestEntry>| {
+        names.all(|entry| valid_name(&entry.name, config))
+    };
     let digest_ok = |entries: &[v1::DigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
     let deltas = |deltas: Vec<DecodedDelta>| {
         deltas
@@ -183,25 +187,23 @@ fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Bo
     Some(match body {
         DecodedBody::Syn(m) => {
             let mode = m.rest.mode();
-            let v1::Syn { summary, digest, bucket_sums, .. } = m.rest;
-            if !digest_ok(&digest) {
+            let v1::Syn { summary, bucket_sums, .. } = m.rest;
+            if !names_ok(m.digest.iter()) {
                 return None;
             }
-            Body::Syn(Syn { summary, digest, mode, deltas: deltas(m.deltas)?, bucket_sums })
+            Body::Syn(Syn { summary, digest: m.digest, mode, deltas: deltas(m.deltas)?, bucket_sums })
         }
         DecodedBody::SynAck(m) => {
-            let digest = m.rest.digest;
-            if !digest_ok(&digest) {
+            if !names_ok(m.digest.iter()) {
                 return None;
             }
-            Body::SynAck(SynAck { deltas: deltas(m.deltas)?, digest })
+            Body::SynAck(SynAck { deltas: deltas(m.deltas)?, digest: m.digest })
         }
         DecodedBody::Ack2(m) => {
-            let request = m.rest.request;
-            if !digest_ok(&request) {
+            if !names_ok(m.digest.iter()) {
                 return None;
             }
-            Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request })
+            Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request: m.digest })
         }
         DecodedBody::Push(m) => Body::Push(Push {
             deltas: deltas(m.deltas)?,

@@ -6,6 +6,7 @@ use gossip_proto::v1::{self, envelope::Body};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
+use super::digest_entry::ReceivedDigestEntry;
 use super::entries::{Base, DeltaMerge};
 use crate::delta::ReceivedEntry;
 use crate::shared_entry::EntrySpans;
@@ -44,12 +45,14 @@ pub(crate) enum DecodedBody {
     WriteOutcome(v1::WriteOutcome),
 }
 
-/// A body message with a `repeated NodeDelta` field: the deltas, decoded apart, in `deltas`;
-/// every other field in `rest` (whose own deltas stay empty).
+/// A body message with a `repeated NodeDelta` field: the deltas, decoded apart, in `deltas`,
+/// and its digest entries, if it has a field of them, in `digest`; every other field in
+/// `rest` (whose own deltas and digest entries stay empty).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct WithDeltas<M> {
     pub(crate) rest: M,
     pub(crate) deltas: Vec<DecodedDelta>,
+    pub(crate) digest: Vec<ReceivedDigestEntry>,
 }
 
 /// A decoded `NodeDelta`, not checked yet: the message without its entries, and the entries
@@ -97,27 +100,43 @@ impl DecodedDelta {
     }
 }
 
-/// A body message that carries deltas, and the number of its `repeated NodeDelta` field.
+/// A body message that carries deltas, and the numbers of its `repeated NodeDelta` field and
+/// of its `repeated DigestEntry` field (0, which no field has, when it has none).
 pub(crate) trait CarriesDeltas: Message + Default {
     const DELTAS: u32;
+    const DIGEST: u32;
 
     /// The deltas field (for the conversion from prost's decoding).
     fn deltas_mut(&mut self) -> &mut Vec<v1::NodeDelta>;
+
+    /// The digest entries field, if any (for the conversion from prost's decoding).
+    fn digest_mut(&mut self) -> Option<&mut Vec<v1::DigestEntry>>;
 }
 
 macro_rules! carries_deltas {
-    ($($message:ident: $tag:literal),*) => {$(
+    ($($message:ident: $tag:literal, $digest:literal $(($field:ident))?),*) => {$(
         impl CarriesDeltas for v1::$message {
             const DELTAS: u32 = $tag;
+            const DIGEST: u32 = $digest;
 
             fn deltas_mut(&mut self) -> &mut Vec<v1::NodeDelta> {
                 &mut self.deltas
+            }
+
+            fn digest_mut(&mut self) -> Option<&mut Vec<v1::DigestEntry>> {
+                None $(.or(Some(&mut self.$field)))?
             }
         }
     )*};
 }
 
-carries_deltas!(Syn: 4, SynAck: 1, Ack2: 1, Push: 1, DeltaReply: 1);
+carries_deltas!(
+    Syn: 4, 2 (digest),
+    SynAck: 1, 2 (digest),
+    Ack2: 1, 2 (request),
+    Push: 1, 0,
+    DeltaReply: 1, 0
+);
 
 impl From<v1::NodeDelta> for DecodedDelta {
     fn from(mut header: v1::NodeDelta) -> Self {
@@ -133,7 +152,8 @@ impl From<v1::NodeDelta> for DecodedDelta {
 impl<M: CarriesDeltas> From<M> for WithDeltas<M> {
     fn from(mut rest: M) -> Self {
         let deltas = std::mem::take(rest.deltas_mut()).into_iter().map(DecodedDelta::from).collect();
-        Self { rest, deltas }
+        let digest = rest.digest_mut().map(std::mem::take).unwrap_or_default();
+        Self { rest, deltas, digest: digest.into_iter().map(ReceivedDigestEntry::from).collect() }
     }
 }
 
@@ -351,6 +371,14 @@ impl<M: CarriesDeltas> Message for DeltasMerge<'_, M> {
         buf: &mut impl Buf,
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
+        if tag == M::DIGEST {
+            // As prost's `merge_repeated`, the name read in place.
+            encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
+            let mut entry = ReceivedDigestEntry::default();
+            encoding::message::merge(wire_type, &mut entry, buf, ctx)?;
+            self.with.digest.push(entry);
+            return Ok(());
+        }
         if tag != M::DELTAS {
             return self.with.rest.merge_field(tag, wire_type, buf, ctx);
         }
@@ -374,6 +402,7 @@ impl<M: CarriesDeltas> Message for DeltasMerge<'_, M> {
     fn clear(&mut self) {
         self.with.rest.clear();
         self.with.deltas.clear();
+        self.with.digest.clear();
     }
 }
 

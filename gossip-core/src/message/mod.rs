@@ -8,6 +8,7 @@
 mod build;
 mod check;
 mod decode;
+mod digest_entry;
 mod entries;
 #[cfg(test)]
 mod tests;
@@ -19,3 +20,4 @@ pub(crate) use decode::DecodedEnvelope;
 #[cfg(test)]
 pub(crate) use decode::decode_delta;
 pub(crate) use decode::{DecodedDelta, decode};
+pub(crate) use digest_entry::ReceivedDigestEntry;

@@ -287,7 +287,7 @@ fn a_syn_carries_its_deltas_zero_copy_and_a_bad_one_fails_the_check() {
     let Some(DecodedBody::Syn(syn)) = &envelope.body else { panic!("a syn") };
     assert_eq!(syn.rest.mode(), v1::ExchangeMode::Pull);
     assert_eq!(syn.rest.summary, Some(v1::Summary { hash: 0x5eed, nodes: 3 }));
-    assert_eq!(syn.rest.digest.len(), 1);
+    assert_eq!((syn.digest.len(), syn.rest.digest.len()), (1, 0), "digest entries decoded apart");
     assert_eq!(syn.deltas.len(), 1);
     assert_eq!(located(&bytes, &syn.deltas[0].entries), expected(3), "located in the datagram");
 
@@ -358,4 +358,33 @@ fn expected(count: u8) -> Vec<(&'static [u8], &'static [u8])> {
 fn checked_datagram(envelope: &super::Envelope) -> Option<Bytes> {
     let Body::Syn(syn) = &envelope.body else { return None };
     syn.deltas.first().map(|delta| delta.datagram.clone())
+}
+
+/// Digest entries are decoded as prost decodes them, names read in place or through prost
+/// (a length of two bytes, an odd encoding), and a name that is not UTF-8 fails the datagram.
+#[test]
+fn digest_names_decode_as_prost_decodes_them() {
+    let entry = |name: &str| v1::DigestEntry {
+        name: name.to_owned(),
+        generation: 3,
+        max_version: 9,
+        ..Default::default()
+    };
+    let long = "n".repeat(200);
+    let syn = v1::Syn { digest: vec![entry("n1"), entry(&long), entry("")], ..Default::default() };
+    let envelope = v1::Envelope { body: Some(v1::envelope::Body::Syn(syn)), ..Default::default() };
+    let bytes = Bytes::from(envelope.encode_to_vec());
+    let ours = decode(&bytes).expect("decodes");
+    let Some(DecodedBody::Syn(decoded)) = &ours.body else { panic!("a syn") };
+    let names: Vec<&str> = decoded.digest.iter().map(|entry| entry.name.as_str()).collect();
+    assert_eq!(names, ["n1", long.as_str(), ""]);
+    assert_eq!(decoded.digest[0].max_version, 9);
+    assert_eq!(ours.copied(&bytes), DecodedEnvelope::from(envelope).copied(&[]));
+
+    // The same datagram with the first name's bytes made invalid UTF-8.
+    let mut bad = bytes.to_vec();
+    let at = bad.windows(2).position(|pair| pair == b"n1").expect("the name is there");
+    bad[at] = 0xff;
+    assert!(v1::Envelope::decode(&bad[..]).is_err());
+    assert!(decode(&Bytes::from(bad)).is_err());
 }
