@@ -192,6 +192,9 @@ pub(crate) struct Replica {
     pub(crate) heard: bool,
     data: Option<Box<ReplicaData>>,
     compact: Option<Box<CompactData>>,
+    /// Tests: never made compact (the general table a law compares a compact one with).
+    #[cfg(test)]
+    general_only: bool,
 }
 
 /// How far a rebuilt replica must catch up before its shadow ends (see the module docs).
@@ -216,6 +219,8 @@ impl Replica {
             heard: false,
             data: None,
             compact: None,
+            #[cfg(test)]
+            general_only: false,
         }
     }
 
@@ -239,6 +244,7 @@ impl Replica {
     #[cfg(test)]
     pub(crate) fn general(mut self) -> Self {
         self.data_mut();
+        self.general_only = true;
         self
     }
 
@@ -650,7 +656,38 @@ impl Replica {
             self.remove_version(*version);
             self.gc_watermark = self.gc_watermark.max(*version);
         }
+        if !due.is_empty() {
+            self.compact_again();
+        }
         due.len()
+    }
+
+    /// Makes a general table compact again once it can be: its tombstones collected, no
+    /// reset in progress, its live entries few and small enough (see `compact`). A table that
+    /// saw one deletion would otherwise keep the general table's memory for good.
+    fn compact_again(&mut self) {
+        #[cfg(test)]
+        if self.general_only {
+            return;
+        }
+        let Some(data) = self.data.as_deref() else { return };
+        if !data.tombstones.is_empty() || data.shadow.is_some() || data.len() > compact::MAX_KEYS {
+            return;
+        }
+        let mut compact = CompactData {
+            last_changed: data.last_changed,
+            recent_base: data.recent_base,
+            ..CompactData::default()
+        };
+        // No tombstone is left: every entry of the log is live.
+        let live = data.log.iter().filter_map(|slot| {
+            let entry = data.read(slot.entry?);
+            Some((slot.version, entry.key_bytes(), entry.value()))
+        });
+        if compact.store(live, compact::MAX_KEYS) {
+            self.data = None;
+            self.compact = Some(Box::new(compact));
+        }
     }
 
     fn collect_up_to(&mut self, watermark: u64) {

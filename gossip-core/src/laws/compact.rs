@@ -7,6 +7,7 @@ use super::*;
 struct Coverage {
     compact_at_end: usize,
     promoted: usize,
+    compacted_again: usize,
 }
 
 /// The changes of `events` as comparable values.
@@ -20,8 +21,9 @@ fn plain(changes: &[Change]) -> Vec<(String, Vec<u8>, u64, bool)> {
 }
 
 /// The same deltas, in the same order and under the same key cap, applied to a replica that
-/// may be compact and to one made general from the start: the same results, the same
-/// events, the same entries and bookkeeping after every step.
+/// may be compact and to one made general from the start, their tombstones collected now and
+/// then: the same results, the same events, the same entries and bookkeeping after every
+/// step.
 fn run_case(
     (ops, cuts, order, max_keys): &(Vec<Op>, Vec<CutSpec>, Vec<Index>, usize),
     coverage: &mut Coverage,
@@ -32,23 +34,32 @@ fn run_case(
     // The first delta starts at 0 (the others are mostly gaps until one does).
     deltas[0] = cut_at(&owner, 0, cuts[0].take, false);
     let (mut compact, mut general) = (fresh(), fresh().general());
-    let mut was_compact = false;
+    let mut promoted = false;
     let first = std::iter::once(&deltas[0]);
     for (step, delta) in first.chain(order.iter().map(|index| index.get(&deltas))).enumerate() {
         let at = now + Duration::from_secs(step as u64);
+        let compact_before = compact.is_compact();
         let (result, changes) = apply_capped(&mut compact, delta, at, *max_keys)?;
         let (expected, expected_changes) = apply_capped(&mut general, delta, at, *max_keys)?;
         prop_assert_eq!(result, expected, "step {}", step);
         prop_assert_eq!(plain(&changes), plain(&expected_changes), "step {}", step);
         prop_assert_eq!(full_state(&compact), full_state(&general), "step {}", step);
-        was_compact |= compact.is_compact();
+        promoted |= compact_before && !compact.is_compact();
         if step % 3 == 2 {
             compact.forget_recent();
             general.forget_recent();
         }
+        if step % 4 == 3 {
+            // Tombstones collected: a general table may become compact again.
+            let was_general = !compact.is_compact();
+            let later = at + GRACE;
+            prop_assert_eq!(compact.collect_garbage(later), general.collect_garbage(later));
+            prop_assert_eq!(full_state(&compact), full_state(&general), "step {} after collection", step);
+            coverage.compacted_again += usize::from(was_general && compact.is_compact());
+        }
     }
     coverage.compact_at_end += usize::from(compact.is_compact());
-    coverage.promoted += usize::from(was_compact && !compact.is_compact());
+    coverage.promoted += usize::from(promoted);
     Ok(())
 }
 
@@ -74,4 +85,5 @@ fn a_compact_table_behaves_as_the_general_one() {
     let coverage = coverage.into_inner();
     assert!(coverage.compact_at_end > 300, "too few tables left compact: {coverage:?}");
     assert!(coverage.promoted > 60, "too few compact tables made general: {coverage:?}");
+    assert!(coverage.compacted_again > 20, "too few general tables made compact again: {coverage:?}");
 }

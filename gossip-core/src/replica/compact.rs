@@ -10,7 +10,8 @@
 //! header (its version, then its key's and its value's lengths), and builds the buffer again
 //! on every change: a few allocations and copies of at most [`MAX_BYTES`] bytes. It takes
 //! live entries only, at most [`MAX_KEYS`] of them; a tombstone, a reset, a larger table or the
-//! owner's own writes turn it into the general table, which holds its buffer as it is.
+//! owner's own writes turn it into the general table, which holds its buffer as it is. A
+//! general table becomes compact again when its tombstones are collected, if it can.
 
 use std::time::Instant;
 
