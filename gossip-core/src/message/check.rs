@@ -174,9 +174,8 @@ fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> 
 }
 
 fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Body> {
-    let names_ok = |mut names: std::slice::Iter<'_, ReceivedDigestEntry>| {
-        names.all(|entry| valid_name(&entry.name, config))
-    };
+    let names_ok =
+        |entries: &[ReceivedDigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
     let digest_ok = |entries: &[v1::DigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
     let deltas = |deltas: Vec<DecodedDelta>| {
         deltas
@@ -188,19 +187,19 @@ fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Bo
         DecodedBody::Syn(m) => {
             let mode = m.rest.mode();
             let v1::Syn { summary, bucket_sums, .. } = m.rest;
-            if !names_ok(m.digest.iter()) {
+            if !names_ok(&m.digest) {
                 return None;
             }
             Body::Syn(Syn { summary, digest: m.digest, mode, deltas: deltas(m.deltas)?, bucket_sums })
         }
         DecodedBody::SynAck(m) => {
-            if !names_ok(m.digest.iter()) {
+            if !names_ok(&m.digest) {
                 return None;
             }
             Body::SynAck(SynAck { deltas: deltas(m.deltas)?, digest: m.digest })
         }
         DecodedBody::Ack2(m) => {
-            if !names_ok(m.digest.iter()) {
+            if !names_ok(&m.digest) {
                 return None;
             }
             Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request: m.digest })

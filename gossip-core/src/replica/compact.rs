@@ -23,8 +23,8 @@ use crate::shared_entry::EntrySpans;
 /// Most keys a compact table holds (the general table scans its log up to as many).
 pub(super) const MAX_KEYS: usize = super::store::SCAN_UP_TO;
 
-/// Most bytes of a compact table's buffer, headers included: a table of larger values is
-/// copied more than a datagram's worth per change, and holding the datagram costs less.
+/// Most bytes of a compact table's buffer, headers included: larger values would be copied at
+/// length on every change of the table, where the general table holds their datagram as is.
 pub(super) const MAX_BYTES: usize = 512;
 
 /// The header of each entry: version (8 bytes), key length and value length (4 each), little
