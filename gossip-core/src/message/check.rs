@@ -173,10 +173,12 @@ fn check_sender(sender: v1::NodeIdentity, config: &Config, from: SocketAddr) -> 
     Some(Sender { identity: Identity::new(sender.name, sender.generation, address), stated_address })
 }
 
+/// Whether every name of a digest is valid (received or prost's entries alike).
+fn valid_names<'a>(mut names: impl Iterator<Item = &'a str>, config: &Config) -> bool {
+    names.all(|name| valid_name(name, config))
+}
+
 fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Body> {
-    let names_ok =
-        |entries: &[ReceivedDigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
-    let digest_ok = |entries: &[v1::DigestEntry]| entries.iter().all(|entry| valid_name(&entry.name, config));
     let deltas = |deltas: Vec<DecodedDelta>| {
         deltas
             .into_iter()
@@ -187,19 +189,19 @@ fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Bo
         DecodedBody::Syn(m) => {
             let mode = m.rest.mode();
             let v1::Syn { summary, bucket_sums, .. } = m.rest;
-            if !names_ok(&m.digest) {
+            if !valid_names(m.digest.iter().map(|entry| entry.name.as_str()), config) {
                 return None;
             }
             Body::Syn(Syn { summary, digest: m.digest, mode, deltas: deltas(m.deltas)?, bucket_sums })
         }
         DecodedBody::SynAck(m) => {
-            if !names_ok(&m.digest) {
+            if !valid_names(m.digest.iter().map(|entry| entry.name.as_str()), config) {
                 return None;
             }
             Body::SynAck(SynAck { deltas: deltas(m.deltas)?, digest: m.digest })
         }
         DecodedBody::Ack2(m) => {
-            if !names_ok(&m.digest) {
+            if !valid_names(m.digest.iter().map(|entry| entry.name.as_str()), config) {
                 return None;
             }
             Body::Ack2(Ack2 { deltas: deltas(m.deltas)?, request: m.digest })
@@ -212,7 +214,7 @@ fn check_body(body: DecodedBody, config: &Config, datagram: &Bytes) -> Option<Bo
         }),
         DecodedBody::DeltaReply(m) => Body::DeltaReply(deltas(m.deltas)?),
         DecodedBody::PushAck(ack) => {
-            if !digest_ok(&ack.known) {
+            if !valid_names(ack.known.iter().map(|entry| entry.name.as_str()), config) {
                 return None;
             }
             Body::PushAck(ack)
